@@ -1,0 +1,59 @@
+//! The values the core needs from the server configuration (no file or environment access).
+
+use crate::core::ids::ServerId;
+
+/// Configuration of one node, derived by the runtime from `zoo.cfg` and `myid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// This server's id (`myid`; 0 in a standalone server without one, as ZooKeeper does).
+    pub server_id: ServerId,
+    /// Base time unit in ms.
+    pub tick_time_ms: u32,
+    /// Lowest session timeout a client can negotiate (ms).
+    pub session_timeout_min_ms: i32,
+    /// Highest session timeout a client can negotiate (ms).
+    pub session_timeout_max_ms: i32,
+    /// Txns between snapshots.
+    pub snap_count: u64,
+    /// `jute.maxbuffer`: the largest frame accepted from a client.
+    pub frame_max_bytes: usize,
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes allowed.
+    pub extended_types: bool,
+    /// `zookeeper.DigestAuthenticationProvider.superDigest`: `user:base64digest` of the super user.
+    pub super_digest: Option<String>,
+    /// `zookeeper.skipACL`: no ACL checks at all.
+    pub skip_acl: bool,
+    /// `znode.container.checkIntervalMs`: how often containers and TTL nodes are reaped.
+    pub container_check_interval_ms: u64,
+    /// `znode.container.maxNeverUsedIntervalMs`: reap never-used containers after this (0 = never).
+    pub container_never_used_ms: u64,
+    /// `zookeeper.nio.sessionlessCnxnTimeout`: a connection without a handshake is closed after this.
+    pub handshake_timeout_ms: u64,
+    /// `globalOutstandingLimit`: requests in flight before the node pushes back.
+    pub outstanding_max: usize,
+    /// Seed of the node's RNG (session passwords). The runtime draws it from the OS.
+    pub rng_seed: u64,
+}
+
+impl NodeConfig {
+    /// ZooKeeper's defaults for a standalone server with `tickTime=2000`.
+    pub fn standalone() -> NodeConfig {
+        let tick_time_ms = 2000;
+        NodeConfig {
+            server_id: ServerId(0),
+            tick_time_ms,
+            session_timeout_min_ms: 2 * tick_time_ms as i32,
+            session_timeout_max_ms: 20 * tick_time_ms as i32,
+            snap_count: 100_000,
+            frame_max_bytes: 0xFFFFF,
+            extended_types: false,
+            super_digest: None,
+            skip_acl: false,
+            container_check_interval_ms: 60_000,
+            container_never_used_ms: 0,
+            handshake_timeout_ms: 10_000,
+            outstanding_max: 1000,
+            rng_seed: 0,
+        }
+    }
+}

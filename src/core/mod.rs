@@ -1,0 +1,15 @@
+//! The sans-IO server core. No tokio, clock, socket, file, thread or OS randomness lives here:
+//! time, client bytes and durability arrive as `Input`s, and everything the node wants done
+//! leaves as `Effect`s.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod ids;
+pub mod io;
+pub mod report;
+pub mod session;
+pub mod time;
+pub mod tree;
+pub mod txn;
+pub mod watch;

@@ -1,0 +1,1 @@
+//! ACL checks and schemes. OWNER: tree helper. Stub.

@@ -1,0 +1,1 @@
+//! Path validation and helpers. OWNER: tree helper. Stub.

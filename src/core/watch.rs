@@ -1,0 +1,1 @@
+//! Watch tables. OWNER: watch helper. Stub.

@@ -1,0 +1,1 @@
+//! zoo.cfg and myid. OWNER: config helper. Stub.

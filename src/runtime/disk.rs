@@ -1,0 +1,1 @@
+//! Disk writer (group commit) and recovery from files. OWNER: storage helper. Stub.

@@ -1,0 +1,1 @@
+//! Four-letter words. OWNER: config helper. Stub.

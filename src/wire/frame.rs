@@ -1,0 +1,2 @@
+//! Length-prefixed framing of the client stream.
+//! OWNER: wire helper. Stub.

@@ -1,0 +1,2 @@
+//! Jute primitives (big-endian ints, length-prefixed buffers and strings, vectors).
+//! OWNER: wire helper. Stub.
