@@ -13,3 +13,12 @@ pub mod time;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod node;
+pub mod prep;
+pub mod snapshot;
+
+pub use config::NodeConfig;
+pub use ids::{ConnId, ServerId, SessionId, WriteId, Zxid};
+pub use io::{DurableWrite, Effect, Input};
+pub use node::Node;
+pub use time::Now;
