@@ -22,3 +22,6 @@ pub use ids::{ConnId, ServerId, SessionId, WriteId, Zxid};
 pub use io::{DurableWrite, Effect, Input};
 pub use node::Node;
 pub use time::Now;
+
+#[cfg(test)]
+mod node_tests;
