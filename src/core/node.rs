@@ -1011,7 +1011,7 @@ impl Node {
             conns.get(&conn).is_some_and(|c| acl::check(node_acl, perms::READ, &c.ids, skip_acl))
         };
         for event in events {
-            self.watches.trigger(event, zxid.to_wire(), &mut can_read, &mut out);
+            self.watches.trigger(event, &mut can_read, &mut out);
         }
         for (conn, event) in out {
             self.send(conn, wire::encode_notification(zxid.to_wire(), &event), effects);
