@@ -1,0 +1,248 @@
+//! Checkers: one file per guarantee, each returning typed violations with enough context to
+//! debug (the operation, the zxids, what was expected and what was seen).
+//!
+//! Most checkers run once at the end over the [`History`] and the [`Committed`] log: the
+//! sequence of txns the ensemble committed, in zxid order. With one node that is its durable
+//! log (a standalone server applies a txn only once it is durable, and never loses a durable
+//! one); with several it will be the longest of the servers' committed prefixes, which the Zab
+//! checkers will have verified agree. The recovery checker also runs online, after every step
+//! of every node, against that node's own durable log.
+//!
+//! | file               | guarantee                                                          |
+//! |--------------------|--------------------------------------------------------------------|
+//! | `durability.rs`    | an acknowledged write is in the committed log, at its zxid         |
+//! | `recovery.rs`      | a node's tree equals the replay of its durable log                 |
+//! | `session_order.rs` | a session never sees zxids go backwards; replies in request order   |
+//! | `reads.rs`         | a read returns the state of the committed log at its reply zxid    |
+//! | `watches.rs`       | one-shot watches fire at most once, in order, before newer state  |
+//! | `liveness.rs`      | after faults heal, writes complete within a bound                  |
+
+pub mod durability;
+pub mod liveness;
+pub mod reads;
+pub mod recovery;
+pub mod session_order;
+pub mod watches;
+
+use std::fmt;
+
+use ensemble::core::ids::{ServerId, Zxid};
+use ensemble::core::txn::Txn;
+
+use crate::disk::DiskError;
+use crate::history::History;
+
+/// A broken guarantee.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Violation {
+    /// An acknowledged write went missing.
+    Durability(durability::DurabilityViolation),
+    /// A node's state is not the replay of its log.
+    Recovery(recovery::RecoveryViolation),
+    /// A session saw time go backwards, or a reply out of order.
+    SessionOrder(session_order::OrderViolation),
+    /// A reply disagrees with the committed history.
+    Reads(reads::ReadViolation),
+    /// A watch misbehaved.
+    Watches(watches::WatchViolation),
+    /// The system stopped making progress after healing.
+    Liveness(liveness::LivenessViolation),
+    /// A node crashed on its own, failed to recover, or broke the disk contract.
+    Node(NodeFailure),
+}
+
+/// A node that failed outright.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeFailure {
+    /// `step` or `recover` panicked (an assertion in the core).
+    Panicked {
+        /// The node.
+        server: ServerId,
+        /// The panic message.
+        message: String,
+    },
+    /// `Node::recover` rejected the durable state.
+    RecoveryFailed {
+        /// The node.
+        server: ServerId,
+        /// Its error.
+        error: String,
+    },
+    /// A durable write broke the disk contract (ids or zxids out of order).
+    Disk {
+        /// The node.
+        server: ServerId,
+        /// The complaint.
+        error: DiskError,
+    },
+}
+
+/// The committed history: txns in strictly increasing zxid order.
+#[derive(Clone, Debug, Default)]
+pub struct Committed {
+    txns: Vec<Txn>,
+}
+
+impl Committed {
+    /// The log `txns`, which must be in increasing zxid order (a disk guarantees it).
+    pub fn new(txns: Vec<Txn>) -> Committed {
+        debug_assert!(txns.windows(2).all(|w| w[0].zxid < w[1].zxid), "log out of order");
+        Committed { txns }
+    }
+
+    /// The txn with this zxid.
+    pub fn get(&self, zxid: Zxid) -> Option<&Txn> {
+        let at = self.txns.partition_point(|t| t.zxid < zxid);
+        self.txns.get(at).filter(|t| t.zxid == zxid)
+    }
+
+    /// Every txn, in order.
+    pub fn txns(&self) -> &[Txn] {
+        &self.txns
+    }
+
+    /// The last committed zxid (zero if none).
+    pub fn last_zxid(&self) -> Zxid {
+        self.txns.last().map_or(Zxid::ZERO, |t| t.zxid)
+    }
+}
+
+/// Runs every end-of-run checker over the history.
+pub fn check_history(
+    history: &History,
+    committed: &Committed,
+    liveness: Option<&liveness::Window>,
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    violations.extend(durability::check(history, committed).into_iter().map(Violation::Durability));
+    violations.extend(session_order::check(history).into_iter().map(Violation::SessionOrder));
+    violations.extend(reads::check(history, committed).into_iter().map(Violation::Reads));
+    violations.extend(watches::check(history, committed).into_iter().map(Violation::Watches));
+    if let Some(window) = liveness {
+        violations.extend(liveness::check(history, window).into_iter().map(Violation::Liveness));
+    }
+    violations
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Durability(v) => write!(f, "durability: {v}"),
+            Violation::Recovery(v) => write!(f, "recovery: {v}"),
+            Violation::SessionOrder(v) => write!(f, "session order: {v}"),
+            Violation::Reads(v) => write!(f, "reads: {v}"),
+            Violation::Watches(v) => write!(f, "watches: {v}"),
+            Violation::Liveness(v) => write!(f, "liveness: {v}"),
+            Violation::Node(v) => write!(f, "node: {v}"),
+        }
+    }
+}
+
+impl fmt::Display for NodeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeFailure::Panicked { server, message } => write!(f, "n{server} panicked: {message}"),
+            NodeFailure::RecoveryFailed { server, error } => {
+                write!(f, "n{server} could not recover: {error}")
+            }
+            NodeFailure::Disk { server, error } => write!(f, "n{server} broke the disk contract: {error}"),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Hand-made histories and logs for the checkers' unit tests.
+
+    use bytes::Bytes;
+    use ensemble::core::ids::{ConnId, ServerId, SessionId, Zxid};
+    use ensemble::core::txn::{Txn, TxnOp};
+    use ensemble::wire::proto::{CreateKind, CreateRequest, Request, Response};
+    use ensemble::wire::types::Acl;
+
+    use crate::history::{Channel, History, OpId, OpOutcome};
+    use crate::time::SimTime;
+    use crate::workload::ClientId;
+
+    /// Session of client `c`.
+    pub fn session(c: u32) -> SessionId {
+        SessionId(0x100 + c as i64)
+    }
+
+    /// The channel of client `c` (connection `c + 1`).
+    pub fn channel(c: u32) -> Channel {
+        Channel {
+            client: ClientId(c),
+            session: session(c),
+            server: ServerId(0),
+            conn: ConnId(c as u64 + 1),
+        }
+    }
+
+    /// A txn of client `c` with this cxid.
+    pub fn txn(zxid: u64, c: u32, cxid: i32, op: TxnOp) -> Txn {
+        Txn { zxid: Zxid(zxid), session: session(c), cxid, time_ms: 1_000 + zxid as i64, op }
+    }
+
+    /// A persistent create txn.
+    pub fn create_txn(zxid: u64, c: u32, cxid: i32, path: &str, data: &str) -> Txn {
+        txn(
+            zxid,
+            c,
+            cxid,
+            TxnOp::Create {
+                path: path.into(),
+                data: Some(Bytes::copy_from_slice(data.as_bytes())),
+                acl: Acl::open_unsafe(),
+                ephemeral_owner: 0,
+            },
+        )
+    }
+
+    /// A setData txn.
+    pub fn set_txn(zxid: u64, c: u32, cxid: i32, path: &str, data: &str, version: i32) -> Txn {
+        txn(
+            zxid,
+            c,
+            cxid,
+            TxnOp::SetData {
+                path: path.into(),
+                data: Some(Bytes::copy_from_slice(data.as_bytes())),
+                version,
+            },
+        )
+    }
+
+    /// A create request.
+    pub fn create_request(path: &str, data: &str) -> Request {
+        Request::Create(
+            CreateKind::Create,
+            CreateRequest {
+                path: path.into(),
+                data: Some(Bytes::copy_from_slice(data.as_bytes())),
+                acl: Acl::open_unsafe(),
+                flags: 0,
+                ttl: None,
+            },
+        )
+    }
+
+    /// Invokes and completes an op in one go.
+    pub fn op(
+        history: &mut History,
+        at_ms: u64,
+        c: u32,
+        xid: i32,
+        request: Request,
+        outcome: OpOutcome,
+    ) -> OpId {
+        let id = history.invoke(SimTime::from_ms(at_ms), channel(c), xid, request);
+        history.complete(SimTime::from_ms(at_ms + 1), id, outcome);
+        id
+    }
+
+    /// An Ok outcome.
+    pub fn ok(zxid: u64, response: Response) -> OpOutcome {
+        OpOutcome::Ok { zxid: zxid as i64, response }
+    }
+}

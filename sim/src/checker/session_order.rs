@@ -1,0 +1,169 @@
+//! A session's view never goes back in time, and replies come in request order.
+//!
+//! ZooKeeper promises each session FIFO order and a single system image: every zxid a session
+//! sees — in replies, ping replies and watch notifications — is at least the last one it saw,
+//! even across reconnects to another server (the ConnectRequest carries `last_zxid_seen`, and a
+//! server behind it must refuse). Replies on one connection come back in request order; the
+//! client records any reply that does not match its oldest outstanding request as an anomaly,
+//! and any undecodable frame too. Negative zxids (ZooKeeper's "no zxid", e.g. -1 with
+//! `Unimplemented`) carry no order and are skipped.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ensemble::core::ids::{ConnId, SessionId};
+
+use crate::history::{AnomalyKind, Entry, History, OpOutcome};
+use crate::time::SimTime;
+use crate::workload::ClientId;
+
+/// A session that saw time go backwards, or a protocol anomaly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OrderViolation {
+    /// A zxid lower than one the session had already seen.
+    ZxidWentBack {
+        /// The client.
+        client: ClientId,
+        /// The session.
+        session: SessionId,
+        /// The highest zxid seen before.
+        previous: i64,
+        /// The lower zxid seen now.
+        zxid: i64,
+        /// When.
+        at: SimTime,
+        /// In what (`reply to op #3`, `ping reply`, `notification`).
+        what: String,
+    },
+    /// The client saw something a correct server never sends.
+    Anomaly {
+        /// The client.
+        client: ClientId,
+        /// The connection.
+        conn: ConnId,
+        /// When.
+        at: SimTime,
+        /// What.
+        what: AnomalyKind,
+    },
+}
+
+/// Checks every session's zxids and every recorded anomaly.
+pub fn check(history: &History) -> Vec<OrderViolation> {
+    let mut violations = Vec::new();
+    let mut seen: BTreeMap<SessionId, i64> = BTreeMap::new();
+    for (at, entry) in &history.entries {
+        let (client, session, zxid, what) = match entry {
+            Entry::Return(id) => {
+                let op = history.op(*id);
+                let zxid = match op.outcome {
+                    OpOutcome::Ok { zxid, .. } | OpOutcome::Fail { zxid, .. } => zxid,
+                    _ => continue,
+                };
+                (op.client, op.session, zxid, format!("reply to op #{}", id.0))
+            }
+            Entry::Pong { client, session, zxid, .. } => {
+                (*client, *session, *zxid, "ping reply".to_string())
+            }
+            Entry::Notify(index) => {
+                let n = &history.notifications[*index as usize];
+                (n.client, n.session, n.zxid, format!("notification {}", n.event.path))
+            }
+            Entry::Anomaly(index) => {
+                let a = &history.anomalies[*index as usize];
+                violations.push(OrderViolation::Anomaly {
+                    client: a.client,
+                    conn: a.conn,
+                    at: a.at,
+                    what: a.what.clone(),
+                });
+                continue;
+            }
+            _ => continue,
+        };
+        if zxid < 0 {
+            continue;
+        }
+        let previous = seen.entry(session).or_insert(zxid);
+        if zxid < *previous {
+            violations.push(OrderViolation::ZxidWentBack {
+                client,
+                session,
+                previous: *previous,
+                zxid,
+                at: *at,
+                what,
+            });
+        } else {
+            *previous = zxid;
+        }
+    }
+    violations
+}
+
+impl fmt::Display for OrderViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OrderViolation::ZxidWentBack { client, session, previous, zxid, at, what } => write!(
+                f,
+                "{client} session {session} at {at}: {what} has zxid {zxid:#x} after it saw \
+                 {previous:#x}"
+            ),
+            OrderViolation::Anomaly { client, conn, at, what } => {
+                write!(f, "{client} on {conn} at {at}: {what:?}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ensemble::wire::proto::{Request, Response};
+
+    use super::*;
+    use crate::checker::fixtures::*;
+    use crate::history::Anomaly;
+
+    fn read(history: &mut History, at_ms: u64, c: u32, xid: i32, zxid: u64) {
+        let request = Request::Exists { path: "/a".into(), watch: false };
+        op(history, at_ms, c, xid, request, ok(zxid, Response::Stat(Default::default())));
+    }
+
+    #[test]
+    fn increasing_zxids_pass_and_sessions_are_independent() {
+        let mut history = History::new();
+        read(&mut history, 1, 0, 1, 5);
+        read(&mut history, 2, 1, 1, 2);
+        read(&mut history, 3, 0, 2, 5);
+        read(&mut history, 4, 0, 3, 9);
+        assert_eq!(check(&history), vec![]);
+    }
+
+    #[test]
+    fn a_zxid_going_back_is_flagged() {
+        let mut history = History::new();
+        read(&mut history, 1, 0, 1, 5);
+        let c = channel(0);
+        history.observe(
+            SimTime::from_ms(3),
+            Entry::Pong { client: c.client, session: c.session, conn: c.conn, zxid: 4 },
+        );
+        let violations = check(&history);
+        assert!(
+            matches!(&violations[..], [OrderViolation::ZxidWentBack { previous: 5, zxid: 4, .. }]),
+            "{violations:?}"
+        );
+    }
+
+    #[test]
+    fn anomalies_are_reported() {
+        let mut history = History::new();
+        history.anomaly(Anomaly {
+            client: ClientId(2),
+            conn: ConnId(3),
+            at: SimTime(1),
+            what: AnomalyKind::UnexpectedXid { expected: Some(4), got: 5 },
+        });
+        assert_eq!(check(&history).len(), 1);
+    }
+}

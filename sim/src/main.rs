@@ -1,0 +1,177 @@
+//! `ensemble-sim`: run, replay and sweep seeds of the deterministic simulator.
+//!
+//! ```text
+//! ensemble-sim run --seed 0x2a               # one seed: options, verdict, replay command
+//! ensemble-sim replay --seed 0x2a --trace    # the same run, with its full event trace
+//! ensemble-sim sweep --count 1000 --start 0  # many seeds; every failure with its command
+//! ```
+//! The only wall-clock reading is the sweep's speed report.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use ensemble_sim::{replay_command, Options, Outcome, Simulator};
+
+#[derive(Parser)]
+#[command(name = "ensemble-sim", about = "Deterministic simulation of Ensemble")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one seed and report the verdict.
+    Run {
+        /// The seed (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_seed)]
+        seed: u64,
+    },
+    /// Run one seed again, optionally printing its full trace.
+    Replay {
+        /// The seed (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_seed)]
+        seed: u64,
+        /// Print every event of the run.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Run many consecutive seeds.
+    Sweep {
+        /// How many seeds.
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        /// The first seed (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_seed, default_value = "0")]
+        start: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    // Node panics are caught and reported as violations; keep the default hook's message out of
+    // the way unless asked.
+    if std::env::var_os("ENSEMBLE_SIM_PANIC_HOOK").is_none() {
+        panic::set_hook(Box::new(|_| {}));
+    }
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Run { seed } => {
+            let options = Options::from_seed(seed);
+            print!("{options}");
+            let (outcome, _) = simulate(seed, options)?;
+            report(&outcome);
+            Ok(outcome.passed())
+        }
+        Command::Replay { seed, trace } => {
+            let mut options = Options::from_seed(seed);
+            options.keep_trace = trace;
+            if !trace {
+                print!("{options}");
+            }
+            let (outcome, text) = simulate(seed, options)?;
+            if trace {
+                print!("{text}");
+            }
+            report(&outcome);
+            Ok(outcome.passed())
+        }
+        Command::Sweep { count, start } => sweep(start, count),
+    }
+}
+
+/// Runs a seed; a panic in the simulator itself (not in a node) becomes an error that still
+/// names the replay command.
+fn simulate(seed: u64, options: Options) -> anyhow::Result<(Outcome, String)> {
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut sim = Simulator::new(seed, options);
+        let outcome = sim.run();
+        (outcome, sim.trace_text())
+    }));
+    match result {
+        Ok(done) => Ok(done),
+        Err(payload) => bail!(
+            "the simulator panicked on seed {seed:#018x}: {}\nreplay: {}",
+            panic_message(&payload),
+            replay_command(seed)
+        ),
+    }
+}
+
+fn report(outcome: &Outcome) {
+    println!(
+        "seed {:#018x}: {} after {} simulated, {} events, {} ops ({} ok), {} crashes, trace hash {:#018x}",
+        outcome.seed,
+        if outcome.passed() { "PASS" } else { "FAIL" },
+        outcome.sim_time,
+        outcome.events,
+        outcome.ops,
+        outcome.ops_ok,
+        outcome.crashes,
+        outcome.trace_hash
+    );
+    for violation in &outcome.violations {
+        println!("  violation: {violation}");
+    }
+    if !outcome.passed() {
+        println!("replay: {}", outcome.replay_command());
+    }
+}
+
+fn sweep(start: u64, count: u64) -> anyhow::Result<bool> {
+    let began = Instant::now();
+    let (mut failures, mut events, mut simulated_us) = (0u64, 0u64, 0u64);
+    for seed in start..start.saturating_add(count) {
+        match simulate(seed, Options::from_seed(seed)) {
+            Ok((outcome, _)) => {
+                events += outcome.events;
+                simulated_us += outcome.sim_time.0;
+                if !outcome.passed() {
+                    failures += 1;
+                    println!("FAIL {seed:#018x}: {}", outcome.violations[0]);
+                    println!("  replay: {}", outcome.replay_command());
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                println!("FAIL {seed:#018x}: {error:#}");
+            }
+        }
+    }
+    let wall = began.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "{count} seeds from {start:#x}: {failures} failed; {:.1} s simulated in {wall:.2} s wall, \
+         {:.0} events/s",
+        simulated_us as f64 / 1e6,
+        events as f64 / wall
+    );
+    Ok(failures == 0)
+}
+
+fn parse_seed(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim().replace('_', "");
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).context("a hex seed"),
+        None => text.parse().context("a decimal seed"),
+    }
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "non-string panic".to_string())
+}

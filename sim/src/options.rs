@@ -1,0 +1,369 @@
+//! Run options, derived from the seed in swarm-testing style and printed first in every trace.
+//!
+//! Swarm testing (Groce et al.; FoundationDB's BUGGIFY, TigerBeetle's VOPR) gives each seed its
+//! own mix: some seeds crash nodes often and never pause them, some only skew clocks, some run
+//! ten clients doing mostly conditional writes. Each fault class is switched on for about half
+//! the seeds and then gets a random rate, so a sweep covers both "one fault in isolation" and
+//! "everything at once". The options of a seed are a pure function of the seed (their own RNG
+//! stream), so changing how faults are drawn never changes which options a seed gets.
+
+use std::fmt;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::rng::{self, Stream};
+use crate::workload::OpKind;
+
+/// Every knob of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// The seed everything derives from.
+    pub seed: u64,
+    /// Servers (1: standalone).
+    pub nodes: usize,
+    /// Workload clients.
+    pub clients: usize,
+    /// Length of the safety phase (faults on).
+    pub safety_ms: u64,
+    /// Length of the liveness phase (faults healed, workload on).
+    pub liveness_ms: u64,
+    /// Within this long after healing, a write must complete.
+    pub liveness_bound_ms: u64,
+    /// Quiet time at the end: no new operations, in-flight ones may finish.
+    pub drain_ms: u64,
+    /// The server configuration knobs the simulator varies.
+    pub server: ServerOptions,
+    /// Network.
+    pub net: NetOptions,
+    /// Disk.
+    pub disk: DiskOptions,
+    /// Clocks.
+    pub clock: ClockOptions,
+    /// Fault rates.
+    pub faults: FaultOptions,
+    /// Client behaviour.
+    pub workload: WorkloadOptions,
+    /// Keep every trace record in memory (for `replay --trace`); the hash is kept regardless.
+    pub keep_trace: bool,
+}
+
+/// Server configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// `tickTime`.
+    pub tick_time_ms: u32,
+    /// `snapCount`: txns between snapshots.
+    pub snap_count: u64,
+}
+
+/// Network behaviour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetOptions {
+    /// Lowest one-way delay, µs.
+    pub delay_min_us: u64,
+    /// Highest one-way delay, µs.
+    pub delay_max_us: u64,
+}
+
+/// Disk behaviour.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiskOptions {
+    /// Fastest fsync, µs.
+    pub fsync_min_us: u64,
+    /// Slowest fsync, µs.
+    pub fsync_max_us: u64,
+    /// Chance that, at a crash, a random prefix of the unsynced writes made it to the platter
+    /// anyway (the OS flushed them); otherwise every unsynced write is lost.
+    pub crash_keep_unsynced: f64,
+    /// Test-only defect: report writes durable as soon as they are submitted (the "ack before
+    /// fsync" bug). The durability checker must catch it.
+    pub lie_about_fsync: bool,
+}
+
+/// Clock behaviour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockOptions {
+    /// Largest wall-clock offset of a node from true time, ms (either sign).
+    pub offset_max_ms: u64,
+    /// Largest drift of a node's clock, parts per million (either sign).
+    pub drift_max_ppm: u32,
+}
+
+/// Fault rates: the mean gap between two faults of a class, ms; 0 switches the class off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultOptions {
+    /// Node crashes (losing unsynced writes).
+    pub crash_every_ms: u64,
+    /// Shortest time a crashed node stays down.
+    pub down_min_ms: u64,
+    /// Longest time a crashed node stays down.
+    pub down_max_ms: u64,
+    /// A client drops its connection.
+    pub disconnect_every_ms: u64,
+    /// A node stops processing for a while (GC pause, VM stall).
+    pub pause_every_ms: u64,
+    /// Longest pause.
+    pub pause_max_ms: u64,
+    /// A node's clocks jump forward (and its wall clock possibly backward).
+    pub clock_jump_every_ms: u64,
+    /// Largest jump.
+    pub clock_jump_max_ms: u64,
+    /// A client connection stops moving bytes for a while (TCP keeps them).
+    pub clog_every_ms: u64,
+    /// Longest clog.
+    pub clog_max_ms: u64,
+}
+
+/// Client behaviour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadOptions {
+    /// Relative weight of each operation kind.
+    pub mix: Vec<(OpKind, u32)>,
+    /// Mean pause between two operations of one client, ms.
+    pub think_mean_ms: u64,
+    /// Operations one client may have in flight.
+    pub pipeline_max: usize,
+    /// Session timeout clients ask for, ms.
+    pub session_timeout_ms: i32,
+    /// Top-level keys `/k0 ..`.
+    pub keys: u32,
+    /// Whether clients pick operations themselves (off for hand-scheduled scenarios).
+    pub generate: bool,
+}
+
+impl Options {
+    /// The swarm options of `seed`.
+    pub fn from_seed(seed: u64) -> Options {
+        let mut rng = rng::stream(seed, Stream::Options);
+        let r = &mut rng;
+        let tick_time_ms = *pick(r, &[200, 500, 1000, 2000]);
+        let delay_min_us = rng::between(r, 50, 500);
+        let fsync_min_us = rng::between(r, 100, 2_000);
+        let server = ServerOptions {
+            tick_time_ms,
+            snap_count: *pick(r, &[4, 16, 64, 100_000]),
+        };
+        let net = NetOptions {
+            delay_min_us,
+            delay_max_us: delay_min_us + rng::between(r, 0, *pick(r, &[1_000, 5_000, 20_000])),
+        };
+        let disk = DiskOptions {
+            fsync_min_us,
+            fsync_max_us: fsync_min_us + rng::between(r, 0, *pick(r, &[1_000, 10_000, 50_000])),
+            crash_keep_unsynced: if r.gen_bool(0.5) { r.gen_range(0.1..0.9) } else { 0.0 },
+            lie_about_fsync: false,
+        };
+        let clock = ClockOptions {
+            offset_max_ms: if r.gen_bool(0.5) { rng::between(r, 1, 300_000) } else { 0 },
+            drift_max_ppm: if r.gen_bool(0.5) { rng::between(r, 1, 500) as u32 } else { 0 },
+        };
+        let session_timeout_ms = rng::between(r, 2, 10) as i32 * tick_time_ms as i32;
+        let faults = FaultOptions {
+            crash_every_ms: swarm_rate(r, 3_000, 30_000),
+            down_min_ms: 10,
+            down_max_ms: rng::between(r, 100, 10_000),
+            disconnect_every_ms: swarm_rate(r, 500, 10_000),
+            pause_every_ms: swarm_rate(r, 3_000, 30_000),
+            pause_max_ms: rng::between(r, 100, 3 * session_timeout_ms as u64),
+            clock_jump_every_ms: swarm_rate(r, 2_000, 30_000),
+            clock_jump_max_ms: rng::between(r, 10, 3 * session_timeout_ms as u64),
+            clog_every_ms: swarm_rate(r, 1_000, 20_000),
+            clog_max_ms: rng::between(r, 10, 2 * session_timeout_ms as u64),
+        };
+        let workload = WorkloadOptions {
+            mix: swarm_mix(r),
+            think_mean_ms: *pick(r, &[0, 5, 50, 300]),
+            pipeline_max: rng::between(r, 1, 4) as usize,
+            session_timeout_ms,
+            keys: rng::between(r, 2, 10) as u32,
+            generate: true,
+        };
+        Options {
+            seed,
+            nodes: 1,
+            clients: rng::between(r, 1, 10) as usize,
+            safety_ms: rng::between(r, 10_000, 60_000),
+            liveness_ms: 20_000,
+            liveness_bound_ms: 15_000,
+            drain_ms: 3_000,
+            server,
+            net,
+            disk,
+            clock,
+            faults,
+            workload,
+            keep_trace: false,
+        }
+    }
+
+    /// Like [`Options::from_seed`] but with every fault switched off and perfect clocks: for
+    /// tests that want a calm system (they may still inject faults by hand).
+    pub fn quiet(seed: u64) -> Options {
+        let mut options = Options::from_seed(seed);
+        options.faults = FaultOptions::none();
+        options.clock = ClockOptions { offset_max_ms: 0, drift_max_ppm: 0 };
+        options.disk.crash_keep_unsynced = 0.0;
+        options
+    }
+
+    /// Calm options for hand-scheduled scenarios: faults off, clients idle until a test
+    /// submits operations, fixed delays (network 1 ms, fsync 10 ms) so a test can aim at the
+    /// window between "write submitted" and "fsync done".
+    pub fn manual(seed: u64, clients: usize) -> Options {
+        let mut options = Options::quiet(seed);
+        options.clients = clients;
+        options.net = NetOptions { delay_min_us: 1_000, delay_max_us: 1_000 };
+        options.disk.fsync_min_us = 10_000;
+        options.disk.fsync_max_us = 10_000;
+        options.server = ServerOptions { tick_time_ms: 2000, snap_count: 100_000 };
+        options.workload.generate = false;
+        options.workload.session_timeout_ms = 30_000;
+        options.workload.pipeline_max = 8;
+        options
+    }
+}
+
+impl FaultOptions {
+    /// No faults at all.
+    pub fn none() -> FaultOptions {
+        FaultOptions {
+            crash_every_ms: 0,
+            down_min_ms: 10,
+            down_max_ms: 1_000,
+            disconnect_every_ms: 0,
+            pause_every_ms: 0,
+            pause_max_ms: 1_000,
+            clock_jump_every_ms: 0,
+            clock_jump_max_ms: 1_000,
+            clog_every_ms: 0,
+            clog_max_ms: 1_000,
+        }
+    }
+}
+
+impl fmt::Display for Options {
+    /// One `key = value` line per knob, the header of every trace.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = self;
+        writeln!(f, "seed                 = {:#018x}", o.seed)?;
+        writeln!(f, "nodes, clients       = {}, {}", o.nodes, o.clients)?;
+        writeln!(
+            f,
+            "phases ms            = safety {}, liveness {} (bound {}), drain {}",
+            o.safety_ms, o.liveness_ms, o.liveness_bound_ms, o.drain_ms
+        )?;
+        writeln!(
+            f,
+            "server               = tickTime {} ms, snapCount {}",
+            o.server.tick_time_ms, o.server.snap_count
+        )?;
+        writeln!(f, "net delay µs         = {}..={}", o.net.delay_min_us, o.net.delay_max_us)?;
+        writeln!(
+            f,
+            "disk                 = fsync {}..={} µs, crash keeps unsynced p={:.2}{}",
+            o.disk.fsync_min_us,
+            o.disk.fsync_max_us,
+            o.disk.crash_keep_unsynced,
+            if o.disk.lie_about_fsync { ", LIES ABOUT FSYNC" } else { "" }
+        )?;
+        writeln!(
+            f,
+            "clock                = offset ±{} ms, drift ±{} ppm",
+            o.clock.offset_max_ms, o.clock.drift_max_ppm
+        )?;
+        let fo = &o.faults;
+        writeln!(
+            f,
+            "faults every ms      = crash {} (down {}..={}), disconnect {}, pause {} (max {}), \
+             clock jump {} (max {}), clog {} (max {})",
+            fo.crash_every_ms,
+            fo.down_min_ms,
+            fo.down_max_ms,
+            fo.disconnect_every_ms,
+            fo.pause_every_ms,
+            fo.pause_max_ms,
+            fo.clock_jump_every_ms,
+            fo.clock_jump_max_ms,
+            fo.clog_every_ms,
+            fo.clog_max_ms
+        )?;
+        let w = &o.workload;
+        write!(f, "workload mix         =")?;
+        for (kind, weight) in &w.mix {
+            write!(f, " {kind:?}:{weight}")?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "workload             = think {} ms, pipeline {}, session timeout {} ms, keys {}{}",
+            w.think_mean_ms,
+            w.pipeline_max,
+            w.session_timeout_ms,
+            w.keys,
+            if w.generate { "" } else { ", manual" }
+        )
+    }
+}
+
+/// A rate that is off for half the seeds and otherwise a mean gap in `[low, high]` ms.
+fn swarm_rate(rng: &mut ChaCha8Rng, low: u64, high: u64) -> u64 {
+    if rng.gen_bool(0.5) {
+        rng::between(rng, low, high)
+    } else {
+        0
+    }
+}
+
+/// Operation weights: each kind is dropped for a quarter of the seeds, but at least one
+/// unconditional write and one read always stay so that every run makes visible progress.
+fn swarm_mix(rng: &mut ChaCha8Rng) -> Vec<(OpKind, u32)> {
+    OpKind::ALL
+        .iter()
+        .map(|&kind| {
+            let essential = matches!(kind, OpKind::SetData | OpKind::GetData | OpKind::Create);
+            let weight = if !essential && rng.gen_bool(0.25) {
+                0
+            } else {
+                rng::between(rng, 1, 10) as u32 * kind.base_weight()
+            };
+            (kind, weight)
+        })
+        .collect()
+}
+
+fn pick<'a, T>(rng: &mut ChaCha8Rng, values: &'a [T]) -> &'a T {
+    &values[rng.gen_range(0..values.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_a_function_of_the_seed() {
+        assert_eq!(Options::from_seed(42), Options::from_seed(42));
+        let distinct = (0..20).map(Options::from_seed).filter(|o| *o != Options::from_seed(0));
+        assert_eq!(distinct.count(), 19);
+    }
+
+    #[test]
+    fn swarm_switches_fault_classes_on_and_off() {
+        let options: Vec<_> = (0..64).map(Options::from_seed).collect();
+        assert!(options.iter().any(|o| o.faults.crash_every_ms == 0));
+        assert!(options.iter().any(|o| o.faults.crash_every_ms > 0));
+        assert!(options.iter().any(|o| o.clients == 1));
+        assert!(options.iter().all(|o| o.clients >= 1 && o.clients <= 10));
+        for o in &options {
+            let weight = |k: OpKind| o.workload.mix.iter().find(|(x, _)| *x == k).map(|x| x.1);
+            assert!(weight(OpKind::SetData) > Some(0));
+            assert!(weight(OpKind::GetData) > Some(0));
+        }
+    }
+
+    #[test]
+    fn display_starts_with_the_seed() {
+        let text = Options::from_seed(0xabc).to_string();
+        assert!(text.starts_with("seed                 = 0x0000000000000abc"), "{text}");
+    }
+}

@@ -1,0 +1,446 @@
+//! One simulated server process — a `Node` with its clock, disk and timer — and the half of
+//! the driver that talks to nodes: inputs in, effects out by kind, fsyncs, crashes, restarts
+//! and pauses.
+//!
+//! A node only ever sees its local [`Now`]. Effects are carried out like the runtime does:
+//! `SendClient`/`CloseClient` go on the connection's pipe, `Write` goes to the disk, and an
+//! fsync covering everything pending starts whenever the disk is idle. After every step the
+//! node's timer is re-armed at `deadline()` and the recovery checker compares its tree with
+//! the replay of its durable log. A paused node takes no inputs: they queue and are delivered,
+//! in order, when it resumes, its clock having run on meanwhile. A panic inside the core is
+//! caught, reported as a violation, and ends the run.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use ensemble::core::config::NodeConfig;
+use ensemble::core::ids::{ServerId, WriteId};
+use ensemble::core::io::{DurableWrite, Effect, Input};
+use ensemble::core::{Node, Now};
+use rand::{Rng, RngCore};
+
+use crate::checker::recovery::{RecoveryViolation, Shadow};
+use crate::checker::{NodeFailure, Violation};
+use crate::clock::Clock;
+use crate::disk::Disk;
+use crate::event::Event;
+use crate::net::{ClientWire, Dir};
+use crate::options::Options;
+use crate::rng::{self, Rngs};
+use crate::simulator::Simulator;
+use crate::trace::{EffectTrace, InputTrace, TraceEvent};
+
+/// One server: the process (when up) and what outlives it.
+pub(crate) struct ServerSlot {
+    pub(crate) id: ServerId,
+    pub(crate) config: NodeConfig,
+    pub(crate) node: Option<Node>,
+    /// Bumped at every crash; events of an older life are ignored.
+    pub(crate) incarnation: u32,
+    pub(crate) clock: Clock,
+    pub(crate) disk: Disk,
+    pub(crate) timer_at: Option<crate::time::SimTime>,
+    pub(crate) paused: bool,
+    pub(crate) backlog: Vec<Input>,
+    pub(crate) shadow: Shadow,
+    shadow_zxid: Option<u64>,
+}
+
+impl ServerSlot {
+    pub(crate) fn new(id: ServerId, options: &Options, rngs: &mut Rngs) -> ServerSlot {
+        let offset_max = options.clock.offset_max_ms as i64;
+        let drift_max = options.clock.drift_max_ppm as i32;
+        let offset = if offset_max > 0 { rngs.clock.gen_range(-offset_max..=offset_max) } else { 0 };
+        let drift = if drift_max > 0 { rngs.clock.gen_range(-drift_max..=drift_max) } else { 0 };
+        let mut config = NodeConfig::standalone();
+        config.server_id = id;
+        config.tick_time_ms = options.server.tick_time_ms;
+        config.session_timeout_min_ms = 2 * options.server.tick_time_ms as i32;
+        config.session_timeout_max_ms = 20 * options.server.tick_time_ms as i32;
+        config.snap_count = options.server.snap_count;
+        config.rng_seed = rngs.nodes.next_u64();
+        ServerSlot {
+            id,
+            config,
+            node: None,
+            incarnation: 0,
+            clock: Clock::new(offset, drift, crate::time::SimTime::ZERO),
+            disk: Disk::new(),
+            timer_at: None,
+            paused: false,
+            backlog: Vec::new(),
+            shadow: Shadow::new(),
+            shadow_zxid: None,
+        }
+    }
+}
+
+impl Simulator {
+    /// First start of a server: a fresh node, then a tick as the runtime gives it.
+    pub(crate) fn start_server(&mut self, idx: usize) {
+        let slot = &mut self.servers[idx];
+        let now = slot.clock.now(self.now);
+        slot.node = Some(Node::new(slot.config.clone(), now));
+        let event = TraceEvent::NodeStart { server: slot.id, incarnation: slot.incarnation, zxid: 0 };
+        self.trace.push(self.now, event);
+        self.step_node(idx, Input::Tick);
+    }
+
+    /// Hands an input to a node (queued while it is paused; dropped while it is down).
+    pub(crate) fn node_input(&mut self, idx: usize, input: Input) {
+        let slot = &mut self.servers[idx];
+        if slot.node.is_none() {
+            return;
+        }
+        if slot.paused {
+            slot.backlog.push(input);
+            return;
+        }
+        self.step_node(idx, input);
+    }
+
+    /// One `Node::step`, its effects carried out, its timer re-armed, its state checked.
+    pub(crate) fn step_node(&mut self, idx: usize, input: Input) {
+        let ticked = input == Input::Tick;
+        let slot = &mut self.servers[idx];
+        let server = slot.id;
+        let Some(node) = slot.node.as_mut() else { return };
+        self.trace.push(self.now, TraceEvent::Input { server, input: input_trace(&input) });
+        let now = slot.clock.now(self.now);
+        let mut effects = std::mem::take(&mut self.effects);
+        let stepped = panic::catch_unwind(AssertUnwindSafe(|| node.step(now, input, &mut effects)));
+        if let Err(payload) = stepped {
+            effects.clear();
+            self.effects = effects;
+            self.node_panicked(idx, payload);
+            return;
+        }
+        let mut last_write = None;
+        for effect in effects.drain(..) {
+            if let Effect::Write { id, .. } = &effect {
+                last_write = Some(*id);
+            }
+            self.dispatch(idx, effect);
+        }
+        self.effects = effects;
+        if self.halted {
+            return;
+        }
+        if let (true, Some(up_to)) = (self.options.disk.lie_about_fsync, last_write) {
+            let incarnation = self.servers[idx].incarnation;
+            self.queue.push(self.now, Event::Persist { server, incarnation, up_to });
+        }
+        self.start_fsync(idx);
+        self.check_shadow(idx);
+        self.reschedule_node_timer(idx, ticked);
+    }
+
+    fn dispatch(&mut self, idx: usize, effect: Effect) {
+        let (server, incarnation) = (self.servers[idx].id, self.servers[idx].incarnation);
+        let trace = |effect: EffectTrace| TraceEvent::Effect { server, effect };
+        match effect {
+            Effect::SendClient { conn, frame } => {
+                self.trace.push(self.now, trace(EffectTrace::Send(conn, frame.len() as u32)));
+                let ours = self.net.get(conn).is_some_and(|c| {
+                    c.server == server && c.incarnation == incarnation && c.server_open
+                });
+                if ours {
+                    self.send_wire(conn, Dir::ToClient, ClientWire::Frame(frame));
+                }
+            }
+            Effect::CloseClient { conn } => {
+                self.trace.push(self.now, trace(EffectTrace::Close(conn)));
+                let Some(c) = self.net.get(conn) else { return };
+                if c.server != server || c.incarnation != incarnation || !c.server_open {
+                    return;
+                }
+                c.server_open = false;
+                if c.client_open {
+                    self.send_wire(conn, Dir::ToClient, ClientWire::Close);
+                } else {
+                    self.net.remove(conn);
+                }
+            }
+            Effect::Write { id, write } => {
+                self.trace.push(self.now, trace(write_trace(id, &write)));
+                if let Err(error) = self.servers[idx].disk.submit(id, write) {
+                    self.violations.push(Violation::Node(NodeFailure::Disk { server, error }));
+                    self.halted = true;
+                }
+            }
+        }
+    }
+
+    /// Starts an fsync if the disk is idle and has pending writes.
+    fn start_fsync(&mut self, idx: usize) {
+        let slot = &mut self.servers[idx];
+        let Some(up_to) = slot.disk.start_sync() else { return };
+        let disk = &self.options.disk;
+        let latency = rng::between(&mut self.rngs.disk, disk.fsync_min_us, disk.fsync_max_us);
+        let (server, incarnation) = (slot.id, slot.incarnation);
+        self.trace.push(self.now, TraceEvent::FsyncStart { server, up_to: up_to.0 });
+        self.queue.push(self.now.plus_us(latency), Event::FsyncDone { server, incarnation, up_to });
+    }
+
+    pub(crate) fn on_fsync_done(&mut self, server: ServerId, incarnation: u32, up_to: WriteId) {
+        // A crash in between already decided what the writes of that life became.
+        let Some(idx) = self.live_index(server, incarnation) else { return };
+        if let Err(error) = self.servers[idx].disk.sync_done(up_to) {
+            self.violations.push(Violation::Node(NodeFailure::Disk { server, error }));
+            self.halted = true;
+            return;
+        }
+        self.trace.push(self.now, TraceEvent::FsyncDone { server, up_to: up_to.0 });
+        if !self.options.disk.lie_about_fsync {
+            self.node_input(idx, Input::Persisted { up_to });
+        }
+        if !self.halted {
+            self.start_fsync(idx);
+        }
+    }
+
+    pub(crate) fn on_node_timer(&mut self, server: ServerId, incarnation: u32) {
+        let Some(idx) = self.live_index(server, incarnation) else { return };
+        let slot = &mut self.servers[idx];
+        if slot.paused || slot.timer_at != Some(self.now) {
+            return; // stale: re-armed since, or the resume will tick
+        }
+        slot.timer_at = None;
+        self.step_node(idx, Input::Tick);
+    }
+
+    /// Arms the node's timer at its deadline (converted through its clock). Right after a tick
+    /// it is at least a millisecond away, so a node that keeps a past deadline cannot spin.
+    pub(crate) fn reschedule_node_timer(&mut self, idx: usize, ticked: bool) {
+        let slot = &mut self.servers[idx];
+        if slot.paused {
+            return;
+        }
+        let Some(deadline) = slot.node.as_ref().and_then(|n| n.deadline()) else { return };
+        let mono_now = slot.clock.now(self.now).mono_ms;
+        let due = if ticked { deadline.max(mono_now + 1) } else { deadline };
+        let at = slot.clock.when_mono(due, self.now);
+        if slot.timer_at.map_or(true, |t| at < t) {
+            slot.timer_at = Some(at);
+            let event = Event::NodeTimer { server: slot.id, incarnation: slot.incarnation };
+            self.queue.push(at, event);
+        }
+    }
+
+    /// Online recovery check: the node's tree against the replay of its durable log.
+    fn check_shadow(&mut self, idx: usize) {
+        let strict = self.servers.len() == 1;
+        let slot = &mut self.servers[idx];
+        let Some(node) = slot.node.as_ref() else { return };
+        let applied = node.tree().zxid_applied().0;
+        if slot.shadow_zxid == Some(applied) {
+            return;
+        }
+        slot.shadow_zxid = Some(applied);
+        let durable = slot.disk.durable();
+        if let Some(violation) =
+            slot.shadow.check(slot.id, node.tree(), &durable.txns, durable.log_generation, strict)
+        {
+            self.violations.push(Violation::Recovery(violation));
+            self.halted = true;
+        }
+    }
+
+    /// Kills a server: its process state and unsynced writes are gone, its connections reset.
+    pub(crate) fn crash_server(&mut self, idx: usize, restart_after_ms: Option<u64>) {
+        let keep = self.options.disk.crash_keep_unsynced;
+        let slot = &mut self.servers[idx];
+        if slot.node.is_none() {
+            return;
+        }
+        let server = slot.id;
+        slot.node = None;
+        slot.incarnation += 1;
+        slot.paused = false;
+        slot.backlog.clear();
+        slot.timer_at = None;
+        slot.shadow_zxid = None;
+        self.crashes += 1;
+        match slot.disk.crash(&mut self.rngs.disk, keep) {
+            Ok(loss) => {
+                let event = TraceEvent::NodeCrash { server, kept: loss.kept, lost: loss.lost };
+                self.trace.push(self.now, event);
+            }
+            Err(error) => {
+                self.violations.push(Violation::Node(NodeFailure::Disk { server, error }));
+                self.halted = true;
+            }
+        }
+        for conn in self.net.conns_of_server(server) {
+            self.reset_conn(conn);
+        }
+        if let Some(ms) = restart_after_ms {
+            self.queue.push(self.now.plus_ms(ms), Event::Restart { server });
+        }
+    }
+
+    /// Starts a crashed server from its durable state, and checks the recovery against a
+    /// snapshot-free replay of the whole log.
+    pub(crate) fn restart_server(&mut self, idx: usize) {
+        let mono_base = rng::between(&mut self.rngs.clock, 0, 1_000_000);
+        let seed = self.rngs.nodes.next_u64();
+        let slot = &mut self.servers[idx];
+        if slot.node.is_some() {
+            return;
+        }
+        let server = slot.id;
+        slot.clock.restart(self.now, mono_base);
+        slot.config.rng_seed = seed;
+        let now = slot.clock.now(self.now);
+        let (snapshot, txns) = slot.disk.recovery();
+        let snapshot = snapshot.cloned();
+        let config = slot.config.clone();
+        let recovered = panic::catch_unwind(AssertUnwindSafe(|| {
+            Node::recover(config, now, snapshot.as_deref(), txns)
+        }));
+        let node = match recovered {
+            Ok(Ok(node)) => node,
+            Ok(Err(error)) => {
+                let error = error.to_string();
+                self.violations.push(Violation::Node(NodeFailure::RecoveryFailed { server, error }));
+                self.halted = true;
+                return;
+            }
+            Err(payload) => return self.node_panicked(idx, payload),
+        };
+        if let Some(violation) = self.full_replay_differs(idx, &node, now) {
+            self.violations.push(Violation::Recovery(violation));
+            self.halted = true;
+            return;
+        }
+        let slot = &mut self.servers[idx];
+        let zxid = node.zxid_last().0;
+        slot.node = Some(node);
+        let event = TraceEvent::NodeStart { server, incarnation: slot.incarnation, zxid };
+        self.trace.push(self.now, event);
+        self.step_node(idx, Input::Tick);
+    }
+
+    /// Compares `node` with a node recovered from the whole durable log and no snapshot.
+    fn full_replay_differs(&self, idx: usize, node: &Node, now: Now) -> Option<RecoveryViolation> {
+        let slot = &self.servers[idx];
+        let txns = slot.disk.durable().txns.clone();
+        let config = slot.config.clone();
+        let full = panic::catch_unwind(AssertUnwindSafe(|| Node::recover(config, now, None, txns)));
+        let (recovered_digest, zxid) = (node.tree().digest(), node.tree().zxid_applied());
+        let replay_digest = match full {
+            Ok(Ok(full)) => full.tree().digest(),
+            // The full log itself does not replay: report it as a difference from the replay.
+            _ => !recovered_digest,
+        };
+        (replay_digest != recovered_digest).then_some(RecoveryViolation::RecoveredDiffers {
+            server: slot.id,
+            zxid,
+            recovered_digest,
+            replay_digest,
+        })
+    }
+
+    /// End of run: the live node's tree against a fresh replay of its log up to what it
+    /// applied.
+    pub(crate) fn final_recovery_check(&mut self, idx: usize) {
+        let slot = &self.servers[idx];
+        let Some(node) = slot.node.as_ref() else { return };
+        let applied = node.tree().zxid_applied();
+        let txns: Vec<_> =
+            slot.disk.durable().txns.iter().filter(|t| t.zxid <= applied).cloned().collect();
+        let mut config = slot.config.clone();
+        config.rng_seed = 0;
+        let replay = panic::catch_unwind(AssertUnwindSafe(|| {
+            Node::recover(config, Now::default(), None, txns)
+        }));
+        let node_digest = node.tree().digest();
+        let replay_digest = match replay {
+            Ok(Ok(replayed)) => replayed.tree().digest(),
+            _ => !node_digest,
+        };
+        if node_digest != replay_digest {
+            self.violations.push(Violation::Recovery(RecoveryViolation::Diverged {
+                server: slot.id,
+                zxid: applied,
+                node_digest,
+                replay_digest,
+            }));
+        }
+    }
+
+    /// Stops a server from processing for `ms` (its inputs queue up).
+    pub(crate) fn pause_server(&mut self, idx: usize, ms: u64) {
+        let slot = &mut self.servers[idx];
+        if slot.node.is_none() || slot.paused {
+            return;
+        }
+        slot.paused = true;
+        slot.timer_at = None;
+        let (server, incarnation) = (slot.id, slot.incarnation);
+        self.trace.push(self.now, TraceEvent::NodePause { server, ms });
+        self.queue.push(self.now.plus_ms(ms), Event::Resume { server, incarnation });
+    }
+
+    /// A paused server runs again: the queued inputs, in order, then a tick.
+    pub(crate) fn resume_server(&mut self, server: ServerId, incarnation: u32) {
+        let Some(idx) = self.live_index(server, incarnation) else { return };
+        let slot = &mut self.servers[idx];
+        if !slot.paused {
+            return;
+        }
+        slot.paused = false;
+        let backlog = std::mem::take(&mut slot.backlog);
+        let inputs = backlog.len() as u32;
+        self.trace.push(self.now, TraceEvent::NodeResume { server, inputs });
+        for input in backlog {
+            if self.halted || self.servers[idx].node.is_none() {
+                return;
+            }
+            self.step_node(idx, input);
+        }
+        self.step_node(idx, Input::Tick);
+    }
+
+    /// The server's clocks jump `forward_ms` forward, and its wall clock by `wall_ms` more.
+    pub(crate) fn jump_clock(&mut self, idx: usize, forward_ms: u64, wall_ms: i64) {
+        let slot = &mut self.servers[idx];
+        slot.clock.jump(forward_ms);
+        slot.clock.step_wall(wall_ms);
+        slot.timer_at = None;
+        let server = slot.id;
+        self.trace.push(self.now, TraceEvent::ClockJump { server, forward_ms, wall_ms });
+        self.reschedule_node_timer(idx, false);
+    }
+
+    fn node_panicked(&mut self, idx: usize, payload: Box<dyn std::any::Any + Send>) {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "non-string panic".to_string());
+        let server = self.servers[idx].id;
+        self.servers[idx].node = None;
+        self.violations.push(Violation::Node(NodeFailure::Panicked { server, message }));
+        self.halted = true;
+    }
+}
+
+fn input_trace(input: &Input) -> InputTrace {
+    match input {
+        Input::Tick => InputTrace::Tick,
+        Input::ClientConnected { conn, .. } => InputTrace::Connected(*conn),
+        Input::ClientFrame { conn, frame } => InputTrace::Frame(*conn, frame.len() as u32),
+        Input::ClientClosed { conn } => InputTrace::Closed(*conn),
+        Input::Persisted { up_to } => InputTrace::Persisted(up_to.0),
+    }
+}
+
+fn write_trace(id: WriteId, write: &DurableWrite) -> EffectTrace {
+    match write {
+        DurableWrite::Append(txn) => EffectTrace::Append(id.0, txn.zxid.0),
+        DurableWrite::Snapshot { zxid, .. } => EffectTrace::Snapshot(id.0, zxid.0),
+        DurableWrite::Truncate { after } => EffectTrace::Truncate(id.0, after.0),
+        DurableWrite::AcceptedEpoch(epoch) => EffectTrace::Epoch(id.0, *epoch, true),
+        DurableWrite::CurrentEpoch(epoch) => EffectTrace::Epoch(id.0, *epoch, false),
+    }
+}
