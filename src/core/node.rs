@@ -92,7 +92,11 @@ enum Queued {
     /// A write of this connection that has not been applied yet.
     Write(Zxid),
     /// A read that must wait for the writes ahead of it.
-    Read { header: RequestHeader, request: Request, received_ms: u64 },
+    Read {
+        header: RequestHeader,
+        request: Request,
+        received_ms: u64,
+    },
     /// An error reply that must wait for the writes ahead of it.
     Error { xid: i32, code: ErrorCode },
 }
@@ -107,9 +111,18 @@ enum Origin {
     /// An internal txn (session expiry, container reaping).
     Internal,
     /// A client write waiting for its reply.
-    Client { conn: ConnId, xid: i32, shape: Shape, received_ms: u64 },
+    Client {
+        conn: ConnId,
+        xid: i32,
+        shape: Shape,
+        received_ms: u64,
+    },
     /// A new session waiting for its ConnectResponse.
-    Connect { conn: ConnId, read_only: Option<bool>, password: [u8; 16], timeout_ms: i32 },
+    Connect {
+        conn: ConnId,
+        read_only: Option<bool>,
+        timeout_ms: i32,
+    },
 }
 
 /// What the reply to a write looks like.
@@ -141,7 +154,11 @@ struct Latency {
 
 impl Latency {
     fn record(&mut self, ms: u64) {
-        self.min_ms = if self.count == 0 { ms } else { self.min_ms.min(ms) };
+        self.min_ms = if self.count == 0 {
+            ms
+        } else {
+            self.min_ms.min(ms)
+        };
         self.max_ms = self.max_ms.max(ms);
         self.count += 1;
         self.total_ms += ms;
@@ -236,7 +253,10 @@ impl Node {
                 if replayed == 0 {
                     continue; // already covered by the snapshot
                 }
-                return Err(RecoveryError::OutOfOrder { zxid: txn.zxid, previous: node.zxid_last });
+                return Err(RecoveryError::OutOfOrder {
+                    zxid: txn.zxid,
+                    previous: node.zxid_last,
+                });
             }
             node.zxid_last = txn.zxid;
             let mut events = Vec::new();
@@ -251,7 +271,10 @@ impl Node {
 
     /// Feeds one input to the node; the effects it causes are appended to `effects` in order.
     pub fn step(&mut self, now: Now, input: Input, effects: &mut Vec<Effect>) {
-        debug_assert!(now.mono_ms >= self.now.mono_ms, "monotonic time went backwards");
+        debug_assert!(
+            now.mono_ms >= self.now.mono_ms,
+            "monotonic time went backwards"
+        );
         self.now = now;
         if self.snapshot_due {
             self.snapshot_due = false;
@@ -270,7 +293,10 @@ impl Node {
     pub fn deadline(&self) -> Option<u64> {
         let handshake = self.handshake_deadlines.first().map(|(at, _)| *at);
         let expiry = self.sessions.next_expiry_ms();
-        [handshake, expiry, Some(self.reap_at_ms)].into_iter().flatten().min()
+        [handshake, expiry, Some(self.reap_at_ms)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The data tree (read-only), for tests, the simulator and reports.
@@ -370,7 +396,9 @@ impl Node {
     }
 
     fn on_client_frame(&mut self, conn_id: ConnId, frame: Bytes, effects: &mut Vec<Effect>) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         conn.received += 1;
         self.stats.received += 1;
         match conn.state {
@@ -407,9 +435,10 @@ impl Node {
             self.close_conn(conn_id, effects);
             return;
         }
-        let timeout_ms = request
-            .timeout_ms
-            .clamp(self.config.session_timeout_min_ms, self.config.session_timeout_max_ms);
+        let timeout_ms = request.timeout_ms.clamp(
+            self.config.session_timeout_min_ms,
+            self.config.session_timeout_max_ms,
+        );
         if request.session_id == 0 {
             self.create_session(conn_id, timeout_ms, request.read_only, effects);
         } else {
@@ -429,13 +458,21 @@ impl Node {
         self.rng.fill_bytes(&mut password);
         // ZK compat: the tracker knows the session from prep on, so it can expire even if the
         // createSession txn is slow.
-        self.sessions.add(session, timeout_ms, password, self.now.mono_ms);
+        self.sessions
+            .add(session, timeout_ms, password, self.now.mono_ms);
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.state = ConnState::Connecting;
             conn.timeout_ms = timeout_ms;
         }
-        let op = TxnOp::CreateSession { timeout_ms, password };
-        let origin = Origin::Connect { conn: conn_id, read_only, password, timeout_ms };
+        let op = TxnOp::CreateSession {
+            timeout_ms,
+            password,
+        };
+        let origin = Origin::Connect {
+            conn: conn_id,
+            read_only,
+            timeout_ms,
+        };
         self.propose(session, 0, op, origin, effects);
     }
 
@@ -447,9 +484,10 @@ impl Node {
         effects: &mut Vec<Effect>,
     ) {
         let session = SessionId(request.session_id);
-        let valid = self.sessions.get(session).is_some_and(|s| {
-            !s.closing && s.password.as_slice() == request.password.as_ref()
-        });
+        let valid = self
+            .sessions
+            .get(session)
+            .is_some_and(|s| !s.closing && s.password.as_slice() == request.password.as_ref());
         if !valid {
             info!(%conn_id, %session, "reconnect to an expired or unknown session");
             let response = ConnectResponse {
@@ -469,7 +507,8 @@ impl Node {
                 self.close_conn(previous, effects);
             }
         }
-        self.sessions.set_timeout(session, timeout_ms, self.now.mono_ms);
+        self.sessions
+            .set_timeout(session, timeout_ms, self.now.mono_ms);
         self.establish(conn_id, session, timeout_ms, request.read_only, effects);
     }
 
@@ -481,8 +520,12 @@ impl Node {
         read_only: Option<bool>,
         effects: &mut Vec<Effect>,
     ) {
-        let Some(password) = self.sessions.get(session).map(|s| s.password) else { return };
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(password) = self.sessions.get(session).map(|s| s.password) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         conn.state = ConnState::Established(session);
         conn.timeout_ms = timeout_ms;
         conn.established_ms = self.now.mono_ms;
@@ -516,7 +559,10 @@ impl Node {
     }
 
     fn conn_handshake_deadline(&self, conn: ConnId) -> Option<(u64, ConnId)> {
-        self.handshake_deadlines.iter().find(|(_, c)| *c == conn).copied()
+        self.handshake_deadlines
+            .iter()
+            .find(|(_, c)| *c == conn)
+            .copied()
     }
 
     /// Closes a connection from our side.
@@ -529,7 +575,9 @@ impl Node {
 
     /// Drops every trace of a connection; its session lives on until it expires.
     fn forget_conn(&mut self, conn: ConnId) {
-        let Some(state) = self.conns.remove(&conn) else { return };
+        let Some(state) = self.conns.remove(&conn) else {
+            return;
+        };
         if let Some(key) = self.conn_handshake_deadline(conn) {
             self.handshake_deadlines.remove(&key);
         }
@@ -545,7 +593,10 @@ impl Node {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.sent += 1;
             self.stats.sent += 1;
-            effects.push(Effect::SendClient { conn: conn_id, frame });
+            effects.push(Effect::SendClient {
+                conn: conn_id,
+                frame,
+            });
         }
     }
 
@@ -617,8 +668,11 @@ impl Node {
         };
         match request {
             Request::Ping => {
-                let reply =
-                    ReplyHeader { xid: -2, zxid: self.tree.zxid_applied().to_wire(), err: 0 };
+                let reply = ReplyHeader {
+                    xid: -2,
+                    zxid: self.tree.zxid_applied().to_wire(),
+                    err: 0,
+                };
                 self.reply(conn_id, reply, None, None, effects);
             }
             Request::Auth { scheme, auth, .. } => {
@@ -633,25 +687,42 @@ impl Node {
                 self.on_write(conn_id, session, header.xid, request, received_ms, effects)
             }
             read => {
-                let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+                let Some(conn) = self.conns.get_mut(&conn_id) else {
+                    return;
+                };
                 if conn.queue.is_empty() {
                     self.answer_read(conn_id, session, header, read, received_ms, effects);
                 } else if conn.queue.len() >= QUEUED_PER_CONN_MAX {
                     warn!(%conn_id, "too many queued requests");
                     self.close_conn(conn_id, effects);
                 } else {
-                    conn.queue.push_back(Queued::Read { header, request: read, received_ms });
+                    conn.queue.push_back(Queued::Read {
+                        header,
+                        request: read,
+                        received_ms,
+                    });
                 }
             }
         }
     }
 
     /// Replies with an error in request order (after any write still in flight).
-    fn answer_error(&mut self, conn_id: ConnId, xid: i32, code: ErrorCode, effects: &mut Vec<Effect>) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+    fn answer_error(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        code: ErrorCode,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         if conn.queue.is_empty() {
-            let reply =
-                ReplyHeader { xid, zxid: self.tree.zxid_applied().to_wire(), err: code.code() };
+            let reply = ReplyHeader {
+                xid,
+                zxid: self.tree.zxid_applied().to_wire(),
+                err: code.code(),
+            };
             self.reply(conn_id, reply, None, None, effects);
         } else {
             conn.queue.push_back(Queued::Error { xid, code });
@@ -666,7 +737,9 @@ impl Node {
         auth: &[u8],
         effects: &mut Vec<Effect>,
     ) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         let added: Option<Vec<Id>> = match scheme {
             "digest" => acl::parse_digest_auth(auth).map(|id| {
                 let mut ids = vec![id.clone()];
@@ -685,12 +758,28 @@ impl Node {
                         conn.ids.push(id);
                     }
                 }
-                self.reply(conn_id, ReplyHeader { xid, zxid: 0, err: 0 }, None, None, effects);
+                self.reply(
+                    conn_id,
+                    ReplyHeader {
+                        xid,
+                        zxid: 0,
+                        err: 0,
+                    },
+                    None,
+                    None,
+                    effects,
+                );
             }
             None => {
                 info!(%conn_id, scheme, "authentication failed");
                 let err = ErrorCode::AuthFailed.code();
-                self.reply(conn_id, ReplyHeader { xid, zxid: 0, err }, None, None, effects);
+                self.reply(
+                    conn_id,
+                    ReplyHeader { xid, zxid: 0, err },
+                    None,
+                    None,
+                    effects,
+                );
                 self.close_conn(conn_id, effects);
             }
         }
@@ -705,7 +794,9 @@ impl Node {
         received_ms: u64,
         effects: &mut Vec<Effect>,
     ) {
-        let Some(conn) = self.conns.get(&conn_id) else { return };
+        let Some(conn) = self.conns.get(&conn_id) else {
+            return;
+        };
         if conn.queue.len() >= QUEUED_PER_CONN_MAX {
             warn!(%conn_id, "too many queued requests");
             self.close_conn(conn_id, effects);
@@ -723,17 +814,41 @@ impl Node {
             time_ms: self.now.wall_ms,
         };
         let (op, shape) = match &request {
-            Request::Create(kind, create) => (prep.write(Write::Create(*kind, create)), Shape::Create(*kind)),
-            Request::Delete { path, version } => {
-                (prep.write(Write::Delete { path, version: *version }), Shape::Delete)
-            }
-            Request::SetData { path, data, version } => {
-                (prep.write(Write::SetData { path, data, version: *version }), Shape::SetData)
-            }
-            Request::SetAcl { path, acl, version } => {
-                (prep.write(Write::SetAcl { path, acl, version: *version }), Shape::SetAcl)
-            }
-            Request::Multi(ops) => (prep.write(Write::Multi(ops)), Shape::Multi(multi_shape(ops))),
+            Request::Create(kind, create) => (
+                prep.write(Write::Create(*kind, create)),
+                Shape::Create(*kind),
+            ),
+            Request::Delete { path, version } => (
+                prep.write(Write::Delete {
+                    path,
+                    version: *version,
+                }),
+                Shape::Delete,
+            ),
+            Request::SetData {
+                path,
+                data,
+                version,
+            } => (
+                prep.write(Write::SetData {
+                    path,
+                    data,
+                    version: *version,
+                }),
+                Shape::SetData,
+            ),
+            Request::SetAcl { path, acl, version } => (
+                prep.write(Write::SetAcl {
+                    path,
+                    acl,
+                    version: *version,
+                }),
+                Shape::SetAcl,
+            ),
+            Request::Multi(ops) => (
+                prep.write(Write::Multi(ops)),
+                Shape::Multi(multi_shape(ops)),
+            ),
             Request::CloseSession => {
                 self.sessions.set_closing(session);
                 (prep.close_session(), Shape::CloseSession)
@@ -743,8 +858,23 @@ impl Node {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.queue.push_back(Queued::Write(zxid));
         }
-        let origin = Origin::Client { conn: conn_id, xid, shape, received_ms };
-        self.append(Txn { zxid, session, cxid: xid, time_ms: self.now.wall_ms, op }, origin, effects);
+        let origin = Origin::Client {
+            conn: conn_id,
+            xid,
+            shape,
+            received_ms,
+        };
+        self.append(
+            Txn {
+                zxid,
+                session,
+                cxid: xid,
+                time_ms: self.now.wall_ms,
+                op,
+            },
+            origin,
+            effects,
+        );
     }
 
     fn answer_read(
@@ -764,11 +894,19 @@ impl Node {
         let zxid = self.tree.zxid_applied().to_wire();
         match result {
             Ok(body) => {
-                let reply = ReplyHeader { xid: header.xid, zxid, err: 0 };
+                let reply = ReplyHeader {
+                    xid: header.xid,
+                    zxid,
+                    err: 0,
+                };
                 self.reply(conn_id, reply, Some(&body), Some(received_ms), effects);
             }
             Err(code) => {
-                let reply = ReplyHeader { xid: header.xid, zxid, err: code.code() };
+                let reply = ReplyHeader {
+                    xid: header.xid,
+                    zxid,
+                    err: code.code(),
+                };
                 self.reply(conn_id, reply, None, Some(received_ms), effects);
             }
         }
@@ -782,7 +920,11 @@ impl Node {
         request: Request,
         notifications: &mut Vec<WatcherEvent>,
     ) -> Result<Response, ErrorCode> {
-        let ids = self.conns.get(&conn_id).map(|c| c.ids.clone()).unwrap_or_default();
+        let ids = self
+            .conns
+            .get(&conn_id)
+            .map(|c| c.ids.clone())
+            .unwrap_or_default();
         let can = |acl: &[crate::wire::types::Acl], needed: i32| {
             acl::check(acl, needed, &ids, self.config.skip_acl)
         };
@@ -799,7 +941,10 @@ impl Node {
                 if watch {
                     self.watches.add(conn_id, &path, WatchKind::Data);
                 }
-                self.tree.stat(&path).map(Response::Stat).ok_or(ErrorCode::NoNode)
+                self.tree
+                    .stat(&path)
+                    .map(Response::Stat)
+                    .ok_or(ErrorCode::NoNode)
             }
             Request::GetData { path, watch } => {
                 let (node_acl, _) = self.tree.acl(&path).ok_or(ErrorCode::NoNode)?;
@@ -812,7 +957,11 @@ impl Node {
                 let (data, stat) = self.tree.data(&path).ok_or(ErrorCode::NoNode)?;
                 Ok(Response::GetData { data, stat })
             }
-            Request::GetChildren { path, watch, with_stat } => {
+            Request::GetChildren {
+                path,
+                watch,
+                with_stat,
+            } => {
                 let (node_acl, stat) = self.tree.acl(&path).ok_or(ErrorCode::NoNode)?;
                 if !can(&node_acl, perms::READ) {
                     return Err(ErrorCode::NoAuth);
@@ -851,7 +1000,9 @@ impl Node {
                 let all = self.tree.ephemerals(session);
                 let all_of_them = prefix.is_empty() || prefix.trim().is_empty() || prefix == "/";
                 Ok(Response::Ephemerals(
-                    all.into_iter().filter(|p| all_of_them || p.starts_with(&prefix)).collect(),
+                    all.into_iter()
+                        .filter(|p| all_of_them || p.starts_with(&prefix))
+                        .collect(),
                 ))
             }
             Request::WhoAmI => Ok(Response::WhoAmI(ids.iter().map(who_am_i).collect())),
@@ -859,7 +1010,8 @@ impl Node {
             Request::SetWatches(set) => {
                 let tree = &self.tree;
                 let lookup = |p: &str| tree.stat(p).map(|s| (s.mzxid, s.pzxid));
-                self.watches.set_watches(conn_id, &set, &lookup, notifications);
+                self.watches
+                    .set_watches(conn_id, &set, &lookup, notifications);
                 Ok(Response::Empty)
             }
             Request::AddWatch { path, mode } => {
@@ -871,8 +1023,13 @@ impl Node {
                 self.watches.add(conn_id, &path, kind);
                 Ok(Response::ErrorBody { err: 0 })
             }
-            Request::CheckWatches { path, watcher_type, remove } => {
-                let kind = WatcherType::from_code(watcher_type).ok_or(ErrorCode::MarshallingError)?;
+            Request::CheckWatches {
+                path,
+                watcher_type,
+                remove,
+            } => {
+                let kind =
+                    WatcherType::from_code(watcher_type).ok_or(ErrorCode::MarshallingError)?;
                 let found = if remove {
                     self.watches.remove(conn_id, &path, kind)
                 } else {
@@ -885,10 +1042,7 @@ impl Node {
                 }
             }
             Request::MultiRead(ops) => {
-                let results = ops
-                    .into_iter()
-                    .map(|op| self.read_one(&ids, op))
-                    .collect();
+                let results = ops.into_iter().map(|op| self.read_one(&ids, op)).collect();
                 Ok(Response::Multi(results))
             }
             other => {
@@ -904,19 +1058,27 @@ impl Node {
             ReadOp::GetChildren { path } => (path, false),
         };
         let Some((node_acl, stat)) = self.tree.acl(path) else {
-            return OpResult::Error { err: ErrorCode::NoNode.code() };
+            return OpResult::Error {
+                err: ErrorCode::NoNode.code(),
+            };
         };
         if !acl::check(&node_acl, perms::READ, ids, self.config.skip_acl) {
-            return OpResult::Error { err: ErrorCode::NoAuth.code() };
+            return OpResult::Error {
+                err: ErrorCode::NoAuth.code(),
+            };
         }
         if is_data {
             match self.tree.data(path) {
                 Some((data, stat)) => OpResult::GetData { data, stat },
-                None => OpResult::Error { err: ErrorCode::NoNode.code() },
+                None => OpResult::Error {
+                    err: ErrorCode::NoNode.code(),
+                },
             }
         } else {
             let _ = stat;
-            OpResult::GetChildren { children: self.tree.children(path).unwrap_or_default() }
+            OpResult::GetChildren {
+                children: self.tree.children(path).unwrap_or_default(),
+            }
         }
     }
 
@@ -924,7 +1086,11 @@ impl Node {
 
     fn next_zxid(&mut self) -> Zxid {
         let zxid = Zxid(self.zxid_last.0 + 1);
-        assert!(zxid.counter() != 0, "zxid counter overflow at {}", self.zxid_last);
+        assert!(
+            zxid.counter() != 0,
+            "zxid counter overflow at {}",
+            self.zxid_last
+        );
         self.zxid_last = zxid;
         zxid
     }
@@ -938,19 +1104,34 @@ impl Node {
         effects: &mut Vec<Effect>,
     ) {
         let zxid = self.next_zxid();
-        self.append(Txn { zxid, session, cxid, time_ms: self.now.wall_ms, op }, origin, effects);
+        self.append(
+            Txn {
+                zxid,
+                session,
+                cxid,
+                time_ms: self.now.wall_ms,
+                op,
+            },
+            origin,
+            effects,
+        );
     }
 
     fn append(&mut self, txn: Txn, origin: Origin, effects: &mut Vec<Effect>) {
         let write = self.write_next;
         self.write_next = WriteId(write.0 + 1);
-        effects.push(Effect::Write { id: write, write: DurableWrite::Append(txn.clone()) });
+        effects.push(Effect::Write {
+            id: write,
+            write: DurableWrite::Append(txn.clone()),
+        });
         self.pending.push_back(Pending { write, txn, origin });
     }
 
     fn on_persisted(&mut self, up_to: WriteId, effects: &mut Vec<Effect>) {
         while self.pending.front().is_some_and(|p| p.write <= up_to) {
-            let Some(pending) = self.pending.pop_front() else { break };
+            let Some(pending) = self.pending.pop_front() else {
+                break;
+            };
             self.commit(pending, effects);
         }
     }
@@ -973,10 +1154,20 @@ impl Node {
         self.notify(&events, txn.zxid, effects);
         match origin {
             Origin::Internal => {}
-            Origin::Connect { conn, read_only, timeout_ms, .. } => {
+            Origin::Connect {
+                conn,
+                read_only,
+                timeout_ms,
+                ..
+            } => {
                 self.establish(conn, txn.session, timeout_ms, read_only, effects);
             }
-            Origin::Client { conn, xid, shape, received_ms } => {
+            Origin::Client {
+                conn,
+                xid,
+                shape,
+                received_ms,
+            } => {
                 self.answer_write(conn, xid, txn.zxid, &shape, outcome, received_ms, effects);
             }
         }
@@ -988,9 +1179,13 @@ impl Node {
 
     fn apply_session_change(&mut self, txn: &Txn) {
         match &txn.op {
-            TxnOp::CreateSession { timeout_ms, password } => {
+            TxnOp::CreateSession {
+                timeout_ms,
+                password,
+            } => {
                 if self.sessions.get(txn.session).is_none() {
-                    self.sessions.add(txn.session, *timeout_ms, *password, self.now.mono_ms);
+                    self.sessions
+                        .add(txn.session, *timeout_ms, *password, self.now.mono_ms);
                 }
             }
             TxnOp::CloseSession => {
@@ -1008,13 +1203,19 @@ impl Node {
         let conns = &self.conns;
         let skip_acl = self.config.skip_acl;
         let mut can_read = |conn: ConnId, node_acl: &[crate::wire::types::Acl]| {
-            conns.get(&conn).is_some_and(|c| acl::check(node_acl, perms::READ, &c.ids, skip_acl))
+            conns
+                .get(&conn)
+                .is_some_and(|c| acl::check(node_acl, perms::READ, &c.ids, skip_acl))
         };
         for event in events {
             self.watches.trigger(event, &mut can_read, &mut out);
         }
         for (conn, event) in out {
-            self.send(conn, wire::encode_notification(zxid.to_wire(), &event), effects);
+            self.send(
+                conn,
+                wire::encode_notification(zxid.to_wire(), &event),
+                effects,
+            );
         }
     }
 
@@ -1029,16 +1230,25 @@ impl Node {
         received_ms: u64,
         effects: &mut Vec<Effect>,
     ) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
         match conn.queue.pop_front() {
             Some(Queued::Write(z)) if z == zxid => {}
             other => {
                 // The queue holds this connection's writes in zxid order; anything else is a bug.
-                panic!("reply for {zxid} but the queue head is {:?}", other.map(|q| q.describe()));
+                panic!(
+                    "reply for {zxid} but the queue head is {:?}",
+                    other.map(|q| q.describe())
+                );
             }
         }
         let (err, body) = write_response(shape, outcome);
-        let reply = ReplyHeader { xid, zxid: zxid.to_wire(), err: err.code() };
+        let reply = ReplyHeader {
+            xid,
+            zxid: zxid.to_wire(),
+            err: err.code(),
+        };
         self.reply(conn_id, reply, body.as_ref(), Some(received_ms), effects);
         if matches!(shape, Shape::CloseSession) {
             self.close_conn(conn_id, effects);
@@ -1050,19 +1260,29 @@ impl Node {
     /// Answers the reads and errors that waited behind a write that just completed.
     fn drain_queue(&mut self, conn_id: ConnId, effects: &mut Vec<Effect>) {
         loop {
-            let Some(conn) = self.conns.get_mut(&conn_id) else { return };
-            let ConnState::Established(session) = conn.state else { return };
+            let Some(conn) = self.conns.get_mut(&conn_id) else {
+                return;
+            };
+            let ConnState::Established(session) = conn.state else {
+                return;
+            };
             match conn.queue.front() {
                 None | Some(Queued::Write(_)) => return,
                 Some(_) => {}
             }
             match conn.queue.pop_front() {
-                Some(Queued::Read { header, request, received_ms }) => {
-                    self.answer_read(conn_id, session, header, request, received_ms, effects)
-                }
+                Some(Queued::Read {
+                    header,
+                    request,
+                    received_ms,
+                }) => self.answer_read(conn_id, session, header, request, received_ms, effects),
                 Some(Queued::Error { xid, code }) => {
                     let zxid = self.tree.zxid_applied().to_wire();
-                    let reply = ReplyHeader { xid, zxid, err: code.code() };
+                    let reply = ReplyHeader {
+                        xid,
+                        zxid,
+                        err: code.code(),
+                    };
                     self.reply(conn_id, reply, None, None, effects);
                 }
                 _ => return,
@@ -1072,15 +1292,21 @@ impl Node {
 
     fn write_snapshot(&mut self, effects: &mut Vec<Effect>) {
         let zxid = self.tree.zxid_applied();
-        let sessions: Vec<_> =
-            self.sessions.iter().map(|(id, s)| (id, s.timeout_ms, s.password)).collect();
+        let sessions: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| (id, s.timeout_ms, s.password))
+            .collect();
         let body = snapshot::encode(zxid, &self.tree, &sessions);
         self.txns_since_snapshot = 0;
         self.snapshot_threshold = snapshot_threshold(&mut self.rng, self.config.snap_count);
         let write = self.write_next;
         self.write_next = WriteId(write.0 + 1);
         info!(%zxid, bytes = body.len(), "snapshot");
-        effects.push(Effect::Write { id: write, write: DurableWrite::Snapshot { zxid, body } });
+        effects.push(Effect::Write {
+            id: write,
+            write: DurableWrite::Snapshot { zxid, body },
+        });
     }
 
     // ---------------------------------------------------------------- timers
@@ -1120,14 +1346,21 @@ impl Node {
             time_ms: self.now.wall_ms,
         };
         let op = prep.close_session();
-        let txn = Txn { zxid, session, cxid: 0, time_ms: self.now.wall_ms, op };
+        let txn = Txn {
+            zxid,
+            session,
+            cxid: 0,
+            time_ms: self.now.wall_ms,
+            op,
+        };
         self.append(txn, Origin::Internal, effects);
     }
 
     /// Deletes empty containers and expired TTL nodes. ZK compat: `ContainerManager`.
     fn reap(&mut self, effects: &mut Vec<Effect>) {
-        let candidates =
-            self.tree.reap_candidates(self.now.wall_ms, self.config.container_never_used_ms);
+        let candidates = self
+            .tree
+            .reap_candidates(self.now.wall_ms, self.config.container_never_used_ms);
         let super_ids = [Id::new("super", "")];
         for path in candidates {
             let zxid = Zxid(self.zxid_last.0 + 1);
@@ -1140,7 +1373,10 @@ impl Node {
                 zxid,
                 time_ms: self.now.wall_ms,
             };
-            let op = prep.write(Write::Delete { path: &path, version: -1 });
+            let op = prep.write(Write::Delete {
+                path: &path,
+                version: -1,
+            });
             if matches!(op, TxnOp::Error { .. }) {
                 continue; // it gained a child or went away meanwhile
             }
@@ -1182,7 +1418,9 @@ fn write_response(shape: &Shape, outcome: ApplyOutcome) -> (ErrorCode, Option<Re
         (Shape::Create(CreateKind::Create), ApplyOutcome::Created { path, .. }) => {
             Response::Create { path }
         }
-        (Shape::Create(_), ApplyOutcome::Created { path, stat }) => Response::Create2 { path, stat },
+        (Shape::Create(_), ApplyOutcome::Created { path, stat }) => {
+            Response::Create2 { path, stat }
+        }
         (Shape::Delete, _) | (Shape::CloseSession, _) => Response::Empty,
         (Shape::SetData, ApplyOutcome::DataSet(stat)) => Response::Stat(stat),
         (Shape::SetAcl, ApplyOutcome::AclSet(stat)) => Response::Stat(stat),
@@ -1191,7 +1429,12 @@ fn write_response(shape: &Shape, outcome: ApplyOutcome) -> (ErrorCode, Option<Re
         }
         (Shape::Multi(shapes), ApplyOutcome::Error(code)) => {
             // A multi that failed as a whole at apply: report the code on every op.
-            Response::Multi(shapes.iter().map(|_| OpResult::Error { err: code.code() }).collect())
+            Response::Multi(
+                shapes
+                    .iter()
+                    .map(|_| OpResult::Error { err: code.code() })
+                    .collect(),
+            )
         }
         (_, other) => {
             warn!(?other, "apply outcome does not match the request");
@@ -1219,7 +1462,9 @@ fn multi_results(shapes: &[MultiShape], outcomes: Vec<ApplyOutcome>) -> Vec<OpRe
             (MultiShape::Delete, _) => OpResult::Delete,
             (MultiShape::SetData, ApplyOutcome::DataSet(stat)) => OpResult::SetData { stat },
             (MultiShape::Check, _) => OpResult::Check,
-            _ => OpResult::Error { err: ErrorCode::MarshallingError.code() },
+            _ => OpResult::Error {
+                err: ErrorCode::MarshallingError.code(),
+            },
         })
         .collect()
 }

@@ -152,7 +152,10 @@ impl Prep<'_> {
         let session = self.session;
         for (path, (_, view)) in &self.speculative.changes {
             match view {
-                Some(v) if NodeKind::from_owner(v.stat.ephemeral_owner) == NodeKind::Ephemeral(session) => {
+                Some(v)
+                    if NodeKind::from_owner(v.stat.ephemeral_owner)
+                        == NodeKind::Ephemeral(session) =>
+                {
                     owned.push(path.clone())
                 }
                 _ => {}
@@ -182,10 +185,19 @@ impl Prep<'_> {
         for (index, op) in ops.iter().enumerate() {
             let write = match op {
                 MultiOp::Create(kind, request) => Write::Create(*kind, request),
-                MultiOp::Delete { path, version } => Write::Delete { path, version: *version },
-                MultiOp::SetData { path, data, version } => {
-                    Write::SetData { path, data, version: *version }
-                }
+                MultiOp::Delete { path, version } => Write::Delete {
+                    path,
+                    version: *version,
+                },
+                MultiOp::SetData {
+                    path,
+                    data,
+                    version,
+                } => Write::SetData {
+                    path,
+                    data,
+                    version: *version,
+                },
                 MultiOp::Check { path, version } => match self.check(layer, path, *version) {
                     Ok(op) => {
                         txns.push(op);
@@ -210,7 +222,11 @@ impl Prep<'_> {
         match write {
             Write::Create(kind, request) => self.create(layer, kind, request),
             Write::Delete { path, version } => self.delete(layer, path, version),
-            Write::SetData { path, data, version } => self.set_data(layer, path, data, version),
+            Write::SetData {
+                path,
+                data,
+                version,
+            } => self.set_data(layer, path, data, version),
             Write::SetAcl { path, acl, version } => self.set_acl(layer, path, acl, version),
             Write::Multi(_) => Err(ErrorCode::MarshallingError),
         }
@@ -226,7 +242,11 @@ impl Prep<'_> {
         if mode.is_ttl() && !self.config.extended_types {
             return Err(ErrorCode::Unimplemented);
         }
-        let ttl = if kind == CreateKind::Ttl { request.ttl.unwrap_or(-1) } else { -1 };
+        let ttl = if kind == CreateKind::Ttl {
+            request.ttl.unwrap_or(-1)
+        } else {
+            -1
+        };
         if mode.is_ttl() {
             if ttl <= 0 || ttl > TTL_MAX_MS {
                 return Err(ErrorCode::BadArguments);
@@ -240,7 +260,11 @@ impl Prep<'_> {
             return Err(ErrorCode::BadArguments);
         }
         let acl = acl::fixup(&request.acl, self.ids)?;
-        let parent_path = if last_slash == 0 { "/" } else { &requested[..last_slash] };
+        let parent_path = if last_slash == 0 {
+            "/"
+        } else {
+            &requested[..last_slash]
+        };
         let mut parent = self.view(layer, parent_path).ok_or(ErrorCode::NoNode)?;
         self.check_acl(&parent.acl, perms::CREATE)?;
         let path = if mode.is_sequential() {
@@ -252,7 +276,10 @@ impl Prep<'_> {
         if self.view(layer, &path).is_some() {
             return Err(ErrorCode::NodeExists);
         }
-        if matches!(NodeKind::from_owner(parent.stat.ephemeral_owner), NodeKind::Ephemeral(_)) {
+        if matches!(
+            NodeKind::from_owner(parent.stat.ephemeral_owner),
+            NodeKind::Ephemeral(_)
+        ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let ephemeral_owner = if mode.is_container() {
@@ -281,8 +308,20 @@ impl Prep<'_> {
             pzxid: zxid,
         };
         let acl_shared: Arc<[Acl]> = acl.clone().into();
-        layer.insert(path.clone(), Some(NodeView { stat, num_children: 0, acl: acl_shared }));
-        Ok(TxnOp::Create { path, data: request.data.clone(), acl, ephemeral_owner })
+        layer.insert(
+            path.clone(),
+            Some(NodeView {
+                stat,
+                num_children: 0,
+                acl: acl_shared,
+            }),
+        );
+        Ok(TxnOp::Create {
+            path,
+            data: request.data.clone(),
+            acl,
+            ephemeral_owner,
+        })
     }
 
     fn delete(
@@ -295,7 +334,11 @@ impl Prep<'_> {
         if path.contains('\0') || is_special_path(path) {
             return Err(ErrorCode::BadArguments);
         }
-        let parent_path = if last_slash == 0 { "/" } else { &path[..last_slash] };
+        let parent_path = if last_slash == 0 {
+            "/"
+        } else {
+            &path[..last_slash]
+        };
         let mut parent = self.view(layer, parent_path).ok_or(ErrorCode::NoNode)?;
         self.check_acl(&parent.acl, perms::DELETE)?;
         let node = self.view(layer, path).ok_or(ErrorCode::NoNode)?;
@@ -307,7 +350,9 @@ impl Prep<'_> {
         parent.stat.pzxid = self.zxid.to_wire();
         layer.insert(parent_path.to_string(), Some(parent));
         layer.insert(path.to_string(), None);
-        Ok(TxnOp::Delete { path: path.to_string() })
+        Ok(TxnOp::Delete {
+            path: path.to_string(),
+        })
     }
 
     fn set_data(
@@ -325,7 +370,11 @@ impl Prep<'_> {
         node.stat.mzxid = self.zxid.to_wire();
         node.stat.mtime = self.time_ms;
         layer.insert(path.to_string(), Some(node));
-        Ok(TxnOp::SetData { path: path.to_string(), data: data.clone(), version: new_version })
+        Ok(TxnOp::SetData {
+            path: path.to_string(),
+            data: data.clone(),
+            version: new_version,
+        })
     }
 
     fn set_acl(
@@ -343,7 +392,11 @@ impl Prep<'_> {
         node.stat.aversion = new_version;
         node.acl = acl.clone().into();
         layer.insert(path.to_string(), Some(node));
-        Ok(TxnOp::SetAcl { path: path.to_string(), acl, version: new_version })
+        Ok(TxnOp::SetAcl {
+            path: path.to_string(),
+            acl,
+            version: new_version,
+        })
     }
 
     fn check(
@@ -356,7 +409,9 @@ impl Prep<'_> {
         let node = self.view(layer, path).ok_or(ErrorCode::NoNode)?;
         self.check_acl(&node.acl, perms::READ)?;
         next_version(node.stat.version, version)?;
-        Ok(TxnOp::Check { path: path.to_string() })
+        Ok(TxnOp::Check {
+            path: path.to_string(),
+        })
     }
 
     fn view(&self, layer: &BTreeMap<String, Option<NodeView>>, path: &str) -> Option<NodeView> {
@@ -404,7 +459,10 @@ fn failed_multi(
 
 /// The built-in nodes that can never be deleted. ZK compat: `DataTree.isSpecialPath`.
 pub fn is_special_path(path: &str) -> bool {
-    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
 }
 
 fn parent_of(path: &str) -> &str {

@@ -115,8 +115,16 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
     }
 
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    port.writers.lock().expect("writer table lock").insert(conn, out_tx);
-    if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr })).await.is_err() {
+    port.writers
+        .lock()
+        .expect("writer table lock")
+        .insert(conn, out_tx);
+    if port
+        .to_node
+        .send(ToNode::Input(Input::ClientConnected { conn, addr }))
+        .await
+        .is_err()
+    {
         return;
     }
     let closed = Arc::new(Notify::new());
@@ -124,17 +132,17 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
     let writer_task = tokio::spawn(async move {
         let mut batch = BytesMut::new();
         while let Some(message) = out_rx.recv().await {
+            let mut next = Some(message);
             let mut close = false;
-            let mut push = |m: ToConn| match m {
-                ToConn::Frame(frame) => batch.extend_from_slice(&frame),
-                ToConn::Close => close = true,
-            };
-            push(message);
-            while !close {
-                match out_rx.try_recv() {
-                    Ok(more) => push(more),
-                    Err(_) => break,
+            while let Some(message) = next.take() {
+                match message {
+                    ToConn::Frame(frame) => batch.extend_from_slice(&frame),
+                    ToConn::Close => {
+                        close = true;
+                        break;
+                    }
                 }
+                next = out_rx.try_recv().ok();
             }
             if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
                 break;
@@ -178,10 +186,17 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
             _ = closed.notified() => break,
         }
     }
-    let removed = port.writers.lock().expect("writer table lock").remove(&conn);
+    let removed = port
+        .writers
+        .lock()
+        .expect("writer table lock")
+        .remove(&conn);
     if let Some(writer) = removed {
         let _ = writer.send(ToConn::Close);
     }
-    let _ = port.to_node.send(ToNode::Input(Input::ClientClosed { conn })).await;
+    let _ = port
+        .to_node
+        .send(ToNode::Input(Input::ClientClosed { conn }))
+        .await;
     let _ = writer_task.await;
 }

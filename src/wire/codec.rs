@@ -58,3 +58,28 @@ pub fn encode_reply(_header: ReplyHeader, _body: Option<&Response>) -> Bytes {
 pub fn encode_notification(_zxid: i64, _event: &WatcherEvent) -> Bytes {
     todo!()
 }
+
+/// (stub) client side.
+pub fn encode_connect_request(_r: &ConnectRequest) -> Bytes {
+    todo!()
+}
+/// (stub)
+pub fn decode_connect_response(_f: &[u8]) -> Result<ConnectResponse, DecodeError> {
+    todo!()
+}
+/// (stub)
+pub fn encode_request(_xid: i32, _r: &Request) -> Bytes {
+    todo!()
+}
+/// (stub)
+pub fn decode_reply_header(_f: &Bytes) -> Result<(ReplyHeader, Bytes), DecodeError> {
+    todo!()
+}
+/// (stub)
+pub fn decode_response(_opcode: i32, _body: Bytes) -> Result<Response, DecodeError> {
+    todo!()
+}
+/// (stub)
+pub fn decode_notification(_body: Bytes) -> Result<WatcherEvent, DecodeError> {
+    todo!()
+}
