@@ -11,11 +11,7 @@ use ensemble::runtime::config::ServerConfig;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(
-    name = "ensemble",
-    version,
-    about = "A ZooKeeper-compatible coordination service"
-)]
+#[command(name = "ensemble", version, about = "A ZooKeeper-compatible coordination service")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,9 +54,7 @@ fn serve(config_path: Option<PathBuf>) -> Result<()> {
                 .with_context(|| format!("reading {}", path.display()))?;
             let mut config = ServerConfig::parse(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
-            config
-                .load_myid()
-                .with_context(|| format!("reading myid for {}", path.display()))?;
+            config.load_myid().with_context(|| format!("reading myid for {}", path.display()))?;
             config
         }
     };
@@ -72,9 +66,7 @@ fn serve(config_path: Option<PathBuf>) -> Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let server = ensemble::runtime::start(config)
-            .await
-            .context("starting the server")?;
+        let server = ensemble::runtime::start(config).await.context("starting the server")?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
                 tracing::info!("interrupted; shutting down");
@@ -91,9 +83,7 @@ fn status(server: &str) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(b"srvr")?;
     let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .context("reading the srvr answer")?;
+    stream.read_to_string(&mut text).context("reading the srvr answer")?;
     let Some(mode) = text.lines().find_map(|l| l.strip_prefix("Mode: ")) else {
         bail!("{server} did not report a mode:\n{text}");
     };

@@ -48,6 +48,7 @@ pub struct Node {
     speculative: Speculative,
     conns: BTreeMap<ConnId, Conn>,
     session_owner: BTreeMap<SessionId, ConnId>,
+    connecting: BTreeMap<SessionId, Connecting>,
     handshake_deadlines: BTreeSet<(u64, ConnId)>,
     pending: VecDeque<Pending>,
     write_next: WriteId,
@@ -89,14 +90,11 @@ enum ConnState {
 }
 
 enum Queued {
-    /// A write of this connection that has not been applied yet.
-    Write(Zxid),
+    /// A write of this connection that has not been applied yet. It is matched with its txn by
+    /// (session, cxid) when the txn commits, so a follower need not know the zxid in advance.
+    Write { cxid: i32, shape: Shape, received_ms: u64 },
     /// A read that must wait for the writes ahead of it.
-    Read {
-        header: RequestHeader,
-        request: Request,
-        received_ms: u64,
-    },
+    Read { header: RequestHeader, request: Request, received_ms: u64 },
     /// An error reply that must wait for the writes ahead of it.
     Error { xid: i32, code: ErrorCode },
 }
@@ -104,25 +102,13 @@ enum Queued {
 struct Pending {
     write: WriteId,
     txn: Txn,
-    origin: Origin,
 }
 
-enum Origin {
-    /// An internal txn (session expiry, container reaping).
-    Internal,
-    /// A client write waiting for its reply.
-    Client {
-        conn: ConnId,
-        xid: i32,
-        shape: Shape,
-        received_ms: u64,
-    },
-    /// A new session waiting for its ConnectResponse.
-    Connect {
-        conn: ConnId,
-        read_only: Option<bool>,
-        timeout_ms: i32,
-    },
+/// A connection waiting for the createSession txn of its new session.
+#[derive(Clone, Copy)]
+struct Connecting {
+    conn: ConnId,
+    read_only: Option<bool>,
 }
 
 /// What the reply to a write looks like.
@@ -154,11 +140,7 @@ struct Latency {
 
 impl Latency {
     fn record(&mut self, ms: u64) {
-        self.min_ms = if self.count == 0 {
-            ms
-        } else {
-            self.min_ms.min(ms)
-        };
+        self.min_ms = if self.count == 0 { ms } else { self.min_ms.min(ms) };
         self.max_ms = self.max_ms.max(ms);
         self.count += 1;
         self.total_ms += ms;
@@ -215,6 +197,7 @@ impl Node {
             speculative: Speculative::default(),
             conns: BTreeMap::new(),
             session_owner: BTreeMap::new(),
+            connecting: BTreeMap::new(),
             handshake_deadlines: BTreeSet::new(),
             pending: VecDeque::new(),
             write_next: WriteId(1),
@@ -253,10 +236,7 @@ impl Node {
                 if replayed == 0 {
                     continue; // already covered by the snapshot
                 }
-                return Err(RecoveryError::OutOfOrder {
-                    zxid: txn.zxid,
-                    previous: node.zxid_last,
-                });
+                return Err(RecoveryError::OutOfOrder { zxid: txn.zxid, previous: node.zxid_last });
             }
             node.zxid_last = txn.zxid;
             let mut events = Vec::new();
@@ -271,10 +251,7 @@ impl Node {
 
     /// Feeds one input to the node; the effects it causes are appended to `effects` in order.
     pub fn step(&mut self, now: Now, input: Input, effects: &mut Vec<Effect>) {
-        debug_assert!(
-            now.mono_ms >= self.now.mono_ms,
-            "monotonic time went backwards"
-        );
+        debug_assert!(now.mono_ms >= self.now.mono_ms, "monotonic time went backwards");
         self.now = now;
         if self.snapshot_due {
             self.snapshot_due = false;
@@ -293,10 +270,7 @@ impl Node {
     pub fn deadline(&self) -> Option<u64> {
         let handshake = self.handshake_deadlines.first().map(|(at, _)| *at);
         let expiry = self.sessions.next_expiry_ms();
-        [handshake, expiry, Some(self.reap_at_ms)]
-            .into_iter()
-            .flatten()
-            .min()
+        [handshake, expiry, Some(self.reap_at_ms)].into_iter().flatten().min()
     }
 
     /// The data tree (read-only), for tests, the simulator and reports.
@@ -435,10 +409,9 @@ impl Node {
             self.close_conn(conn_id, effects);
             return;
         }
-        let timeout_ms = request.timeout_ms.clamp(
-            self.config.session_timeout_min_ms,
-            self.config.session_timeout_max_ms,
-        );
+        let timeout_ms = request
+            .timeout_ms
+            .clamp(self.config.session_timeout_min_ms, self.config.session_timeout_max_ms);
         if request.session_id == 0 {
             self.create_session(conn_id, timeout_ms, request.read_only, effects);
         } else {
@@ -458,22 +431,14 @@ impl Node {
         self.rng.fill_bytes(&mut password);
         // ZK compat: the tracker knows the session from prep on, so it can expire even if the
         // createSession txn is slow.
-        self.sessions
-            .add(session, timeout_ms, password, self.now.mono_ms);
+        self.sessions.add(session, timeout_ms, password, self.now.mono_ms);
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.state = ConnState::Connecting;
             conn.timeout_ms = timeout_ms;
         }
-        let op = TxnOp::CreateSession {
-            timeout_ms,
-            password,
-        };
-        let origin = Origin::Connect {
-            conn: conn_id,
-            read_only,
-            timeout_ms,
-        };
-        self.propose(session, 0, op, origin, effects);
+        self.connecting.insert(session, Connecting { conn: conn_id, read_only });
+        let op = TxnOp::CreateSession { timeout_ms, password };
+        self.propose(session, 0, op, effects);
     }
 
     fn reattach_session(
@@ -507,8 +472,7 @@ impl Node {
                 self.close_conn(previous, effects);
             }
         }
-        self.sessions
-            .set_timeout(session, timeout_ms, self.now.mono_ms);
+        self.sessions.set_timeout(session, timeout_ms, self.now.mono_ms);
         self.establish(conn_id, session, timeout_ms, request.read_only, effects);
     }
 
@@ -559,10 +523,7 @@ impl Node {
     }
 
     fn conn_handshake_deadline(&self, conn: ConnId) -> Option<(u64, ConnId)> {
-        self.handshake_deadlines
-            .iter()
-            .find(|(_, c)| *c == conn)
-            .copied()
+        self.handshake_deadlines.iter().find(|(_, c)| *c == conn).copied()
     }
 
     /// Closes a connection from our side.
@@ -581,10 +542,14 @@ impl Node {
         if let Some(key) = self.conn_handshake_deadline(conn) {
             self.handshake_deadlines.remove(&key);
         }
-        if let ConnState::Established(session) = state.state {
-            if self.session_owner.get(&session) == Some(&conn) {
-                self.session_owner.remove(&session);
+        match state.state {
+            ConnState::Established(session) => {
+                if self.session_owner.get(&session) == Some(&conn) {
+                    self.session_owner.remove(&session);
+                }
             }
+            ConnState::Connecting => self.connecting.retain(|_, c| c.conn != conn),
+            ConnState::Handshake => {}
         }
         self.watches.remove_conn(conn);
     }
@@ -593,10 +558,7 @@ impl Node {
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.sent += 1;
             self.stats.sent += 1;
-            effects.push(Effect::SendClient {
-                conn: conn_id,
-                frame,
-            });
+            effects.push(Effect::SendClient { conn: conn_id, frame });
         }
     }
 
@@ -650,11 +612,8 @@ impl Node {
             Ok(Request::Check { .. }) | Err(RequestError::Unimplemented(_)) => {
                 // ZK compat: UnimplementedRequestProcessor answers -6 with zxid -1 and the
                 // connection is closed.
-                let reply = ReplyHeader {
-                    xid: header.xid,
-                    zxid: -1,
-                    err: ErrorCode::Unimplemented.code(),
-                };
+                let reply =
+                    ReplyHeader { xid: header.xid, zxid: -1, err: ErrorCode::Unimplemented.code() };
                 self.reply(conn_id, reply, None, None, effects);
                 self.close_conn(conn_id, effects);
                 return;
@@ -668,11 +627,8 @@ impl Node {
         };
         match request {
             Request::Ping => {
-                let reply = ReplyHeader {
-                    xid: -2,
-                    zxid: self.tree.zxid_applied().to_wire(),
-                    err: 0,
-                };
+                let reply =
+                    ReplyHeader { xid: -2, zxid: self.tree.zxid_applied().to_wire(), err: 0 };
                 self.reply(conn_id, reply, None, None, effects);
             }
             Request::Auth { scheme, auth, .. } => {
@@ -696,11 +652,7 @@ impl Node {
                     warn!(%conn_id, "too many queued requests");
                     self.close_conn(conn_id, effects);
                 } else {
-                    conn.queue.push_back(Queued::Read {
-                        header,
-                        request: read,
-                        received_ms,
-                    });
+                    conn.queue.push_back(Queued::Read { header, request: read, received_ms });
                 }
             }
         }
@@ -718,11 +670,8 @@ impl Node {
             return;
         };
         if conn.queue.is_empty() {
-            let reply = ReplyHeader {
-                xid,
-                zxid: self.tree.zxid_applied().to_wire(),
-                err: code.code(),
-            };
+            let reply =
+                ReplyHeader { xid, zxid: self.tree.zxid_applied().to_wire(), err: code.code() };
             self.reply(conn_id, reply, None, None, effects);
         } else {
             conn.queue.push_back(Queued::Error { xid, code });
@@ -758,28 +707,12 @@ impl Node {
                         conn.ids.push(id);
                     }
                 }
-                self.reply(
-                    conn_id,
-                    ReplyHeader {
-                        xid,
-                        zxid: 0,
-                        err: 0,
-                    },
-                    None,
-                    None,
-                    effects,
-                );
+                self.reply(conn_id, ReplyHeader { xid, zxid: 0, err: 0 }, None, None, effects);
             }
             None => {
                 info!(%conn_id, scheme, "authentication failed");
                 let err = ErrorCode::AuthFailed.code();
-                self.reply(
-                    conn_id,
-                    ReplyHeader { xid, zxid: 0, err },
-                    None,
-                    None,
-                    effects,
-                );
+                self.reply(conn_id, ReplyHeader { xid, zxid: 0, err }, None, None, effects);
                 self.close_conn(conn_id, effects);
             }
         }
@@ -814,41 +747,19 @@ impl Node {
             time_ms: self.now.wall_ms,
         };
         let (op, shape) = match &request {
-            Request::Create(kind, create) => (
-                prep.write(Write::Create(*kind, create)),
-                Shape::Create(*kind),
-            ),
-            Request::Delete { path, version } => (
-                prep.write(Write::Delete {
-                    path,
-                    version: *version,
-                }),
-                Shape::Delete,
-            ),
-            Request::SetData {
-                path,
-                data,
-                version,
-            } => (
-                prep.write(Write::SetData {
-                    path,
-                    data,
-                    version: *version,
-                }),
-                Shape::SetData,
-            ),
-            Request::SetAcl { path, acl, version } => (
-                prep.write(Write::SetAcl {
-                    path,
-                    acl,
-                    version: *version,
-                }),
-                Shape::SetAcl,
-            ),
-            Request::Multi(ops) => (
-                prep.write(Write::Multi(ops)),
-                Shape::Multi(multi_shape(ops)),
-            ),
+            Request::Create(kind, create) => {
+                (prep.write(Write::Create(*kind, create)), Shape::Create(*kind))
+            }
+            Request::Delete { path, version } => {
+                (prep.write(Write::Delete { path, version: *version }), Shape::Delete)
+            }
+            Request::SetData { path, data, version } => {
+                (prep.write(Write::SetData { path, data, version: *version }), Shape::SetData)
+            }
+            Request::SetAcl { path, acl, version } => {
+                (prep.write(Write::SetAcl { path, acl, version: *version }), Shape::SetAcl)
+            }
+            Request::Multi(ops) => (prep.write(Write::Multi(ops)), Shape::Multi(multi_shape(ops))),
             Request::CloseSession => {
                 self.sessions.set_closing(session);
                 (prep.close_session(), Shape::CloseSession)
@@ -856,25 +767,9 @@ impl Node {
             _ => unreachable!("on_write is called for writes only"),
         };
         if let Some(conn) = self.conns.get_mut(&conn_id) {
-            conn.queue.push_back(Queued::Write(zxid));
+            conn.queue.push_back(Queued::Write { cxid: xid, shape, received_ms });
         }
-        let origin = Origin::Client {
-            conn: conn_id,
-            xid,
-            shape,
-            received_ms,
-        };
-        self.append(
-            Txn {
-                zxid,
-                session,
-                cxid: xid,
-                time_ms: self.now.wall_ms,
-                op,
-            },
-            origin,
-            effects,
-        );
+        self.append(Txn { zxid, session, cxid: xid, time_ms: self.now.wall_ms, op }, effects);
     }
 
     fn answer_read(
@@ -894,19 +789,11 @@ impl Node {
         let zxid = self.tree.zxid_applied().to_wire();
         match result {
             Ok(body) => {
-                let reply = ReplyHeader {
-                    xid: header.xid,
-                    zxid,
-                    err: 0,
-                };
+                let reply = ReplyHeader { xid: header.xid, zxid, err: 0 };
                 self.reply(conn_id, reply, Some(&body), Some(received_ms), effects);
             }
             Err(code) => {
-                let reply = ReplyHeader {
-                    xid: header.xid,
-                    zxid,
-                    err: code.code(),
-                };
+                let reply = ReplyHeader { xid: header.xid, zxid, err: code.code() };
                 self.reply(conn_id, reply, None, Some(received_ms), effects);
             }
         }
@@ -920,11 +807,7 @@ impl Node {
         request: Request,
         notifications: &mut Vec<WatcherEvent>,
     ) -> Result<Response, ErrorCode> {
-        let ids = self
-            .conns
-            .get(&conn_id)
-            .map(|c| c.ids.clone())
-            .unwrap_or_default();
+        let ids = self.conns.get(&conn_id).map(|c| c.ids.clone()).unwrap_or_default();
         let can = |acl: &[crate::wire::types::Acl], needed: i32| {
             acl::check(acl, needed, &ids, self.config.skip_acl)
         };
@@ -941,10 +824,7 @@ impl Node {
                 if watch {
                     self.watches.add(conn_id, &path, WatchKind::Data);
                 }
-                self.tree
-                    .stat(&path)
-                    .map(Response::Stat)
-                    .ok_or(ErrorCode::NoNode)
+                self.tree.stat(&path).map(Response::Stat).ok_or(ErrorCode::NoNode)
             }
             Request::GetData { path, watch } => {
                 let (node_acl, _) = self.tree.acl(&path).ok_or(ErrorCode::NoNode)?;
@@ -957,11 +837,7 @@ impl Node {
                 let (data, stat) = self.tree.data(&path).ok_or(ErrorCode::NoNode)?;
                 Ok(Response::GetData { data, stat })
             }
-            Request::GetChildren {
-                path,
-                watch,
-                with_stat,
-            } => {
+            Request::GetChildren { path, watch, with_stat } => {
                 let (node_acl, stat) = self.tree.acl(&path).ok_or(ErrorCode::NoNode)?;
                 if !can(&node_acl, perms::READ) {
                     return Err(ErrorCode::NoAuth);
@@ -1000,9 +876,7 @@ impl Node {
                 let all = self.tree.ephemerals(session);
                 let all_of_them = prefix.is_empty() || prefix.trim().is_empty() || prefix == "/";
                 Ok(Response::Ephemerals(
-                    all.into_iter()
-                        .filter(|p| all_of_them || p.starts_with(&prefix))
-                        .collect(),
+                    all.into_iter().filter(|p| all_of_them || p.starts_with(&prefix)).collect(),
                 ))
             }
             Request::WhoAmI => Ok(Response::WhoAmI(ids.iter().map(who_am_i).collect())),
@@ -1010,8 +884,7 @@ impl Node {
             Request::SetWatches(set) => {
                 let tree = &self.tree;
                 let lookup = |p: &str| tree.stat(p).map(|s| (s.mzxid, s.pzxid));
-                self.watches
-                    .set_watches(conn_id, &set, &lookup, notifications);
+                self.watches.set_watches(conn_id, &set, &lookup, notifications);
                 Ok(Response::Empty)
             }
             Request::AddWatch { path, mode } => {
@@ -1023,11 +896,7 @@ impl Node {
                 self.watches.add(conn_id, &path, kind);
                 Ok(Response::ErrorBody { err: 0 })
             }
-            Request::CheckWatches {
-                path,
-                watcher_type,
-                remove,
-            } => {
+            Request::CheckWatches { path, watcher_type, remove } => {
                 let kind =
                     WatcherType::from_code(watcher_type).ok_or(ErrorCode::MarshallingError)?;
                 let found = if remove {
@@ -1058,27 +927,19 @@ impl Node {
             ReadOp::GetChildren { path } => (path, false),
         };
         let Some((node_acl, stat)) = self.tree.acl(path) else {
-            return OpResult::Error {
-                err: ErrorCode::NoNode.code(),
-            };
+            return OpResult::Error { err: ErrorCode::NoNode.code() };
         };
         if !acl::check(&node_acl, perms::READ, ids, self.config.skip_acl) {
-            return OpResult::Error {
-                err: ErrorCode::NoAuth.code(),
-            };
+            return OpResult::Error { err: ErrorCode::NoAuth.code() };
         }
         if is_data {
             match self.tree.data(path) {
                 Some((data, stat)) => OpResult::GetData { data, stat },
-                None => OpResult::Error {
-                    err: ErrorCode::NoNode.code(),
-                },
+                None => OpResult::Error { err: ErrorCode::NoNode.code() },
             }
         } else {
             let _ = stat;
-            OpResult::GetChildren {
-                children: self.tree.children(path).unwrap_or_default(),
-            }
+            OpResult::GetChildren { children: self.tree.children(path).unwrap_or_default() }
         }
     }
 
@@ -1086,45 +947,21 @@ impl Node {
 
     fn next_zxid(&mut self) -> Zxid {
         let zxid = Zxid(self.zxid_last.0 + 1);
-        assert!(
-            zxid.counter() != 0,
-            "zxid counter overflow at {}",
-            self.zxid_last
-        );
+        assert!(zxid.counter() != 0, "zxid counter overflow at {}", self.zxid_last);
         self.zxid_last = zxid;
         zxid
     }
 
-    fn propose(
-        &mut self,
-        session: SessionId,
-        cxid: i32,
-        op: TxnOp,
-        origin: Origin,
-        effects: &mut Vec<Effect>,
-    ) {
+    fn propose(&mut self, session: SessionId, cxid: i32, op: TxnOp, effects: &mut Vec<Effect>) {
         let zxid = self.next_zxid();
-        self.append(
-            Txn {
-                zxid,
-                session,
-                cxid,
-                time_ms: self.now.wall_ms,
-                op,
-            },
-            origin,
-            effects,
-        );
+        self.append(Txn { zxid, session, cxid, time_ms: self.now.wall_ms, op }, effects);
     }
 
-    fn append(&mut self, txn: Txn, origin: Origin, effects: &mut Vec<Effect>) {
+    fn append(&mut self, txn: Txn, effects: &mut Vec<Effect>) {
         let write = self.write_next;
         self.write_next = WriteId(write.0 + 1);
-        effects.push(Effect::Write {
-            id: write,
-            write: DurableWrite::Append(txn.clone()),
-        });
-        self.pending.push_back(Pending { write, txn, origin });
+        effects.push(Effect::Write { id: write, write: DurableWrite::Append(txn.clone()) });
+        self.pending.push_back(Pending { write, txn });
     }
 
     fn on_persisted(&mut self, up_to: WriteId, effects: &mut Vec<Effect>) {
@@ -1136,40 +973,27 @@ impl Node {
         }
     }
 
-    /// Applies a durable txn and answers whoever waits for it.
+    /// Applies a durable txn and answers whoever waits for it on this node.
     fn commit(&mut self, pending: Pending, effects: &mut Vec<Effect>) {
-        let Pending { txn, origin, .. } = pending;
+        let txn = pending.txn;
         let mut events = Vec::new();
         let outcome = self.tree.apply(&txn, &mut events);
         self.speculative.applied(txn.zxid);
         self.apply_session_change(&txn);
-        if let TxnOp::CloseSession = txn.op {
-            if let Some(conn) = self.session_owner.get(&txn.session).copied() {
-                let is_origin = matches!(origin, Origin::Client { conn: c, .. } if c == conn);
-                if !is_origin {
-                    self.close_conn(conn, effects);
+        self.notify(&events, txn.zxid, effects);
+        match txn.op {
+            TxnOp::CreateSession { timeout_ms, .. } => {
+                if let Some(waiting) = self.connecting.remove(&txn.session) {
+                    self.establish(
+                        waiting.conn,
+                        txn.session,
+                        timeout_ms,
+                        waiting.read_only,
+                        effects,
+                    );
                 }
             }
-        }
-        self.notify(&events, txn.zxid, effects);
-        match origin {
-            Origin::Internal => {}
-            Origin::Connect {
-                conn,
-                read_only,
-                timeout_ms,
-                ..
-            } => {
-                self.establish(conn, txn.session, timeout_ms, read_only, effects);
-            }
-            Origin::Client {
-                conn,
-                xid,
-                shape,
-                received_ms,
-            } => {
-                self.answer_write(conn, xid, txn.zxid, &shape, outcome, received_ms, effects);
-            }
+            _ => self.answer_write(&txn, outcome, effects),
         }
         self.txns_since_snapshot += 1;
         if self.txns_since_snapshot >= self.snapshot_threshold {
@@ -1179,13 +1003,9 @@ impl Node {
 
     fn apply_session_change(&mut self, txn: &Txn) {
         match &txn.op {
-            TxnOp::CreateSession {
-                timeout_ms,
-                password,
-            } => {
+            TxnOp::CreateSession { timeout_ms, password } => {
                 if self.sessions.get(txn.session).is_none() {
-                    self.sessions
-                        .add(txn.session, *timeout_ms, *password, self.now.mono_ms);
+                    self.sessions.add(txn.session, *timeout_ms, *password, self.now.mono_ms);
                 }
             }
             TxnOp::CloseSession => {
@@ -1203,54 +1023,37 @@ impl Node {
         let conns = &self.conns;
         let skip_acl = self.config.skip_acl;
         let mut can_read = |conn: ConnId, node_acl: &[crate::wire::types::Acl]| {
-            conns
-                .get(&conn)
-                .is_some_and(|c| acl::check(node_acl, perms::READ, &c.ids, skip_acl))
+            conns.get(&conn).is_some_and(|c| acl::check(node_acl, perms::READ, &c.ids, skip_acl))
         };
         for event in events {
             self.watches.trigger(event, &mut can_read, &mut out);
         }
         for (conn, event) in out {
-            self.send(
-                conn,
-                wire::encode_notification(zxid.to_wire(), &event),
-                effects,
-            );
+            self.send(conn, wire::encode_notification(zxid.to_wire(), &event), effects);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn answer_write(
-        &mut self,
-        conn_id: ConnId,
-        xid: i32,
-        zxid: Zxid,
-        shape: &Shape,
-        outcome: ApplyOutcome,
-        received_ms: u64,
-        effects: &mut Vec<Effect>,
-    ) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else {
+    /// Replies to the local connection whose oldest outstanding write is this txn, if any.
+    /// A closeSession that commits closes the session's connection whoever asked for it.
+    fn answer_write(&mut self, txn: &Txn, outcome: ApplyOutcome, effects: &mut Vec<Effect>) {
+        let Some(conn_id) = self.session_owner.get(&txn.session).copied() else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let ours =
+            matches!(conn.queue.front(), Some(Queued::Write { cxid, .. }) if *cxid == txn.cxid);
+        let closing = matches!(txn.op, TxnOp::CloseSession);
+        if !ours {
+            if closing {
+                self.close_conn(conn_id, effects);
+            }
+            return;
+        }
+        let Some(Queued::Write { shape, received_ms, .. }) = conn.queue.pop_front() else {
             return;
         };
-        match conn.queue.pop_front() {
-            Some(Queued::Write(z)) if z == zxid => {}
-            other => {
-                // The queue holds this connection's writes in zxid order; anything else is a bug.
-                panic!(
-                    "reply for {zxid} but the queue head is {:?}",
-                    other.map(|q| q.describe())
-                );
-            }
-        }
-        let (err, body) = write_response(shape, outcome);
-        let reply = ReplyHeader {
-            xid,
-            zxid: zxid.to_wire(),
-            err: err.code(),
-        };
+        let (err, body) = write_response(&shape, outcome);
+        let reply = ReplyHeader { xid: txn.cxid, zxid: txn.zxid.to_wire(), err: err.code() };
         self.reply(conn_id, reply, body.as_ref(), Some(received_ms), effects);
-        if matches!(shape, Shape::CloseSession) {
+        if closing {
             self.close_conn(conn_id, effects);
             return;
         }
@@ -1267,22 +1070,16 @@ impl Node {
                 return;
             };
             match conn.queue.front() {
-                None | Some(Queued::Write(_)) => return,
+                None | Some(Queued::Write { .. }) => return,
                 Some(_) => {}
             }
             match conn.queue.pop_front() {
-                Some(Queued::Read {
-                    header,
-                    request,
-                    received_ms,
-                }) => self.answer_read(conn_id, session, header, request, received_ms, effects),
+                Some(Queued::Read { header, request, received_ms }) => {
+                    self.answer_read(conn_id, session, header, request, received_ms, effects)
+                }
                 Some(Queued::Error { xid, code }) => {
                     let zxid = self.tree.zxid_applied().to_wire();
-                    let reply = ReplyHeader {
-                        xid,
-                        zxid,
-                        err: code.code(),
-                    };
+                    let reply = ReplyHeader { xid, zxid, err: code.code() };
                     self.reply(conn_id, reply, None, None, effects);
                 }
                 _ => return,
@@ -1292,21 +1089,15 @@ impl Node {
 
     fn write_snapshot(&mut self, effects: &mut Vec<Effect>) {
         let zxid = self.tree.zxid_applied();
-        let sessions: Vec<_> = self
-            .sessions
-            .iter()
-            .map(|(id, s)| (id, s.timeout_ms, s.password))
-            .collect();
+        let sessions: Vec<_> =
+            self.sessions.iter().map(|(id, s)| (id, s.timeout_ms, s.password)).collect();
         let body = snapshot::encode(zxid, &self.tree, &sessions);
         self.txns_since_snapshot = 0;
         self.snapshot_threshold = snapshot_threshold(&mut self.rng, self.config.snap_count);
         let write = self.write_next;
         self.write_next = WriteId(write.0 + 1);
         info!(%zxid, bytes = body.len(), "snapshot");
-        effects.push(Effect::Write {
-            id: write,
-            write: DurableWrite::Snapshot { zxid, body },
-        });
+        effects.push(Effect::Write { id: write, write: DurableWrite::Snapshot { zxid, body } });
     }
 
     // ---------------------------------------------------------------- timers
@@ -1346,21 +1137,14 @@ impl Node {
             time_ms: self.now.wall_ms,
         };
         let op = prep.close_session();
-        let txn = Txn {
-            zxid,
-            session,
-            cxid: 0,
-            time_ms: self.now.wall_ms,
-            op,
-        };
-        self.append(txn, Origin::Internal, effects);
+        let txn = Txn { zxid, session, cxid: 0, time_ms: self.now.wall_ms, op };
+        self.append(txn, effects);
     }
 
     /// Deletes empty containers and expired TTL nodes. ZK compat: `ContainerManager`.
     fn reap(&mut self, effects: &mut Vec<Effect>) {
-        let candidates = self
-            .tree
-            .reap_candidates(self.now.wall_ms, self.config.container_never_used_ms);
+        let candidates =
+            self.tree.reap_candidates(self.now.wall_ms, self.config.container_never_used_ms);
         let super_ids = [Id::new("super", "")];
         for path in candidates {
             let zxid = Zxid(self.zxid_last.0 + 1);
@@ -1373,25 +1157,12 @@ impl Node {
                 zxid,
                 time_ms: self.now.wall_ms,
             };
-            let op = prep.write(Write::Delete {
-                path: &path,
-                version: -1,
-            });
+            let op = prep.write(Write::Delete { path: &path, version: -1 });
             if matches!(op, TxnOp::Error { .. }) {
                 continue; // it gained a child or went away meanwhile
             }
             debug!(%path, "reaping");
-            self.propose(SessionId(0), 0, op, Origin::Internal, effects);
-        }
-    }
-}
-
-impl Queued {
-    fn describe(&self) -> String {
-        match self {
-            Queued::Write(z) => format!("write {z}"),
-            Queued::Read { header, .. } => format!("read xid {}", header.xid),
-            Queued::Error { xid, .. } => format!("error xid {xid}"),
+            self.propose(SessionId(0), 0, op, effects);
         }
     }
 }
@@ -1429,12 +1200,7 @@ fn write_response(shape: &Shape, outcome: ApplyOutcome) -> (ErrorCode, Option<Re
         }
         (Shape::Multi(shapes), ApplyOutcome::Error(code)) => {
             // A multi that failed as a whole at apply: report the code on every op.
-            Response::Multi(
-                shapes
-                    .iter()
-                    .map(|_| OpResult::Error { err: code.code() })
-                    .collect(),
-            )
+            Response::Multi(shapes.iter().map(|_| OpResult::Error { err: code.code() }).collect())
         }
         (_, other) => {
             warn!(?other, "apply outcome does not match the request");
@@ -1462,9 +1228,7 @@ fn multi_results(shapes: &[MultiShape], outcomes: Vec<ApplyOutcome>) -> Vec<OpRe
             (MultiShape::Delete, _) => OpResult::Delete,
             (MultiShape::SetData, ApplyOutcome::DataSet(stat)) => OpResult::SetData { stat },
             (MultiShape::Check, _) => OpResult::Check,
-            _ => OpResult::Error {
-                err: ErrorCode::MarshallingError.code(),
-            },
+            _ => OpResult::Error { err: ErrorCode::MarshallingError.code() },
         })
         .collect()
 }

@@ -41,10 +41,7 @@ impl Harness {
     }
 
     fn with(config: NodeConfig) -> Harness {
-        let now = Now {
-            mono_ms: 1_000,
-            wall_ms: 1_700_000_000_000,
-        };
+        let now = Now { mono_ms: 1_000, wall_ms: 1_700_000_000_000 };
         Harness {
             node: Node::new(config, now),
             now,
@@ -73,9 +70,7 @@ impl Harness {
 
     /// Reports every write so far as durable.
     fn persist(&mut self) -> Vec<Effect> {
-        self.step(Input::Persisted {
-            up_to: self.write_last,
-        })
+        self.step(Input::Persisted { up_to: self.write_last })
     }
 
     fn advance(&mut self, ms: u64) -> Vec<Effect> {
@@ -85,20 +80,12 @@ impl Harness {
 
     fn open(&mut self, conn: u64) {
         let addr: SocketAddr = "127.0.0.1:40000".parse().expect("literal address");
-        assert!(self
-            .step(Input::ClientConnected {
-                conn: ConnId(conn),
-                addr
-            })
-            .is_empty());
+        assert!(self.step(Input::ClientConnected { conn: ConnId(conn), addr }).is_empty());
     }
 
     fn send_frame(&mut self, conn: u64, framed: Bytes) -> Vec<Effect> {
         let frame = framed.slice(4..);
-        self.step(Input::ClientFrame {
-            conn: ConnId(conn),
-            frame,
-        })
+        self.step(Input::ClientFrame { conn: ConnId(conn), frame })
     }
 
     fn connect(&mut self, conn: u64, session_id: i64, password: Bytes) -> Vec<Effect> {
@@ -117,10 +104,7 @@ impl Harness {
     /// Opens a connection with a new session, persisting the createSession txn.
     fn session(&mut self, conn: u64) -> ConnectResponse {
         let before = self.connect(conn, 0, Bytes::from_static(&[0; 16]));
-        assert!(
-            frames(&before, conn).is_empty(),
-            "no ConnectResponse before the txn is durable"
-        );
+        assert!(frames(&before, conn).is_empty(), "no ConnectResponse before the txn is durable");
         match frames(&self.persist(), conn).as_slice() {
             [Out::Connected(response)] => response.clone(),
             other => panic!("expected a ConnectResponse, got {other:?}"),
@@ -193,13 +177,9 @@ fn a_write_is_answered_only_after_it_is_durable() {
     h.session(1);
     let effects = h.request(1, 1, &create("/a", b"x", 0));
     assert!(frames(&effects, 1).is_empty(), "no reply before Persisted");
-    assert!(effects.iter().any(|e| matches!(
-        e,
-        Effect::Write {
-            write: DurableWrite::Append(_),
-            ..
-        }
-    )));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Write { write: DurableWrite::Append(_), .. })));
     let out = frames(&h.persist(), 1);
     let (header, body) = reply_of(&out, 1);
     assert_eq!(header.err, 0);
@@ -214,18 +194,8 @@ fn a_read_waits_behind_an_earlier_write_of_its_connection() {
     let mut h = Harness::new();
     h.session(1);
     h.request(1, 1, &create("/a", b"x", 0));
-    let early = h.request(
-        1,
-        2,
-        &Request::GetData {
-            path: "/a".into(),
-            watch: false,
-        },
-    );
-    assert!(
-        frames(&early, 1).is_empty(),
-        "the read must not overtake the write"
-    );
+    let early = h.request(1, 2, &Request::GetData { path: "/a".into(), watch: false });
+    assert!(frames(&early, 1).is_empty(), "the read must not overtake the write");
     let out = frames(&h.persist(), 1);
     let xids: Vec<i32> = out
         .iter()
@@ -248,14 +218,7 @@ fn a_watch_event_precedes_the_reply_to_the_write_that_fired_it() {
     let mut h = Harness::new();
     h.session(1);
     h.session(2);
-    let out = h.call(
-        2,
-        1,
-        &Request::Exists {
-            path: "/w".into(),
-            watch: true,
-        },
-    );
+    let out = h.call(2, 1, &Request::Exists { path: "/w".into(), watch: true });
     assert_eq!(reply_of(&out, 1).0.err, ErrorCode::NoNode.code());
     let mut effects = h.request(1, 1, &create("/w", b"", 0));
     effects.extend(h.persist());
@@ -267,15 +230,8 @@ fn a_watch_event_precedes_the_reply_to_the_write_that_fired_it() {
         other => panic!("expected one NodeCreated event, got {other:?}"),
     }
     // One-shot: a second change does not fire again.
-    let mut effects = h.request(
-        1,
-        2,
-        &Request::SetData {
-            path: "/w".into(),
-            data: None,
-            version: -1,
-        },
-    );
+    let mut effects =
+        h.request(1, 2, &Request::SetData { path: "/w".into(), data: None, version: -1 });
     effects.extend(h.persist());
     assert!(frames(&effects, 2).is_empty());
 }
@@ -289,34 +245,12 @@ fn failed_writes_take_a_zxid_and_report_zookeepers_error_codes() {
     assert_eq!(reply_of(&dup, 2).0.err, ErrorCode::NodeExists.code());
     let orphan = h.call(1, 3, &create("/x/y", b"", 0));
     assert_eq!(reply_of(&orphan, 3).0.err, ErrorCode::NoNode.code());
-    let stale = h.call(
-        1,
-        4,
-        &Request::SetData {
-            path: "/a".into(),
-            data: None,
-            version: 7,
-        },
-    );
+    let stale = h.call(1, 4, &Request::SetData { path: "/a".into(), data: None, version: 7 });
     assert_eq!(reply_of(&stale, 4).0.err, ErrorCode::BadVersion.code());
-    let builtin = h.call(
-        1,
-        5,
-        &Request::Delete {
-            path: "/zookeeper".into(),
-            version: -1,
-        },
-    );
+    let builtin = h.call(1, 5, &Request::Delete { path: "/zookeeper".into(), version: -1 });
     assert_eq!(reply_of(&builtin, 5).0.err, ErrorCode::BadArguments.code());
-    let errors = h
-        .log
-        .iter()
-        .filter(|t| matches!(t.op, TxnOp::Error { .. }))
-        .count();
-    assert_eq!(
-        errors, 4,
-        "every failed write is logged as an error txn, as ZooKeeper does"
-    );
+    let errors = h.log.iter().filter(|t| matches!(t.op, TxnOp::Error { .. })).count();
+    assert_eq!(errors, 4, "every failed write is logged as an error txn, as ZooKeeper does");
 }
 
 #[test]
@@ -325,22 +259,13 @@ fn sequential_suffixes_come_from_the_parents_creation_count() {
     h.session(1);
     h.call(1, 1, &create("/q", b"", 0));
     h.call(1, 2, &create("/q/plain", b"", 0));
-    h.call(
-        1,
-        3,
-        &Request::Delete {
-            path: "/q/plain".into(),
-            version: -1,
-        },
-    );
+    h.call(1, 3, &Request::Delete { path: "/q/plain".into(), version: -1 });
     let out = h.call(1, 4, &create("/q/item-", b"", 2));
     let (header, body) = reply_of(&out, 4);
     assert_eq!(header.err, 0);
     assert_eq!(
         wire::decode_response(1, body).expect("create response"),
-        Response::Create {
-            path: "/q/item-0000000001".into()
-        },
+        Response::Create { path: "/q/item-0000000001".into() },
         "creations (not deletions) advance the counter"
     );
 }
@@ -360,40 +285,20 @@ fn multi_is_all_or_nothing_with_zookeepers_per_op_results() {
                 ttl: None,
             },
         ),
-        MultiOp::Check {
-            path: "/m".into(),
-            version: 0,
-        },
-        MultiOp::Delete {
-            path: "/missing".into(),
-            version: -1,
-        },
-        MultiOp::SetData {
-            path: "/m".into(),
-            data: None,
-            version: -1,
-        },
+        MultiOp::Check { path: "/m".into(), version: 0 },
+        MultiOp::Delete { path: "/missing".into(), version: -1 },
+        MultiOp::SetData { path: "/m".into(), data: None, version: -1 },
     ];
     let out = h.call(1, 1, &Request::Multi(ops));
     let (header, body) = reply_of(&out, 1);
-    assert_eq!(
-        header.err, 0,
-        "a failed multi still has err 0 in the header"
-    );
+    assert_eq!(header.err, 0, "a failed multi still has err 0 in the header");
     let codes = vec![
         OpResult::Error { err: 0 },
         OpResult::Error { err: 0 },
-        OpResult::Error {
-            err: ErrorCode::NoNode.code(),
-        },
-        OpResult::Error {
-            err: ErrorCode::RuntimeInconsistency.code(),
-        },
+        OpResult::Error { err: ErrorCode::NoNode.code() },
+        OpResult::Error { err: ErrorCode::RuntimeInconsistency.code() },
     ];
-    assert_eq!(
-        wire::decode_response(14, body).expect("multi response"),
-        Response::Multi(codes)
-    );
+    assert_eq!(wire::decode_response(14, body).expect("multi response"), Response::Multi(codes));
     assert!(h.node.tree().stat("/m").is_none(), "rolled back");
 }
 
@@ -422,15 +327,10 @@ fn garbage_before_the_handshake_closes_only_that_connection() {
     let mut h = Harness::new();
     h.session(1);
     h.open(2);
-    let effects = h.step(Input::ClientFrame {
-        conn: ConnId(2),
-        frame: Bytes::from_static(b"\x01\x02"),
-    });
+    let effects =
+        h.step(Input::ClientFrame { conn: ConnId(2), frame: Bytes::from_static(b"\x01\x02") });
     assert_eq!(effects, vec![Effect::CloseClient { conn: ConnId(2) }]);
-    assert_eq!(
-        reply_of(&h.call(1, 1, &create("/still", b"", 0)), 1).0.err,
-        0
-    );
+    assert_eq!(reply_of(&h.call(1, 1, &create("/still", b"", 0)), 1).0.err, 0);
 }
 
 #[test]
@@ -438,23 +338,9 @@ fn an_expired_session_loses_its_ephemerals_and_a_reconnect_is_refused() {
     let mut h = Harness::new();
     let session = h.session(1);
     h.session(2);
-    h.call(
-        2,
-        1,
-        &Request::Exists {
-            path: "/e".into(),
-            watch: true,
-        },
-    );
+    h.call(2, 1, &Request::Exists { path: "/e".into(), watch: true });
     h.call(1, 1, &create("/e", b"", 1));
-    h.call(
-        2,
-        2,
-        &Request::Exists {
-            path: "/e".into(),
-            watch: true,
-        },
-    );
+    h.call(2, 2, &Request::Exists { path: "/e".into(), watch: true });
     // Session 2 keeps pinging; session 1 goes silent.
     let mut closed = false;
     for _ in 0..30 {
@@ -485,40 +371,24 @@ fn a_client_that_reconnects_in_time_keeps_its_session_and_ephemerals() {
     h.call(1, 1, &create("/mine", b"", 1));
     h.step(Input::ClientClosed { conn: ConnId(1) });
     h.advance(300);
-    let out = frames(
-        &h.connect(2, session.session_id, session.password.clone()),
-        2,
-    );
+    let out = frames(&h.connect(2, session.session_id, session.password.clone()), 2);
     match out.as_slice() {
         [Out::Connected(r)] => assert_eq!(r.session_id, session.session_id),
         other => panic!("{other:?}"),
     }
-    let wrong = frames(
-        &h.connect(3, session.session_id, Bytes::from_static(&[9; 16])),
-        3,
-    );
+    let wrong = frames(&h.connect(3, session.session_id, Bytes::from_static(&[9; 16])), 3);
     assert!(matches!(wrong.as_slice(), [Out::Connected(r), Out::Closed] if r.session_id == 0));
     assert!(h.node.tree().stat("/mine").is_some());
 }
 
 #[test]
 fn recovery_from_snapshot_and_log_rebuilds_the_same_tree() {
-    let mut h = Harness::with(NodeConfig {
-        snap_count: 4,
-        ..NodeConfig::standalone()
-    });
+    let mut h = Harness::with(NodeConfig { snap_count: 4, ..NodeConfig::standalone() });
     h.session(1);
     for i in 0..10 {
-        h.call(
-            1,
-            i + 1,
-            &create(&format!("/n{i}"), b"v", if i % 3 == 0 { 2 } else { 0 }),
-        );
+        h.call(1, i + 1, &create(&format!("/n{i}"), b"v", if i % 3 == 0 { 2 } else { 0 }));
     }
-    assert!(
-        !h.snapshots.is_empty(),
-        "snapCount=4 must have produced snapshots"
-    );
+    assert!(!h.snapshots.is_empty(), "snapCount=4 must have produced snapshots");
     let body = h.snapshots.last().cloned().expect("a snapshot");
     let restored = Node::recover(NodeConfig::standalone(), h.now, Some(&body), h.log.clone())
         .expect("recovery");

@@ -185,19 +185,10 @@ impl Prep<'_> {
         for (index, op) in ops.iter().enumerate() {
             let write = match op {
                 MultiOp::Create(kind, request) => Write::Create(*kind, request),
-                MultiOp::Delete { path, version } => Write::Delete {
-                    path,
-                    version: *version,
-                },
-                MultiOp::SetData {
-                    path,
-                    data,
-                    version,
-                } => Write::SetData {
-                    path,
-                    data,
-                    version: *version,
-                },
+                MultiOp::Delete { path, version } => Write::Delete { path, version: *version },
+                MultiOp::SetData { path, data, version } => {
+                    Write::SetData { path, data, version: *version }
+                }
                 MultiOp::Check { path, version } => match self.check(layer, path, *version) {
                     Ok(op) => {
                         txns.push(op);
@@ -222,11 +213,7 @@ impl Prep<'_> {
         match write {
             Write::Create(kind, request) => self.create(layer, kind, request),
             Write::Delete { path, version } => self.delete(layer, path, version),
-            Write::SetData {
-                path,
-                data,
-                version,
-            } => self.set_data(layer, path, data, version),
+            Write::SetData { path, data, version } => self.set_data(layer, path, data, version),
             Write::SetAcl { path, acl, version } => self.set_acl(layer, path, acl, version),
             Write::Multi(_) => Err(ErrorCode::MarshallingError),
         }
@@ -242,11 +229,7 @@ impl Prep<'_> {
         if mode.is_ttl() && !self.config.extended_types {
             return Err(ErrorCode::Unimplemented);
         }
-        let ttl = if kind == CreateKind::Ttl {
-            request.ttl.unwrap_or(-1)
-        } else {
-            -1
-        };
+        let ttl = if kind == CreateKind::Ttl { request.ttl.unwrap_or(-1) } else { -1 };
         if mode.is_ttl() {
             if ttl <= 0 || ttl > TTL_MAX_MS {
                 return Err(ErrorCode::BadArguments);
@@ -260,11 +243,7 @@ impl Prep<'_> {
             return Err(ErrorCode::BadArguments);
         }
         let acl = acl::fixup(&request.acl, self.ids)?;
-        let parent_path = if last_slash == 0 {
-            "/"
-        } else {
-            &requested[..last_slash]
-        };
+        let parent_path = if last_slash == 0 { "/" } else { &requested[..last_slash] };
         let mut parent = self.view(layer, parent_path).ok_or(ErrorCode::NoNode)?;
         self.check_acl(&parent.acl, perms::CREATE)?;
         let path = if mode.is_sequential() {
@@ -276,10 +255,7 @@ impl Prep<'_> {
         if self.view(layer, &path).is_some() {
             return Err(ErrorCode::NodeExists);
         }
-        if matches!(
-            NodeKind::from_owner(parent.stat.ephemeral_owner),
-            NodeKind::Ephemeral(_)
-        ) {
+        if matches!(NodeKind::from_owner(parent.stat.ephemeral_owner), NodeKind::Ephemeral(_)) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let ephemeral_owner = if mode.is_container() {
@@ -308,20 +284,8 @@ impl Prep<'_> {
             pzxid: zxid,
         };
         let acl_shared: Arc<[Acl]> = acl.clone().into();
-        layer.insert(
-            path.clone(),
-            Some(NodeView {
-                stat,
-                num_children: 0,
-                acl: acl_shared,
-            }),
-        );
-        Ok(TxnOp::Create {
-            path,
-            data: request.data.clone(),
-            acl,
-            ephemeral_owner,
-        })
+        layer.insert(path.clone(), Some(NodeView { stat, num_children: 0, acl: acl_shared }));
+        Ok(TxnOp::Create { path, data: request.data.clone(), acl, ephemeral_owner })
     }
 
     fn delete(
@@ -334,11 +298,7 @@ impl Prep<'_> {
         if path.contains('\0') || is_special_path(path) {
             return Err(ErrorCode::BadArguments);
         }
-        let parent_path = if last_slash == 0 {
-            "/"
-        } else {
-            &path[..last_slash]
-        };
+        let parent_path = if last_slash == 0 { "/" } else { &path[..last_slash] };
         let mut parent = self.view(layer, parent_path).ok_or(ErrorCode::NoNode)?;
         self.check_acl(&parent.acl, perms::DELETE)?;
         let node = self.view(layer, path).ok_or(ErrorCode::NoNode)?;
@@ -350,9 +310,7 @@ impl Prep<'_> {
         parent.stat.pzxid = self.zxid.to_wire();
         layer.insert(parent_path.to_string(), Some(parent));
         layer.insert(path.to_string(), None);
-        Ok(TxnOp::Delete {
-            path: path.to_string(),
-        })
+        Ok(TxnOp::Delete { path: path.to_string() })
     }
 
     fn set_data(
@@ -370,11 +328,7 @@ impl Prep<'_> {
         node.stat.mzxid = self.zxid.to_wire();
         node.stat.mtime = self.time_ms;
         layer.insert(path.to_string(), Some(node));
-        Ok(TxnOp::SetData {
-            path: path.to_string(),
-            data: data.clone(),
-            version: new_version,
-        })
+        Ok(TxnOp::SetData { path: path.to_string(), data: data.clone(), version: new_version })
     }
 
     fn set_acl(
@@ -392,11 +346,7 @@ impl Prep<'_> {
         node.stat.aversion = new_version;
         node.acl = acl.clone().into();
         layer.insert(path.to_string(), Some(node));
-        Ok(TxnOp::SetAcl {
-            path: path.to_string(),
-            acl,
-            version: new_version,
-        })
+        Ok(TxnOp::SetAcl { path: path.to_string(), acl, version: new_version })
     }
 
     fn check(
@@ -409,9 +359,7 @@ impl Prep<'_> {
         let node = self.view(layer, path).ok_or(ErrorCode::NoNode)?;
         self.check_acl(&node.acl, perms::READ)?;
         next_version(node.stat.version, version)?;
-        Ok(TxnOp::Check {
-            path: path.to_string(),
-        })
+        Ok(TxnOp::Check { path: path.to_string() })
     }
 
     fn view(&self, layer: &BTreeMap<String, Option<NodeView>>, path: &str) -> Option<NodeView> {
@@ -459,10 +407,7 @@ fn failed_multi(
 
 /// The built-in nodes that can never be deleted. ZK compat: `DataTree.isSpecialPath`.
 pub fn is_special_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
-    )
+    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
 }
 
 fn parent_of(path: &str) -> &str {

@@ -34,22 +34,13 @@ impl SessionTable {
     /// An empty table whose buckets are `tick_ms` wide.
     pub fn new(tick_ms: u64) -> SessionTable {
         assert!(tick_ms > 0, "tickTime must be positive");
-        SessionTable {
-            sessions: BTreeMap::new(),
-            buckets: BTreeMap::new(),
-            tick_ms,
-        }
+        SessionTable { sessions: BTreeMap::new(), buckets: BTreeMap::new(), tick_ms }
     }
 
     /// Adds (or replaces) a session and starts its timer at `now_ms`.
     pub fn add(&mut self, id: SessionId, timeout_ms: i32, password: [u8; 16], now_ms: u64) {
         self.remove(id);
-        let session = Session {
-            timeout_ms,
-            password,
-            expires_at_ms: 0,
-            closing: false,
-        };
+        let session = Session { timeout_ms, password, expires_at_ms: 0, closing: false };
         self.sessions.insert(id, session);
         self.touch(id, now_ms);
     }
@@ -165,22 +156,13 @@ mod tests {
     fn expiry_is_rounded_to_the_next_tick_and_touch_postpones_it() {
         let mut table = SessionTable::new(100);
         table.add(SessionId(1), 250, [0; 16], 1_000);
-        assert_eq!(
-            table.get(SessionId(1)).map(|s| s.expires_at_ms),
-            Some(1_300)
-        );
+        assert_eq!(table.get(SessionId(1)).map(|s| s.expires_at_ms), Some(1_300));
         assert!(table.take_expired(1_299).is_empty());
         assert!(table.touch(SessionId(1), 1_200));
         assert!(table.take_expired(1_300).is_empty());
         assert_eq!(table.take_expired(1_500), vec![SessionId(1)]);
-        assert!(
-            !table.is_live(SessionId(1)),
-            "an expired session is closing"
-        );
-        assert!(
-            !table.touch(SessionId(1), 1_600),
-            "a closing session cannot be revived"
-        );
+        assert!(!table.is_live(SessionId(1)), "an expired session is closing");
+        assert!(!table.touch(SessionId(1), 1_600), "a closing session cannot be revived");
     }
 
     #[test]

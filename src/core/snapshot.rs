@@ -70,9 +70,5 @@ pub fn decode(bytes: &[u8]) -> Result<Restored, SnapshotError> {
     }
     let tree =
         DataTree::decode_snapshot(&body.tree).map_err(|e| SnapshotError::Tree(e.to_string()))?;
-    Ok(Restored {
-        zxid: body.zxid,
-        sessions: body.sessions,
-        tree,
-    })
+    Ok(Restored { zxid: body.zxid, sessions: body.sessions, tree })
 }

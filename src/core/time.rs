@@ -18,9 +18,6 @@ pub struct Now {
 impl Now {
     /// An instant `ms` milliseconds later on both clocks.
     pub fn plus_ms(self, ms: u64) -> Now {
-        Now {
-            mono_ms: self.mono_ms + ms,
-            wall_ms: self.wall_ms + ms as i64,
-        }
+        Now { mono_ms: self.mono_ms + ms, wall_ms: self.wall_ms + ms as i64 }
     }
 }

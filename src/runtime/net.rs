@@ -115,16 +115,8 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
     }
 
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    port.writers
-        .lock()
-        .expect("writer table lock")
-        .insert(conn, out_tx);
-    if port
-        .to_node
-        .send(ToNode::Input(Input::ClientConnected { conn, addr }))
-        .await
-        .is_err()
-    {
+    port.writers.lock().expect("writer table lock").insert(conn, out_tx);
+    if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr })).await.is_err() {
         return;
     }
     let closed = Arc::new(Notify::new());
@@ -186,17 +178,10 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
             _ = closed.notified() => break,
         }
     }
-    let removed = port
-        .writers
-        .lock()
-        .expect("writer table lock")
-        .remove(&conn);
+    let removed = port.writers.lock().expect("writer table lock").remove(&conn);
     if let Some(writer) = removed {
         let _ = writer.send(ToConn::Close);
     }
-    let _ = port
-        .to_node
-        .send(ToNode::Input(Input::ClientClosed { conn }))
-        .await;
+    let _ = port.to_node.send(ToNode::Input(Input::ClientClosed { conn })).await;
     let _ = writer_task.await;
 }

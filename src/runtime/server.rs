@@ -85,10 +85,7 @@ impl Clock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
-        Now {
-            mono_ms: self.start.elapsed().as_millis() as u64,
-            wall_ms,
-        }
+        Now { mono_ms: self.start.elapsed().as_millis() as u64, wall_ms }
     }
 
     fn instant(&self, mono_ms: u64) -> Instant {
@@ -98,9 +95,7 @@ impl Clock {
 
 /// Recovers, binds and starts serving. Returns once the client port is listening.
 pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
-    let clock = Clock {
-        start: Instant::now(),
-    };
+    let clock = Clock { start: Instant::now() };
     let disk_config = config.disk_config();
     let recovered = disk::recover(&disk_config).map_err(|source| ServerError::Disk {
         dir: disk_config.data_log_dir.display().to_string(),
@@ -113,12 +108,9 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
     let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?;
 
     let addr = config.client_addr();
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    let client_addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
+    let client_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
     info!(%client_addr, "serving clients");
 
     let (to_node, from_clients) = mpsc::channel(NODE_INPUT_QUEUE_MAX);
@@ -146,12 +138,7 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         writers,
         shutdown_rx,
     ));
-    Ok(ServerHandle {
-        client_addr,
-        shutdown: Some(shutdown_tx),
-        node_loop,
-        acceptor,
-    })
+    Ok(ServerHandle { client_addr, shutdown: Some(shutdown_tx), node_loop, acceptor })
 }
 
 async fn run_node(

@@ -61,10 +61,7 @@ pub struct Id {
 impl Id {
     /// Builds an id from its parts.
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id {
-            scheme: scheme.to_string(),
-            id: id.to_string(),
-        }
+        Id { scheme: scheme.to_string(), id: id.to_string() }
     }
 }
 
@@ -80,18 +77,12 @@ pub struct Acl {
 impl Acl {
     /// `world:anyone` with every permission (ZooKeeper's `OPEN_ACL_UNSAFE`).
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl {
-            perms: perms::ALL,
-            id: Id::new("world", "anyone"),
-        }]
+        vec![Acl { perms: perms::ALL, id: Id::new("world", "anyone") }]
     }
 
     /// `world:anyone` read only (`READ_ACL_UNSAFE`).
     pub fn read_unsafe() -> Vec<Acl> {
-        vec![Acl {
-            perms: perms::READ,
-            id: Id::new("world", "anyone"),
-        }]
+        vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }]
     }
 }
 
@@ -313,10 +304,7 @@ int_enum! {
 impl CreateMode {
     /// Whether the node belongs to a session.
     pub fn is_ephemeral(self) -> bool {
-        matches!(
-            self,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential
-        )
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
     }
 
     /// Whether a sequence suffix is appended.
@@ -336,9 +324,6 @@ impl CreateMode {
 
     /// Whether the node has a TTL.
     pub fn is_ttl(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
-        )
+        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
     }
 }
