@@ -16,6 +16,7 @@ pub mod time;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod zab;
 
 pub use config::NodeConfig;
 pub use ids::{ConnId, ServerId, SessionId, WriteId, Zxid};
