@@ -106,6 +106,8 @@ pub enum PeerMsg {
     Diff {
         /// The txns, in zxid order.
         txns: Vec<Txn>,
+        /// Everything up to this zxid is committed.
+        committed: Zxid,
     },
     /// Leader → learner: drop the logged txns after `zxid` (TRUNC), then the `txns` (DIFF).
     Trunc {
@@ -113,6 +115,8 @@ pub enum PeerMsg {
         zxid: Zxid,
         /// The txns that follow it in the leader's history.
         txns: Vec<Txn>,
+        /// Everything up to this zxid is committed.
+        committed: Zxid,
     },
     /// Leader → learner: replace everything with this snapshot (SNAP).
     Snap {
@@ -120,6 +124,10 @@ pub enum PeerMsg {
         zxid: Zxid,
         /// The snapshot body (`core::snapshot`).
         body: Bytes,
+        /// The leader's logged txns after the snapshot.
+        txns: Vec<Txn>,
+        /// Everything up to this zxid is committed.
+        committed: Zxid,
     },
     /// Leader → learner: the end of the sync payload (NEWLEADER).
     NewLeader {
@@ -132,7 +140,10 @@ pub enum PeerMsg {
         epoch: u32,
     },
     /// Leader → learner: the leader is established; start serving (UPTODATE).
-    UpToDate,
+    UpToDate {
+        /// Everything up to this zxid is committed.
+        committed: Zxid,
+    },
     /// Leader → follower: a txn to log (PROPOSAL).
     Proposal(Txn),
     /// Follower → leader: `zxid` and everything before it are durable here (ACK).
@@ -197,7 +208,7 @@ impl PeerMsg {
             PeerMsg::Snap { .. } => "SNAP",
             PeerMsg::NewLeader { .. } => "NEWLEADER",
             PeerMsg::AckNewLeader { .. } => "ACK(NEWLEADER)",
-            PeerMsg::UpToDate => "UPTODATE",
+            PeerMsg::UpToDate { .. } => "UPTODATE",
             PeerMsg::Proposal(_) => "PROPOSAL",
             PeerMsg::Ack { .. } => "ACK",
             PeerMsg::Commit { .. } => "COMMIT",
