@@ -638,13 +638,7 @@ impl Node {
             return;
         };
         let added: Option<Vec<Id>> = match scheme {
-            "digest" => acl::parse_digest_auth(auth).map(|id| {
-                let mut ids = vec![id.clone()];
-                if self.config.super_digest.as_deref() == Some(id.id.as_str()) {
-                    ids.push(Id::new("super", ""));
-                }
-                ids
-            }),
+            "digest" => Some(acl::digest_auth_ids(auth, self.config.super_digest.as_deref())),
             "ip" => Some(vec![Id::new("ip", &conn.addr.ip().to_string())]),
             _ => None,
         };
@@ -767,11 +761,7 @@ impl Node {
                 Ok(Response::AllChildrenNumber(count))
             }
             Request::GetEphemerals { prefix } => {
-                let all = self.tree.ephemerals(session);
-                let all_of_them = prefix.is_empty() || prefix.trim().is_empty() || prefix == "/";
-                Ok(Response::Ephemerals(
-                    all.into_iter().filter(|p| all_of_them || p.starts_with(&prefix)).collect(),
-                ))
+                Ok(Response::Ephemerals(self.tree.ephemerals_with_prefix(session, &prefix)))
             }
             Request::WhoAmI => Ok(Response::WhoAmI(ids.iter().map(who_am_i).collect())),
             Request::Sync { path } => Ok(Response::Sync { path }),

@@ -449,7 +449,7 @@ impl Node {
             zxid: self.tree.zxid_applied(),
             epoch: self.epoch_current,
             node_count: self.tree.node_count(),
-            approximate_data_size: self.tree.approximate_data_size(),
+            approximate_data_size: self.tree.approximate_data_size().max(0) as u64,
             ephemerals_count: self.tree.ephemeral_count(),
             session_count: self.sessions.len(),
             outstanding_requests: outstanding,
