@@ -10,9 +10,9 @@ use crate::core::io::{DurableWrite, Effect, Input};
 use crate::core::time::Now;
 use crate::core::txn::{Txn, TxnOp};
 use crate::core::Node;
+use crate::wire;
 use crate::wire::proto::*;
 use crate::wire::types::{Acl, ErrorCode, EventType};
-use crate::wire;
 
 struct Harness {
     node: Node,
@@ -33,12 +33,22 @@ enum Out {
 
 impl Harness {
     fn new() -> Harness {
-        Harness::with(NodeConfig { tick_time_ms: 100, session_timeout_min_ms: 200, ..NodeConfig::standalone() })
+        Harness::with(NodeConfig {
+            tick_time_ms: 100,
+            session_timeout_min_ms: 200,
+            ..NodeConfig::standalone()
+        })
     }
 
     fn with(config: NodeConfig) -> Harness {
         let now = Now { mono_ms: 1_000, wall_ms: 1_700_000_000_000 };
-        Harness { node: Node::new(config, now), now, log: Vec::new(), snapshots: Vec::new(), write_last: WriteId(0) }
+        Harness {
+            node: Node::new(config, now),
+            now,
+            log: Vec::new(),
+            snapshots: Vec::new(),
+            write_last: WriteId(0),
+        }
     }
 
     fn step(&mut self, input: Input) -> Vec<Effect> {
@@ -167,11 +177,16 @@ fn a_write_is_answered_only_after_it_is_durable() {
     h.session(1);
     let effects = h.request(1, 1, &create("/a", b"x", 0));
     assert!(frames(&effects, 1).is_empty(), "no reply before Persisted");
-    assert!(effects.iter().any(|e| matches!(e, Effect::Write { write: DurableWrite::Append(_), .. })));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Write { write: DurableWrite::Append(_), .. })));
     let out = frames(&h.persist(), 1);
     let (header, body) = reply_of(&out, 1);
     assert_eq!(header.err, 0);
-    assert_eq!(wire::decode_response(1, body).expect("create response"), Response::Create { path: "/a".into() });
+    assert_eq!(
+        wire::decode_response(1, body).expect("create response"),
+        Response::Create { path: "/a".into() }
+    );
 }
 
 #[test]
@@ -182,7 +197,13 @@ fn a_read_waits_behind_an_earlier_write_of_its_connection() {
     let early = h.request(1, 2, &Request::GetData { path: "/a".into(), watch: false });
     assert!(frames(&early, 1).is_empty(), "the read must not overtake the write");
     let out = frames(&h.persist(), 1);
-    let xids: Vec<i32> = out.iter().filter_map(|o| match o { Out::Reply(h, _) => Some(h.xid), _ => None }).collect();
+    let xids: Vec<i32> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Reply(h, _) => Some(h.xid),
+            _ => None,
+        })
+        .collect();
     assert_eq!(xids, vec![1, 2]);
     let (header, body) = reply_of(&out, 2);
     assert_eq!(header.err, 0, "the read sees the write");
@@ -209,7 +230,8 @@ fn a_watch_event_precedes_the_reply_to_the_write_that_fired_it() {
         other => panic!("expected one NodeCreated event, got {other:?}"),
     }
     // One-shot: a second change does not fire again.
-    let mut effects = h.request(1, 2, &Request::SetData { path: "/w".into(), data: None, version: -1 });
+    let mut effects =
+        h.request(1, 2, &Request::SetData { path: "/w".into(), data: None, version: -1 });
     effects.extend(h.persist());
     assert!(frames(&effects, 2).is_empty());
 }
@@ -253,7 +275,16 @@ fn multi_is_all_or_nothing_with_zookeepers_per_op_results() {
     let mut h = Harness::new();
     h.session(1);
     let ops = vec![
-        MultiOp::Create(CreateKind::Create, CreateRequest { path: "/m".into(), data: None, acl: Acl::open_unsafe(), flags: 0, ttl: None }),
+        MultiOp::Create(
+            CreateKind::Create,
+            CreateRequest {
+                path: "/m".into(),
+                data: None,
+                acl: Acl::open_unsafe(),
+                flags: 0,
+                ttl: None,
+            },
+        ),
         MultiOp::Check { path: "/m".into(), version: 0 },
         MultiOp::Delete { path: "/missing".into(), version: -1 },
         MultiOp::SetData { path: "/m".into(), data: None, version: -1 },
@@ -282,7 +313,10 @@ fn unknown_opcodes_get_unimplemented_with_zxid_minus_one_and_are_disconnected() 
     let out = frames(&h.send_frame(1, frame.freeze()), 1);
     match out.as_slice() {
         [Out::Reply(header, _), Out::Closed] => {
-            assert_eq!((header.xid, header.zxid, header.err), (7, -1, ErrorCode::Unimplemented.code()));
+            assert_eq!(
+                (header.xid, header.zxid, header.err),
+                (7, -1, ErrorCode::Unimplemented.code())
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -293,7 +327,8 @@ fn garbage_before_the_handshake_closes_only_that_connection() {
     let mut h = Harness::new();
     h.session(1);
     h.open(2);
-    let effects = h.step(Input::ClientFrame { conn: ConnId(2), frame: Bytes::from_static(b"\x01\x02") });
+    let effects =
+        h.step(Input::ClientFrame { conn: ConnId(2), frame: Bytes::from_static(b"\x01\x02") });
     assert_eq!(effects, vec![Effect::CloseClient { conn: ConnId(2) }]);
     assert_eq!(reply_of(&h.call(1, 1, &create("/still", b"", 0)), 1).0.err, 0);
 }
@@ -313,7 +348,10 @@ fn an_expired_session_loses_its_ephemerals_and_a_reconnect_is_refused() {
         effects.extend(h.request(2, -2, &Request::Ping));
         closed |= frames(&effects, 1).iter().any(|o| matches!(o, Out::Closed));
         effects.extend(h.persist());
-        if frames(&effects, 2).iter().any(|o| matches!(o, Out::Event(e) if e.event_type == EventType::NodeDeleted.code())) {
+        if frames(&effects, 2)
+            .iter()
+            .any(|o| matches!(o, Out::Event(e) if e.event_type == EventType::NodeDeleted.code()))
+        {
             break;
         }
     }
@@ -356,6 +394,7 @@ fn recovery_from_snapshot_and_log_rebuilds_the_same_tree() {
         .expect("recovery");
     assert_eq!(restored.tree().digest(), h.node.tree().digest());
     assert_eq!(restored.zxid_last(), h.node.zxid_last());
-    let from_log_only = Node::recover(NodeConfig::standalone(), h.now, None, h.log.clone()).expect("replay");
+    let from_log_only =
+        Node::recover(NodeConfig::standalone(), h.now, None, h.log.clone()).expect("replay");
     assert_eq!(from_log_only.tree().digest(), h.node.tree().digest());
 }

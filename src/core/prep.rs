@@ -152,7 +152,10 @@ impl Prep<'_> {
         let session = self.session;
         for (path, (_, view)) in &self.speculative.changes {
             match view {
-                Some(v) if NodeKind::from_owner(v.stat.ephemeral_owner) == NodeKind::Ephemeral(session) => {
+                Some(v)
+                    if NodeKind::from_owner(v.stat.ephemeral_owner)
+                        == NodeKind::Ephemeral(session) =>
+                {
                     owned.push(path.clone())
                 }
                 _ => {}

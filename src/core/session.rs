@@ -47,7 +47,9 @@ impl SessionTable {
 
     /// Restarts a session's timer. Returns false if the session is unknown or closing.
     pub fn touch(&mut self, id: SessionId, now_ms: u64) -> bool {
-        let Some(session) = self.sessions.get_mut(&id) else { return false };
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return false;
+        };
         if session.closing {
             return false;
         }

@@ -68,6 +68,7 @@ pub fn decode(bytes: &[u8]) -> Result<Restored, SnapshotError> {
     if body.version != SNAPSHOT_BODY_VERSION {
         return Err(SnapshotError::Version(body.version));
     }
-    let tree = DataTree::decode_snapshot(&body.tree).map_err(|e| SnapshotError::Tree(e.to_string()))?;
+    let tree =
+        DataTree::decode_snapshot(&body.tree).map_err(|e| SnapshotError::Tree(e.to_string()))?;
     Ok(Restored { zxid: body.zxid, sessions: body.sessions, tree })
 }

@@ -174,8 +174,7 @@ impl WatchManager {
                 removed_child || removed_data
             }
             WatcherType::PersistentRecursive => {
-                self.data
-                    .remove(conn, path, Some(Mode::PersistentRecursive))
+                self.data.remove(conn, path, Some(Mode::PersistentRecursive))
             }
         }
     }
@@ -249,11 +248,7 @@ impl WatchManager {
     /// ZK compat: `WatchManager.getWatchesSummary` of `dataWatches`; a connection with several
     /// modes on one path counts once.
     pub fn data_watch_summary(&self) -> (usize, usize, usize) {
-        (
-            self.data.by_conn.len(),
-            self.data.by_path.len(),
-            self.data.entries,
-        )
+        (self.data.by_conn.len(), self.data.by_path.len(), self.data.entries)
     }
 
     /// For `wchc`: the data-table paths each connection watches, both sorted.
@@ -286,10 +281,7 @@ impl WatchManager {
     pub fn check_invariants(&self) {
         self.data.check_invariants("data");
         self.child.check_invariants("child");
-        assert_eq!(
-            self.child.recursive, 0,
-            "child table holds recursive watches"
-        );
+        assert_eq!(self.child.recursive, 0, "child table holds recursive watches");
     }
 }
 
@@ -354,12 +346,7 @@ impl Table {
             Some((key, _)) => Arc::clone(key),
             None => Arc::from(path),
         };
-        let modes = self
-            .by_path
-            .entry(Arc::clone(&key))
-            .or_default()
-            .entry(conn)
-            .or_default();
+        let modes = self.by_path.entry(Arc::clone(&key)).or_default().entry(conn).or_default();
         if modes.has(mode) {
             return false;
         }
@@ -375,11 +362,7 @@ impl Table {
     }
 
     fn modes(&self, conn: ConnId, path: &str) -> ModeSet {
-        self.by_path
-            .get(path)
-            .and_then(|conns| conns.get(&conn))
-            .copied()
-            .unwrap_or(ModeSet::EMPTY)
+        self.by_path.get(path).and_then(|conns| conns.get(&conn)).copied().unwrap_or(ModeSet::EMPTY)
     }
 
     /// Clears `mode` (every mode if `None`) of `conn` on `path`; returns whether anything
@@ -414,10 +397,7 @@ impl Table {
     /// Removes `path` from the reverse index of `conn` after its entry left `by_path`.
     fn unlink(&mut self, conn: ConnId, path: &str) {
         self.entries -= 1;
-        let paths = self
-            .by_conn
-            .get_mut(&conn)
-            .expect("by_conn mirrors by_path");
+        let paths = self.by_conn.get_mut(&conn).expect("by_conn mirrors by_path");
         let was_present = paths.remove(path);
         assert!(was_present, "{conn} watches {path} in by_path only");
         if paths.is_empty() {
@@ -430,10 +410,7 @@ impl Table {
             return;
         };
         for path in paths {
-            let conns = self
-                .by_path
-                .get_mut(&path)
-                .expect("by_path mirrors by_conn");
+            let conns = self.by_path.get_mut(&path).expect("by_path mirrors by_conn");
             let modes = conns.remove(&conn).expect("by_path mirrors by_conn");
             if modes.has(Mode::PersistentRecursive) {
                 self.recursive -= 1;
@@ -474,9 +451,7 @@ impl Table {
             let Some(conns) = self.by_path.get(ancestor) else {
                 continue;
             };
-            let recursive = conns
-                .iter()
-                .filter(|(_, modes)| modes.has(Mode::PersistentRecursive));
+            let recursive = conns.iter().filter(|(_, modes)| modes.has(Mode::PersistentRecursive));
             fired.extend(recursive.map(|(conn, _)| *conn));
         }
     }
@@ -488,24 +463,15 @@ impl Table {
             assert!(!conns.is_empty(), "{table}: {path} has no watchers");
             for (conn, modes) in conns {
                 assert!(!modes.is_empty(), "{table}: {conn} on {path} has no mode");
-                let linked = self
-                    .by_conn
-                    .get(conn)
-                    .is_some_and(|paths| paths.contains(path));
+                let linked = self.by_conn.get(conn).is_some_and(|paths| paths.contains(path));
                 assert!(linked, "{table}: {conn} on {path} missing from by_conn");
                 entries += 1;
                 recursive += usize::from(modes.has(Mode::PersistentRecursive));
             }
         }
         let reverse: usize = self.by_conn.values().map(BTreeSet::len).sum();
-        assert!(
-            self.by_conn.values().all(|paths| !paths.is_empty()),
-            "{table}: empty by_conn"
-        );
-        assert_eq!(
-            reverse, entries,
-            "{table}: by_conn and by_path sizes differ"
-        );
+        assert!(self.by_conn.values().all(|paths| !paths.is_empty()), "{table}: empty by_conn");
+        assert_eq!(reverse, entries, "{table}: by_conn and by_path sizes differ");
         assert_eq!(self.entries, entries, "{table}: entry count");
         assert_eq!(self.recursive, recursive, "{table}: recursive count");
     }
@@ -553,11 +519,7 @@ mod tests {
     }
 
     fn tree_event(event_type: EventType, path: &str) -> TreeEvent {
-        TreeEvent {
-            event_type,
-            path: path.to_string(),
-            acl: Acl::open_unsafe().into(),
-        }
+        TreeEvent { event_type, path: path.to_string(), acl: Acl::open_unsafe().into() }
     }
 
     /// Triggers with everyone allowed to read; returns (conn, event type, path).
@@ -579,9 +541,7 @@ mod tests {
             assert_eq!(event.path, path);
             assert_eq!(event.state, KEEPER_STATE_SYNC_CONNECTED);
         }
-        out.into_iter()
-            .map(|(conn, event)| (conn.0, event.event_type))
-            .collect()
+        out.into_iter().map(|(conn, event)| (conn.0, event.event_type)).collect()
     }
 
     /// The tree's two events for a create of `path` under `parent`.
@@ -618,10 +578,7 @@ mod tests {
         let mut watches = every_kind();
         let events = create(&mut watches, "/a/b", "/a");
         assert_eq!(events[0], vec![(1, CREATED), (5, CREATED)]);
-        assert_eq!(
-            events[1],
-            vec![(3, CHILDREN_CHANGED), (6, CHILDREN_CHANGED)]
-        );
+        assert_eq!(events[1], vec![(3, CHILDREN_CHANGED), (6, CHILDREN_CHANGED)]);
         // The child watch on /a/b and the data watch on /a did not fire, so they remain.
         assert!(watches.contains(conn(2), "/a/b", WatcherType::Children));
         assert!(watches.contains(conn(4), "/a", WatcherType::Data));
@@ -632,10 +589,7 @@ mod tests {
         let mut watches = every_kind();
         let events = delete(&mut watches, "/a/b", "/a");
         assert_eq!(events[0], vec![(1, DELETED), (2, DELETED), (5, DELETED)]);
-        assert_eq!(
-            events[1],
-            vec![(3, CHILDREN_CHANGED), (6, CHILDREN_CHANGED)]
-        );
+        assert_eq!(events[1], vec![(3, CHILDREN_CHANGED), (6, CHILDREN_CHANGED)]);
         assert!(!watches.contains(conn(1), "/a/b", WatcherType::Any));
         assert!(!watches.contains(conn(2), "/a/b", WatcherType::Any));
     }
@@ -659,17 +613,12 @@ mod tests {
     fn events_on_unwatched_paths_notify_nobody() {
         let mut watches = every_kind();
         let total = watches.total();
-        for event_type in [
-            EventType::NodeCreated,
-            EventType::NodeDeleted,
-            EventType::NodeDataChanged,
-        ] {
+        for event_type in
+            [EventType::NodeCreated, EventType::NodeDeleted, EventType::NodeDataChanged]
+        {
             assert_eq!(fire(&mut watches, event_type, "/b"), vec![]);
         }
-        assert_eq!(
-            fire(&mut watches, EventType::NodeChildrenChanged, "/a/b/c"),
-            vec![]
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeChildrenChanged, "/a/b/c"), vec![]);
         assert_eq!(watches.total(), total);
     }
 
@@ -678,19 +627,13 @@ mod tests {
         let mut watches = WatchManager::new();
         watches.add(conn(1), "/x", WatchKind::Data);
         watches.add(conn(1), "/x", WatchKind::Child);
-        assert_eq!(
-            fire(&mut watches, EventType::NodeDataChanged, "/x"),
-            vec![(1, DATA_CHANGED)]
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeDataChanged, "/x"), vec![(1, DATA_CHANGED)]);
         assert_eq!(fire(&mut watches, EventType::NodeDataChanged, "/x"), vec![]);
         assert_eq!(
             fire(&mut watches, EventType::NodeChildrenChanged, "/x"),
             vec![(1, CHILDREN_CHANGED)]
         );
-        assert_eq!(
-            fire(&mut watches, EventType::NodeChildrenChanged, "/x"),
-            vec![]
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeChildrenChanged, "/x"), vec![]);
         assert_eq!(watches.total(), 0);
         assert_eq!(watches.data_watch_summary(), (0, 0, 0));
     }
@@ -719,10 +662,7 @@ mod tests {
         let mut watches = WatchManager::new();
         watches.add(conn(1), "/p", WatchKind::Persistent);
         assert_eq!(create(&mut watches, "/p/c/d", "/p/c"), vec![vec![], vec![]]);
-        assert_eq!(
-            fire(&mut watches, EventType::NodeDataChanged, "/p/c"),
-            vec![]
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeDataChanged, "/p/c"), vec![]);
     }
 
     #[test]
@@ -730,10 +670,7 @@ mod tests {
         let mut watches = WatchManager::new();
         watches.add(conn(1), "/r", WatchKind::PersistentRecursive);
         watches.add(conn(2), "/", WatchKind::PersistentRecursive);
-        assert_eq!(
-            create(&mut watches, "/r", "/"),
-            vec![vec![(1, CREATED), (2, CREATED)], vec![]]
-        );
+        assert_eq!(create(&mut watches, "/r", "/"), vec![vec![(1, CREATED), (2, CREATED)], vec![]]);
         assert_eq!(
             create(&mut watches, "/r/s/t", "/r/s"),
             vec![vec![(1, CREATED), (2, CREATED)], vec![]]
@@ -746,19 +683,10 @@ mod tests {
             delete(&mut watches, "/r/s/t", "/r/s"),
             vec![vec![(1, DELETED), (2, DELETED)], vec![]]
         );
-        assert_eq!(
-            fire(&mut watches, EventType::NodeChildrenChanged, "/r"),
-            vec![]
-        );
-        assert_eq!(
-            fire(&mut watches, EventType::NodeChildrenChanged, "/"),
-            vec![]
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeChildrenChanged, "/r"), vec![]);
+        assert_eq!(fire(&mut watches, EventType::NodeChildrenChanged, "/"), vec![]);
         // `/rx` shares a prefix with `/r` but is not below it.
-        assert_eq!(
-            fire(&mut watches, EventType::NodeDataChanged, "/rx"),
-            vec![(2, DATA_CHANGED)]
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeDataChanged, "/rx"), vec![(2, DATA_CHANGED)]);
         assert!(watches.contains(conn(1), "/r", WatcherType::PersistentRecursive));
     }
 
@@ -770,14 +698,8 @@ mod tests {
         }
         watches.add(conn(7), "/a/b", WatchKind::Data);
         watches.add(conn(7), "/a/b", WatchKind::Persistent);
-        assert_eq!(
-            fire(&mut watches, EventType::NodeDataChanged, "/a/b"),
-            vec![(7, DATA_CHANGED)]
-        );
-        assert!(
-            !watches.contains(conn(7), "/a/b", WatcherType::Data),
-            "one-shot consumed"
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeDataChanged, "/a/b"), vec![(7, DATA_CHANGED)]);
+        assert!(!watches.contains(conn(7), "/a/b", WatcherType::Data), "one-shot consumed");
         assert!(watches.contains(conn(7), "/a/b", WatcherType::Persistent));
         assert!(watches.contains(conn(7), "/a/b", WatcherType::PersistentRecursive));
     }
@@ -794,20 +716,11 @@ mod tests {
         watches.add(conn(5), "/", WatchKind::PersistentRecursive);
         assert_eq!(
             fire(&mut watches, EventType::NodeDeleted, "/d"),
-            vec![
-                (1, DELETED),
-                (2, DELETED),
-                (3, DELETED),
-                (4, DELETED),
-                (5, DELETED)
-            ]
+            vec![(1, DELETED), (2, DELETED), (3, DELETED), (4, DELETED), (5, DELETED)]
         );
         // Suppressed child entries are consumed too.
         for id in [1, 2, 3, 5] {
-            assert!(
-                !watches.contains(conn(id), "/d", WatcherType::Any),
-                "conn {id}"
-            );
+            assert!(!watches.contains(conn(id), "/d", WatcherType::Any), "conn {id}");
         }
         assert!(watches.contains(conn(4), "/d", WatcherType::Persistent));
     }
@@ -822,11 +735,7 @@ mod tests {
         let secret = TreeEvent {
             event_type: EventType::NodeDataChanged,
             path: "/s".to_string(),
-            acl: vec![Acl {
-                perms: perms::READ,
-                id: Id::new("digest", "bob:x"),
-            }]
-            .into(),
+            acl: vec![Acl { perms: perms::READ, id: Id::new("digest", "bob:x") }].into(),
         };
         let mut seen = Vec::new();
         let mut can_read = |conn: ConnId, acl: &[Acl]| {
@@ -837,15 +746,9 @@ mod tests {
         watches.trigger(&secret, &mut can_read, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].0, conn(1));
-        assert_eq!(
-            seen.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-            vec![1, 2, 3, 4]
-        );
+        assert_eq!(seen.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
         assert!(seen.iter().all(|(_, acl)| acl[..] == secret.acl[..]));
-        assert!(
-            !watches.contains(conn(2), "/s", WatcherType::Data),
-            "consumed while denied"
-        );
+        assert!(!watches.contains(conn(2), "/s", WatcherType::Data), "consumed while denied");
         assert!(watches.contains(conn(3), "/s", WatcherType::Persistent));
         assert_eq!(
             fire_filtered(&mut watches, EventType::NodeDataChanged, "/s", &[3]),
@@ -881,35 +784,21 @@ mod tests {
             (WatchKind::Data, [false, true, true, false, false]),
             (WatchKind::Child, [true, false, true, false, false]),
             (WatchKind::Persistent, [false, false, true, true, false]),
-            (
-                WatchKind::PersistentRecursive,
-                [false, false, true, false, true],
-            ),
+            (WatchKind::PersistentRecursive, [false, false, true, false, true]),
         ];
         for (kind, expected) in kinds {
             for (watcher_type, matches) in types.into_iter().zip(expected) {
                 let mut watches = WatchManager::new();
                 watches.add(conn(1), "/w", kind);
                 let context = format!("{kind:?} vs {watcher_type:?}");
-                assert_eq!(
-                    watches.contains(conn(1), "/w", watcher_type),
-                    matches,
-                    "{context}"
-                );
+                assert_eq!(watches.contains(conn(1), "/w", watcher_type), matches, "{context}");
                 assert!(!watches.contains(conn(2), "/w", watcher_type), "{context}");
                 assert!(!watches.contains(conn(1), "/v", watcher_type), "{context}");
                 assert!(!watches.remove(conn(2), "/w", watcher_type), "{context}");
                 assert!(!watches.remove(conn(1), "/v", watcher_type), "{context}");
-                assert_eq!(
-                    watches.remove(conn(1), "/w", watcher_type),
-                    matches,
-                    "{context}"
-                );
+                assert_eq!(watches.remove(conn(1), "/w", watcher_type), matches, "{context}");
                 assert_eq!(watches.total() == 0, matches, "{context}");
-                assert!(
-                    !watches.remove(conn(1), "/w", watcher_type),
-                    "{context}: second remove"
-                );
+                assert!(!watches.remove(conn(1), "/w", watcher_type), "{context}: second remove");
                 watches.check_invariants();
             }
         }
@@ -929,10 +818,7 @@ mod tests {
             fire(&mut watches, EventType::NodeChildrenChanged, "/m"),
             vec![(1, CHILDREN_CHANGED)]
         );
-        assert_eq!(
-            fire(&mut watches, EventType::NodeChildrenChanged, "/m"),
-            vec![]
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeChildrenChanged, "/m"), vec![]);
         assert!(watches.remove(conn(1), "/m", WatcherType::Data));
         assert!(watches.contains(conn(1), "/m", WatcherType::Any));
         assert!(watches.remove(conn(1), "/m", WatcherType::PersistentRecursive));
@@ -949,14 +835,8 @@ mod tests {
         watches.add(conn(1), "/n", WatchKind::Data);
         assert!(watches.remove(conn(1), "/m", WatcherType::Any));
         assert_eq!(watches.data.recursive, 0);
-        assert_eq!(
-            fire(&mut watches, EventType::NodeDataChanged, "/m/x"),
-            vec![]
-        );
-        assert_eq!(
-            watches.by_connection(),
-            BTreeMap::from([(conn(1), vec!["/n".to_string()])])
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeDataChanged, "/m/x"), vec![]);
+        assert_eq!(watches.by_connection(), BTreeMap::from([(conn(1), vec!["/n".to_string()])]));
     }
 
     #[test]
@@ -968,10 +848,7 @@ mod tests {
         watches.remove_conn(conn(42));
         watches.check_invariants();
         assert_eq!(watches.data.recursive, 0);
-        assert_eq!(
-            fire(&mut watches, EventType::NodeDataChanged, "/a/b"),
-            vec![(1, DATA_CHANGED)]
-        );
+        assert_eq!(fire(&mut watches, EventType::NodeDataChanged, "/a/b"), vec![(1, DATA_CHANGED)]);
         assert!(!watches.contains(conn(5), "/a/b", WatcherType::Any));
         assert!(watches.contains(conn(6), "/a", WatcherType::Persistent));
         // Conns 2, 3 and 4 keep one watch each; conn 6's persistent watch is in both tables.
@@ -987,11 +864,7 @@ mod tests {
         watches.add(conn(1), "/b", WatchKind::Persistent);
         watches.add(conn(3), "/c", WatchKind::Child);
         assert_eq!(watches.data_watch_summary(), (2, 2, 3));
-        assert_eq!(
-            watches.total(),
-            5,
-            "3 data-table pairs and 2 child-table pairs"
-        );
+        assert_eq!(watches.total(), 5, "3 data-table pairs and 2 child-table pairs");
         assert_eq!(
             watches.by_connection(),
             BTreeMap::from([
@@ -1038,10 +911,8 @@ mod tests {
         let mut out = Vec::new();
         watches.set_watches(conn(1), &req, &lookup, &mut out);
         watches.check_invariants();
-        let events: Vec<(i32, &str)> = out
-            .iter()
-            .map(|event| (event.event_type, event.path.as_str()))
-            .collect();
+        let events: Vec<(i32, &str)> =
+            out.iter().map(|event| (event.event_type, event.path.as_str())).collect();
         assert_eq!(
             events,
             vec![
@@ -1052,22 +923,11 @@ mod tests {
                 (CHILDREN_CHANGED, "/kids"),
             ]
         );
-        assert!(out
-            .iter()
-            .all(|event| event.state == KEEPER_STATE_SYNC_CONNECTED));
+        assert!(out.iter().all(|event| event.state == KEEPER_STATE_SYNC_CONNECTED));
         let has = |path, watcher_type| watches.contains(conn(1), path, watcher_type);
-        assert!(
-            has("/old", WatcherType::Data),
-            "data watch, mzxid == relative zxid"
-        );
-        assert!(
-            has("/absent", WatcherType::Data),
-            "exist watch on a missing node"
-        );
-        assert!(
-            has("/old", WatcherType::Children),
-            "child watch, pzxid == relative zxid"
-        );
+        assert!(has("/old", WatcherType::Data), "data watch, mzxid == relative zxid");
+        assert!(has("/absent", WatcherType::Data), "exist watch on a missing node");
+        assert!(has("/old", WatcherType::Children), "child watch, pzxid == relative zxid");
         assert!(!has("/gone", WatcherType::Data));
         assert!(!has("/gone", WatcherType::Children));
         assert!(!has("/data", WatcherType::Data));
@@ -1085,10 +945,7 @@ mod tests {
 
     #[test]
     fn ancestors_walk_up_to_the_root() {
-        assert_eq!(
-            ancestors("/a/b/c").collect::<Vec<_>>(),
-            vec!["/a/b", "/a", "/"]
-        );
+        assert_eq!(ancestors("/a/b/c").collect::<Vec<_>>(), vec!["/a/b", "/a", "/"]);
         assert_eq!(ancestors("/a").collect::<Vec<_>>(), vec!["/"]);
         assert_eq!(ancestors("/").count(), 0);
         assert_eq!(ancestors("").count(), 0);
@@ -1105,11 +962,7 @@ mod tests {
 
     impl Model {
         fn add(&mut self, id: u64, path: &str, kind: WatchKind) {
-            if !self
-                .rows
-                .iter()
-                .any(|row| *row == (id, path.to_string(), kind))
-            {
+            if !self.rows.iter().any(|row| *row == (id, path.to_string(), kind)) {
                 self.rows.push((id, path.to_string(), kind));
             }
         }
@@ -1240,24 +1093,12 @@ mod tests {
     }
 
     fn set_watches() -> impl Strategy<Value = (SetWatches, BTreeMap<usize, (i64, i64)>)> {
-        let lists = (
-            path_list(),
-            path_list(),
-            path_list(),
-            path_list(),
-            path_list(),
-        );
+        let lists = (path_list(), path_list(), path_list(), path_list(), path_list());
         let nodes = prop::collection::btree_map(0..PATHS.len(), (0..4i64, 0..4i64), 0..6);
         (0..4i64, lists, nodes).prop_map(|(relative_zxid, lists, nodes)| {
             let (data, exist, child, persistent, persistent_recursive) = lists;
-            let req = SetWatches {
-                relative_zxid,
-                data,
-                exist,
-                child,
-                persistent,
-                persistent_recursive,
-            };
+            let req =
+                SetWatches { relative_zxid, data, exist, child, persistent, persistent_recursive };
             (req, nodes)
         })
     }
@@ -1303,9 +1144,7 @@ mod tests {
                 Some(_) => model.add(id, path, WatchKind::Child),
             }
         }
-        req.persistent
-            .iter()
-            .for_each(|path| model.add(id, path, WatchKind::Persistent));
+        req.persistent.iter().for_each(|path| model.add(id, path, WatchKind::Persistent));
         for path in &req.persistent_recursive {
             model.add(id, path, WatchKind::PersistentRecursive);
         }
@@ -1326,37 +1165,25 @@ mod tests {
             Op::Contains(id, path, watcher_type) => {
                 let path = PATHS[*path];
                 let expected = model.contains(*id, path, *watcher_type);
-                assert_eq!(
-                    watches.contains(conn(*id), path, *watcher_type),
-                    expected,
-                    "{op:?}"
-                );
+                assert_eq!(watches.contains(conn(*id), path, *watcher_type), expected, "{op:?}");
             }
             Op::Remove(id, path, watcher_type) => {
                 let path = PATHS[*path];
                 let expected = model.remove(*id, path, *watcher_type);
-                assert_eq!(
-                    watches.remove(conn(*id), path, *watcher_type),
-                    expected,
-                    "{op:?}"
-                );
+                assert_eq!(watches.remove(conn(*id), path, *watcher_type), expected, "{op:?}");
             }
             Op::RemoveConn(id) => {
                 watches.remove_conn(conn(*id));
                 model.rows.retain(|row| row.0 != *id);
             }
             Op::SetWatches(id, req, nodes) => {
-                let by_path: BTreeMap<&str, (i64, i64)> = nodes
-                    .iter()
-                    .map(|(path, zxids)| (PATHS[*path], *zxids))
-                    .collect();
+                let by_path: BTreeMap<&str, (i64, i64)> =
+                    nodes.iter().map(|(path, zxids)| (PATHS[*path], *zxids)).collect();
                 let lookup = |path: &str| by_path.get(path).copied();
                 let mut out = Vec::new();
                 watches.set_watches(conn(*id), req, &lookup, &mut out);
-                let got: Vec<(i32, String)> = out
-                    .into_iter()
-                    .map(|event| (event.event_type, event.path))
-                    .collect();
+                let got: Vec<(i32, String)> =
+                    out.into_iter().map(|event| (event.event_type, event.path)).collect();
                 assert_eq!(got, model_set_watches(model, *id, req, &lookup), "{op:?}");
             }
         }

@@ -124,17 +124,17 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
     let writer_task = tokio::spawn(async move {
         let mut batch = BytesMut::new();
         while let Some(message) = out_rx.recv().await {
+            let mut next = Some(message);
             let mut close = false;
-            let mut push = |m: ToConn| match m {
-                ToConn::Frame(frame) => batch.extend_from_slice(&frame),
-                ToConn::Close => close = true,
-            };
-            push(message);
-            while !close {
-                match out_rx.try_recv() {
-                    Ok(more) => push(more),
-                    Err(_) => break,
+            while let Some(message) = next.take() {
+                match message {
+                    ToConn::Frame(frame) => batch.extend_from_slice(&frame),
+                    ToConn::Close => {
+                        close = true;
+                        break;
+                    }
                 }
+                next = out_rx.try_recv().ok();
             }
             if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
                 break;

@@ -210,6 +210,8 @@ fn carry_out(
                 }
             }
             Effect::Write { id, write } => disk_writer.submit(id, write),
+            // A standalone node never talks to peers; peer links arrive with ensemble mode.
+            Effect::SendPeer { .. } => {}
         }
     }
 }
