@@ -154,6 +154,34 @@ impl Disk {
         self.pending.iter()
     }
 
+    /// The txns the node's log holds (durable or pending, truncations applied) with zxid in
+    /// `(after, up_to]`, in zxid order.
+    pub fn logged_between(&self, after: Zxid, up_to: Zxid) -> Vec<Txn> {
+        let start = self.durable.txns.partition_point(|t| t.zxid <= after);
+        let mut txns: Vec<Txn> = self.durable.txns[start..]
+            .iter()
+            .take_while(|t| t.zxid <= up_to)
+            .cloned()
+            .collect();
+        for (_, write) in &self.pending {
+            match write {
+                DurableWrite::Append(txn) if txn.zxid > after && txn.zxid <= up_to => {
+                    txns.retain(|t| t.zxid < txn.zxid);
+                    txns.push(txn.clone());
+                }
+                DurableWrite::Truncate { after: keep } => txns.retain(|t| t.zxid <= *keep),
+                _ => {}
+            }
+        }
+        txns
+    }
+
+    /// The txn at `zxid` in the node's log (durable or pending), if any.
+    pub fn logged_at(&self, zxid: Zxid) -> Option<Txn> {
+        let before = Zxid(zxid.0.saturating_sub(1));
+        self.logged_between(before, zxid).pop().filter(|t| t.zxid == zxid)
+    }
+
     /// Whether an fsync is running.
     pub fn is_syncing(&self) -> bool {
         self.syncing_up_to.is_some()
@@ -299,6 +327,22 @@ mod tests {
         assert_eq!(zxids(&disk), vec![1, 2]);
         assert!(disk.durable().snapshots.is_empty());
         assert_eq!(disk.durable().accepted_epoch, Some(4));
+    }
+
+    #[test]
+    fn the_logged_view_includes_pending_writes_and_truncations() {
+        let mut disk = Disk::new();
+        for id in 1..=3 {
+            disk.submit(WriteId(id), append(id)).unwrap();
+        }
+        disk.start_sync();
+        disk.sync_done(WriteId(3)).unwrap();
+        disk.submit(WriteId(4), DurableWrite::Truncate { after: Zxid(1) }).unwrap();
+        disk.submit(WriteId(5), append(5)).unwrap();
+        let zxids: Vec<u64> = disk.logged_between(Zxid(0), Zxid(9)).iter().map(|t| t.zxid.0).collect();
+        assert_eq!(zxids, vec![1, 5]);
+        assert_eq!(disk.logged_at(Zxid(2)), None);
+        assert_eq!(disk.logged_at(Zxid(5)).map(|t| t.zxid), Some(Zxid(5)));
     }
 
     #[test]

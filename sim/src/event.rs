@@ -50,6 +50,33 @@ pub enum Event {
         /// The connection.
         conn: ConnId,
     },
+    /// The message at the head of a peer link's `from -> to` pipe arrives.
+    PeerDeliver {
+        /// The sender.
+        from: ServerId,
+        /// The receiver.
+        to: ServerId,
+        /// The link generation it was sent on.
+        generation: u64,
+    },
+    /// A node learns that its link to `peer` broke.
+    PeerLinkLost {
+        /// The node.
+        server: ServerId,
+        /// Which life of the node had the link.
+        incarnation: u32,
+        /// The other end.
+        peer: ServerId,
+    },
+    /// Try to (re-)establish the link between two servers.
+    PeerConnect {
+        /// The lower id.
+        a: ServerId,
+        /// The higher id.
+        b: ServerId,
+    },
+    /// A network partition between servers heals.
+    PartitionEnd,
     /// A client learns that its connection was reset or refused.
     ClientConnLost {
         /// The client.

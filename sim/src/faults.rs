@@ -9,7 +9,9 @@
 //! * **pause**: a random node stops taking inputs for a while (a GC or VM stall); its clock
 //!   runs on, so when it resumes it sees time jump and deadlines long past;
 //! * **clock jump**: a node's clocks leap forward, and its wall clock may also step either way;
-//! * **clog**: a connection stops moving bytes for a while, without losing them.
+//! * **clog**: a connection stops moving bytes for a while, without losing them;
+//! * **partition** (ensembles): the servers split in two — one alone, or a random cut — and
+//!   the links across break until the partition heals.
 //!
 //! When the safety phase ends everything heals at once: crashed nodes restart, paused ones
 //! resume, clogs clear. The liveness phase then requires progress, and a short drain lets
@@ -39,12 +41,20 @@ pub enum FaultKind {
     ClockJump,
     /// A connection clogs.
     Clog,
+    /// The servers split into two sides.
+    Partition,
 }
 
 impl FaultKind {
     /// Every class.
-    pub const ALL: [FaultKind; 5] =
-        [FaultKind::Crash, FaultKind::Disconnect, FaultKind::Pause, FaultKind::ClockJump, FaultKind::Clog];
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Crash,
+        FaultKind::Disconnect,
+        FaultKind::Pause,
+        FaultKind::ClockJump,
+        FaultKind::Clog,
+        FaultKind::Partition,
+    ];
 
     /// Mean gap between two faults of this class, ms (0: off).
     pub fn every_ms(self, faults: &FaultOptions) -> u64 {
@@ -54,6 +64,7 @@ impl FaultKind {
             FaultKind::Pause => faults.pause_every_ms,
             FaultKind::ClockJump => faults.clock_jump_every_ms,
             FaultKind::Clog => faults.clog_every_ms,
+            FaultKind::Partition => faults.partition_every_ms,
         }
     }
 }
@@ -68,7 +79,7 @@ impl Simulator {
 
     fn schedule_fault(&mut self, kind: FaultKind) {
         let mean_ms = kind.every_ms(&self.options.faults);
-        if mean_ms == 0 {
+        if mean_ms == 0 || (kind == FaultKind::Partition && self.servers.len() < 2) {
             return;
         }
         let gap_us = rng::exponential(&mut self.rngs.faults, mean_ms * 1_000).max(1);
@@ -121,6 +132,12 @@ impl Simulator {
                         self.trace.push(self.now, TraceEvent::ConnClog { conn, ms });
                         self.queue.push(self.now.plus_ms(ms), Event::Unclog { conn });
                     }
+                }
+            }
+            FaultKind::Partition => {
+                if self.peers.blocked().next().is_none() {
+                    let ms = rng::between(r, 1, faults.partition_max_ms);
+                    self.partition(ms);
                 }
             }
         }
@@ -181,5 +198,6 @@ impl Simulator {
         for conn in self.net.conn_ids() {
             self.on_unclog(conn);
         }
+        self.heal_partitions();
     }
 }

@@ -32,6 +32,7 @@ pub mod faults;
 pub mod history;
 pub mod net;
 pub mod options;
+mod peers;
 pub mod rng;
 mod server;
 mod simulator;

@@ -205,27 +205,38 @@ pub fn delay(rng: &mut ChaCha8Rng, net: &NetOptions) -> u64 {
     rng::between(rng, net.delay_min_us, net.delay_max_us)
 }
 
-/// A peer link between two servers, one direction. Re-established links get a new generation,
-/// so messages of an old link can never be delivered on the new one.
+/// What travels on a peer link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerWire<M> {
+    /// The link is established (the receiving end gets `PeerLinkUp`). It is the first thing in
+    /// each direction, so no message of a link can overtake its announcement.
+    Open,
+    /// A message.
+    Msg(M),
+}
+
+/// One peer link: a TCP connection between two servers, like ZooKeeper's
+/// `QuorumCnxManager` keeps one per pair. Re-establishing it gives a new generation, so a
+/// message of an old link can never be delivered on the new one.
 #[derive(Debug)]
 pub struct PeerLink<M> {
-    /// Bumped on every reset.
+    /// Bumped every time the link is established.
     pub generation: u64,
-    /// Messages in flight.
-    pub pipe: Pipe<M>,
-    /// Whether the link is established.
+    /// Whether it is established.
     pub up: bool,
+    /// [lower id → higher id, higher id → lower id].
+    pipes: [Pipe<PeerWire<M>>; 2],
 }
 
 impl<M> Default for PeerLink<M> {
     fn default() -> Self {
-        PeerLink { generation: 0, pipe: Pipe::default(), up: false }
+        PeerLink { generation: 0, up: false, pipes: [Pipe::default(), Pipe::default()] }
     }
 }
 
-/// Links between servers (for Zab). Each ordered pair (from, to) is a FIFO pipe; a partition
-/// blocks a direction, and a blocked or reset link drops what it carried, as a TCP connection
-/// that breaks does. Wired into the simulator when the core speaks `PeerMsg`.
+/// The links between servers. A link is usable only if no partition separates its ends (a
+/// one-way partition breaks a TCP connection too: its acknowledgements cannot flow back).
+/// Loss happens only by resetting a link, which drops what it carried.
 #[derive(Debug)]
 pub struct PeerNet<M> {
     links: BTreeMap<(ServerId, ServerId), PeerLink<M>>,
@@ -238,15 +249,13 @@ impl<M> Default for PeerNet<M> {
     }
 }
 
-/// What sending on a peer link did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerSend {
-    /// It arrives at this time, on this generation of the link.
-    Arrives(SimTime, u64),
-    /// The link is clogged; it waits.
-    Waits,
-    /// The link is down or blocked: dropped (the sender learns via a link-down event).
-    Dropped,
+/// The key of a pair and the pipe index for the direction `from -> to`.
+fn pair(from: ServerId, to: ServerId) -> ((ServerId, ServerId), usize) {
+    if from < to {
+        ((from, to), 0)
+    } else {
+        ((to, from), 1)
+    }
 }
 
 impl<M> PeerNet<M> {
@@ -255,54 +264,67 @@ impl<M> PeerNet<M> {
         PeerNet::default()
     }
 
-    /// Establishes `from -> to` unless a partition blocks it. Returns the new generation.
-    pub fn connect(&mut self, from: ServerId, to: ServerId) -> Option<u64> {
-        if self.blocked.contains(&(from, to)) {
+    /// Establishes the link between `a` and `b` unless it is up or partitioned. Returns the
+    /// new generation; the driver then sends [`PeerWire::Open`] both ways.
+    pub fn establish(&mut self, a: ServerId, b: ServerId) -> Option<u64> {
+        if self.is_blocked(a, b) {
             return None;
         }
-        let link = self.links.entry((from, to)).or_default();
-        if !link.up {
-            link.up = true;
-            link.generation += 1;
-            link.pipe = Pipe::default();
+        let link = self.links.entry(pair(a, b).0).or_default();
+        if link.up {
+            return None;
         }
+        link.up = true;
+        link.generation += 1;
+        link.pipes = [Pipe::default(), Pipe::default()];
         Some(link.generation)
     }
 
-    /// Sends a message on `from -> to`.
-    pub fn send(&mut self, from: ServerId, to: ServerId, now: SimTime, delay_us: u64, msg: M) -> PeerSend {
-        let Some(link) = self.links.get_mut(&(from, to)).filter(|l| l.up) else {
-            return PeerSend::Dropped;
-        };
-        match link.pipe.send(now, delay_us, msg) {
-            Some(at) => PeerSend::Arrives(at, link.generation),
-            None => PeerSend::Waits,
-        }
+    /// Puts `wire` on the link `from -> to`. Returns its arrival and the link generation, or
+    /// `None` if the link is down (the message is lost) or clogged (it waits).
+    pub fn send(
+        &mut self,
+        from: ServerId,
+        to: ServerId,
+        now: SimTime,
+        delay_us: u64,
+        wire: PeerWire<M>,
+    ) -> Option<(SimTime, u64)> {
+        let (key, dir) = pair(from, to);
+        let link = self.links.get_mut(&key).filter(|l| l.up)?;
+        let arrival = link.pipes[dir].send(now, delay_us, wire)?;
+        Some((arrival, link.generation))
     }
 
-    /// Takes the head message of `from -> to` if it belongs to `generation` and has arrived.
-    pub fn receive(&mut self, from: ServerId, to: ServerId, generation: u64, now: SimTime) -> Option<M> {
-        let link = self.links.get_mut(&(from, to)).filter(|l| l.up && l.generation == generation)?;
-        link.pipe.receive(now)
+    /// Takes the head of `from -> to` if the link is still in `generation` and it arrived.
+    pub fn receive(
+        &mut self,
+        from: ServerId,
+        to: ServerId,
+        generation: u64,
+        now: SimTime,
+    ) -> Option<PeerWire<M>> {
+        let (key, dir) = pair(from, to);
+        let link = self.links.get_mut(&key).filter(|l| l.up && l.generation == generation)?;
+        link.pipes[dir].receive(now)
     }
 
-    /// Breaks `from -> to`: everything in flight is lost. Returns whether it was up.
-    pub fn reset(&mut self, from: ServerId, to: ServerId) -> bool {
-        match self.links.get_mut(&(from, to)) {
+    /// Breaks the link: everything in flight is lost. Returns whether it was up.
+    pub fn reset(&mut self, a: ServerId, b: ServerId) -> bool {
+        match self.links.get_mut(&pair(a, b).0) {
             Some(link) if link.up => {
                 link.up = false;
-                link.pipe = Pipe::default();
+                link.pipes = [Pipe::default(), Pipe::default()];
                 true
             }
             _ => false,
         }
     }
 
-    /// Blocks `from -> to` (a one-way partition) and breaks the link. Returns whether it was
-    /// up.
-    pub fn block(&mut self, from: ServerId, to: ServerId) -> bool {
-        self.blocked.insert((from, to));
-        self.reset(from, to)
+    /// Partitions `a` from `b` and breaks their link. Returns whether it was up.
+    pub fn block(&mut self, a: ServerId, b: ServerId) -> bool {
+        self.blocked.insert(pair(a, b).0);
+        self.reset(a, b)
     }
 
     /// Lifts every partition.
@@ -310,9 +332,19 @@ impl<M> PeerNet<M> {
         self.blocked.clear();
     }
 
-    /// Whether `from -> to` is established.
-    pub fn is_up(&self, from: ServerId, to: ServerId) -> bool {
-        self.links.get(&(from, to)).is_some_and(|l| l.up)
+    /// Whether a partition separates `a` and `b`.
+    pub fn is_blocked(&self, a: ServerId, b: ServerId) -> bool {
+        self.blocked.contains(&pair(a, b).0)
+    }
+
+    /// Whether the link between `a` and `b` is established.
+    pub fn is_up(&self, a: ServerId, b: ServerId) -> bool {
+        self.links.get(&pair(a, b).0).is_some_and(|l| l.up)
+    }
+
+    /// Every pair currently partitioned.
+    pub fn blocked(&self) -> impl Iterator<Item = &(ServerId, ServerId)> {
+        self.blocked.iter()
     }
 }
 
@@ -354,19 +386,21 @@ mod tests {
     fn peer_links_lose_messages_only_by_breaking() {
         let (a, b) = (ServerId(1), ServerId(2));
         let mut net = PeerNet::new();
-        assert_eq!(net.send(a, b, SimTime(0), 5, "early"), PeerSend::Dropped);
-        let g1 = net.connect(a, b).unwrap();
-        assert_eq!(net.send(a, b, SimTime(0), 5, "m1"), PeerSend::Arrives(SimTime(5), g1));
+        assert_eq!(net.send(a, b, SimTime(0), 5, PeerWire::Msg("early")), None);
+        let g1 = net.establish(a, b).unwrap();
+        assert_eq!(net.establish(b, a), None, "one link per pair");
+        assert_eq!(net.send(a, b, SimTime(0), 5, PeerWire::Msg("m1")), Some((SimTime(5), g1)));
+        assert_eq!(net.send(b, a, SimTime(0), 7, PeerWire::Msg("r1")), Some((SimTime(7), g1)));
         assert!(net.reset(a, b));
-        let g2 = net.connect(a, b).unwrap();
+        let g2 = net.establish(a, b).unwrap();
         assert_ne!(g1, g2);
         assert_eq!(net.receive(a, b, g1, SimTime(5)), None, "lost with the old link");
-        net.send(a, b, SimTime(6), 5, "m2");
-        assert_eq!(net.receive(a, b, g2, SimTime(11)), Some("m2"));
-        assert!(net.block(a, b));
-        assert_eq!(net.connect(a, b), None, "partitioned");
-        assert!(net.connect(b, a).is_some(), "one-way");
+        net.send(a, b, SimTime(6), 5, PeerWire::Msg("m2"));
+        assert_eq!(net.receive(a, b, g2, SimTime(11)), Some(PeerWire::Msg("m2")));
+        assert!(net.block(b, a));
+        assert!(!net.is_up(a, b));
+        assert_eq!(net.establish(a, b), None, "partitioned");
         net.heal();
-        assert!(net.connect(a, b).is_some());
+        assert!(net.establish(a, b).is_some());
     }
 }

@@ -113,6 +113,10 @@ pub struct FaultOptions {
     pub clog_every_ms: u64,
     /// Longest clog.
     pub clog_max_ms: u64,
+    /// Servers are split into two sides that cannot talk (ensembles only).
+    pub partition_every_ms: u64,
+    /// Longest partition.
+    pub partition_max_ms: u64,
 }
 
 /// Client behaviour.
@@ -144,13 +148,15 @@ impl Options {
             tick_time_ms,
             snap_count: *pick(r, &[4, 16, 64, 100_000]),
         };
+        let delay_spread = *pick(r, &[1_000, 5_000, 20_000]);
         let net = NetOptions {
             delay_min_us,
-            delay_max_us: delay_min_us + rng::between(r, 0, *pick(r, &[1_000, 5_000, 20_000])),
+            delay_max_us: delay_min_us + rng::between(r, 0, delay_spread),
         };
+        let fsync_spread = *pick(r, &[1_000, 10_000, 50_000]);
         let disk = DiskOptions {
             fsync_min_us,
-            fsync_max_us: fsync_min_us + rng::between(r, 0, *pick(r, &[1_000, 10_000, 50_000])),
+            fsync_max_us: fsync_min_us + rng::between(r, 0, fsync_spread),
             crash_keep_unsynced: if r.gen_bool(0.5) { r.gen_range(0.1..0.9) } else { 0.0 },
             lie_about_fsync: false,
         };
@@ -170,7 +176,10 @@ impl Options {
             clock_jump_max_ms: rng::between(r, 10, 3 * session_timeout_ms as u64),
             clog_every_ms: swarm_rate(r, 1_000, 20_000),
             clog_max_ms: rng::between(r, 10, 2 * session_timeout_ms as u64),
+            partition_every_ms: swarm_rate(r, 2_000, 20_000),
+            partition_max_ms: rng::between(r, 100, 20_000),
         };
+        let nodes = *pick(r, &[1, 1, 3, 3, 3, 5]);
         let workload = WorkloadOptions {
             mix: swarm_mix(r),
             think_mean_ms: *pick(r, &[0, 5, 50, 300]),
@@ -179,13 +188,16 @@ impl Options {
             keys: rng::between(r, 2, 10) as u32,
             generate: true,
         };
+        // An ensemble needs time to elect and sync before it can make progress: initLimit and
+        // syncLimit are 10 and 5 ticks.
+        let election_ms = if nodes > 1 { 20 * tick_time_ms as u64 } else { 0 };
         Options {
             seed,
-            nodes: 1,
+            nodes,
             clients: rng::between(r, 1, 10) as usize,
             safety_ms: rng::between(r, 10_000, 60_000),
-            liveness_ms: 20_000,
-            liveness_bound_ms: 15_000,
+            liveness_ms: 20_000 + election_ms,
+            liveness_bound_ms: 15_000 + election_ms,
             drain_ms: 3_000,
             server,
             net,
@@ -212,7 +224,9 @@ impl Options {
     /// window between "write submitted" and "fsync done".
     pub fn manual(seed: u64, clients: usize) -> Options {
         let mut options = Options::quiet(seed);
+        options.nodes = 1;
         options.clients = clients;
+        options.safety_ms = 3_600_000;
         options.net = NetOptions { delay_min_us: 1_000, delay_max_us: 1_000 };
         options.disk.fsync_min_us = 10_000;
         options.disk.fsync_max_us = 10_000;
@@ -238,6 +252,8 @@ impl FaultOptions {
             clock_jump_max_ms: 1_000,
             clog_every_ms: 0,
             clog_max_ms: 1_000,
+            partition_every_ms: 0,
+            partition_max_ms: 1_000,
         }
     }
 }
@@ -276,7 +292,7 @@ impl fmt::Display for Options {
         writeln!(
             f,
             "faults every ms      = crash {} (down {}..={}), disconnect {}, pause {} (max {}), \
-             clock jump {} (max {}), clog {} (max {})",
+             clock jump {} (max {}), clog {} (max {}), partition {} (max {})",
             fo.crash_every_ms,
             fo.down_min_ms,
             fo.down_max_ms,
@@ -286,7 +302,9 @@ impl fmt::Display for Options {
             fo.clock_jump_every_ms,
             fo.clock_jump_max_ms,
             fo.clog_every_ms,
-            fo.clog_max_ms
+            fo.clog_max_ms,
+            fo.partition_every_ms,
+            fo.partition_max_ms
         )?;
         let w = &o.workload;
         write!(f, "workload mix         =")?;

@@ -13,8 +13,10 @@
 use std::panic::{self, AssertUnwindSafe};
 
 use ensemble::core::config::NodeConfig;
-use ensemble::core::ids::{ServerId, WriteId};
+use ensemble::core::ids::{ServerId, WriteId, Zxid};
 use ensemble::core::io::{DurableWrite, Effect, Input};
+use ensemble::core::report::Mode;
+use ensemble::core::zab::{Membership, PeerRole};
 use ensemble::core::{Node, Now};
 use rand::{Rng, RngCore};
 
@@ -23,7 +25,7 @@ use crate::checker::{NodeFailure, Violation};
 use crate::clock::Clock;
 use crate::disk::Disk;
 use crate::event::Event;
-use crate::net::{ClientWire, Dir};
+use crate::net::{ClientWire, Dir, PeerWire};
 use crate::options::Options;
 use crate::rng::{self, Rngs};
 use crate::simulator::Simulator;
@@ -43,10 +45,14 @@ pub(crate) struct ServerSlot {
     pub(crate) backlog: Vec<Input>,
     pub(crate) shadow: Shadow,
     shadow_zxid: Option<u64>,
+    /// Whether the node was an established leader after its last step.
+    leading: bool,
+    /// The applied zxid whose digest was last reported to the agreement checker.
+    agreed_zxid: Option<Zxid>,
 }
 
 impl ServerSlot {
-    pub(crate) fn new(id: ServerId, options: &Options, rngs: &mut Rngs) -> ServerSlot {
+    pub(crate) fn new(id: ServerId, members: &[ServerId], options: &Options, rngs: &mut Rngs) -> ServerSlot {
         let offset_max = options.clock.offset_max_ms as i64;
         let drift_max = options.clock.drift_max_ppm as i32;
         let offset = if offset_max > 0 { rngs.clock.gen_range(-offset_max..=offset_max) } else { 0 };
@@ -58,6 +64,11 @@ impl ServerSlot {
         config.session_timeout_max_ms = 20 * options.server.tick_time_ms as i32;
         config.snap_count = options.server.snap_count;
         config.rng_seed = rngs.nodes.next_u64();
+        if members.len() > 1 {
+            config.membership = Membership {
+                members: members.iter().map(|m| (*m, PeerRole::Participant)).collect(),
+            };
+        }
         ServerSlot {
             id,
             config,
@@ -70,6 +81,8 @@ impl ServerSlot {
             backlog: Vec::new(),
             shadow: Shadow::new(),
             shadow_zxid: None,
+            leading: false,
+            agreed_zxid: None,
         }
     }
 }
@@ -107,7 +120,10 @@ impl Simulator {
         self.trace.push(self.now, TraceEvent::Input { server, input: input_trace(&input) });
         let now = slot.clock.now(self.now);
         let mut effects = std::mem::take(&mut self.effects);
-        let stepped = panic::catch_unwind(AssertUnwindSafe(|| node.step(now, input, &mut effects)));
+        let stepped = panic::catch_unwind(AssertUnwindSafe(|| {
+            node.step(now, input, &mut effects);
+            node.check_invariants();
+        }));
         if let Err(payload) = stepped {
             effects.clear();
             self.effects = effects;
@@ -131,6 +147,7 @@ impl Simulator {
         }
         self.start_fsync(idx);
         self.check_shadow(idx);
+        self.observe_commits(idx);
         self.reschedule_node_timer(idx, ticked);
     }
 
@@ -159,6 +176,12 @@ impl Simulator {
                 } else {
                     self.net.remove(conn);
                 }
+            }
+            Effect::SendPeer { to, msg } => {
+                let name = msg.name();
+                let sent = self.servers.iter().any(|s| s.id == to)
+                    && self.peer_send(server, to, PeerWire::Msg(msg));
+                self.trace.push(self.now, trace(EffectTrace::Peer(to, name, sent)));
             }
             Effect::Write { id, write } => {
                 self.trace.push(self.now, trace(write_trace(id, &write)));
@@ -226,9 +249,14 @@ impl Simulator {
         }
     }
 
-    /// Online recovery check: the node's tree against the replay of its durable log.
+    /// Online recovery check (standalone): the node's tree against the replay of its durable
+    /// log. In an ensemble a follower's tree may come from a leader's snapshot rather than its
+    /// own log, so there the agreement checker does this job.
     fn check_shadow(&mut self, idx: usize) {
-        let strict = self.servers.len() == 1;
+        if self.servers.len() > 1 {
+            return;
+        }
+        let strict = true;
         let slot = &mut self.servers[idx];
         let Some(node) = slot.node.as_ref() else { return };
         let applied = node.tree().zxid_applied().0;
@@ -259,6 +287,8 @@ impl Simulator {
         slot.backlog.clear();
         slot.timer_at = None;
         slot.shadow_zxid = None;
+        slot.leading = false;
+        slot.agreed_zxid = None;
         self.crashes += 1;
         match slot.disk.crash(&mut self.rngs.disk, keep) {
             Ok(loss) => {
@@ -273,6 +303,7 @@ impl Simulator {
         for conn in self.net.conns_of_server(server) {
             self.reset_conn(conn);
         }
+        self.break_links_of(idx);
         if let Some(ms) = restart_after_ms {
             self.queue.push(self.now.plus_ms(ms), Event::Restart { server });
         }
@@ -294,8 +325,10 @@ impl Simulator {
         let (snapshot, txns) = slot.disk.recovery();
         let snapshot = snapshot.cloned();
         let config = slot.config.clone();
+        let (accepted, current) = (slot.disk.durable().accepted_epoch, slot.disk.durable().current_epoch);
         let recovered = panic::catch_unwind(AssertUnwindSafe(|| {
             Node::recover(config, now, snapshot.as_deref(), txns)
+                .map(|node| node.with_epochs(accepted.unwrap_or(0), current.unwrap_or(0)))
         }));
         let node = match recovered {
             Ok(Ok(node)) => node,
@@ -318,10 +351,15 @@ impl Simulator {
         let event = TraceEvent::NodeStart { server, incarnation: slot.incarnation, zxid };
         self.trace.push(self.now, event);
         self.step_node(idx, Input::Tick);
+        self.ensure_links(idx);
     }
 
-    /// Compares `node` with a node recovered from the whole durable log and no snapshot.
+    /// Compares `node` with a node recovered from the whole durable log and no snapshot
+    /// (standalone only: an ensemble member's log may start after a leader's snapshot).
     fn full_replay_differs(&self, idx: usize, node: &Node, now: Now) -> Option<RecoveryViolation> {
+        if self.servers.len() > 1 {
+            return None;
+        }
         let slot = &self.servers[idx];
         let txns = slot.disk.durable().txns.clone();
         let config = slot.config.clone();
@@ -343,6 +381,9 @@ impl Simulator {
     /// End of run: the live node's tree against a fresh replay of its log up to what it
     /// applied.
     pub(crate) fn final_recovery_check(&mut self, idx: usize) {
+        if self.servers.len() > 1 {
+            return;
+        }
         let slot = &self.servers[idx];
         let Some(node) = slot.node.as_ref() else { return };
         let applied = node.tree().zxid_applied();
@@ -365,6 +406,43 @@ impl Simulator {
                 node_digest,
                 replay_digest,
             }));
+        }
+    }
+
+    /// Feeds the agreement checker after a step: an established leader extends the committed
+    /// history with what it applied, and every serving node reports its digest.
+    fn observe_commits(&mut self, idx: usize) {
+        let slot = &mut self.servers[idx];
+        let Some(node) = slot.node.as_ref() else { return };
+        let serving = node.is_serving();
+        let leading = serving && matches!(node.mode(), Mode::Leader | Mode::Standalone);
+        let applied = node.zxid_applied();
+        let mut violation = None;
+        if leading && !slot.leading {
+            let disk = &slot.disk;
+            violation = self.commit_log.leader_established(slot.id, applied, |z| disk.logged_at(z));
+        }
+        slot.leading = leading;
+        if violation.is_none() && leading && applied != self.commit_log.last_zxid() {
+            let logged = slot.disk.logged_between(self.commit_log.last_zxid(), applied);
+            violation = self.commit_log.leader_applied(slot.id, applied, logged);
+        }
+        if violation.is_none() && serving && slot.agreed_zxid != Some(applied) {
+            slot.agreed_zxid = Some(applied);
+            violation = self.commit_log.server_at(slot.id, applied, node.tree().digest());
+        }
+        if let Some(violation) = violation {
+            self.violations.push(Violation::Agreement(violation));
+            self.halted = true;
+        }
+    }
+
+    /// End of run: a serving node's tree against the replay of the committed history.
+    pub(crate) fn final_agreement_check(&mut self, idx: usize) {
+        let slot = &self.servers[idx];
+        let Some(node) = slot.node.as_ref().filter(|n| n.is_serving()) else { return };
+        if let Some(violation) = self.commit_log.final_state(slot.id, node.tree()) {
+            self.violations.push(Violation::Agreement(violation));
         }
     }
 
@@ -432,6 +510,9 @@ fn input_trace(input: &Input) -> InputTrace {
         Input::ClientFrame { conn, frame } => InputTrace::Frame(*conn, frame.len() as u32),
         Input::ClientClosed { conn } => InputTrace::Closed(*conn),
         Input::Persisted { up_to } => InputTrace::Persisted(up_to.0),
+        Input::PeerMessage { from, msg } => InputTrace::Peer(*from, msg.name()),
+        Input::PeerLinkUp { peer } => InputTrace::LinkUp(*peer),
+        Input::PeerLinkDown { peer } => InputTrace::LinkDown(*peer),
     }
 }
 

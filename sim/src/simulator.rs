@@ -7,18 +7,21 @@
 //! simulator uses only the core's public API. Everything is addressed by [`ServerId`] and
 //! [`ClientId`]; the node-facing half lives in `server.rs`, faults and phases in `faults.rs`.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ensemble::core::ids::{ConnId, ServerId};
 use ensemble::core::io::{Effect, Input};
+use ensemble::core::zab::PeerMsg;
 use ensemble::core::Node;
 use ensemble::wire::proto::Request;
 
+use crate::checker::agreement::CommitLog;
 use crate::checker::{self, liveness, Committed, Violation};
 use crate::disk::Disk;
 use crate::event::{Event, EventQueue};
 use crate::history::{History, OpOutcome};
-use crate::net::{self, ClientWire, Dir, Network};
+use crate::net::{self, ClientWire, Dir, Network, PeerNet};
 use crate::options::Options;
 use crate::rng::{self, Rngs};
 use crate::server::ServerSlot;
@@ -40,7 +43,10 @@ pub struct Simulator {
     pub(crate) servers: Vec<ServerSlot>,
     pub(crate) clients: Vec<ClientSlot>,
     pub(crate) net: Network,
+    pub(crate) peers: PeerNet<PeerMsg>,
+    pub(crate) peer_connect_pending: BTreeSet<(ServerId, ServerId)>,
     pub(crate) conn_next: u64,
+    pub(crate) commit_log: CommitLog,
     pub(crate) history: History,
     pub(crate) trace: Trace,
     pub(crate) phase: Phase,
@@ -72,7 +78,7 @@ impl Simulator {
         } else {
             (1..=options.nodes as u64).map(ServerId).collect()
         };
-        let servers = ids.iter().map(|&id| ServerSlot::new(id, &options, &mut rngs)).collect();
+        let servers = ids.iter().map(|&id| ServerSlot::new(id, &ids, &options, &mut rngs)).collect();
         let clients = (0..options.clients as u32)
             .map(|c| {
                 let start = SimTime::from_ms(rng::between(&mut rngs.workload, 0, CLIENT_START_MAX_MS));
@@ -90,7 +96,10 @@ impl Simulator {
             servers,
             clients,
             net: Network::new(),
+            peers: PeerNet::new(),
+            peer_connect_pending: BTreeSet::new(),
             conn_next: 1,
+            commit_log: CommitLog::new(),
             history: History::new(),
             phase: Phase::Safety,
             heal_at: None,
@@ -106,6 +115,9 @@ impl Simulator {
         sim.trace.push(SimTime::ZERO, TraceEvent::Phase(Phase::Safety));
         for idx in 0..sim.servers.len() {
             sim.start_server(idx);
+        }
+        for idx in 0..sim.servers.len() {
+            sim.ensure_links(idx);
         }
         for c in 0..sim.clients.len() {
             sim.reschedule_client(ClientId(c as u32));
@@ -149,6 +161,12 @@ impl Simulator {
                     self.node_input(idx, Input::ClientClosed { conn });
                 }
             }
+            Event::PeerDeliver { from, to, generation } => self.on_peer_deliver(from, to, generation),
+            Event::PeerLinkLost { server, incarnation, peer } => {
+                self.on_peer_link_lost(server, incarnation, peer)
+            }
+            Event::PeerConnect { a, b } => self.on_peer_connect(a, b),
+            Event::PartitionEnd => self.heal_partitions(),
             Event::ClientConnLost { client, conn } => {
                 self.with_client(client, |c, ctx| c.on_closed(ctx, conn))
             }
@@ -203,6 +221,7 @@ impl Simulator {
             self.history.finish(self.now);
             for idx in 0..self.servers.len() {
                 self.final_recovery_check(idx);
+                self.final_agreement_check(idx);
             }
             let committed = self.committed();
             let window = self.liveness_window();
@@ -221,17 +240,9 @@ impl Simulator {
         }
     }
 
-    /// The committed history: with one node, its durable log; with several, the longest of
-    /// their logs (the Zab checkers will verify they are prefixes of one another).
+    /// The committed history: what established leaders applied, in zxid order.
     pub fn committed(&self) -> Committed {
-        let longest = self
-            .servers
-            .iter()
-            .map(|s| &s.disk.durable().txns)
-            .max_by_key(|txns| txns.len())
-            .cloned()
-            .unwrap_or_default();
-        Committed::new(longest)
+        self.commit_log.committed()
     }
 
     fn liveness_window(&self) -> Option<liveness::Window> {

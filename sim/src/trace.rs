@@ -19,7 +19,7 @@ use std::hash::{Hash, Hasher};
 
 use ensemble::core::ids::{ConnId, ServerId, SessionId};
 
-use crate::history::{self, Entry, History, OpId, OpOutcome};
+use crate::history::{self, Entry, History, OpOutcome};
 use crate::options::Options;
 use crate::time::SimTime;
 use crate::workload::ClientId;
@@ -145,6 +145,31 @@ pub enum TraceEvent {
         /// Why.
         why: CloseReason,
     },
+    /// A peer link was established.
+    LinkUp {
+        /// One end.
+        a: ServerId,
+        /// The other.
+        b: ServerId,
+        /// Its generation.
+        generation: u64,
+    },
+    /// A peer link broke (both ends will hear of it).
+    LinkReset {
+        /// One end.
+        a: ServerId,
+        /// The other.
+        b: ServerId,
+    },
+    /// A partition now separates two servers.
+    Partition {
+        /// One side.
+        a: ServerId,
+        /// The other.
+        b: ServerId,
+    },
+    /// Every partition healed.
+    PartitionHeal,
     /// A history entry (operation invoked or returned, notification, session change, ...).
     History(u32),
 }
@@ -162,6 +187,12 @@ pub enum InputTrace {
     Closed(ConnId),
     /// `Input::Persisted`.
     Persisted(u64),
+    /// `Input::PeerMessage` (sender, message name).
+    Peer(ServerId, &'static str),
+    /// `Input::PeerLinkUp`.
+    LinkUp(ServerId),
+    /// `Input::PeerLinkDown`.
+    LinkDown(ServerId),
 }
 
 /// What a node asked for.
@@ -179,6 +210,8 @@ pub enum EffectTrace {
     Truncate(u64, u64),
     /// `DurableWrite::AcceptedEpoch` / `CurrentEpoch` (write id, epoch, accepted?).
     Epoch(u64, u32, bool),
+    /// `Effect::SendPeer` (receiver, message name, whether the link took it).
+    Peer(ServerId, &'static str, bool),
 }
 
 /// Why a client closed its connection.
@@ -297,6 +330,9 @@ fn describe(event: &TraceEvent, history: &History, out: &mut String) -> Result<S
                 InputTrace::Frame(c, len) => write!(out, "input frame {c} {len}B")?,
                 InputTrace::Closed(c) => write!(out, "input closed {c}")?,
                 InputTrace::Persisted(id) => write!(out, "input persisted up_to=#{id}")?,
+                InputTrace::Peer(from, name) => write!(out, "input {name} from n{}", from.0)?,
+                InputTrace::LinkUp(peer) => write!(out, "input link up n{}", peer.0)?,
+                InputTrace::LinkDown(peer) => write!(out, "input link DOWN n{}", peer.0)?,
             }
             node(server)
         }
@@ -312,6 +348,10 @@ fn describe(event: &TraceEvent, history: &History, out: &mut String) -> Result<S
                 EffectTrace::Epoch(id, epoch, accepted) => {
                     let which = if *accepted { "acceptedEpoch" } else { "currentEpoch" };
                     write!(out, "write #{id} {which} {epoch}")?
+                }
+                EffectTrace::Peer(to, name, sent) => {
+                    let lost = if *sent { "" } else { " (link down: lost)" };
+                    write!(out, "send {name} to n{}{lost}", to.0)?
                 }
             }
             node(server)
@@ -338,6 +378,22 @@ fn describe(event: &TraceEvent, history: &History, out: &mut String) -> Result<S
         }
         TraceEvent::ConnUnclog { conn } => {
             write!(out, "unclog {conn}")?;
+            "net".into()
+        }
+        TraceEvent::LinkUp { a, b, generation } => {
+            write!(out, "link n{}-n{} up (gen {generation})", a.0, b.0)?;
+            "net".into()
+        }
+        TraceEvent::LinkReset { a, b } => {
+            write!(out, "link n{}-n{} RESET", a.0, b.0)?;
+            "net".into()
+        }
+        TraceEvent::Partition { a, b } => {
+            write!(out, "PARTITION n{} | n{}", a.0, b.0)?;
+            "net".into()
+        }
+        TraceEvent::PartitionHeal => {
+            write!(out, "partitions healed")?;
             "net".into()
         }
         TraceEvent::Connect { client: c, conn, session, last_zxid } => {
@@ -437,10 +493,6 @@ impl Hasher for Fnv64 {
         }
     }
 }
-
-/// Keep `OpId` reachable for docs in this module.
-#[allow(dead_code)]
-type TracedOp = OpId;
 
 #[cfg(test)]
 mod tests {

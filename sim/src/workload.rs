@@ -311,7 +311,7 @@ impl Client {
             return; // a straggler from a connection we already gave up on
         }
         let Some(payload) = strip_length(&frame) else {
-            self.anomaly(ctx, conn, "frame length", DecodeError::Invalid("bad length prefix"));
+            self.anomaly(ctx, conn, "frame length", DecodeError::Invalid { offset: 0, what: "bad length prefix" });
             return;
         };
         match self.link.clone() {

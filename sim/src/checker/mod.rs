@@ -2,14 +2,14 @@
 //! debug (the operation, the zxids, what was expected and what was seen).
 //!
 //! Most checkers run once at the end over the [`History`] and the [`Committed`] log: the
-//! sequence of txns the ensemble committed, in zxid order. With one node that is its durable
-//! log (a standalone server applies a txn only once it is durable, and never loses a durable
-//! one); with several it will be the longest of the servers' committed prefixes, which the Zab
-//! checkers will have verified agree. The recovery checker also runs online, after every step
-//! of every node, against that node's own durable log.
+//! sequence of txns the ensemble committed, in zxid order, which the agreement checker builds
+//! online from what established leaders (or the standalone server) applied, and verifies every
+//! leader keeps. The agreement and recovery checkers run online, after every step of every
+//! node.
 //!
 //! | file               | guarantee                                                          |
 //! |--------------------|--------------------------------------------------------------------|
+//! | `agreement.rs`     | one committed history; no leader forgets it; servers agree on it  |
 //! | `durability.rs`    | an acknowledged write is in the committed log, at its zxid         |
 //! | `recovery.rs`      | a node's tree equals the replay of its durable log                 |
 //! | `session_order.rs` | a session never sees zxids go backwards; replies in request order   |
@@ -17,6 +17,7 @@
 //! | `watches.rs`       | one-shot watches fire at most once, in order, before newer state  |
 //! | `liveness.rs`      | after faults heal, writes complete within a bound                  |
 
+pub mod agreement;
 pub mod durability;
 pub mod liveness;
 pub mod reads;
@@ -35,6 +36,8 @@ use crate::history::History;
 /// A broken guarantee.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Violation {
+    /// Servers disagree on the committed history, or a leader lost part of it.
+    Agreement(agreement::AgreementViolation),
     /// An acknowledged write went missing.
     Durability(durability::DurabilityViolation),
     /// A node's state is not the replay of its log.
@@ -127,6 +130,7 @@ pub fn check_history(
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Violation::Agreement(v) => write!(f, "agreement: {v}"),
             Violation::Durability(v) => write!(f, "durability: {v}"),
             Violation::Recovery(v) => write!(f, "recovery: {v}"),
             Violation::SessionOrder(v) => write!(f, "session order: {v}"),

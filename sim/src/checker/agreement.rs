@@ -1,0 +1,283 @@
+//! Servers agree on one committed history, and no leader forgets any of it.
+//!
+//! The simulator builds the committed history online, from leaders: whenever an established
+//! leader (or a standalone server) has applied beyond the last recorded zxid, the txns it
+//! applied — taken from its own log — are appended. A txn a leader applied is committed, and in
+//! Zab every later leader's history contains it. Three checks follow:
+//! * **leader completeness**: a leader, once established, has applied at least every recorded
+//!   txn (its log holds the whole committed history, ZooKeeper's "every committed txn is in
+//!   every later leader's history");
+//! * **state agreement**: any two serving servers that applied up to the same zxid have equal
+//!   tree digests (their applied histories are prefixes of one sequence);
+//! * **final state**: at the end, every serving server's tree is the replay of the committed
+//!   history up to its zxid — which catches a committed txn lost without a conflicting one
+//!   ever taking its zxid.
+//!
+//! Why leaders only: a follower may have been given a snapshot (SNAP) and keep stale, never
+//! committed txns below it in its log files; a leader's txns above the recorded history are
+//! exactly what it is about to commit, and everything below was recorded already.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ensemble::core::ids::{ServerId, Zxid};
+use ensemble::core::tree::DataTree;
+use ensemble::core::txn::Txn;
+
+use crate::checker::Committed;
+
+/// A break in agreement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgreementViolation {
+    /// An established leader lacks committed txns.
+    LeaderMissesCommitted {
+        /// The leader.
+        leader: ServerId,
+        /// What it applied.
+        applied: Zxid,
+        /// The last committed zxid.
+        committed: Zxid,
+    },
+    /// A leader's history has a different txn at a committed zxid.
+    ConflictingTxn {
+        /// The leader.
+        leader: ServerId,
+        /// The zxid.
+        zxid: Zxid,
+        /// The committed txn, briefly.
+        committed: String,
+        /// The leader's, briefly.
+        found: String,
+    },
+    /// Two servers at the same zxid have different trees.
+    DivergedState {
+        /// The zxid.
+        zxid: Zxid,
+        /// The server that recorded the digest first.
+        first: ServerId,
+        /// Its digest.
+        first_digest: u64,
+        /// The server that disagrees.
+        second: ServerId,
+        /// Its digest.
+        second_digest: u64,
+    },
+    /// At the end, a server's tree is not the replay of the committed history.
+    FinalStateDiffers {
+        /// The server.
+        server: ServerId,
+        /// Its last applied zxid.
+        zxid: Zxid,
+        /// Its digest.
+        node_digest: u64,
+        /// The replay's digest.
+        replay_digest: u64,
+    },
+}
+
+/// The committed history as it is being built, and the digests seen at each zxid.
+#[derive(Debug, Default)]
+pub struct CommitLog {
+    txns: Vec<Txn>,
+    digests: BTreeMap<Zxid, (ServerId, u64)>,
+}
+
+impl CommitLog {
+    /// Nothing committed yet.
+    pub fn new() -> CommitLog {
+        CommitLog::default()
+    }
+
+    /// The last committed zxid.
+    pub fn last_zxid(&self) -> Zxid {
+        self.txns.last().map_or(Zxid::ZERO, |t| t.zxid)
+    }
+
+    /// An established leader has applied up to `applied`; `logged` are the txns of its log
+    /// above the last committed zxid, up to `applied`, in zxid order.
+    pub fn leader_applied(
+        &mut self,
+        leader: ServerId,
+        applied: Zxid,
+        logged: Vec<Txn>,
+    ) -> Option<AgreementViolation> {
+        let committed = self.last_zxid();
+        if applied < committed {
+            return Some(AgreementViolation::LeaderMissesCommitted { leader, applied, committed });
+        }
+        for txn in logged {
+            debug_assert!(txn.zxid > self.last_zxid() && txn.zxid <= applied);
+            self.txns.push(txn);
+        }
+        None
+    }
+
+    /// A newly established leader's log agrees with the committed history where both have the
+    /// txn (`logged` gives the leader's txn at a zxid, if its log still holds it).
+    pub fn leader_established(
+        &self,
+        leader: ServerId,
+        applied: Zxid,
+        logged: impl Fn(Zxid) -> Option<Txn>,
+    ) -> Option<AgreementViolation> {
+        let committed = self.last_zxid();
+        if applied < committed {
+            return Some(AgreementViolation::LeaderMissesCommitted { leader, applied, committed });
+        }
+        self.txns.iter().rev().take(LEADER_CHECK_DEPTH).find_map(|txn| {
+            let found = logged(txn.zxid)?;
+            (found != *txn).then(|| AgreementViolation::ConflictingTxn {
+                leader,
+                zxid: txn.zxid,
+                committed: brief(txn),
+                found: brief(&found),
+            })
+        })
+    }
+
+    /// A serving server is at `applied` with tree digest `digest`.
+    pub fn server_at(&mut self, server: ServerId, applied: Zxid, digest: u64) -> Option<AgreementViolation> {
+        match self.digests.get(&applied) {
+            Some(&(first, first_digest)) if first_digest != digest => {
+                Some(AgreementViolation::DivergedState {
+                    zxid: applied,
+                    first,
+                    first_digest,
+                    second: server,
+                    second_digest: digest,
+                })
+            }
+            Some(_) => None,
+            None => {
+                self.digests.insert(applied, (server, digest));
+                None
+            }
+        }
+    }
+
+    /// End of run: `tree` (of a serving server) against the replay of the history up to it.
+    pub fn final_state(&self, server: ServerId, tree: &DataTree) -> Option<AgreementViolation> {
+        let zxid = tree.zxid_applied();
+        let mut replay = DataTree::new();
+        let mut events = Vec::new();
+        for txn in self.txns.iter().take_while(|t| t.zxid <= zxid) {
+            replay.apply(txn, &mut events);
+            events.clear();
+        }
+        let (node_digest, replay_digest) = (tree.digest(), replay.digest());
+        (node_digest != replay_digest).then_some(AgreementViolation::FinalStateDiffers {
+            server,
+            zxid,
+            node_digest,
+            replay_digest,
+        })
+    }
+
+    /// The committed history, for the end-of-run checkers.
+    pub fn committed(&self) -> Committed {
+        Committed::new(self.txns.clone())
+    }
+}
+
+/// How many of the latest committed txns a new leader's log is compared against.
+const LEADER_CHECK_DEPTH: usize = 64;
+
+fn brief(txn: &Txn) -> String {
+    format!("session {} cxid {} {:?}", txn.session, txn.cxid, txn.op)
+}
+
+impl fmt::Display for AgreementViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgreementViolation::LeaderMissesCommitted { leader, applied, committed } => write!(
+                f,
+                "leader n{leader} is established at {applied}, behind the committed {committed}"
+            ),
+            AgreementViolation::ConflictingTxn { leader, zxid, committed, found } => write!(
+                f,
+                "leader n{leader} has {found} at {zxid}, where {committed} was committed"
+            ),
+            AgreementViolation::DivergedState { zxid, first, first_digest, second, second_digest } => {
+                write!(
+                    f,
+                    "at {zxid}, n{first} has digest {first_digest:#x} but n{second} has \
+                     {second_digest:#x}"
+                )
+            }
+            AgreementViolation::FinalStateDiffers { server, zxid, node_digest, replay_digest } => {
+                write!(
+                    f,
+                    "n{server} ends at {zxid} with digest {node_digest:#x}, but the committed \
+                     history replays to {replay_digest:#x}"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::fixtures::*;
+
+    fn tree_of(txns: &[Txn]) -> DataTree {
+        let mut tree = DataTree::new();
+        let mut events = Vec::new();
+        for txn in txns {
+            tree.apply(txn, &mut events);
+        }
+        tree
+    }
+
+    #[test]
+    fn a_leader_that_keeps_the_history_passes() {
+        let t1 = create_txn(1, 0, 1, "/a", "x");
+        let t2 = set_txn(2, 0, 2, "/a", "y", 1);
+        let mut log = CommitLog::new();
+        assert_eq!(log.leader_applied(ServerId(1), Zxid(1), vec![t1.clone()]), None);
+        assert_eq!(log.leader_applied(ServerId(1), Zxid(2), vec![t2.clone()]), None);
+        let logged = |z: Zxid| [t1.clone(), t2.clone()].into_iter().find(|t| t.zxid == z);
+        assert_eq!(log.leader_established(ServerId(2), Zxid(2), logged), None);
+        assert_eq!(log.final_state(ServerId(2), &tree_of(&[t1, t2])), None);
+    }
+
+    #[test]
+    fn a_leader_behind_the_committed_history_is_flagged() {
+        let mut log = CommitLog::new();
+        log.leader_applied(ServerId(1), Zxid(2), vec![create_txn(1, 0, 1, "/a", "x"), create_txn(2, 0, 2, "/b", "x")]);
+        assert!(matches!(
+            log.leader_established(ServerId(2), Zxid(1), |_| None),
+            Some(AgreementViolation::LeaderMissesCommitted { .. })
+        ));
+        assert!(matches!(
+            log.leader_applied(ServerId(2), Zxid(1), vec![]),
+            Some(AgreementViolation::LeaderMissesCommitted { .. })
+        ));
+    }
+
+    #[test]
+    fn a_leader_with_another_txn_at_a_committed_zxid_is_flagged() {
+        let mut log = CommitLog::new();
+        log.leader_applied(ServerId(1), Zxid(1), vec![create_txn(1, 0, 1, "/a", "x")]);
+        let other = create_txn(1, 3, 9, "/z", "q");
+        let violation = log.leader_established(ServerId(2), Zxid(1), |_| Some(other.clone()));
+        assert!(matches!(violation, Some(AgreementViolation::ConflictingTxn { .. })), "{violation:?}");
+    }
+
+    #[test]
+    fn diverged_servers_and_a_lost_txn_are_flagged() {
+        let mut log = CommitLog::new();
+        assert_eq!(log.server_at(ServerId(1), Zxid(3), 0xaa), None);
+        assert_eq!(log.server_at(ServerId(2), Zxid(3), 0xaa), None);
+        assert!(matches!(log.server_at(ServerId(3), Zxid(3), 0xbb), Some(AgreementViolation::DivergedState { .. })));
+
+        let t1 = create_txn(1, 0, 1, "/a", "x");
+        let t2 = create_txn(2, 0, 2, "/b", "x");
+        let mut log = CommitLog::new();
+        log.leader_applied(ServerId(1), Zxid(2), vec![t1.clone(), t2]);
+        // A server that lost /b but took a later txn at a higher zxid.
+        let t3 = create_txn(3, 0, 3, "/c", "x");
+        let violation = log.final_state(ServerId(1), &tree_of(&[t1, t3]));
+        assert!(matches!(violation, Some(AgreementViolation::FinalStateDiffers { .. })), "{violation:?}");
+    }
+}
