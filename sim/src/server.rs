@@ -409,27 +409,35 @@ impl Simulator {
         }
     }
 
-    /// Feeds the agreement checker after a step: an established leader extends the committed
-    /// history with what it applied, and every serving node reports its digest.
+    /// Feeds the agreement checker after a step: an established leader of the newest epoch
+    /// extends the committed history with what it applied, a stale one must stay on it, and
+    /// every serving node reports its digest.
     fn observe_commits(&mut self, idx: usize) {
         let slot = &mut self.servers[idx];
         let Some(node) = slot.node.as_ref() else { return };
         let serving = node.is_serving();
         let leading = serving && matches!(node.mode(), Mode::Leader | Mode::Standalone);
         let applied = node.zxid_applied();
+        let epoch = node.epochs().1;
+        let log = &mut self.commit_log;
         let mut violation = None;
-        if leading && !slot.leading {
-            let disk = &slot.disk;
-            violation = self.commit_log.leader_established(slot.id, applied, |z| disk.logged_at(z));
+        if leading && epoch >= log.epoch() {
+            if !slot.leading {
+                let disk = &slot.disk;
+                violation = log.leader_established(slot.id, applied, |z| disk.logged_at(z));
+            }
+            if violation.is_none() && applied != log.last_zxid() {
+                let logged = slot.disk.logged_between(log.last_zxid(), applied);
+                violation = log.leader_applied(slot.id, epoch, applied, logged);
+            }
+        } else if leading && slot.agreed_zxid.is_some_and(|z| z < applied) {
+            let from = slot.agreed_zxid.unwrap_or_default();
+            violation = log.stale_leader_applied(slot.id, &slot.disk.logged_between(from, applied));
         }
         slot.leading = leading;
-        if violation.is_none() && leading && applied != self.commit_log.last_zxid() {
-            let logged = slot.disk.logged_between(self.commit_log.last_zxid(), applied);
-            violation = self.commit_log.leader_applied(slot.id, applied, logged);
-        }
         if violation.is_none() && serving && slot.agreed_zxid != Some(applied) {
             slot.agreed_zxid = Some(applied);
-            violation = self.commit_log.server_at(slot.id, applied, node.tree().digest());
+            violation = log.server_at(slot.id, applied, node.tree().digest());
         }
         if let Some(violation) = violation {
             self.violations.push(Violation::Agreement(violation));

@@ -269,6 +269,12 @@ impl Simulator {
         &self.options
     }
 
+    /// The options, to change a knob in the middle of a hand-scheduled scenario (for example
+    /// to make the disk start lying about fsync once a session is established).
+    pub fn options_mut(&mut self) -> &mut Options {
+        &mut self.options
+    }
+
     /// The current phase.
     pub fn phase(&self) -> Phase {
         self.phase

@@ -21,7 +21,7 @@ use ensemble::core::ids::{ConnId, ServerId, SessionId};
 use ensemble::wire::proto::{
     ConnectRequest, CreateKind, CreateRequest, MultiOp, OpResult, Request, Response,
 };
-use ensemble::wire::types::{Acl, ErrorCode, Stat};
+use ensemble::wire::types::{Acl, ErrorCode, OpCode, Stat};
 use ensemble::wire::{self, DecodeError, XID_NOTIFICATION, XID_PING};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -177,6 +177,8 @@ pub struct Client {
     next_op_at: SimTime,
     scripted: VecDeque<Request>,
     values_written: u64,
+    /// A closeSession is in flight on the current connection.
+    closing: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,6 +225,7 @@ impl Client {
             next_op_at: start,
             scripted: VecDeque::new(),
             values_written: 0,
+            closing: false,
         }
     }
 
@@ -421,6 +424,7 @@ impl Client {
             ctx.trace_last_entry();
         }
         ctx.observe(Entry::Disconnected { client: self.id, conn });
+        self.closing = false;
         let backoff = rng::between(ctx.rng, 10, BACKOFF_MAX_MS);
         self.link = Link::Idle { retry_at: ctx.now.plus_ms(backoff) };
     }
@@ -547,7 +551,10 @@ impl Client {
     // ------------------------------------------------------------------ requests
 
     fn can_send_op(&self, options: &WorkloadOptions, generate: bool) -> bool {
-        self.inflight.len() < options.pipeline_max && (generate || !self.scripted.is_empty())
+        // Like the Java client's close(), nothing follows a closeSession on its connection.
+        self.inflight.len() < options.pipeline_max
+            && !self.closing
+            && (generate || !self.scripted.is_empty())
     }
 
     fn send_ops(&mut self, ctx: &mut ClientCtx, conn: ConnId, server: ServerId) {
@@ -565,6 +572,7 @@ impl Client {
             let channel = Channel { client: self.id, session, server, conn };
             let op = ctx.history.invoke(ctx.now, channel, xid, request);
             ctx.trace_last_entry();
+            self.closing = opcode == OpCode::CloseSession.code();
             self.inflight.push_back(InFlight { xid, op, opcode });
             self.send(ctx, conn, frame);
             let think = rng::exponential(ctx.rng, ctx.options.think_mean_ms * 1_000);

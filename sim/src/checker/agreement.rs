@@ -80,6 +80,7 @@ pub enum AgreementViolation {
 pub struct CommitLog {
     txns: Vec<Txn>,
     digests: BTreeMap<Zxid, (ServerId, u64)>,
+    epoch: u32,
 }
 
 impl CommitLog {
@@ -93,14 +94,29 @@ impl CommitLog {
         self.txns.last().map_or(Zxid::ZERO, |t| t.zxid)
     }
 
-    /// An established leader has applied up to `applied`; `logged` are the txns of its log
-    /// above the last committed zxid, up to `applied`, in zxid order.
+    /// The highest epoch of a leader that extended the history.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The committed txn at `zxid`.
+    pub fn get(&self, zxid: Zxid) -> Option<&Txn> {
+        let at = self.txns.partition_point(|t| t.zxid < zxid);
+        self.txns.get(at).filter(|t| t.zxid == zxid)
+    }
+
+    /// An established leader of `epoch` (not older than [`CommitLog::epoch`]) has applied up
+    /// to `applied`; `logged` are the txns of its log above the last committed zxid, up to
+    /// `applied`, in zxid order.
     pub fn leader_applied(
         &mut self,
         leader: ServerId,
+        epoch: u32,
         applied: Zxid,
         logged: Vec<Txn>,
     ) -> Option<AgreementViolation> {
+        debug_assert!(epoch >= self.epoch, "a stale leader goes to stale_leader_applied");
+        self.epoch = epoch;
         let committed = self.last_zxid();
         if applied < committed {
             return Some(AgreementViolation::LeaderMissesCommitted { leader, applied, committed });
@@ -110,6 +126,28 @@ impl CommitLog {
             self.txns.push(txn);
         }
         None
+    }
+
+    /// A leader of an epoch older than [`CommitLog::epoch`] — one that has not noticed yet that
+    /// the ensemble moved on — applied `logged`. It may still apply what its epoch committed,
+    /// but nothing else: each txn must be the committed one at its zxid, and it may not apply
+    /// past the committed history with a zxid the newer leaders skipped.
+    pub fn stale_leader_applied(&self, leader: ServerId, logged: &[Txn]) -> Option<AgreementViolation> {
+        logged.iter().find_map(|txn| match self.get(txn.zxid) {
+            Some(committed) if committed != txn => Some(AgreementViolation::ConflictingTxn {
+                leader,
+                zxid: txn.zxid,
+                committed: brief(committed),
+                found: brief(txn),
+            }),
+            Some(_) => None,
+            None => Some(AgreementViolation::ConflictingTxn {
+                leader,
+                zxid: txn.zxid,
+                committed: "nothing (the newer leaders skipped this zxid)".into(),
+                found: brief(txn),
+            }),
+        })
     }
 
     /// A newly established leader's log agrees with the committed history where both have the
@@ -234,8 +272,8 @@ mod tests {
         let t1 = create_txn(1, 0, 1, "/a", "x");
         let t2 = set_txn(2, 0, 2, "/a", "y", 1);
         let mut log = CommitLog::new();
-        assert_eq!(log.leader_applied(ServerId(1), Zxid(1), vec![t1.clone()]), None);
-        assert_eq!(log.leader_applied(ServerId(1), Zxid(2), vec![t2.clone()]), None);
+        assert_eq!(log.leader_applied(ServerId(1), 0, Zxid(1), vec![t1.clone()]), None);
+        assert_eq!(log.leader_applied(ServerId(1), 0, Zxid(2), vec![t2.clone()]), None);
         let logged = |z: Zxid| [t1.clone(), t2.clone()].into_iter().find(|t| t.zxid == z);
         assert_eq!(log.leader_established(ServerId(2), Zxid(2), logged), None);
         assert_eq!(log.final_state(ServerId(2), &tree_of(&[t1, t2])), None);
@@ -244,13 +282,18 @@ mod tests {
     #[test]
     fn a_leader_behind_the_committed_history_is_flagged() {
         let mut log = CommitLog::new();
-        log.leader_applied(ServerId(1), Zxid(2), vec![create_txn(1, 0, 1, "/a", "x"), create_txn(2, 0, 2, "/b", "x")]);
+        log.leader_applied(
+            ServerId(1),
+            1,
+            Zxid(2),
+            vec![create_txn(1, 0, 1, "/a", "x"), create_txn(2, 0, 2, "/b", "x")],
+        );
         assert!(matches!(
             log.leader_established(ServerId(2), Zxid(1), |_| None),
             Some(AgreementViolation::LeaderMissesCommitted { .. })
         ));
         assert!(matches!(
-            log.leader_applied(ServerId(2), Zxid(1), vec![]),
+            log.leader_applied(ServerId(2), 1, Zxid(1), vec![]),
             Some(AgreementViolation::LeaderMissesCommitted { .. })
         ));
     }
@@ -258,10 +301,22 @@ mod tests {
     #[test]
     fn a_leader_with_another_txn_at_a_committed_zxid_is_flagged() {
         let mut log = CommitLog::new();
-        log.leader_applied(ServerId(1), Zxid(1), vec![create_txn(1, 0, 1, "/a", "x")]);
+        log.leader_applied(ServerId(1), 0, Zxid(1), vec![create_txn(1, 0, 1, "/a", "x")]);
         let other = create_txn(1, 3, 9, "/z", "q");
         let violation = log.leader_established(ServerId(2), Zxid(1), |_| Some(other.clone()));
         assert!(matches!(violation, Some(AgreementViolation::ConflictingTxn { .. })), "{violation:?}");
+    }
+
+    #[test]
+    fn a_stale_leader_may_only_apply_committed_txns() {
+        let t1 = create_txn(1, 0, 1, "/a", "x");
+        let mut log = CommitLog::new();
+        log.leader_applied(ServerId(2), 2, Zxid(1), vec![t1.clone()]);
+        assert_eq!(log.stale_leader_applied(ServerId(1), &[t1]), None);
+        let other = create_txn(1, 3, 9, "/z", "q");
+        assert!(log.stale_leader_applied(ServerId(1), &[other]).is_some());
+        let skipped = create_txn(0, 3, 9, "/z", "q");
+        assert!(log.stale_leader_applied(ServerId(1), &[skipped]).is_some());
     }
 
     #[test]
@@ -274,7 +329,7 @@ mod tests {
         let t1 = create_txn(1, 0, 1, "/a", "x");
         let t2 = create_txn(2, 0, 2, "/b", "x");
         let mut log = CommitLog::new();
-        log.leader_applied(ServerId(1), Zxid(2), vec![t1.clone(), t2]);
+        log.leader_applied(ServerId(1), 0, Zxid(2), vec![t1.clone(), t2]);
         // A server that lost /b but took a later txn at a higher zxid.
         let t3 = create_txn(3, 0, 3, "/c", "x");
         let violation = log.final_state(ServerId(1), &tree_of(&[t1, t3]));

@@ -1,0 +1,133 @@
+//! Hand-scheduled scenarios: faults placed at exact moments instead of drawn from the seed.
+
+use bytes::Bytes;
+use ensemble::core::ids::ServerId;
+use ensemble::core::io::DurableWrite;
+use ensemble::core::txn::TxnOp;
+use ensemble::wire::proto::{CreateKind, CreateRequest, Request};
+use ensemble::wire::types::Acl;
+use ensemble_sim::checker::Violation;
+use ensemble_sim::history::{OpOutcome, UnknownReason};
+use ensemble_sim::{ClientId, Options, Simulator};
+
+const SERVER: ServerId = ServerId(0);
+const CLIENT: ClientId = ClientId(0);
+
+fn create(path: &str) -> Request {
+    Request::Create(
+        CreateKind::Create,
+        CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::from_static(b"v")),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: None,
+        },
+    )
+}
+
+/// A calm single-node run with one connected client.
+fn connected(seed: u64, tweak: impl FnOnce(&mut Options)) -> Simulator {
+    let mut options = Options::manual(seed, 1);
+    tweak(&mut options);
+    let mut sim = Simulator::new(seed, options);
+    assert!(sim.run_until(5_000, |s| s.client(CLIENT).is_live()), "the client never connected");
+    sim
+}
+
+fn pending_append_of(sim: &Simulator, path: &str) -> bool {
+    sim.disk(SERVER).pending().any(|(_, write)| {
+        matches!(write, DurableWrite::Append(txn)
+            if matches!(&txn.op, TxnOp::Create { path: p, .. } if p == path))
+    })
+}
+
+fn last_outcome(sim: &Simulator) -> OpOutcome {
+    sim.history().ops.last().expect("an operation").outcome.clone()
+}
+
+fn node_has(sim: &Simulator, path: &str) -> bool {
+    sim.node(SERVER).expect("the node is up").tree().stat(path).is_some()
+}
+
+#[test]
+fn a_crash_before_fsync_loses_the_unacknowledged_write() {
+    let mut sim = connected(1, |_| {});
+    sim.submit(CLIENT, create("/before"));
+    assert!(sim.run_until(1_000, |s| pending_append_of(s, "/before")), "the write never reached the disk");
+    sim.crash(SERVER);
+    sim.run_for(100);
+    assert_eq!(last_outcome(&sim), OpOutcome::Unknown(UnknownReason::Disconnected));
+    sim.restart(SERVER);
+    sim.run_for(3_000);
+    assert!(!node_has(&sim, "/before"), "no unsynced write survives with crash_keep_unsynced = 0");
+    assert!(sim.client(CLIENT).is_live(), "the session resumes on the restarted server");
+    let outcome = sim.finish();
+    assert!(outcome.passed(), "{:?}", outcome.violations);
+}
+
+#[test]
+fn an_unsynced_write_may_survive_a_crash_without_having_been_acknowledged() {
+    let mut sim = connected(2, |o| o.disk.crash_keep_unsynced = 1.0);
+    sim.submit(CLIENT, create("/lucky"));
+    assert!(sim.run_until(1_000, |s| pending_append_of(s, "/lucky")));
+    sim.crash(SERVER);
+    sim.run_for(100);
+    assert!(!matches!(last_outcome(&sim), OpOutcome::Ok { .. }), "acknowledged before fsync");
+    sim.restart(SERVER);
+    sim.run_for(3_000);
+    assert!(node_has(&sim, "/lucky"), "the OS flushed it: the restarted node has it");
+    let outcome = sim.finish();
+    assert!(outcome.passed(), "{:?}", outcome.violations);
+}
+
+#[test]
+fn an_acknowledged_write_survives_a_crash() {
+    let mut sim = connected(3, |_| {});
+    sim.submit(CLIENT, create("/after"));
+    assert!(sim.run_until(1_000, |s| matches!(last_outcome(s), OpOutcome::Ok { .. })));
+    sim.crash(SERVER);
+    sim.run_for(50);
+    sim.restart(SERVER);
+    sim.run_for(3_000);
+    assert!(node_has(&sim, "/after"));
+    let outcome = sim.finish();
+    assert!(outcome.passed(), "{:?}", outcome.violations);
+}
+
+#[test]
+fn a_disk_that_acknowledges_before_fsync_is_caught() {
+    let mut sim = connected(4, |_| {});
+    // From now on the disk reports writes durable as soon as they are submitted.
+    sim.options_mut().disk.lie_about_fsync = true;
+    sim.submit(CLIENT, create("/lost"));
+    sim.run_for(1_000);
+    let outcome = sim.finish();
+    assert!(
+        outcome.violations.iter().any(|v| matches!(v, Violation::Recovery(_))),
+        "applying before fsync must be flagged: {:?}",
+        outcome.violations
+    );
+}
+
+#[test]
+fn a_disk_that_lies_from_the_start_is_caught_at_the_first_session() {
+    let mut options = Options::manual(5, 1);
+    options.disk.lie_about_fsync = true;
+    let mut sim = Simulator::new(5, options);
+    sim.run_for(2_000);
+    let outcome = sim.finish();
+    assert!(!outcome.passed(), "the createSession txn was applied before it was durable");
+}
+
+#[test]
+fn a_client_disconnect_makes_in_flight_operations_unknown() {
+    let mut sim = connected(6, |_| {});
+    sim.submit(CLIENT, create("/maybe"));
+    sim.disconnect(CLIENT);
+    assert_eq!(last_outcome(&sim), OpOutcome::Unknown(UnknownReason::Disconnected));
+    sim.run_for(3_000);
+    assert!(sim.client(CLIENT).is_live(), "the client reconnects");
+    let outcome = sim.finish();
+    assert!(outcome.passed(), "{:?}", outcome.violations);
+}
