@@ -56,8 +56,8 @@ impl Clock {
         let local = self.local_us(at);
         let mono_ms = self.mono_ms_of_local(local).max(self.mono_last_ms);
         self.mono_last_ms = mono_ms;
-        let wall_ms = WALL_EPOCH_MS + self.wall_offset_ms + local.div_euclid(1_000) as i64
-            + self.wall_step_ms;
+        let wall_ms =
+            WALL_EPOCH_MS + self.wall_offset_ms + local.div_euclid(1_000) + self.wall_step_ms;
         Now { mono_ms, wall_ms }
     }
 

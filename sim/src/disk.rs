@@ -120,7 +120,11 @@ impl Disk {
 
     /// The process died: unsynced writes are lost, except a random prefix with probability
     /// `keep_unsynced`. Write ids start over with the next life.
-    pub fn crash(&mut self, rng: &mut ChaCha8Rng, keep_unsynced: f64) -> Result<CrashLoss, DiskError> {
+    pub fn crash(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        keep_unsynced: f64,
+    ) -> Result<CrashLoss, DiskError> {
         let total = self.pending.len();
         let kept = if total > 0 && keep_unsynced > 0.0 && rng.gen_bool(keep_unsynced) {
             rng.gen_range(1..=total)
@@ -158,11 +162,8 @@ impl Disk {
     /// `(after, up_to]`, in zxid order.
     pub fn logged_between(&self, after: Zxid, up_to: Zxid) -> Vec<Txn> {
         let start = self.durable.txns.partition_point(|t| t.zxid <= after);
-        let mut txns: Vec<Txn> = self.durable.txns[start..]
-            .iter()
-            .take_while(|t| t.zxid <= up_to)
-            .cloned()
-            .collect();
+        let mut txns: Vec<Txn> =
+            self.durable.txns[start..].iter().take_while(|t| t.zxid <= up_to).cloned().collect();
         for (_, write) in &self.pending {
             match write {
                 DurableWrite::Append(txn) if txn.zxid > after && txn.zxid <= up_to => {
@@ -339,7 +340,8 @@ mod tests {
         disk.sync_done(WriteId(3)).unwrap();
         disk.submit(WriteId(4), DurableWrite::Truncate { after: Zxid(1) }).unwrap();
         disk.submit(WriteId(5), append(5)).unwrap();
-        let zxids: Vec<u64> = disk.logged_between(Zxid(0), Zxid(9)).iter().map(|t| t.zxid.0).collect();
+        let zxids: Vec<u64> =
+            disk.logged_between(Zxid(0), Zxid(9)).iter().map(|t| t.zxid.0).collect();
         assert_eq!(zxids, vec![1, 5]);
         assert_eq!(disk.logged_at(Zxid(2)), None);
         assert_eq!(disk.logged_at(Zxid(5)).map(|t| t.zxid), Some(Zxid(5)));

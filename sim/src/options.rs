@@ -144,10 +144,7 @@ impl Options {
         let tick_time_ms = *pick(r, &[200, 500, 1000, 2000]);
         let delay_min_us = rng::between(r, 50, 500);
         let fsync_min_us = rng::between(r, 100, 2_000);
-        let server = ServerOptions {
-            tick_time_ms,
-            snap_count: *pick(r, &[4, 16, 64, 100_000]),
-        };
+        let server = ServerOptions { tick_time_ms, snap_count: *pick(r, &[4, 16, 64, 100_000]) };
         let delay_spread = *pick(r, &[1_000, 5_000, 20_000]);
         let net = NetOptions {
             delay_min_us,

@@ -26,7 +26,8 @@ impl Simulator {
     /// Schedules a connection attempt on every missing link of server `idx`.
     pub(crate) fn ensure_links(&mut self, idx: usize) {
         let me = self.servers[idx].id;
-        let others: Vec<ServerId> = self.servers.iter().map(|s| s.id).filter(|id| *id != me).collect();
+        let others: Vec<ServerId> =
+            self.servers.iter().map(|s| s.id).filter(|id| *id != me).collect();
         for other in others {
             self.schedule_peer_connect(me, other);
         }
@@ -58,7 +59,12 @@ impl Simulator {
     }
 
     /// Puts a message on the link `from -> to`; false if the link is down (it is lost).
-    pub(crate) fn peer_send(&mut self, from: ServerId, to: ServerId, wire: PeerWire<PeerMsg>) -> bool {
+    pub(crate) fn peer_send(
+        &mut self,
+        from: ServerId,
+        to: ServerId,
+        wire: PeerWire<PeerMsg>,
+    ) -> bool {
         let delay = net::delay(&mut self.rngs.net, &self.options.net);
         match self.peers.send(from, to, self.now, delay, wire) {
             Some((at, generation)) => {
@@ -110,7 +116,8 @@ impl Simulator {
     /// Breaks every link of server `idx` (it crashed).
     pub(crate) fn break_links_of(&mut self, idx: usize) {
         let me = self.servers[idx].id;
-        let others: Vec<ServerId> = self.servers.iter().map(|s| s.id).filter(|id| *id != me).collect();
+        let others: Vec<ServerId> =
+            self.servers.iter().map(|s| s.id).filter(|id| *id != me).collect();
         for other in others {
             self.break_peer_link(me, other, false);
         }

@@ -52,10 +52,16 @@ pub(crate) struct ServerSlot {
 }
 
 impl ServerSlot {
-    pub(crate) fn new(id: ServerId, members: &[ServerId], options: &Options, rngs: &mut Rngs) -> ServerSlot {
+    pub(crate) fn new(
+        id: ServerId,
+        members: &[ServerId],
+        options: &Options,
+        rngs: &mut Rngs,
+    ) -> ServerSlot {
         let offset_max = options.clock.offset_max_ms as i64;
         let drift_max = options.clock.drift_max_ppm as i32;
-        let offset = if offset_max > 0 { rngs.clock.gen_range(-offset_max..=offset_max) } else { 0 };
+        let offset =
+            if offset_max > 0 { rngs.clock.gen_range(-offset_max..=offset_max) } else { 0 };
         let drift = if drift_max > 0 { rngs.clock.gen_range(-drift_max..=drift_max) } else { 0 };
         let mut config = NodeConfig::standalone();
         config.server_id = id;
@@ -93,7 +99,8 @@ impl Simulator {
         let slot = &mut self.servers[idx];
         let now = slot.clock.now(self.now);
         slot.node = Some(Node::new(slot.config.clone(), now));
-        let event = TraceEvent::NodeStart { server: slot.id, incarnation: slot.incarnation, zxid: 0 };
+        let event =
+            TraceEvent::NodeStart { server: slot.id, incarnation: slot.incarnation, zxid: 0 };
         self.trace.push(self.now, event);
         self.step_node(idx, Input::Tick);
     }
@@ -122,7 +129,10 @@ impl Simulator {
         let mut effects = std::mem::take(&mut self.effects);
         let stepped = panic::catch_unwind(AssertUnwindSafe(|| {
             node.step(now, input, &mut effects);
-            node.check_invariants();
+            // Debug builds of the core check after every step already.
+            if !cfg!(debug_assertions) {
+                node.check_invariants();
+            }
         }));
         if let Err(payload) = stepped {
             effects.clear();
@@ -242,7 +252,7 @@ impl Simulator {
         let mono_now = slot.clock.now(self.now).mono_ms;
         let due = if ticked { deadline.max(mono_now + 1) } else { deadline };
         let at = slot.clock.when_mono(due, self.now);
-        if slot.timer_at.map_or(true, |t| at < t) {
+        if slot.timer_at.is_none_or(|t| at < t) {
             slot.timer_at = Some(at);
             let event = Event::NodeTimer { server: slot.id, incarnation: slot.incarnation };
             self.queue.push(at, event);
@@ -325,7 +335,8 @@ impl Simulator {
         let (snapshot, txns) = slot.disk.recovery();
         let snapshot = snapshot.cloned();
         let config = slot.config.clone();
-        let (accepted, current) = (slot.disk.durable().accepted_epoch, slot.disk.durable().current_epoch);
+        let (accepted, current) =
+            (slot.disk.durable().accepted_epoch, slot.disk.durable().current_epoch);
         let recovered = panic::catch_unwind(AssertUnwindSafe(|| {
             Node::recover(config, now, snapshot.as_deref(), txns)
                 .map(|node| node.with_epochs(accepted.unwrap_or(0), current.unwrap_or(0)))
@@ -334,7 +345,8 @@ impl Simulator {
             Ok(Ok(node)) => node,
             Ok(Err(error)) => {
                 let error = error.to_string();
-                self.violations.push(Violation::Node(NodeFailure::RecoveryFailed { server, error }));
+                self.violations
+                    .push(Violation::Node(NodeFailure::RecoveryFailed { server, error }));
                 self.halted = true;
                 return;
             }

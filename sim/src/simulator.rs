@@ -78,10 +78,12 @@ impl Simulator {
         } else {
             (1..=options.nodes as u64).map(ServerId).collect()
         };
-        let servers = ids.iter().map(|&id| ServerSlot::new(id, &ids, &options, &mut rngs)).collect();
+        let servers =
+            ids.iter().map(|&id| ServerSlot::new(id, &ids, &options, &mut rngs)).collect();
         let clients = (0..options.clients as u32)
             .map(|c| {
-                let start = SimTime::from_ms(rng::between(&mut rngs.workload, 0, CLIENT_START_MAX_MS));
+                let start =
+                    SimTime::from_ms(rng::between(&mut rngs.workload, 0, CLIENT_START_MAX_MS));
                 let client = Client::new(ClientId(c), ids.clone(), start, &mut rngs.workload);
                 ClientSlot { client, timer_at: None }
             })
@@ -161,7 +163,9 @@ impl Simulator {
                     self.node_input(idx, Input::ClientClosed { conn });
                 }
             }
-            Event::PeerDeliver { from, to, generation } => self.on_peer_deliver(from, to, generation),
+            Event::PeerDeliver { from, to, generation } => {
+                self.on_peer_deliver(from, to, generation)
+            }
             Event::PeerLinkLost { server, incarnation, peer } => {
                 self.on_peer_link_lost(server, incarnation, peer)
             }
@@ -205,7 +209,7 @@ impl Simulator {
     pub fn run_until(&mut self, limit_ms: u64, mut done: impl FnMut(&Simulator) -> bool) -> bool {
         let until = self.now.plus_ms(limit_ms);
         while !done(self) {
-            if self.halted || !self.queue.peek_time().is_some_and(|t| t <= until) {
+            if self.halted || self.queue.peek_time().is_none_or(|t| t > until) {
                 return false;
             }
             self.step();
@@ -235,7 +239,12 @@ impl Simulator {
             events: self.events,
             trace_hash: self.trace.hash(),
             ops: self.history.ops.len(),
-            ops_ok: self.history.ops.iter().filter(|o| matches!(o.outcome, OpOutcome::Ok { .. })).count(),
+            ops_ok: self
+                .history
+                .ops
+                .iter()
+                .filter(|o| matches!(o.outcome, OpOutcome::Ok { .. }))
+                .count(),
             crashes: self.crashes,
         }
     }
@@ -354,7 +363,11 @@ impl Simulator {
     // ------------------------------------------------------------------ clients
 
     /// Runs `f` on a client with its context, then carries out the actions it asked for.
-    pub(crate) fn with_client(&mut self, id: ClientId, f: impl FnOnce(&mut Client, &mut ClientCtx)) {
+    pub(crate) fn with_client(
+        &mut self,
+        id: ClientId,
+        f: impl FnOnce(&mut Client, &mut ClientCtx),
+    ) {
         let mut actions = std::mem::take(&mut self.actions);
         let generate = self.generating();
         let slot = &mut self.clients[id.0 as usize];
@@ -385,7 +398,7 @@ impl Simulator {
         let slot = &mut self.clients[id.0 as usize];
         let Some(wake) = slot.client.wake_at(&self.options.workload, generate) else { return };
         let wake = wake.max(self.now);
-        if slot.timer_at.map_or(true, |t| wake < t) {
+        if slot.timer_at.is_none_or(|t| wake < t) {
             slot.timer_at = Some(wake);
             self.queue.push(wake, Event::ClientTimer { client: id });
         }
@@ -447,7 +460,9 @@ impl Simulator {
                     return;
                 };
                 let input = match message {
-                    ClientWire::Open => Input::ClientConnected { conn, addr: client_addr(client, conn) },
+                    ClientWire::Open => {
+                        Input::ClientConnected { conn, addr: client_addr(client, conn) }
+                    }
                     ClientWire::Frame(frame) => match strip_length(&frame) {
                         Some(payload) => Input::ClientFrame { conn, frame: payload },
                         None => return,

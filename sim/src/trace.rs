@@ -280,7 +280,12 @@ impl Trace {
     }
 
     /// Writes the options header and every kept record as aligned text.
-    pub fn format(&self, options: &Options, history: &History, out: &mut impl fmt::Write) -> fmt::Result {
+    pub fn format(
+        &self,
+        options: &Options,
+        history: &History,
+        out: &mut impl fmt::Write,
+    ) -> fmt::Result {
         for line in options.to_string().lines() {
             writeln!(out, "# {line}")?;
         }
@@ -526,10 +531,10 @@ mod tests {
     #[test]
     fn formatting_aligns_columns() {
         let mut trace = Trace::new(true);
-        trace.push(SimTime(12_345), TraceEvent::Input {
-            server: ServerId(0),
-            input: InputTrace::Persisted(7),
-        });
+        trace.push(
+            SimTime(12_345),
+            TraceEvent::Input { server: ServerId(0), input: InputTrace::Persisted(7) },
+        );
         let mut text = String::new();
         trace.format(&Options::quiet(1), &History::new(), &mut text).unwrap();
         let last = text.lines().last().unwrap();

@@ -27,7 +27,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::history::{
-    AnomalyKind, Anomaly, Channel, Entry, History, Notification, OpId, OpOutcome, UnknownReason,
+    Anomaly, AnomalyKind, Channel, Entry, History, Notification, OpId, OpOutcome, UnknownReason,
 };
 use crate::options::WorkloadOptions;
 use crate::rng;
@@ -209,7 +209,12 @@ const BACKOFF_MAX_MS: u64 = 1_000;
 
 impl Client {
     /// A client that may connect to `servers` and makes its first attempt at `start`.
-    pub fn new(id: ClientId, servers: Vec<ServerId>, start: SimTime, rng: &mut ChaCha8Rng) -> Client {
+    pub fn new(
+        id: ClientId,
+        servers: Vec<ServerId>,
+        start: SimTime,
+        rng: &mut ChaCha8Rng,
+    ) -> Client {
         assert!(!servers.is_empty(), "a client needs a server");
         let server_next = rng.gen_range(0..servers.len());
         Client {
@@ -314,7 +319,12 @@ impl Client {
             return; // a straggler from a connection we already gave up on
         }
         let Some(payload) = strip_length(&frame) else {
-            self.anomaly(ctx, conn, "frame length", DecodeError::Invalid { offset: 0, what: "bad length prefix" });
+            self.anomaly(
+                ctx,
+                conn,
+                "frame length",
+                DecodeError::Invalid { offset: 0, what: "bad length prefix" },
+            );
             return;
         };
         match self.link.clone() {
@@ -373,14 +383,21 @@ impl Client {
                 last_zxid: self.last_zxid_seen,
             },
         );
-        ctx.actions.push(ClientAction::Send { conn, frame: wire::encode_connect_request(&request) });
+        ctx.actions
+            .push(ClientAction::Send { conn, frame: wire::encode_connect_request(&request) });
         // ZK compat: ClientCnxn's connectTimeout = sessionTimeout / number of servers.
         let connect_timeout = (timeout_ms.max(1) as u64) / self.servers.len() as u64;
         let deadline = ctx.now.plus_ms(connect_timeout.max(1));
         self.link = Link::Handshake { conn, server, deadline };
     }
 
-    fn on_connect_response(&mut self, ctx: &mut ClientCtx, conn: ConnId, server: ServerId, payload: Bytes) {
+    fn on_connect_response(
+        &mut self,
+        ctx: &mut ClientCtx,
+        conn: ConnId,
+        server: ServerId,
+        payload: Bytes,
+    ) {
         let response = match wire::decode_connect_response(&payload) {
             Ok(response) => response,
             Err(error) => {
@@ -399,7 +416,7 @@ impl Client {
             return;
         }
         let id = SessionId(response.session_id);
-        let created = self.session.as_ref().map_or(true, |s| s.id != id);
+        let created = self.session.as_ref().is_none_or(|s| s.id != id);
         self.session =
             Some(SessionCreds { id, password: response.password, timeout_ms: response.timeout_ms });
         self.link = Link::Live { conn, server, last_recv: ctx.now, last_send: ctx.now };
@@ -429,7 +446,13 @@ impl Client {
         self.link = Link::Idle { retry_at: ctx.now.plus_ms(backoff) };
     }
 
-    fn anomaly(&mut self, ctx: &mut ClientCtx, conn: ConnId, record: &'static str, error: DecodeError) {
+    fn anomaly(
+        &mut self,
+        ctx: &mut ClientCtx,
+        conn: ConnId,
+        record: &'static str,
+        error: DecodeError,
+    ) {
         let what = AnomalyKind::Undecodable { record, error: error.to_string() };
         self.record_anomaly(ctx, conn, what);
     }
@@ -469,7 +492,11 @@ impl Client {
             xid => {
                 let Some(front) = self.inflight.front().copied().filter(|f| f.xid == xid) else {
                     let expected = self.inflight.front().map(|f| f.xid);
-                    return self.record_anomaly(ctx, conn, AnomalyKind::UnexpectedXid { expected, got: xid });
+                    return self.record_anomaly(
+                        ctx,
+                        conn,
+                        AnomalyKind::UnexpectedXid { expected, got: xid },
+                    );
                 };
                 self.inflight.pop_front();
                 let outcome = if header.err != 0 {
@@ -611,7 +638,10 @@ impl Client {
         let any = |rng: &mut ChaCha8Rng| if rng.gen_bool(0.5) { key(rng) } else { child(rng) };
         let create = |path: String, data: Option<Bytes>, flags: i32, rng: &mut ChaCha8Rng| {
             let kind = if rng.gen_bool(0.5) { CreateKind::Create } else { CreateKind::Create2 };
-            Request::Create(kind, CreateRequest { path, data, acl: Acl::open_unsafe(), flags, ttl: None })
+            Request::Create(
+                kind,
+                CreateRequest { path, data, acl: Acl::open_unsafe(), flags, ttl: None },
+            )
         };
         match kind {
             OpKind::Create => {
@@ -649,7 +679,11 @@ impl Client {
             OpKind::Exists => Request::Exists { path: any(rng), watch: rng.gen_bool(0.5) },
             OpKind::GetChildren => {
                 let path = if rng.gen_bool(0.2) { "/".to_string() } else { key(rng) };
-                Request::GetChildren { path, watch: rng.gen_bool(0.5), with_stat: rng.gen_bool(0.5) }
+                Request::GetChildren {
+                    path,
+                    watch: rng.gen_bool(0.5),
+                    with_stat: rng.gen_bool(0.5),
+                }
             }
             OpKind::Sync => Request::Sync { path: key(rng) },
             OpKind::Multi => {
@@ -672,7 +706,10 @@ impl Client {
                 let kind = if rng.gen_bool(0.5) { CreateKind::Create } else { CreateKind::Create2 };
                 let path = child(rng);
                 let data = self.value(rng);
-                MultiOp::Create(kind, CreateRequest { path, data, acl: Acl::open_unsafe(), flags: 0, ttl: None })
+                MultiOp::Create(
+                    kind,
+                    CreateRequest { path, data, acl: Acl::open_unsafe(), flags: 0, ttl: None },
+                )
             }
             1 => {
                 let path = key(rng);
@@ -732,7 +769,10 @@ mod tests {
 
     #[test]
     fn strip_length_checks_the_prefix() {
-        assert_eq!(strip_length(&Bytes::from_static(&[0, 0, 0, 2, 7, 8])), Some(Bytes::from_static(&[7, 8])));
+        assert_eq!(
+            strip_length(&Bytes::from_static(&[0, 0, 0, 2, 7, 8])),
+            Some(Bytes::from_static(&[7, 8]))
+        );
         assert_eq!(strip_length(&Bytes::from_static(&[0, 0, 0, 3, 7, 8])), None);
         assert_eq!(strip_length(&Bytes::from_static(&[0, 0])), None);
     }

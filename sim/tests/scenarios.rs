@@ -54,7 +54,10 @@ fn node_has(sim: &Simulator, path: &str) -> bool {
 fn a_crash_before_fsync_loses_the_unacknowledged_write() {
     let mut sim = connected(1, |_| {});
     sim.submit(CLIENT, create("/before"));
-    assert!(sim.run_until(1_000, |s| pending_append_of(s, "/before")), "the write never reached the disk");
+    assert!(
+        sim.run_until(1_000, |s| pending_append_of(s, "/before")),
+        "the write never reached the disk"
+    );
     sim.crash(SERVER);
     sim.run_for(100);
     assert_eq!(last_outcome(&sim), OpOutcome::Unknown(UnknownReason::Disconnected));

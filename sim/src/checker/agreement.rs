@@ -132,7 +132,11 @@ impl CommitLog {
     /// the ensemble moved on — applied `logged`. It may still apply what its epoch committed,
     /// but nothing else: each txn must be the committed one at its zxid, and it may not apply
     /// past the committed history with a zxid the newer leaders skipped.
-    pub fn stale_leader_applied(&self, leader: ServerId, logged: &[Txn]) -> Option<AgreementViolation> {
+    pub fn stale_leader_applied(
+        &self,
+        leader: ServerId,
+        logged: &[Txn],
+    ) -> Option<AgreementViolation> {
         logged.iter().find_map(|txn| match self.get(txn.zxid) {
             Some(committed) if committed != txn => Some(AgreementViolation::ConflictingTxn {
                 leader,
@@ -174,7 +178,12 @@ impl CommitLog {
     }
 
     /// A serving server is at `applied` with tree digest `digest`.
-    pub fn server_at(&mut self, server: ServerId, applied: Zxid, digest: u64) -> Option<AgreementViolation> {
+    pub fn server_at(
+        &mut self,
+        server: ServerId,
+        applied: Zxid,
+        digest: u64,
+    ) -> Option<AgreementViolation> {
         match self.digests.get(&applied) {
             Some(&(first, first_digest)) if first_digest != digest => {
                 Some(AgreementViolation::DivergedState {
@@ -231,11 +240,16 @@ impl fmt::Display for AgreementViolation {
                 f,
                 "leader n{leader} is established at {applied}, behind the committed {committed}"
             ),
-            AgreementViolation::ConflictingTxn { leader, zxid, committed, found } => write!(
-                f,
-                "leader n{leader} has {found} at {zxid}, where {committed} was committed"
-            ),
-            AgreementViolation::DivergedState { zxid, first, first_digest, second, second_digest } => {
+            AgreementViolation::ConflictingTxn { leader, zxid, committed, found } => {
+                write!(f, "leader n{leader} has {found} at {zxid}, where {committed} was committed")
+            }
+            AgreementViolation::DivergedState {
+                zxid,
+                first,
+                first_digest,
+                second,
+                second_digest,
+            } => {
                 write!(
                     f,
                     "at {zxid}, n{first} has digest {first_digest:#x} but n{second} has \
@@ -304,7 +318,10 @@ mod tests {
         log.leader_applied(ServerId(1), 0, Zxid(1), vec![create_txn(1, 0, 1, "/a", "x")]);
         let other = create_txn(1, 3, 9, "/z", "q");
         let violation = log.leader_established(ServerId(2), Zxid(1), |_| Some(other.clone()));
-        assert!(matches!(violation, Some(AgreementViolation::ConflictingTxn { .. })), "{violation:?}");
+        assert!(
+            matches!(violation, Some(AgreementViolation::ConflictingTxn { .. })),
+            "{violation:?}"
+        );
     }
 
     #[test]
@@ -324,7 +341,10 @@ mod tests {
         let mut log = CommitLog::new();
         assert_eq!(log.server_at(ServerId(1), Zxid(3), 0xaa), None);
         assert_eq!(log.server_at(ServerId(2), Zxid(3), 0xaa), None);
-        assert!(matches!(log.server_at(ServerId(3), Zxid(3), 0xbb), Some(AgreementViolation::DivergedState { .. })));
+        assert!(matches!(
+            log.server_at(ServerId(3), Zxid(3), 0xbb),
+            Some(AgreementViolation::DivergedState { .. })
+        ));
 
         let t1 = create_txn(1, 0, 1, "/a", "x");
         let t2 = create_txn(2, 0, 2, "/b", "x");
@@ -333,6 +353,9 @@ mod tests {
         // A server that lost /b but took a later txn at a higher zxid.
         let t3 = create_txn(3, 0, 3, "/c", "x");
         let violation = log.final_state(ServerId(1), &tree_of(&[t1, t3]));
-        assert!(matches!(violation, Some(AgreementViolation::FinalStateDiffers { .. })), "{violation:?}");
+        assert!(
+            matches!(violation, Some(AgreementViolation::FinalStateDiffers { .. })),
+            "{violation:?}"
+        );
     }
 }

@@ -107,7 +107,8 @@ pub fn check(history: &History, committed: &Committed) -> Vec<DurabilityViolatio
     for (_, entry) in &history.entries {
         if let Entry::Connected { client, session, created: true, .. } = entry {
             if !created.contains(session) {
-                violations.push(DurabilityViolation::SessionLost { client: *client, session: *session });
+                violations
+                    .push(DurabilityViolation::SessionLost { client: *client, session: *session });
             }
         }
     }

@@ -50,7 +50,8 @@ pub enum LivenessViolation {
 /// Checks progress in `window`.
 pub fn check(history: &History, window: &Window) -> Vec<LivenessViolation> {
     let deadline = window.heal_at.plus_ms(window.bound_ms);
-    let answered = |outcome: &OpOutcome| matches!(outcome, OpOutcome::Ok { .. } | OpOutcome::Fail { .. });
+    let answered =
+        |outcome: &OpOutcome| matches!(outcome, OpOutcome::Ok { .. } | OpOutcome::Fail { .. });
     let mut violations = Vec::new();
     let write_done = history.ops.iter().any(|op| {
         op.is_write()
@@ -117,7 +118,14 @@ mod tests {
         let mut history = History::new();
         let created = ok(5, Response::Create { path: "/a".into() });
         op(&mut history, 120, 0, 1, create_request("/a", "x"), created);
-        op(&mut history, 300, 1, 1, Request::Sync { path: "/".into() }, ok(5, Response::Sync { path: "/".into() }));
+        op(
+            &mut history,
+            300,
+            1,
+            1,
+            Request::Sync { path: "/".into() },
+            ok(5, Response::Sync { path: "/".into() }),
+        );
         assert_eq!(check(&history, &window()), vec![]);
     }
 
@@ -125,14 +133,31 @@ mod tests {
     fn no_progress_is_flagged() {
         let mut history = History::new();
         // A write before healing, a late one, and one that never got an answer.
-        op(&mut history, 90, 0, 1, create_request("/a", "x"), ok(5, Response::Create { path: "/a".into() }));
-        op(&mut history, 200, 0, 2, create_request("/b", "x"), ok(6, Response::Create { path: "/b".into() }));
+        op(
+            &mut history,
+            90,
+            0,
+            1,
+            create_request("/a", "x"),
+            ok(5, Response::Create { path: "/a".into() }),
+        );
+        op(
+            &mut history,
+            200,
+            0,
+            2,
+            create_request("/b", "x"),
+            ok(6, Response::Create { path: "/b".into() }),
+        );
         let unknown = OpOutcome::Unknown(UnknownReason::Timeout);
         op(&mut history, 110, 1, 1, create_request("/c", "x"), unknown);
         assert_eq!(
             check(&history, &window()),
             vec![
-                LivenessViolation::NoWriteCompleted { heal_at: SimTime::from_ms(100), bound_ms: 50 },
+                LivenessViolation::NoWriteCompleted {
+                    heal_at: SimTime::from_ms(100),
+                    bound_ms: 50
+                },
                 LivenessViolation::ClientStuck {
                     client: ClientId(1),
                     heal_at: SimTime::from_ms(100),

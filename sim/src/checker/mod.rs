@@ -149,7 +149,9 @@ impl fmt::Display for NodeFailure {
             NodeFailure::RecoveryFailed { server, error } => {
                 write!(f, "n{server} could not recover: {error}")
             }
-            NodeFailure::Disk { server, error } => write!(f, "n{server} broke the disk contract: {error}"),
+            NodeFailure::Disk { server, error } => {
+                write!(f, "n{server} broke the disk contract: {error}")
+            }
         }
     }
 }

@@ -134,7 +134,10 @@ pub fn check(history: &History, committed: &Committed) -> Vec<ReadViolation> {
 }
 
 fn is_checked_read(request: &Request) -> bool {
-    matches!(request, Request::GetData { .. } | Request::Exists { .. } | Request::GetChildren { .. })
+    matches!(
+        request,
+        Request::GetData { .. } | Request::Exists { .. } | Request::GetChildren { .. }
+    )
 }
 
 fn check_one(op: &Operation, phase: Phase, tree: &DataTree) -> Option<ReadViolation> {
@@ -152,7 +155,12 @@ fn check_one(op: &Operation, phase: Phase, tree: &DataTree) -> Option<ReadViolat
 }
 
 /// A read answered at `zxid` with `response` (None: NoNode).
-fn check_read(op: &Operation, zxid: i64, response: Option<&Response>, tree: &DataTree) -> Option<ReadViolation> {
+fn check_read(
+    op: &Operation,
+    zxid: i64,
+    response: Option<&Response>,
+    tree: &DataTree,
+) -> Option<ReadViolation> {
     let (expected, got) = match (&op.request, response) {
         (Request::GetData { path, .. }, got) => {
             let expected = tree.data(path).map(|(data, stat)| Response::GetData { data, stat });
@@ -185,19 +193,22 @@ fn check_read(op: &Operation, zxid: i64, response: Option<&Response>, tree: &Dat
         }
         _ => return None,
     };
-    (expected != got).then(|| ReadViolation::WrongRead { op: op.id, zxid, expected, got })
+    (expected != got).then_some(ReadViolation::WrongRead { op: op.id, zxid, expected, got })
 }
 
 /// A write that succeeded at `zxid`: its effect must be visible right after its txn.
-fn check_write(op: &Operation, zxid: i64, response: &Response, tree: &DataTree) -> Option<ReadViolation> {
+fn check_write(
+    op: &Operation,
+    zxid: i64,
+    response: &Response,
+    tree: &DataTree,
+) -> Option<ReadViolation> {
     let wrong = |expected: String, got: String| {
         Some(ReadViolation::WrongWriteResult { op: op.id, zxid, expected, got })
     };
     match (&op.request, response) {
-        (Request::Create(..), Response::Create { path }) => {
-            if tree.stat(path).is_none() {
-                return wrong("absent".into(), format!("created {path}"));
-            }
+        (Request::Create(..), Response::Create { path }) if tree.stat(path).is_none() => {
+            return wrong("absent".into(), format!("created {path}"));
         }
         (Request::Create(..), Response::Create2 { path, stat }) => {
             let expected = tree.stat(path);
@@ -223,7 +234,7 @@ fn check_write(op: &Operation, zxid: i64, response: &Response, tree: &DataTree) 
 
 /// A write that failed at `zxid` with `code`: the state before its txn must justify it.
 fn check_error(op: &Operation, zxid: i64, code: i32, tree: &DataTree) -> Option<ReadViolation> {
-    let Some(error) = ErrorCode::from_code(code) else { return None };
+    let error = ErrorCode::from_code(code)?;
     let state = |path: &str| match tree.view(path) {
         Some(view) => format!(
             "{path} exists (version {}, {} children, owner {:#x})",
@@ -254,7 +265,10 @@ fn check_error(op: &Operation, zxid: i64, code: i32, tree: &DataTree) -> Option<
         (Request::SetData { path, .. } | Request::Delete { path, .. }, ErrorCode::NoNode) => {
             (tree.stat(path).is_none(), state(path))
         }
-        (Request::SetData { path, version, .. } | Request::Delete { path, version }, ErrorCode::BadVersion) => {
+        (
+            Request::SetData { path, version, .. } | Request::Delete { path, version },
+            ErrorCode::BadVersion,
+        ) => {
             let mismatch = tree.stat(path).is_some_and(|s| *version != -1 && s.version != *version);
             (mismatch, state(path))
         }
@@ -319,10 +333,7 @@ mod tests {
     }
 
     fn log() -> Committed {
-        Committed::new(vec![
-            create_txn(1, 0, 1, "/a", "x"),
-            set_txn(2, 0, 2, "/a", "y", 1),
-        ])
+        Committed::new(vec![create_txn(1, 0, 1, "/a", "x"), set_txn(2, 0, 2, "/a", "y", 1)])
     }
 
     fn state_at(txns: usize) -> DataTree {
@@ -355,7 +366,10 @@ mod tests {
         // Value "x" (before zxid 2) returned with reply zxid 2.
         let id = op(&mut history, 1, 1, 1, get("/a"), ok(2, data_of(&state_at(1), "/a")));
         let violations = check(&history, &log());
-        assert!(matches!(&violations[..], [ReadViolation::WrongRead { op, zxid: 2, .. }] if *op == id), "{violations:?}");
+        assert!(
+            matches!(&violations[..], [ReadViolation::WrongRead { op, zxid: 2, .. }] if *op == id),
+            "{violations:?}"
+        );
     }
 
     #[test]
@@ -405,7 +419,10 @@ mod tests {
         // The same error for /b, which does not exist, is not.
         let mut wrong = History::new();
         op(&mut wrong, 1, 2, 9, create_request("/b", "v"), exists);
-        assert!(matches!(&check(&wrong, &committed)[..], [ReadViolation::ErrorContradicted { .. }]));
+        assert!(matches!(
+            &check(&wrong, &committed)[..],
+            [ReadViolation::ErrorContradicted { .. }]
+        ));
         // A BadVersion on a matching version is not either.
         txns[2] = txn(3, 2, 9, TxnOp::Error { code: ErrorCode::BadVersion.code() });
         let committed = Committed::new(txns);
@@ -413,6 +430,9 @@ mod tests {
         let bad_version = OpOutcome::Fail { zxid: 3, code: ErrorCode::BadVersion.code() };
         let set = Request::SetData { path: "/a".into(), data: None, version: 1 };
         op(&mut wrong, 1, 2, 9, set, bad_version);
-        assert!(matches!(&check(&wrong, &committed)[..], [ReadViolation::ErrorContradicted { .. }]));
+        assert!(matches!(
+            &check(&wrong, &committed)[..],
+            [ReadViolation::ErrorContradicted { .. }]
+        ));
     }
 }

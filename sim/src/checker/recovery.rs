@@ -116,7 +116,12 @@ impl fmt::Display for RecoveryViolation {
                 "n{server} applied up to {applied} but only {durable} is durable (applied before \
                  fsync)"
             ),
-            RecoveryViolation::RecoveredDiffers { server, zxid, recovered_digest, replay_digest } => {
+            RecoveryViolation::RecoveredDiffers {
+                server,
+                zxid,
+                recovered_digest,
+                replay_digest,
+            } => {
                 write!(
                     f,
                     "n{server} recovered to {zxid} with digest {recovered_digest:#x}, but a full \
@@ -155,7 +160,10 @@ mod tests {
         // The node applied a different setData at zxid 2.
         let node = tree_of(&[log[0].clone(), set_txn(2, 0, 2, "/a", "zzz", 1)]);
         let violation = Shadow::new().check(ServerId(0), &node, &log, 0, true);
-        assert!(matches!(violation, Some(RecoveryViolation::Diverged { zxid: Zxid(2), .. })), "{violation:?}");
+        assert!(
+            matches!(violation, Some(RecoveryViolation::Diverged { zxid: Zxid(2), .. })),
+            "{violation:?}"
+        );
     }
 
     #[test]

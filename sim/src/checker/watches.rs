@@ -178,7 +178,8 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WatchViolation> {
 /// The watch a completed read leaves, if any.
 fn arms(request: &Request, outcome: &OpOutcome) -> Option<(String, WatchKind)> {
     let ok = matches!(outcome, OpOutcome::Ok { .. });
-    let no_node = matches!(outcome, OpOutcome::Fail { code, .. } if *code == ErrorCode::NoNode.code());
+    let no_node =
+        matches!(outcome, OpOutcome::Fail { code, .. } if *code == ErrorCode::NoNode.code());
     match request {
         Request::GetData { path, watch: true } if ok => Some((path.clone(), WatchKind::Data)),
         // ZK compat: exists leaves a watch whether or not the node exists.
@@ -216,9 +217,9 @@ fn missed(
     let mut fired = Vec::new();
     for ((path, kind), armed_at) in watches.iter() {
         let Some(path_changes) = changes.get(path) else { continue };
-        let first = path_changes
-            .iter()
-            .find(|(zxid, event)| *zxid as i64 > *armed_at && fired_kinds(*event).contains(kind));
+        let after = path_changes.partition_point(|(zxid, _)| *zxid as i64 <= *armed_at);
+        let first =
+            path_changes[after..].iter().find(|(_, event)| fired_kinds(*event).contains(kind));
         if let Some((change_zxid, _)) = first.filter(|(zxid, _)| *zxid as i64 <= horizon) {
             violations.push(WatchViolation::Missed {
                 client,
@@ -324,7 +325,14 @@ mod tests {
 
     fn sync(history: &mut History, zxid: u64) {
         let request = Request::Sync { path: "/".into() };
-        op(history, zxid * 10 + 5, 1, 100 + zxid as i32, request, ok(zxid, Response::Sync { path: "/".into() }));
+        op(
+            history,
+            zxid * 10 + 5,
+            1,
+            100 + zxid as i32,
+            request,
+            ok(zxid, Response::Sync { path: "/".into() }),
+        );
     }
 
     #[test]
@@ -343,7 +351,10 @@ mod tests {
         notify(&mut history, 2, EventType::NodeDataChanged);
         notify(&mut history, 3, EventType::NodeDataChanged);
         let violations = check(&history, &log());
-        assert!(matches!(&violations[..], [WatchViolation::Unexpected { zxid: 3, .. }]), "{violations:?}");
+        assert!(
+            matches!(&violations[..], [WatchViolation::Unexpected { zxid: 3, .. }]),
+            "{violations:?}"
+        );
     }
 
     #[test]
@@ -353,7 +364,10 @@ mod tests {
         sync(&mut history, 3);
         let violations = check(&history, &log());
         assert!(
-            matches!(&violations[..], [WatchViolation::Missed { change_zxid: 2, seen_zxid: 3, .. }]),
+            matches!(
+                &violations[..],
+                [WatchViolation::Missed { change_zxid: 2, seen_zxid: 3, .. }]
+            ),
             "{violations:?}"
         );
     }
@@ -364,7 +378,10 @@ mod tests {
         watch_a(&mut history, 1);
         notify(&mut history, 2, EventType::NodeDeleted);
         let violations = check(&history, &log());
-        assert!(matches!(&violations[..], [WatchViolation::Phantom { zxid: 2, .. }]), "{violations:?}");
+        assert!(
+            matches!(&violations[..], [WatchViolation::Phantom { zxid: 2, .. }]),
+            "{violations:?}"
+        );
 
         let mut history = History::new();
         watch_a(&mut history, 1);
@@ -373,7 +390,9 @@ mod tests {
         notify(&mut history, 2, EventType::NodeDataChanged);
         let violations = check(&history, &log());
         assert!(
-            violations.iter().any(|v| matches!(v, WatchViolation::OutOfOrder { previous: 3, zxid: 2, .. })),
+            violations
+                .iter()
+                .any(|v| matches!(v, WatchViolation::OutOfOrder { previous: 3, zxid: 2, .. })),
             "{violations:?}"
         );
     }
