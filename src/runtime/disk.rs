@@ -11,6 +11,25 @@
 //! - [`spawn_writer`]: runs a `Disk` on its own thread, drains the queue into batches and
 //!   reports the highest durable `WriteId` through a [`PersistedReceiver`].
 //!
+//! Driving it:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use ensemble::runtime::disk::{spawn_writer, Disk, DiskConfig, FileDisk};
+//!
+//! let cfg = DiskConfig::new("/var/lib/ensemble", "/var/lib/ensemble");
+//! // Blocking: call it before the runtime starts (or in `spawn_blocking`).
+//! let (disk, recovered) = Disk::open(cfg, FileDisk::new())?;
+//! // ... build the node from `recovered.snapshot`, `recovered.txns` and the epochs ...
+//! let (mut writer, mut persisted) = spawn_writer(disk)?;
+//! // For each `Effect::Write { id, write }`: `writer.submit(id, write).await?`.
+//! // In the select loop: `let up_to = persisted.recv().await?;` then
+//! // `node.step(now, Input::Persisted { up_to }, &mut effects)`.
+//! # let _ = (recovered, &mut writer, &mut persisted);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Why a dedicated thread rather than `tokio::fs`: `tokio::fs` runs every call on the
 //! blocking pool, so one batch would hop threads per call and `fdatasync` would race with
 //! appends from the next batch. One thread owning the files gives the exact order
