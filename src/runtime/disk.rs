@@ -613,7 +613,8 @@ pub enum WriterError {
     /// must stop (ZK compat: `SyncRequestProcessor` exits the server on an I/O error).
     #[error("disk writer failed: {0}")]
     Failed(Arc<DiskError>),
-    /// The writer finished (its handle was dropped) and everything was reported.
+    /// The writer finished (its handle was dropped) and everything was reported, or it
+    /// panicked on a core bug (an append whose zxid does not increase).
     #[error("disk writer stopped")]
     Stopped,
 }
