@@ -12,14 +12,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::core::ids::{ConnId, ServerId, WriteId};
+use crate::core::ids::{ConnId, ServerId};
 use crate::core::io::{Effect, Input};
 use crate::core::report::ServerReport;
 use crate::core::time::Now;
 use crate::core::Node;
 use crate::runtime::config::ServerConfig;
 use crate::runtime::disk;
-use crate::runtime::disk::disk_config;
 use crate::runtime::fourlw;
 use crate::runtime::net::{accept_loop, ClientPort, ToConn, ToNode};
 
@@ -106,15 +105,19 @@ pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHa
         info!("{note}");
     }
     let disk_config = disk_config(&config);
-    let recovered = disk::recover(&disk_config).map_err(|source| ServerError::Disk {
-        dir: disk_config.data_log_dir.display().to_string(),
-        source,
-    })?;
+    let disk_error =
+        |source| ServerError::Disk { dir: disk_config.data_log_dir.display().to_string(), source };
+    // Blocking file reads, once, before the server serves anything.
+    let (disk, recovered) =
+        disk::Disk::open(disk_config.clone(), disk::FileDisk::new()).map_err(disk_error)?;
+    for warning in &recovered.warnings {
+        warn!("{warning}");
+    }
     let node_config = config.node_config(server_id, rand::random());
     let now = clock.now();
     let snapshot_body = recovered.snapshot.as_ref().map(|(_, body)| body.as_ref());
     let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?
-        .with_epochs(recovered.accepted_epoch, recovered.current_epoch);
+        .with_epochs(recovered.accepted_epoch.unwrap_or(0), recovered.current_epoch.unwrap_or(0));
 
     let addr = client_socket_addr(&config, server_id);
     let listener =
@@ -124,7 +127,7 @@ pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHa
 
     let (to_node, from_clients) = mpsc::channel(NODE_INPUT_QUEUE_MAX);
     let writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>> = Arc::default();
-    let (disk_writer, persisted) = disk::spawn_writer(disk_config.clone());
+    let (disk_writer, persisted) = disk::spawn_writer(disk).map_err(disk_error)?;
     let port = Arc::new(ClientPort {
         to_node,
         writers: writers.clone(),
@@ -206,8 +209,8 @@ async fn run_node(
     mut node: Node,
     clock: Clock,
     mut from_clients: mpsc::Receiver<ToNode>,
-    mut persisted: mpsc::UnboundedReceiver<WriteId>,
-    disk_writer: disk::DiskWriter,
+    mut persisted: disk::PersistedReceiver,
+    mut disk_writer: disk::WriterHandle,
     writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
@@ -215,15 +218,20 @@ async fn run_node(
     // A fresh node may owe a snapshot (after replaying a log): give it a first tick.
     node.step(clock.now(), Input::Tick, &mut effects);
     loop {
-        carry_out(&mut effects, &disk_writer, &writers);
+        if let Err(error) = carry_out(&mut effects, &mut disk_writer, &writers).await {
+            error!(%error, "the disk writer failed; stopping the server");
+            break;
+        }
         let deadline = node.deadline().map(|ms| clock.instant(ms));
         let input = tokio::select! {
             biased;
             _ = &mut shutdown => break,
             up_to = persisted.recv() => match up_to {
-                Some(up_to) => Input::Persisted { up_to },
-                None => {
-                    error!("the disk writer stopped; stopping the server");
+                Ok(up_to) => Input::Persisted { up_to },
+                Err(error) => {
+                    // ZK compat: SyncRequestProcessor stops the server on a disk error; acking
+                    // anything after it could lose acknowledged writes.
+                    error!(%error, "stopping the server");
                     break;
                 }
             },
@@ -249,30 +257,36 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn carry_out(
+async fn carry_out(
     effects: &mut Vec<Effect>,
-    disk_writer: &disk::DiskWriter,
+    disk_writer: &mut disk::WriterHandle,
     writers: &Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>,
-) {
-    if effects.is_empty() {
-        return;
-    }
-    let mut writers = writers.lock().expect("writer table lock");
+) -> Result<(), disk::WriterError> {
     for effect in effects.drain(..) {
         match effect {
             Effect::SendClient { conn, frame } => {
+                let writers = writers.lock().expect("writer table lock");
                 if let Some(writer) = writers.get(&conn) {
                     let _ = writer.send(ToConn::Frame(frame));
                 }
             }
             Effect::CloseClient { conn } => {
-                if let Some(writer) = writers.remove(&conn) {
+                let removed = writers.lock().expect("writer table lock").remove(&conn);
+                if let Some(writer) = removed {
                     let _ = writer.send(ToConn::Close);
                 }
             }
-            Effect::Write { id, write } => disk_writer.submit(id, write),
+            Effect::Write { id, write } => disk_writer.submit(id, write).await?,
             // A standalone node never talks to peers; peer links arrive with ensemble mode.
             Effect::SendPeer { .. } => {}
         }
     }
+    Ok(())
+}
+
+/// The disk layout and policy from the configuration.
+fn disk_config(config: &ServerConfig) -> disk::DiskConfig {
+    let mut disk = disk::DiskConfig::new(&config.data_dir, &config.data_log_dir);
+    disk.snap_retain_count = config.snap_retain_count as usize;
+    disk
 }
