@@ -78,14 +78,20 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { extra: Vec::new(), whitelist: Some("*".to_string()) }
+        Options {
+            extra: Vec::new(),
+            whitelist: Some("*".to_string()),
+        }
     }
 }
 
 impl Options {
     /// Default options plus the given zoo.cfg lines.
     pub fn with_lines(lines: &[&str]) -> Options {
-        Options { extra: lines.iter().map(|line| line.to_string()).collect(), ..Options::default() }
+        Options {
+            extra: lines.iter().map(|line| line.to_string()).collect(),
+            ..Options::default()
+        }
     }
 }
 
@@ -109,10 +115,20 @@ impl Server {
 
     /// Starts a server with `options` and waits until it serves.
     pub fn start_with(options: Options) -> Server {
-        let dir = tempfile::Builder::new().prefix("ensemble-clients-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("ensemble-clients-")
+            .tempdir()
+            .expect("tempdir");
         let port = free_port();
-        let mut server =
-            Server { target: target(), dir, port, options, child: None, starts: 0, zk_version: None };
+        let mut server = Server {
+            target: target(),
+            dir,
+            port,
+            options,
+            child: None,
+            starts: 0,
+            zk_version: None,
+        };
         fs::create_dir_all(server.data_dir()).expect("create dataDir");
         fs::write(server.config_path(), server.config_text()).expect("write zoo.cfg");
         server.spawn();
@@ -173,7 +189,8 @@ impl Server {
 
     /// Connects a `zookeeper-client` session after adding `digest` credentials `user:password`.
     pub async fn client_with_digest(&self, user_password: &str) -> zk::Client {
-        self.connect(zk::Client::connector().with_auth("digest", user_password.as_bytes())).await
+        self.connect(zk::Client::connector().with_auth("digest", user_password.as_bytes()))
+            .await
     }
 
     /// Connects with a caller-prepared connector (session timeout is set here).
@@ -199,7 +216,11 @@ impl Server {
         let text = fs::read_to_string(&path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(40);
-        format!("--- last lines of {} ---\n{}", path.display(), lines[start..].join("\n"))
+        format!(
+            "--- last lines of {} ---\n{}",
+            path.display(),
+            lines[start..].join("\n")
+        )
     }
 
     fn log_path(&self) -> PathBuf {
@@ -261,7 +282,9 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
-        let child = cmd.spawn().unwrap_or_else(|err| panic!("spawn {cmd:?}: {err}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|err| panic!("spawn {cmd:?}: {err}"));
         self.child = Some(child);
         self.wait_ready();
     }
@@ -272,19 +295,25 @@ impl Server {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("{:?} server exited early: {status}\n{}", self.target, self.log_tail());
+                    panic!(
+                        "{:?} server exited early: {status}\n{}",
+                        self.target,
+                        self.log_tail()
+                    );
                 }
             }
             match four_letter(self.port, "ruok") {
                 // Without a whitelist only `srvr` runs; the refusal still proves we are up.
-                Ok(answer) if answer == "imok" || answer.contains("whitelist") => match four_letter(self.port, "srvr") {
-                    Ok(srvr) if !srvr.contains("not currently serving") => {
-                        self.zk_version = parse_version(&srvr);
-                        return;
+                Ok(answer) if answer == "imok" || answer.contains("whitelist") => {
+                    match four_letter(self.port, "srvr") {
+                        Ok(srvr) if !srvr.contains("not currently serving") => {
+                            self.zk_version = parse_version(&srvr);
+                            return;
+                        }
+                        Ok(srvr) => last = srvr,
+                        Err(err) => last = err.to_string(),
                     }
-                    Ok(srvr) => last = srvr,
-                    Err(err) => last = err.to_string(),
-                },
+                }
                 Ok(answer) => last = answer,
                 Err(err) => last = err.to_string(),
             }
@@ -321,7 +350,7 @@ pub fn four_letter(port: u16, word: &str) -> std::io::Result<String> {
 /// `3.8.0` from `Zookeeper version: 3.8.0-<rev>, built on ...`.
 fn parse_version(srvr: &str) -> Option<(u32, u32, u32)> {
     let rest = srvr.strip_prefix("Zookeeper version: ")?;
-    let version = rest.split(|c: char| c == '-' || c == ',').next()?;
+    let version = rest.split(['-', ',']).next()?;
     let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
@@ -362,7 +391,9 @@ where
 /// Every file under `dir` (recursively) whose name starts with `prefix`.
 pub fn files_with_prefix(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return found };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {

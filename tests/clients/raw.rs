@@ -54,7 +54,6 @@ pub mod err {
     pub const NO_CHILDREN_FOR_EPHEMERALS: i32 = -108;
     pub const NODE_EXISTS: i32 = -110;
     pub const NOT_EMPTY: i32 = -111;
-    pub const SESSION_EXPIRED: i32 = -112;
     pub const INVALID_ACL: i32 = -114;
     pub const AUTH_FAILED: i32 = -115;
     pub const NO_WATCHER: i32 = -121;
@@ -133,7 +132,12 @@ pub const OPEN_ACL: &[(i32, &str, &str)] = &[(31, "world", "anyone")];
 
 /// Body of a CreateRequest.
 pub fn create_body(path: &str, data: Option<&[u8]>, flags: i32) -> Vec<u8> {
-    Jute::new().ustring(path).buffer(data).acls(OPEN_ACL).int(flags).bytes()
+    Jute::new()
+        .ustring(path)
+        .buffer(data)
+        .acls(OPEN_ACL)
+        .int(flags)
+        .bytes()
 }
 
 /// Body of a `{ustring path, boolean watch}` request (exists, getData, getChildren(2)).
@@ -157,7 +161,12 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0 }
     }
     fn take(&mut self, n: usize) -> &'a [u8] {
-        assert!(self.pos + n <= self.buf.len(), "short record: need {n} at {} of {:?}", self.pos, self.buf);
+        assert!(
+            self.pos + n <= self.buf.len(),
+            "short record: need {n} at {} of {:?}",
+            self.pos,
+            self.buf
+        );
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         s
@@ -187,7 +196,9 @@ impl<'a> Reader<'a> {
     }
     pub fn acls(&mut self) -> Vec<(i32, String, String)> {
         let n = self.int();
-        (0..n).map(|_| (self.int(), self.ustring(), self.ustring())).collect()
+        (0..n)
+            .map(|_| (self.int(), self.ustring(), self.ustring()))
+            .collect()
     }
     pub fn stat(&mut self) -> Stat {
         Stat {
@@ -332,15 +343,24 @@ pub struct Conn {
 impl Conn {
     /// Opens a TCP connection without any handshake.
     pub async fn open(addr: &str) -> Conn {
-        let stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let stream = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_nodelay(true).expect("nodelay");
-        Conn { stream, next_xid: 1, events: Vec::new(), last_zxid: 0 }
+        Conn {
+            stream,
+            next_xid: 1,
+            events: Vec::new(),
+            last_zxid: 0,
+        }
     }
 
     /// Opens a connection and creates a new session with `timeout_ms`.
     pub async fn session(addr: &str, timeout_ms: i32) -> (Conn, ConnectResponse) {
         let mut conn = Conn::open(addr).await;
-        let response = conn.handshake(&ConnectRequest::new_session(timeout_ms)).await;
+        let response = conn
+            .handshake(&ConnectRequest::new_session(timeout_ms))
+            .await;
         assert!(response.timeout_ms > 0, "new session refused: {response:?}");
         assert_ne!(response.session_id, 0, "new session refused: {response:?}");
         (conn, response)
@@ -355,7 +375,11 @@ impl Conn {
         let timeout_ms = r.int();
         let session_id = r.long();
         let password = r.buffer().unwrap_or_default();
-        let read_only = if r.remaining() > 0 { Some(r.boolean()) } else { None };
+        let read_only = if r.remaining() > 0 {
+            Some(r.boolean())
+        } else {
+            None
+        };
         ConnectResponse {
             protocol_version,
             timeout_ms,
@@ -389,7 +413,10 @@ impl Conn {
             let mut len = [0u8; 4];
             self.stream.read_exact(&mut len).await.ok()?;
             let len = i32::from_be_bytes(len);
-            assert!((0..16 << 20).contains(&len), "server sent frame length {len}");
+            assert!(
+                (0..16 << 20).contains(&len),
+                "server sent frame length {len}"
+            );
             let mut payload = vec![0u8; len as usize];
             self.stream.read_exact(&mut payload).await.ok()?;
             Some(payload)
@@ -411,13 +438,23 @@ impl Conn {
             let event_type = r.int();
             let state = r.int();
             let path = r.ustring();
-            return Some(Incoming::Notification(Notification { event_type, state, path, zxid }));
+            return Some(Incoming::Notification(Notification {
+                event_type,
+                state,
+                path,
+                zxid,
+            }));
         }
         if zxid > self.last_zxid {
             self.last_zxid = zxid;
         }
         let body = payload[16..].to_vec();
-        Some(Incoming::Reply(Reply { xid, zxid, err, body }))
+        Some(Incoming::Reply(Reply {
+            xid,
+            zxid,
+            err,
+            body,
+        }))
     }
 
     /// Sends a request with the next xid and returns it.
@@ -491,14 +528,19 @@ impl Conn {
         let reading = self.stream.read(&mut buf);
         match tokio::time::timeout(READ_TIMEOUT, reading).await {
             Ok(Ok(0)) | Ok(Err(_)) => {}
-            Ok(Ok(n)) => panic!("expected the server to close, got {n} bytes: {:?}", &buf[..n]),
+            Ok(Ok(n)) => panic!(
+                "expected the server to close, got {n} bytes: {:?}",
+                &buf[..n]
+            ),
             Err(_) => panic!("server did not close the connection within {READ_TIMEOUT:?}"),
         }
     }
 
     /// Creates `path` (persistent unless `flags` says otherwise) and returns the created path.
     pub async fn create(&mut self, path: &str, data: &[u8], flags: i32) -> String {
-        let reply = self.call(op::CREATE, &create_body(path, Some(data), flags)).await;
+        let reply = self
+            .call(op::CREATE, &create_body(path, Some(data), flags))
+            .await;
         reply.ok(&format!("create {path}")).reader().ustring()
     }
 
