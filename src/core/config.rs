@@ -1,6 +1,7 @@
 //! The values the core needs from the server configuration (no file or environment access).
 
 use crate::core::ids::ServerId;
+use crate::core::zab::Membership;
 
 /// Configuration of one node, derived by the runtime from `zoo.cfg` and `myid`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,9 +34,20 @@ pub struct NodeConfig {
     pub outstanding_max: usize,
     /// Seed of the node's RNG (session passwords). The runtime draws it from the OS.
     pub rng_seed: u64,
+    /// The ensemble (`server.N` lines). Empty, or only this server: standalone.
+    pub membership: Membership,
+    /// `initLimit`: ticks a learner may take to connect to and sync with its leader.
+    pub init_limit: u32,
+    /// `syncLimit`: ticks a member may go without hearing from its leader / its quorum.
+    pub sync_limit: u32,
 }
 
 impl NodeConfig {
+    /// Whether this server runs alone (no other member in the configuration).
+    pub fn is_standalone(&self) -> bool {
+        self.membership.members.keys().all(|id| *id == self.server_id)
+    }
+
     /// ZooKeeper's defaults for a standalone server with `tickTime=2000`.
     pub fn standalone() -> NodeConfig {
         let tick_time_ms = 2000;
@@ -54,6 +66,9 @@ impl NodeConfig {
             handshake_timeout_ms: 10_000,
             outstanding_max: 1000,
             rng_seed: 0,
+            membership: Membership::default(),
+            init_limit: 10,
+            sync_limit: 5,
         }
     }
 }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// ZK compat: `ZxidUtils`. On the wire a zxid is a signed 64-bit value; every real zxid is
 /// non-negative, so the conversion is lossless.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Zxid(pub u64);
 
 impl Zxid {
@@ -49,7 +51,9 @@ impl fmt::Display for Zxid {
 }
 
 /// A client session id. ZK compat: the top byte is the id of the server that created it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct SessionId(pub i64);
 
 impl fmt::Display for SessionId {
@@ -59,7 +63,9 @@ impl fmt::Display for SessionId {
 }
 
 /// A client connection, named by the driver. Unique for the lifetime of a driver.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct ConnId(pub u64);
 
 impl fmt::Display for ConnId {
@@ -69,7 +75,9 @@ impl fmt::Display for ConnId {
 }
 
 /// A member of the ensemble (`myid`, 1..=255).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct ServerId(pub u64);
 
 impl fmt::Display for ServerId {
@@ -80,5 +88,7 @@ impl fmt::Display for ServerId {
 
 /// The sequence number of a durable write requested by the core. The driver reports
 /// durability with `Input::Persisted { up_to }`, which covers every write `<= up_to`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct WriteId(pub u64);

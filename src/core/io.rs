@@ -4,8 +4,9 @@ use ::core::net::SocketAddr;
 
 use bytes::Bytes;
 
-use crate::core::ids::{ConnId, WriteId, Zxid};
+use crate::core::ids::{ConnId, ServerId, WriteId, Zxid};
 use crate::core::txn::Txn;
+use crate::core::zab::PeerMsg;
 
 /// Something the driver observed. Every input comes with the `Now` at which it was observed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +35,24 @@ pub enum Input {
         /// The connection that closed.
         conn: ConnId,
     },
+    /// A message from another member, delivered in order per link.
+    /// May produce `SendPeer`, `Write`, `SendClient` and `CloseClient`.
+    PeerMessage {
+        /// The sender.
+        from: ServerId,
+        /// The message.
+        msg: PeerMsg,
+    },
+    /// A link to another member is up (messages sent from now on may arrive).
+    PeerLinkUp {
+        /// The member.
+        peer: ServerId,
+    },
+    /// A link to another member broke; messages in flight on it are lost.
+    PeerLinkDown {
+        /// The member.
+        peer: ServerId,
+    },
     /// Every durable write with id `<= up_to` is on stable storage.
     /// May produce `SendClient` (write replies, watch events) and further `Write`s.
     Persisted {
@@ -56,6 +75,13 @@ pub enum Effect {
     CloseClient {
         /// The connection to close.
         conn: ConnId,
+    },
+    /// Send a message to another member over the link to it (dropped if the link is down).
+    SendPeer {
+        /// The member.
+        to: ServerId,
+        /// The message.
+        msg: PeerMsg,
     },
     /// Make something durable. The driver reports completion with `Input::Persisted`; it may
     /// batch many writes under one fsync but must make them durable in id order.

@@ -2,7 +2,7 @@
 
 use ::core::net::SocketAddr;
 
-use crate::core::ids::{ConnId, SessionId, Zxid};
+use crate::core::ids::{ConnId, ServerId, SessionId, Zxid};
 
 /// The role a node is in, as `srvr` prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +78,21 @@ pub struct SessionReport {
     pub ephemerals: Vec<String>,
 }
 
+/// A learner as its leader sees it, for `srvr`, `mntr` and `ensemble status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LearnerReport {
+    /// The learner's id.
+    pub id: ServerId,
+    /// Whether it observes (never votes).
+    pub observer: bool,
+    /// Where it is: `discovery`, `syncing`, `synced`, `broadcast`.
+    pub state: &'static str,
+    /// How it was synced: `DIFF`, `TRUNC`, `SNAP`, or `-` before sync.
+    pub sync: &'static str,
+    /// Its last logged zxid as last reported.
+    pub zxid: Zxid,
+}
+
 /// A summary of a node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerReport {
@@ -121,4 +136,6 @@ pub struct ServerReport {
     pub sessions: Vec<SessionReport>,
     /// Size of the last proposal (leader only): last/min/max bytes.
     pub proposal_sizes: Option<(u64, u64, u64)>,
+    /// On a leader: its learners.
+    pub learners: Vec<LearnerReport>,
 }

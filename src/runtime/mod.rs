@@ -1,5 +1,10 @@
-//! The tokio runtime: the only code that touches sockets, files and clocks.
+//! The tokio runtime: the only code that touches sockets, files and clocks. It turns bytes and
+//! events into `core::Input`s and carries out the node's `Effect`s.
 
 pub mod config;
 pub mod disk;
 pub mod fourlw;
+pub mod net;
+pub mod server;
+
+pub use server::{start, ServerError, ServerHandle};

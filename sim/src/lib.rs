@@ -1,0 +1,1 @@
+//! Deterministic simulator for Ensemble (skeleton; owned by the simulator engineer).

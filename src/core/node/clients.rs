@@ -1,0 +1,976 @@
+//! The client protocol of a node: connections, handshakes, sessions, request dispatch, reads
+//! and replies. Writes go to `leader.rs` (prep and propose) or are forwarded to the leader by
+//! `learner.rs`; replies to writes leave from `Node::apply` through `answer_write`.
+
+use std::collections::VecDeque;
+
+use ::core::net::SocketAddr;
+
+use bytes::Bytes;
+use rand::RngCore;
+use tracing::{debug, info, warn};
+
+use crate::core::ids::{ConnId, SessionId};
+use crate::core::io::Effect;
+use crate::core::node::{Latency, Node, Role};
+use crate::core::prep::{Prep, Write};
+use crate::core::tree::{acl, ApplyOutcome};
+use crate::core::txn::{Txn, TxnOp};
+use crate::core::watch::WatchKind;
+use crate::core::zab::{Forwarded, PeerMsg};
+use crate::wire::proto::*;
+use crate::wire::types::{perms, AddWatchMode, ErrorCode, Id, OpCode, WatcherType};
+use crate::wire::{self, RequestError};
+
+/// Frames a connection may send while its session is being created before it is cut off.
+const HELD_FRAMES_MAX: usize = 1_000;
+/// Requests one connection may have queued behind in-flight writes before it is cut off.
+const QUEUED_PER_CONN_MAX: usize = 10_000;
+
+/// One client connection.
+pub(super) struct Conn {
+    pub(super) addr: SocketAddr,
+    pub(super) state: ConnState,
+    pub(super) ids: Vec<Id>,
+    pub(super) queue: VecDeque<Queued>,
+    pub(super) held: VecDeque<Bytes>,
+    pub(super) timeout_ms: i32,
+    pub(super) established_ms: u64,
+    pub(super) received: u64,
+    pub(super) sent: u64,
+    pub(super) last_op: &'static str,
+    pub(super) last_cxid: i64,
+    pub(super) last_zxid: i64,
+    pub(super) latency: Latency,
+    /// When the handshake must be done by (while `state` is `Handshake`).
+    pub(super) handshake_at: u64,
+}
+
+impl Conn {
+    pub(super) fn session(&self) -> Option<SessionId> {
+        match self.state {
+            ConnState::Established(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ConnState {
+    /// Waiting for the ConnectRequest.
+    Handshake,
+    /// A createSession txn (or a revalidation) is in flight; later frames are held.
+    Connecting,
+    /// Serving requests for this session.
+    Established(SessionId),
+}
+
+pub(super) enum Queued {
+    /// A write (or sync) of this connection that has not completed yet. It is matched by
+    /// (session, cxid) when its txn commits, so a follower need not know the zxid in advance.
+    Write { cxid: i32, shape: Shape, received_ms: u64 },
+    /// A read that must wait for the writes ahead of it.
+    Read { header: RequestHeader, request: Request, received_ms: u64 },
+    /// An error reply that must wait for the writes ahead of it.
+    Error { xid: i32, code: ErrorCode },
+}
+
+/// A connection waiting for the createSession txn of its new session.
+#[derive(Clone, Copy)]
+pub(super) struct Connecting {
+    pub(super) conn: ConnId,
+    pub(super) read_only: Option<bool>,
+}
+
+/// A connection waiting for the leader to confirm the session it resumes.
+#[derive(Clone, Copy)]
+pub(super) struct Revalidating {
+    pub(super) conn: ConnId,
+    pub(super) read_only: Option<bool>,
+    pub(super) timeout_ms: i32,
+}
+
+/// What the reply to a write looks like.
+pub(super) enum Shape {
+    Create(CreateKind),
+    Delete,
+    SetData,
+    SetAcl,
+    Multi(Vec<MultiShape>),
+    CloseSession,
+    Sync { path: String },
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum MultiShape {
+    Create(CreateKind),
+    Delete,
+    SetData,
+    Check,
+}
+
+impl Node {
+    // ---------------------------------------------------------------- connections
+
+    pub(super) fn on_client_connected(
+        &mut self,
+        conn: ConnId,
+        addr: SocketAddr,
+        effects: &mut Vec<Effect>,
+    ) {
+        if !self.is_serving() {
+            // ZK compat: a server that is not serving closes new connections at once, so the
+            // client tries another member.
+            effects.push(Effect::CloseClient { conn });
+            return;
+        }
+        let deadline = self.now.mono_ms + self.config.handshake_timeout_ms;
+        self.handshake_deadlines.insert((deadline, conn));
+        let ip = Id::new("ip", &addr.ip().to_string());
+        self.conns.insert(
+            conn,
+            Conn {
+                addr,
+                state: ConnState::Handshake,
+                ids: vec![ip],
+                queue: VecDeque::new(),
+                held: VecDeque::new(),
+                timeout_ms: 0,
+                established_ms: self.now.mono_ms,
+                received: 0,
+                sent: 0,
+                last_op: "NA",
+                last_cxid: -1,
+                last_zxid: -1,
+                latency: Latency::default(),
+                handshake_at: deadline,
+            },
+        );
+    }
+
+    pub(super) fn on_client_frame(
+        &mut self,
+        conn_id: ConnId,
+        frame: Bytes,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        conn.received += 1;
+        self.stats.received += 1;
+        match conn.state {
+            ConnState::Handshake => self.on_connect_request(conn_id, &frame, effects),
+            ConnState::Connecting => {
+                if conn.held.len() >= HELD_FRAMES_MAX {
+                    warn!(%conn_id, "too many requests before the session was established");
+                    self.close_conn(conn_id, effects);
+                } else {
+                    conn.held.push_back(frame);
+                }
+            }
+            ConnState::Established(session) => {
+                self.on_request_frame(conn_id, session, frame, effects)
+            }
+        }
+    }
+
+    pub(super) fn on_connect_request(
+        &mut self,
+        conn_id: ConnId,
+        frame: &[u8],
+        effects: &mut Vec<Effect>,
+    ) {
+        let Ok(request) = wire::decode_connect_request(frame) else {
+            debug!(%conn_id, "undecodable connect request");
+            self.close_conn(conn_id, effects);
+            return;
+        };
+        if let Some(key) = self.conn_handshake_deadline(conn_id) {
+            self.handshake_deadlines.remove(&key);
+        }
+        let applied = self.tree.zxid_applied();
+        if request.last_zxid_seen > applied.to_wire() {
+            // ZK compat: ZooKeeperServer.processConnectRequest — the client has seen a newer
+            // state than ours; it must try another server.
+            info!(%conn_id, client = request.last_zxid_seen, ours = %applied, "client is ahead");
+            self.close_conn(conn_id, effects);
+            return;
+        }
+        let timeout_ms = request
+            .timeout_ms
+            .clamp(self.config.session_timeout_min_ms, self.config.session_timeout_max_ms);
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.state = ConnState::Connecting;
+            conn.timeout_ms = timeout_ms;
+        }
+        if request.session_id == 0 {
+            self.create_session(conn_id, timeout_ms, request.read_only, effects);
+        } else {
+            self.reattach_session(conn_id, &request, timeout_ms, effects);
+        }
+    }
+
+    pub(super) fn create_session(
+        &mut self,
+        conn_id: ConnId,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let session = self.allocate_session_id();
+        let mut password = [0u8; 16];
+        self.rng.fill_bytes(&mut password);
+        self.connecting.insert(session, Connecting { conn: conn_id, read_only });
+        let op = TxnOp::CreateSession { timeout_ms, password };
+        match &self.role {
+            Role::Leading(_) => {
+                // ZK compat: the tracker knows the session from prep on, so it can expire even
+                // if the createSession txn is slow.
+                self.sessions.add(session, timeout_ms, password, self.now.mono_ms);
+                self.leader_propose(session, 0, op, effects);
+            }
+            _ => {
+                let forwarded = Forwarded::CreateSession { timeout_ms, password };
+                let msg = PeerMsg::Request { session, cxid: 0, op: forwarded };
+                self.learner_send(msg, effects);
+            }
+        }
+    }
+
+    pub(super) fn reattach_session(
+        &mut self,
+        conn_id: ConnId,
+        request: &ConnectRequest,
+        timeout_ms: i32,
+        effects: &mut Vec<Effect>,
+    ) {
+        let session = SessionId(request.session_id);
+        let valid = self
+            .sessions
+            .get(session)
+            .is_some_and(|s| !s.closing && s.password.as_slice() == request.password.as_ref());
+        if !valid {
+            self.refuse_session(conn_id, session, request.read_only, effects);
+            return;
+        }
+        if matches!(self.role, Role::Learning(_)) {
+            // ZK compat: Learner.validateSession — only the leader knows whether the session
+            // is still alive.
+            let waiting = Revalidating { conn: conn_id, read_only: request.read_only, timeout_ms };
+            self.revalidating.insert(session, waiting);
+            self.learner_send(PeerMsg::Revalidate { session, timeout_ms }, effects);
+            return;
+        }
+        self.sessions.set_timeout(session, timeout_ms, self.now.mono_ms);
+        self.establish(conn_id, session, timeout_ms, request.read_only, effects);
+    }
+
+    /// Tells a client its session is gone (timeout 0, id 0) and closes the connection.
+    pub(super) fn refuse_session(
+        &mut self,
+        conn_id: ConnId,
+        session: SessionId,
+        read_only: Option<bool>,
+        effects: &mut Vec<Effect>,
+    ) {
+        info!(%conn_id, %session, "reconnect to an expired or unknown session");
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 0,
+            session_id: 0,
+            password: Bytes::from_static(&[0; 16]),
+            read_only: read_only.map(|_| false),
+        };
+        self.send(conn_id, wire::encode_connect_response(&response), effects);
+        self.close_conn(conn_id, effects);
+    }
+
+    pub(super) fn establish(
+        &mut self,
+        conn_id: ConnId,
+        session: SessionId,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+        effects: &mut Vec<Effect>,
+    ) {
+        if let Some(previous) = self.session_owner.get(&session).copied() {
+            if previous != conn_id {
+                debug!(%session, %previous, "session moved to a new connection");
+                self.close_conn(previous, effects);
+            }
+        }
+        let Some(password) = self.sessions.get(session).map(|s| s.password) else {
+            self.refuse_session(conn_id, session, read_only, effects);
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        conn.state = ConnState::Established(session);
+        conn.timeout_ms = timeout_ms;
+        conn.established_ms = self.now.mono_ms;
+        let held = std::mem::take(&mut conn.held);
+        self.session_owner.insert(session, conn_id);
+        self.touched.insert(session);
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id: session.0,
+            password: Bytes::copy_from_slice(&password),
+            read_only: read_only.map(|_| false),
+        };
+        self.send(conn_id, wire::encode_connect_response(&response), effects);
+        for frame in held {
+            if !self.conns.contains_key(&conn_id) {
+                break;
+            }
+            self.on_request_frame(conn_id, session, frame, effects);
+        }
+    }
+
+    /// The handshake deadline entry of a connection still in its handshake.
+    fn conn_handshake_deadline(&self, conn: ConnId) -> Option<(u64, ConnId)> {
+        let c = self.conns.get(&conn)?;
+        (c.state == ConnState::Handshake).then_some((c.handshake_at, conn))
+    }
+
+    /// Closes a connection from our side.
+    pub(super) fn close_conn(&mut self, conn: ConnId, effects: &mut Vec<Effect>) {
+        if self.conns.contains_key(&conn) {
+            effects.push(Effect::CloseClient { conn });
+            self.forget_conn(conn);
+        }
+    }
+
+    /// Drops every trace of a connection; its session lives on until it expires.
+    pub(super) fn forget_conn(&mut self, conn: ConnId) {
+        if let Some(key) = self.conn_handshake_deadline(conn) {
+            self.handshake_deadlines.remove(&key);
+        }
+        let Some(state) = self.conns.remove(&conn) else { return };
+        match state.state {
+            ConnState::Established(session) => {
+                if self.session_owner.get(&session) == Some(&conn) {
+                    self.session_owner.remove(&session);
+                }
+            }
+            ConnState::Connecting => {
+                self.connecting.retain(|_, c| c.conn != conn);
+                self.revalidating.retain(|_, c| c.conn != conn);
+            }
+            ConnState::Handshake => {}
+        }
+        self.watches.remove_conn(conn);
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    pub(super) fn on_request_frame(
+        &mut self,
+        conn_id: ConnId,
+        session: SessionId,
+        frame: Bytes,
+        effects: &mut Vec<Effect>,
+    ) {
+        let received_ms = self.now.mono_ms;
+        let Ok((header, body)) = wire::decode_request_header(&frame) else {
+            debug!(%conn_id, "undecodable request header");
+            self.close_conn(conn_id, effects);
+            return;
+        };
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.last_op = op_name(header.opcode);
+            conn.last_cxid = header.xid as i64;
+        }
+        self.touched.insert(session);
+        if !self.sessions.touch(session, self.now.mono_ms) {
+            let reply = ReplyHeader {
+                xid: header.xid,
+                zxid: self.tree.zxid_applied().to_wire(),
+                err: ErrorCode::SessionExpired.code(),
+            };
+            self.reply(conn_id, reply, None, None, effects);
+            self.close_conn(conn_id, effects);
+            return;
+        }
+        let request = match wire::decode_request(header.opcode, body) {
+            Ok(Request::Check { .. }) | Err(RequestError::Unimplemented(_)) => {
+                // ZK compat: UnimplementedRequestProcessor answers -6 with zxid -1 and the
+                // connection is closed.
+                let reply =
+                    ReplyHeader { xid: header.xid, zxid: -1, err: ErrorCode::Unimplemented.code() };
+                self.reply(conn_id, reply, None, None, effects);
+                self.close_conn(conn_id, effects);
+                return;
+            }
+            Err(RequestError::Marshalling(error)) => {
+                debug!(%conn_id, %error, "undecodable request body");
+                self.answer_error(conn_id, header.xid, ErrorCode::MarshallingError, effects);
+                return;
+            }
+            Ok(request) => request,
+        };
+        match request {
+            Request::Ping => {
+                let reply =
+                    ReplyHeader { xid: -2, zxid: self.tree.zxid_applied().to_wire(), err: 0 };
+                self.reply(conn_id, reply, None, None, effects);
+            }
+            Request::Auth { scheme, auth, .. } => {
+                self.on_auth(conn_id, header.xid, &scheme, &auth, effects)
+            }
+            Request::Create(..)
+            | Request::Delete { .. }
+            | Request::SetData { .. }
+            | Request::SetAcl { .. }
+            | Request::Multi(_)
+            | Request::CloseSession
+            | Request::Sync { .. } => {
+                self.on_write(conn_id, session, header.xid, request, frame, received_ms, effects)
+            }
+            read => {
+                let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+                if conn.queue.is_empty() {
+                    self.answer_read(conn_id, session, header, read, received_ms, effects);
+                } else if conn.queue.len() >= QUEUED_PER_CONN_MAX {
+                    warn!(%conn_id, "too many queued requests");
+                    self.close_conn(conn_id, effects);
+                } else {
+                    conn.queue.push_back(Queued::Read { header, request: read, received_ms });
+                }
+            }
+        }
+    }
+
+    /// A write (or sync, or closeSession): prepared and proposed here if we lead, forwarded to
+    /// the leader otherwise. The connection's queue remembers what the reply must look like.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_write(
+        &mut self,
+        conn_id: ConnId,
+        session: SessionId,
+        xid: i32,
+        request: Request,
+        frame: Bytes,
+        received_ms: u64,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(conn) = self.conns.get(&conn_id) else { return };
+        if conn.queue.len() >= QUEUED_PER_CONN_MAX {
+            warn!(%conn_id, "too many queued requests");
+            self.close_conn(conn_id, effects);
+            return;
+        }
+        let ids = conn.ids.clone();
+        let shape = match &request {
+            Request::Create(kind, _) => Shape::Create(*kind),
+            Request::Delete { .. } => Shape::Delete,
+            Request::SetData { .. } => Shape::SetData,
+            Request::SetAcl { .. } => Shape::SetAcl,
+            Request::Multi(ops) => Shape::Multi(multi_shape(ops)),
+            Request::CloseSession => Shape::CloseSession,
+            Request::Sync { path } => Shape::Sync { path: path.clone() },
+            _ => unreachable!("on_write is called for writes only"),
+        };
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.queue.push_back(Queued::Write { cxid: xid, shape, received_ms });
+        }
+        match &self.role {
+            Role::Leading(_) => match request {
+                Request::Sync { .. } => self.leader_sync(None, session, xid, effects),
+                request => self.leader_write(session, xid, &request, &ids, effects),
+            },
+            _ => {
+                let op = match request {
+                    Request::Sync { .. } => Forwarded::Sync,
+                    _ => Forwarded::Write { frame, ids },
+                };
+                self.learner_send(PeerMsg::Request { session, cxid: xid, op }, effects);
+            }
+        }
+    }
+
+    /// Prepares a client write on the leader and proposes the txn.
+    pub(super) fn leader_write(
+        &mut self,
+        session: SessionId,
+        cxid: i32,
+        request: &Request,
+        ids: &[Id],
+        effects: &mut Vec<Effect>,
+    ) {
+        let zxid = self.next_zxid();
+        let mut prep = Prep {
+            tree: &self.tree,
+            speculative: &mut self.speculative,
+            config: &self.config,
+            session,
+            ids,
+            zxid,
+            time_ms: self.now.wall_ms,
+        };
+        let op = match request {
+            Request::Create(kind, create) => prep.write(Write::Create(*kind, create)),
+            Request::Delete { path, version } => {
+                prep.write(Write::Delete { path, version: *version })
+            }
+            Request::SetData { path, data, version } => {
+                prep.write(Write::SetData { path, data, version: *version })
+            }
+            Request::SetAcl { path, acl, version } => {
+                prep.write(Write::SetAcl { path, acl, version: *version })
+            }
+            Request::Multi(ops) => prep.write(Write::Multi(ops)),
+            Request::CloseSession => {
+                self.sessions.set_closing(session);
+                prep.close_session()
+            }
+            _ => TxnOp::Error { code: ErrorCode::MarshallingError.code() },
+        };
+        self.leader_propose_at(zxid, session, cxid, op, effects);
+    }
+
+    /// Replies to the local connection whose oldest outstanding write is this txn, if any.
+    /// A closeSession that commits closes the session's connection whoever asked for it.
+    pub(super) fn answer_write(
+        &mut self,
+        txn: &Txn,
+        outcome: ApplyOutcome,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(conn_id) = self.session_owner.get(&txn.session).copied() else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let ours =
+            matches!(conn.queue.front(), Some(Queued::Write { cxid, .. }) if *cxid == txn.cxid);
+        let closing = matches!(txn.op, TxnOp::CloseSession);
+        if !ours {
+            if closing {
+                self.close_conn(conn_id, effects);
+            }
+            return;
+        }
+        let Some(Queued::Write { shape, received_ms, .. }) = conn.queue.pop_front() else {
+            return;
+        };
+        let (err, body) = write_response(&shape, outcome);
+        let reply = ReplyHeader { xid: txn.cxid, zxid: txn.zxid.to_wire(), err: err.code() };
+        self.reply(conn_id, reply, body.as_ref(), Some(received_ms), effects);
+        if closing {
+            self.close_conn(conn_id, effects);
+            return;
+        }
+        self.drain_queue(conn_id, effects);
+    }
+
+    /// Answers a `sync` once the leader says everything before it is committed here.
+    pub(super) fn answer_sync(&mut self, session: SessionId, cxid: i32, effects: &mut Vec<Effect>) {
+        let Some(conn_id) = self.session_owner.get(&session).copied() else { return };
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let ours = matches!(
+            conn.queue.front(),
+            Some(Queued::Write { cxid: c, shape: Shape::Sync { .. }, .. }) if *c == cxid
+        );
+        if !ours {
+            return;
+        }
+        let Some(Queued::Write { shape: Shape::Sync { path }, received_ms, .. }) =
+            conn.queue.pop_front()
+        else {
+            return;
+        };
+        let zxid = self.tree.zxid_applied().to_wire();
+        let reply = ReplyHeader { xid: cxid, zxid, err: 0 };
+        self.reply(conn_id, reply, Some(&Response::Sync { path }), Some(received_ms), effects);
+        self.drain_queue(conn_id, effects);
+    }
+
+    pub(super) fn send(&mut self, conn_id: ConnId, frame: Bytes, effects: &mut Vec<Effect>) {
+        if let Some(conn) = self.conns.get_mut(&conn_id) {
+            conn.sent += 1;
+            self.stats.sent += 1;
+            effects.push(Effect::SendClient { conn: conn_id, frame });
+        }
+    }
+
+    pub(super) fn reply(
+        &mut self,
+        conn_id: ConnId,
+        header: ReplyHeader,
+        body: Option<&Response>,
+        received_ms: Option<u64>,
+        effects: &mut Vec<Effect>,
+    ) {
+        if let (Some(conn), Some(at)) = (self.conns.get_mut(&conn_id), received_ms) {
+            let ms = self.now.mono_ms.saturating_sub(at);
+            conn.latency.record(ms);
+            conn.last_zxid = header.zxid;
+            self.stats.latency.record(ms);
+        }
+        self.send(conn_id, wire::encode_reply(header, body), effects);
+    }
+
+    /// Replies with an error in request order (after any write still in flight).
+    pub(super) fn answer_error(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        code: ErrorCode,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
+        if conn.queue.is_empty() {
+            let reply =
+                ReplyHeader { xid, zxid: self.tree.zxid_applied().to_wire(), err: code.code() };
+            self.reply(conn_id, reply, None, None, effects);
+        } else {
+            conn.queue.push_back(Queued::Error { xid, code });
+        }
+    }
+
+    pub(super) fn on_auth(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        scheme: &str,
+        auth: &[u8],
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else {
+            return;
+        };
+        let added: Option<Vec<Id>> = match scheme {
+            "digest" => Some(acl::digest_auth_ids(auth, self.config.super_digest.as_deref())),
+            "ip" => Some(vec![Id::new("ip", &conn.addr.ip().to_string())]),
+            _ => None,
+        };
+        match added {
+            Some(ids) => {
+                for id in ids {
+                    if !conn.ids.contains(&id) {
+                        conn.ids.push(id);
+                    }
+                }
+                self.reply(conn_id, ReplyHeader { xid, zxid: 0, err: 0 }, None, None, effects);
+            }
+            None => {
+                info!(%conn_id, scheme, "authentication failed");
+                let err = ErrorCode::AuthFailed.code();
+                self.reply(conn_id, ReplyHeader { xid, zxid: 0, err }, None, None, effects);
+                self.close_conn(conn_id, effects);
+            }
+        }
+    }
+
+    pub(super) fn answer_read(
+        &mut self,
+        conn_id: ConnId,
+        session: SessionId,
+        header: RequestHeader,
+        request: Request,
+        received_ms: u64,
+        effects: &mut Vec<Effect>,
+    ) {
+        let mut notifications = Vec::new();
+        let result = self.read(conn_id, session, request, &mut notifications);
+        for event in notifications {
+            self.send(conn_id, wire::encode_notification(-1, &event), effects);
+        }
+        let zxid = self.tree.zxid_applied().to_wire();
+        match result {
+            Ok(body) => {
+                let reply = ReplyHeader { xid: header.xid, zxid, err: 0 };
+                self.reply(conn_id, reply, Some(&body), Some(received_ms), effects);
+            }
+            Err(code) => {
+                let reply = ReplyHeader { xid: header.xid, zxid, err: code.code() };
+                self.reply(conn_id, reply, None, Some(received_ms), effects);
+            }
+        }
+    }
+
+    /// Serves a read from the applied tree. ZK compat: `FinalRequestProcessor`.
+    pub(super) fn read(
+        &mut self,
+        conn_id: ConnId,
+        session: SessionId,
+        request: Request,
+        notifications: &mut Vec<WatcherEvent>,
+    ) -> Result<Response, ErrorCode> {
+        let ids = self.conns.get(&conn_id).map(|c| c.ids.clone()).unwrap_or_default();
+        let can = |acl: &[crate::wire::types::Acl], needed: i32| {
+            acl::check(acl, needed, &ids, self.config.skip_acl)
+        };
+        match request {
+            Request::Exists { path, watch } => {
+                if path.contains('\0') {
+                    return Err(ErrorCode::BadArguments);
+                }
+                if let Some((node_acl, _)) = self.tree.acl(&path) {
+                    if !can(&node_acl, perms::READ) {
+                        return Err(ErrorCode::NoAuth);
+                    }
+                }
+                if watch {
+                    self.watches.add(conn_id, &path, WatchKind::Data);
+                }
+                self.tree.stat(&path).map(Response::Stat).ok_or(ErrorCode::NoNode)
+            }
+            Request::GetData { path, watch } => {
+                let (node_acl, _) = self.tree.acl(&path).ok_or(ErrorCode::NoNode)?;
+                if !can(&node_acl, perms::READ) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                if watch {
+                    self.watches.add(conn_id, &path, WatchKind::Data);
+                }
+                let (data, stat) = self.tree.data(&path).ok_or(ErrorCode::NoNode)?;
+                Ok(Response::GetData { data, stat })
+            }
+            Request::GetChildren { path, watch, with_stat } => {
+                let (node_acl, stat) = self.tree.acl(&path).ok_or(ErrorCode::NoNode)?;
+                if !can(&node_acl, perms::READ) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                if watch {
+                    self.watches.add(conn_id, &path, WatchKind::Child);
+                }
+                let children = self.tree.children(&path).unwrap_or_default();
+                Ok(if with_stat {
+                    Response::GetChildren2 { children, stat }
+                } else {
+                    Response::GetChildren { children }
+                })
+            }
+            Request::GetAcl { path } => {
+                let (node_acl, stat) = self.tree.acl(&path).ok_or(ErrorCode::NoNode)?;
+                if !can(&node_acl, perms::READ | perms::ADMIN) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                let acl = if can(&node_acl, perms::ADMIN) {
+                    node_acl.to_vec()
+                } else {
+                    acl::mask_digests(&node_acl)
+                };
+                Ok(Response::GetAcl { acl, stat })
+            }
+            Request::GetAllChildrenNumber { path } => {
+                let (node_acl, _) = self.tree.acl(&path).ok_or(ErrorCode::NoNode)?;
+                if !can(&node_acl, perms::READ) {
+                    return Err(ErrorCode::NoAuth);
+                }
+                let count = self.tree.descendant_count(&path).ok_or(ErrorCode::NoNode)?;
+                Ok(Response::AllChildrenNumber(count))
+            }
+            Request::GetEphemerals { prefix } => {
+                Ok(Response::Ephemerals(self.tree.ephemerals_with_prefix(session, &prefix)))
+            }
+            Request::WhoAmI => Ok(Response::WhoAmI(ids.iter().map(who_am_i).collect())),
+            Request::Sync { path } => Ok(Response::Sync { path }),
+            Request::SetWatches(set) => {
+                let tree = &self.tree;
+                let lookup = |p: &str| tree.stat(p).map(|s| (s.mzxid, s.pzxid));
+                self.watches.set_watches(conn_id, &set, &lookup, notifications);
+                Ok(Response::Empty)
+            }
+            Request::AddWatch { path, mode } => {
+                let kind = match AddWatchMode::from_code(mode) {
+                    Some(AddWatchMode::Persistent) => WatchKind::Persistent,
+                    Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
+                    None => return Err(ErrorCode::MarshallingError),
+                };
+                self.watches.add(conn_id, &path, kind);
+                Ok(Response::ErrorBody { err: 0 })
+            }
+            Request::CheckWatches { path, watcher_type, remove } => {
+                let kind =
+                    WatcherType::from_code(watcher_type).ok_or(ErrorCode::MarshallingError)?;
+                let found = if remove {
+                    self.watches.remove(conn_id, &path, kind)
+                } else {
+                    self.watches.contains(conn_id, &path, kind)
+                };
+                if found {
+                    Ok(Response::Empty)
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                }
+            }
+            Request::MultiRead(ops) => {
+                let results = ops.into_iter().map(|op| self.read_one(&ids, op)).collect();
+                Ok(Response::Multi(results))
+            }
+            other => {
+                warn!(?other, "not a read");
+                Err(ErrorCode::MarshallingError)
+            }
+        }
+    }
+
+    pub(super) fn read_one(&self, ids: &[Id], op: ReadOp) -> OpResult {
+        let (path, is_data) = match &op {
+            ReadOp::GetData { path } => (path, true),
+            ReadOp::GetChildren { path } => (path, false),
+        };
+        let Some((node_acl, stat)) = self.tree.acl(path) else {
+            return OpResult::Error { err: ErrorCode::NoNode.code() };
+        };
+        if !acl::check(&node_acl, perms::READ, ids, self.config.skip_acl) {
+            return OpResult::Error { err: ErrorCode::NoAuth.code() };
+        }
+        if is_data {
+            match self.tree.data(path) {
+                Some((data, stat)) => OpResult::GetData { data, stat },
+                None => OpResult::Error { err: ErrorCode::NoNode.code() },
+            }
+        } else {
+            let _ = stat;
+            OpResult::GetChildren { children: self.tree.children(path).unwrap_or_default() }
+        }
+    }
+
+    /// Answers the reads and errors that waited behind a write that just completed.
+    pub(super) fn drain_queue(&mut self, conn_id: ConnId, effects: &mut Vec<Effect>) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&conn_id) else {
+                return;
+            };
+            let ConnState::Established(session) = conn.state else {
+                return;
+            };
+            match conn.queue.front() {
+                None | Some(Queued::Write { .. }) => return,
+                Some(_) => {}
+            }
+            match conn.queue.pop_front() {
+                Some(Queued::Read { header, request, received_ms }) => {
+                    self.answer_read(conn_id, session, header, request, received_ms, effects)
+                }
+                Some(Queued::Error { xid, code }) => {
+                    let zxid = self.tree.zxid_applied().to_wire();
+                    let reply = ReplyHeader { xid, zxid, err: code.code() };
+                    self.reply(conn_id, reply, None, None, effects);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    pub(super) fn allocate_session_id(&mut self) -> SessionId {
+        loop {
+            let id = self.session_next;
+            self.session_next = self.session_next.wrapping_add(1);
+            // ZK compat: Long.MIN_VALUE marks containers and 0 means "no session".
+            if id != 0 && id != i64::MIN && self.sessions.get(SessionId(id)).is_none() {
+                return SessionId(id);
+            }
+        }
+    }
+}
+
+pub(super) fn multi_shape(ops: &[MultiOp]) -> Vec<MultiShape> {
+    ops.iter()
+        .map(|op| match op {
+            MultiOp::Create(kind, _) => MultiShape::Create(*kind),
+            MultiOp::Delete { .. } => MultiShape::Delete,
+            MultiOp::SetData { .. } => MultiShape::SetData,
+            MultiOp::Check { .. } => MultiShape::Check,
+        })
+        .collect()
+}
+
+/// The reply to an applied write: header error code and optional body.
+pub(super) fn write_response(
+    shape: &Shape,
+    outcome: ApplyOutcome,
+) -> (ErrorCode, Option<Response>) {
+    if let ApplyOutcome::Error(code) = outcome {
+        if !matches!(shape, Shape::Multi(_)) {
+            return (code, None);
+        }
+    }
+    let body = match (shape, outcome) {
+        (Shape::Create(CreateKind::Create), ApplyOutcome::Created { path, .. }) => {
+            Response::Create { path }
+        }
+        (Shape::Create(_), ApplyOutcome::Created { path, stat }) => {
+            Response::Create2 { path, stat }
+        }
+        (Shape::Delete, _) | (Shape::CloseSession, _) => Response::Empty,
+        (Shape::SetData, ApplyOutcome::DataSet(stat)) => Response::Stat(stat),
+        (Shape::SetAcl, ApplyOutcome::AclSet(stat)) => Response::Stat(stat),
+        (Shape::Multi(shapes), ApplyOutcome::Multi(outcomes)) => {
+            Response::Multi(multi_results(shapes, outcomes))
+        }
+        (Shape::Multi(shapes), ApplyOutcome::Error(code)) => {
+            // A multi that failed as a whole at apply: report the code on every op.
+            Response::Multi(shapes.iter().map(|_| OpResult::Error { err: code.code() }).collect())
+        }
+        (_, other) => {
+            warn!(?other, "apply outcome does not match the request");
+            return (ErrorCode::MarshallingError, None);
+        }
+    };
+    (ErrorCode::Ok, Some(body))
+}
+
+fn multi_results(shapes: &[MultiShape], outcomes: Vec<ApplyOutcome>) -> Vec<OpResult> {
+    let failed = outcomes.iter().any(|o| matches!(o, ApplyOutcome::Error(_)));
+    shapes
+        .iter()
+        .zip(outcomes)
+        .map(|(shape, outcome)| match (shape, outcome) {
+            (_, ApplyOutcome::Error(code)) => OpResult::Error { err: code.code() },
+            // ZK compat: in a failed multi, the ops before the failing one report error 0.
+            _ if failed => OpResult::Error { err: 0 },
+            (MultiShape::Create(CreateKind::Create), ApplyOutcome::Created { path, .. }) => {
+                OpResult::Create { path }
+            }
+            (MultiShape::Create(_), ApplyOutcome::Created { path, stat }) => {
+                OpResult::Create2 { path, stat }
+            }
+            (MultiShape::Delete, _) => OpResult::Delete,
+            (MultiShape::SetData, ApplyOutcome::DataSet(stat)) => OpResult::SetData { stat },
+            (MultiShape::Check, _) => OpResult::Check,
+            _ => OpResult::Error { err: ErrorCode::MarshallingError.code() },
+        })
+        .collect()
+}
+
+fn who_am_i(id: &Id) -> (String, String) {
+    let user = match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or_default().to_string(),
+        "super" => String::new(),
+        _ => id.id.clone(),
+    };
+    (id.scheme.clone(), user)
+}
+
+/// The four-letter name ZooKeeper's `cons` shows for an opcode.
+pub(super) fn op_name(opcode: i32) -> &'static str {
+    match OpCode::from_code(opcode) {
+        Some(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
+            "CREA"
+        }
+        Some(OpCode::Delete) => "DELE",
+        Some(OpCode::Exists) => "EXIS",
+        Some(OpCode::GetData) => "GETD",
+        Some(OpCode::SetData) => "SETD",
+        Some(OpCode::GetAcl) => "GETA",
+        Some(OpCode::SetAcl) => "SETA",
+        Some(OpCode::GetChildren) => "GETC",
+        Some(OpCode::GetChildren2) => "GETC",
+        Some(OpCode::Sync) => "SYNC",
+        Some(OpCode::Ping) => "PING",
+        Some(OpCode::Multi) => "MULT",
+        Some(OpCode::MultiRead) => "MLTR",
+        Some(OpCode::Auth) => "AUTH",
+        Some(OpCode::SetWatches | OpCode::SetWatches2) => "SETW",
+        Some(OpCode::AddWatch) => "ADDW",
+        Some(OpCode::CheckWatches) => "CHKW",
+        Some(OpCode::RemoveWatches) => "REMW",
+        Some(OpCode::GetEphemerals) => "GETE",
+        Some(OpCode::GetAllChildrenNumber) => "GETACN",
+        Some(OpCode::WhoAmI) => "HOMI",
+        Some(OpCode::CloseSession) => "CLOS",
+        _ => "UNKN",
+    }
+}

@@ -1,0 +1,345 @@
+//! The learner side of Zab (followers and observers): discovery (FOLLOWERINFO → LEADERINFO →
+//! ACKEPOCH), synchronisation (DIFF / TRUNC / SNAP, NEWLEADER, UPTODATE) and broadcast
+//! (PROPOSAL → ACK once durable, COMMIT; INFORM for observers).
+//!
+//! ZK compat: `Learner.registerWithLeader`, `Learner.syncWithLeader`, `Follower.processPacket`,
+//! `Observer.processPacket`. Ordering rules (see docs/protocol.md):
+//! - ACKEPOCH only once the new acceptedEpoch is durable;
+//! - ACK of NEWLEADER only once the synced history *and* the new currentEpoch are durable;
+//! - ACK of a proposal only once it is durable;
+//! - a txn is applied only once it is known to be committed.
+
+use tracing::{debug, info, warn};
+
+use crate::core::ids::{ServerId, Zxid};
+use crate::core::io::{DurableWrite, Effect};
+use crate::core::node::{AfterPersist, Node, Role};
+use crate::core::txn::Txn;
+use crate::core::zab::PeerMsg;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// FOLLOWERINFO sent; waiting for LEADERINFO.
+    Connecting,
+    /// ACKEPOCH sent (or on its way); waiting for the sync payload.
+    Discovered,
+    /// NEWLEADER received; waiting for UPTODATE.
+    Synced,
+    /// Serving.
+    Broadcast,
+}
+
+/// A follower's or observer's state.
+pub(super) struct Learner {
+    pub(super) leader: ServerId,
+    pub(super) observer: bool,
+    phase: Phase,
+    epoch: Option<u32>,
+    init_deadline_ms: u64,
+    last_heard_ms: u64,
+    resend_at_ms: u64,
+}
+
+impl Learner {
+    pub(super) fn new(leader: ServerId, observer: bool, init_deadline_ms: u64) -> Learner {
+        Learner {
+            leader,
+            observer,
+            phase: Phase::Connecting,
+            epoch: None,
+            init_deadline_ms,
+            last_heard_ms: 0,
+            resend_at_ms: 0,
+        }
+    }
+
+    pub(super) fn serving(&self) -> bool {
+        self.phase == Phase::Broadcast
+    }
+
+    pub(super) fn deadline(&self) -> u64 {
+        match self.phase {
+            Phase::Connecting => self.resend_at_ms.min(self.init_deadline_ms),
+            Phase::Discovered | Phase::Synced => self.init_deadline_ms,
+            // Checked on every tick the runtime gives anyway; wake up at least once a second.
+            Phase::Broadcast => self.last_heard_ms + 1_000,
+        }
+    }
+}
+
+impl Node {
+    fn learner_mut(&mut self) -> Option<&mut Learner> {
+        match &mut self.role {
+            Role::Learning(learner) => Some(learner),
+            _ => None,
+        }
+    }
+
+    fn learner_ref(&self) -> Option<&Learner> {
+        match &self.role {
+            Role::Learning(learner) => Some(learner),
+            _ => None,
+        }
+    }
+
+    /// Sends a message to our leader (dropped if we have none).
+    pub(super) fn learner_send(&mut self, msg: PeerMsg, effects: &mut Vec<Effect>) {
+        if let Some(learner) = self.learner_ref() {
+            effects.push(Effect::SendPeer { to: learner.leader, msg });
+        }
+    }
+
+    pub(super) fn learner_started(&mut self, effects: &mut Vec<Effect>) {
+        let now = self.now.mono_ms;
+        if let Some(learner) = self.learner_mut() {
+            learner.last_heard_ms = now;
+        }
+        self.learner_send_info(effects);
+    }
+
+    fn learner_send_info(&mut self, effects: &mut Vec<Effect>) {
+        let resend = self.now.mono_ms + self.config.tick_time_ms.max(1) as u64;
+        let Some(learner) = self.learner_mut() else { return };
+        learner.resend_at_ms = resend;
+        let observer = learner.observer;
+        let msg = PeerMsg::FollowerInfo {
+            accepted_epoch: self.epoch_accepted,
+            zxid_logged: self.log.zxid_logged,
+            zxid_applied: self.tree.zxid_applied(),
+            observer,
+        };
+        self.learner_send(msg, effects);
+    }
+
+    /// The link to the leader came (back) up before we registered: register now.
+    pub(super) fn learner_link_up(&mut self, effects: &mut Vec<Effect>) {
+        if self.learner_ref().is_some_and(|l| l.phase == Phase::Connecting) {
+            self.learner_send_info(effects);
+        }
+    }
+
+    pub(super) fn learner_tick(&mut self, effects: &mut Vec<Effect>) {
+        let now = self.now.mono_ms;
+        let sync_ms = self.sync_limit_ms();
+        let Some(learner) = self.learner_ref() else { return };
+        match learner.phase {
+            Phase::Broadcast if now.saturating_sub(learner.last_heard_ms) > sync_ms => {
+                self.become_looking("the leader went quiet for syncLimit", effects)
+            }
+            Phase::Broadcast => {}
+            _ if now >= learner.init_deadline_ms => {
+                self.become_looking("no sync with the leader within initLimit", effects)
+            }
+            Phase::Connecting if now >= learner.resend_at_ms => self.learner_send_info(effects),
+            _ => {}
+        }
+    }
+
+    pub(super) fn learner_on_message(&mut self, msg: PeerMsg, effects: &mut Vec<Effect>) {
+        let now = self.now.mono_ms;
+        let Some(learner) = self.learner_mut() else { return };
+        learner.last_heard_ms = now;
+        let phase = learner.phase;
+        let result = match msg {
+            PeerMsg::LeaderInfo { epoch } if phase == Phase::Connecting => {
+                self.learner_on_leader_info(epoch, effects)
+            }
+            PeerMsg::Diff { txns, committed } if phase == Phase::Discovered => {
+                self.learner_sync(None, None, txns, committed, effects)
+            }
+            PeerMsg::Trunc { zxid, txns, committed } if phase == Phase::Discovered => {
+                self.learner_sync(Some(zxid), None, txns, committed, effects)
+            }
+            PeerMsg::Snap { zxid, body, txns, committed } if phase == Phase::Discovered => {
+                self.learner_sync(Some(zxid), Some(body), txns, committed, effects)
+            }
+            PeerMsg::NewLeader { epoch } if phase == Phase::Discovered => {
+                self.learner_on_new_leader(epoch, effects)
+            }
+            PeerMsg::UpToDate { committed } if phase == Phase::Synced => {
+                self.learner_on_up_to_date(committed, effects)
+            }
+            PeerMsg::Proposal(txn) if phase >= Phase::Synced => {
+                self.learner_on_proposal(txn, effects)
+            }
+            PeerMsg::Commit { zxid } if phase >= Phase::Synced => {
+                self.learner_on_commit(zxid, effects)
+            }
+            PeerMsg::Inform(txn) if phase >= Phase::Synced => self.learner_on_inform(txn, effects),
+            PeerMsg::SyncDone { session, cxid } => {
+                self.answer_sync(session, cxid, effects);
+                Ok(())
+            }
+            PeerMsg::Ping { .. } => {
+                let sessions = std::mem::take(&mut self.touched).into_iter().collect();
+                self.learner_send(PeerMsg::Ping { sessions }, effects);
+                Ok(())
+            }
+            PeerMsg::Revalidated { session, valid } => {
+                if let Some(waiting) = self.revalidating.remove(&session) {
+                    if valid {
+                        self.sessions.set_timeout(session, waiting.timeout_ms, now);
+                        self.establish(
+                            waiting.conn,
+                            session,
+                            waiting.timeout_ms,
+                            waiting.read_only,
+                            effects,
+                        );
+                    } else {
+                        self.refuse_session(waiting.conn, session, waiting.read_only, effects);
+                    }
+                }
+                Ok(())
+            }
+            other => Err(format!("{} in phase {phase:?}", other.name())),
+        };
+        if let Err(violation) = result {
+            // ZK compat: a learner that gets a packet it cannot place drops the leader.
+            warn!(%violation, "protocol violation by the leader");
+            self.become_looking("unexpected message from the leader", effects);
+        }
+    }
+
+    fn learner_on_leader_info(
+        &mut self,
+        epoch: u32,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        if epoch < self.epoch_accepted {
+            return Err(format!(
+                "LEADERINFO epoch {epoch} < acceptedEpoch {}",
+                self.epoch_accepted
+            ));
+        }
+        if let Some(learner) = self.learner_mut() {
+            learner.epoch = Some(epoch);
+            learner.phase = Phase::Discovered;
+        }
+        if epoch > self.epoch_accepted {
+            self.epoch_accepted = epoch;
+            let term = self.term;
+            self.write(
+                DurableWrite::AcceptedEpoch(epoch),
+                AfterPersist::SendAckEpoch { term },
+                effects,
+            );
+        } else {
+            let msg = PeerMsg::AckEpoch {
+                current_epoch: self.epoch_current,
+                zxid_logged: self.log.zxid_logged,
+            };
+            self.learner_send(msg, effects);
+        }
+        Ok(())
+    }
+
+    /// Applies a sync payload: optional truncation point, optional snapshot, then txns.
+    fn learner_sync(
+        &mut self,
+        truncate_to: Option<Zxid>,
+        snapshot: Option<bytes::Bytes>,
+        txns: Vec<Txn>,
+        committed: Zxid,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        if let Some(zxid) = truncate_to {
+            if snapshot.is_none() && self.tree.zxid_applied() > zxid {
+                return Err(format!("TRUNC to {zxid} below applied {}", self.tree.zxid_applied()));
+            }
+            self.log.tail.retain(|t| t.zxid <= zxid);
+            self.log.zxid_logged =
+                self.log.tail.back().map_or(self.tree.zxid_applied(), |t| t.zxid);
+            self.write(DurableWrite::Truncate { after: zxid }, AfterPersist::Nothing, effects);
+        }
+        if let Some(body) = snapshot {
+            let zxid = truncate_to.unwrap_or_default();
+            self.install_snapshot(zxid, &body).map_err(|e| format!("SNAP: {e}"))?;
+            self.write(DurableWrite::Snapshot { zxid, body }, AfterPersist::Nothing, effects);
+        }
+        for txn in txns {
+            if txn.zxid <= self.log.zxid_logged {
+                continue; // we have it already (same zxid, same txn)
+            }
+            self.log_txn(txn, AfterPersist::Nothing, effects);
+        }
+        self.apply_committed(committed, effects);
+        Ok(())
+    }
+
+    fn learner_on_new_leader(
+        &mut self,
+        epoch: u32,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        let expected = self.learner_ref().and_then(|l| l.epoch);
+        if expected != Some(epoch) {
+            return Err(format!("NEWLEADER for epoch {epoch}, expected {expected:?}"));
+        }
+        if let Some(learner) = self.learner_mut() {
+            learner.phase = Phase::Synced;
+        }
+        self.epoch_current = epoch;
+        let term = self.term;
+        let then = AfterPersist::SendAckNewLeader { term, epoch };
+        self.write(DurableWrite::CurrentEpoch(epoch), then, effects);
+        Ok(())
+    }
+
+    fn learner_on_up_to_date(
+        &mut self,
+        committed: Zxid,
+        effects: &mut Vec<Effect>,
+    ) -> Result<(), String> {
+        self.apply_committed(committed, effects);
+        let leader = match self.learner_mut() {
+            Some(learner) => {
+                learner.phase = Phase::Broadcast;
+                learner.leader
+            }
+            None => return Ok(()),
+        };
+        info!(server = %self.config.server_id, %leader, zxid = %self.tree.zxid_applied(), "serving");
+        Ok(())
+    }
+
+    fn learner_on_proposal(&mut self, txn: Txn, effects: &mut Vec<Effect>) -> Result<(), String> {
+        if self.learner_ref().is_some_and(|l| l.observer) {
+            return Err("PROPOSAL to an observer".into());
+        }
+        if txn.zxid <= self.log.zxid_logged {
+            return Err(format!("PROPOSAL {} not after {}", txn.zxid, self.log.zxid_logged));
+        }
+        let zxid = txn.zxid;
+        let term = self.term;
+        self.log_txn(txn, AfterPersist::SendAck { term, zxid }, effects);
+        Ok(())
+    }
+
+    fn learner_on_commit(&mut self, zxid: Zxid, effects: &mut Vec<Effect>) -> Result<(), String> {
+        if zxid <= self.tree.zxid_applied() {
+            return Ok(());
+        }
+        if zxid > self.log.zxid_logged {
+            return Err(format!(
+                "COMMIT {zxid} of a txn never proposed here (logged {})",
+                self.log.zxid_logged
+            ));
+        }
+        self.apply_committed(zxid, effects);
+        Ok(())
+    }
+
+    fn learner_on_inform(&mut self, txn: Txn, effects: &mut Vec<Effect>) -> Result<(), String> {
+        let zxid = txn.zxid;
+        if zxid <= self.tree.zxid_applied() {
+            return Ok(());
+        }
+        if zxid > self.log.zxid_logged {
+            self.log_txn(txn, AfterPersist::Nothing, effects);
+        }
+        self.apply_committed(zxid, effects);
+        debug!(%zxid, "informed");
+        Ok(())
+    }
+}

@@ -1,0 +1,322 @@
+//! One znode as the tree stores it, the interned ACL lists, and the per-node digest term.
+//!
+//! ZK compat: `DataNode` (data, ACL reference, `StatPersisted`, child names; `copyStat` turns the
+//! internal creation count into the reported cversion), `ReferenceCountedACLCache` (one shared
+//! copy per distinct ACL list), and `DigestCalculator` (the tree digest is a sum of per-node
+//! hashes, so it can be kept up to date in O(1) per change and does not depend on any order).
+//!
+//! Layout is chosen for memory: a leaf holds no child set at all (`children: None`), data is one
+//! `Bytes` owning exactly its bytes, and the ACL is an `Arc` shared by every node with that list.
+
+use std::collections::{BTreeSet, HashSet};
+use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::StatPersisted;
+use crate::core::txn::NodeKind;
+use crate::wire::types::{Acl, Stat};
+
+/// Hash state for the tree's lookup tables: SipHash-1-3 with fixed keys, so the core never reads
+/// OS randomness. Nothing iterates these tables into an output, so the key only affects speed.
+pub(super) type FixedState = BuildHasherDefault<DefaultHasher>;
+
+/// A znode without its path (the path is the key of the node table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Znode {
+    /// The persisted stat; `cversion` is the internal creation count.
+    pub(super) stat: StatPersisted,
+    /// `None` is ZooKeeper's null data; `Some(empty)` is an empty array.
+    pub(super) data: Option<Bytes>,
+    /// Shared with every node holding an equal list (see [`AclCache`]).
+    pub(super) acl: Arc<[Acl]>,
+    /// Child names, sorted; `None` while the node has never had a child or has none left.
+    // The box is deliberate: most znodes are leaves, and `None` costs 8 bytes in every node
+    // where an inline empty `BTreeSet` would cost 24.
+    #[allow(clippy::box_collection)]
+    pub(super) children: Option<Box<BTreeSet<Box<str>>>>,
+}
+
+impl Znode {
+    /// Current number of children.
+    pub(super) fn num_children(&self) -> i32 {
+        self.children.as_ref().map_or(0, |children| len_i32(children.len()))
+    }
+
+    /// Length of the data, 0 for null.
+    pub(super) fn data_length(&self) -> i32 {
+        self.data.as_ref().map_or(0, |data| len_i32(data.len()))
+    }
+
+    /// Sorted child names.
+    pub(super) fn children(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
+        self.children.iter().flat_map(|children| children.iter().map(|name| &**name))
+    }
+
+    /// Whether the node has no children.
+    pub(super) fn is_leaf(&self) -> bool {
+        self.children.is_none()
+    }
+
+    /// Adds a child name; false if it was there already.
+    pub(super) fn add_child(&mut self, name: &str) -> bool {
+        self.children.get_or_insert_with(Default::default).insert(name.into())
+    }
+
+    /// Removes a child name; false if it was not there. Drops the set when it empties.
+    pub(super) fn remove_child(&mut self, name: &str) -> bool {
+        let Some(children) = self.children.as_mut() else {
+            return false;
+        };
+        let removed = children.remove(name);
+        if children.is_empty() {
+            self.children = None;
+        }
+        removed
+    }
+
+    /// The Stat a client sees. ZK compat: `DataNode.copyStat`: reported cversion is
+    /// `2 * creations - numChildren` (Java int arithmetic), and only session ephemerals report
+    /// their owner.
+    pub(super) fn client_stat(&self) -> Stat {
+        let num_children = self.num_children();
+        Stat {
+            czxid: self.stat.czxid,
+            mzxid: self.stat.mzxid,
+            ctime: self.stat.ctime,
+            mtime: self.stat.mtime,
+            version: self.stat.version,
+            cversion: self.stat.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: self.stat.aversion,
+            ephemeral_owner: NodeKind::visible_owner(self.stat.ephemeral_owner),
+            data_length: self.data_length(),
+            num_children,
+            pzxid: self.stat.pzxid,
+        }
+    }
+
+    /// This node's term of the tree digest: a 64-bit hash of path, data (null distinct from
+    /// empty), every persisted stat field and the ACL. Children are implied by other terms.
+    /// It is the sum of [`Znode::meta_term`] and [`data_term`], so that stat changes (a parent
+    /// gaining a child) do not rehash the data.
+    pub(super) fn digest_term(&self, path: &str) -> u64 {
+        self.meta_term(path).wrapping_add(data_term(path, &self.data))
+    }
+
+    /// The part of the digest term covering path, stat and ACL.
+    pub(super) fn meta_term(&self, path: &str) -> u64 {
+        let mut hasher = NodeHasher::new(0x243F_6A88_85A3_08D3);
+        hasher.write_bytes(path.as_bytes());
+        let stat = &self.stat;
+        let longs =
+            [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner, stat.pzxid];
+        for value in longs {
+            hasher.write_u64(value as u64);
+        }
+        for value in [stat.version, stat.cversion, stat.aversion] {
+            hasher.write_u64(value as u32 as u64);
+        }
+        hasher.write_u64(self.acl.len() as u64);
+        for entry in self.acl.iter() {
+            hasher.write_u64(entry.perms as u32 as u64);
+            hasher.write_bytes(entry.id.scheme.as_bytes());
+            hasher.write_bytes(entry.id.id.as_bytes());
+        }
+        hasher.finish()
+    }
+}
+
+/// The part of a node's digest term covering its data (null distinct from empty).
+pub(super) fn data_term(path: &str, data: &Option<Bytes>) -> u64 {
+    let mut hasher = NodeHasher::new(0x1319_8A2E_0370_7344);
+    hasher.write_bytes(path.as_bytes());
+    match data {
+        None => hasher.write_u64(u64::MAX),
+        Some(data) => hasher.write_bytes(data),
+    }
+    hasher.finish()
+}
+
+/// Interned ACL lists. ZK compat: `ReferenceCountedACLCache`, with `Arc` counts as the
+/// reference counts: an entry is dropped when only the cache still holds it.
+#[derive(Debug, Default)]
+pub(super) struct AclCache {
+    lists: HashSet<Arc<[Acl]>, FixedState>,
+    /// Size at which the next sweep for unused lists runs.
+    sweep_at: usize,
+}
+
+impl AclCache {
+    /// The shared copy of `acl`.
+    pub(super) fn intern(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+        if let Some(shared) = self.lists.get(acl) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<[Acl]> = Arc::from(acl);
+        self.lists.insert(Arc::clone(&shared));
+        if self.lists.len() > self.sweep_at {
+            self.sweep();
+        }
+        shared
+    }
+
+    /// Gives back a node's reference; drops the list when nobody else uses it.
+    pub(super) fn release(&mut self, acl: Arc<[Acl]>) {
+        // The cache and `acl` itself: nothing else holds the list.
+        if Arc::strong_count(&acl) == 2 {
+            self.lists.remove(&*acl);
+        }
+    }
+
+    /// Number of distinct lists held.
+    pub(super) fn len(&self) -> usize {
+        self.lists.len()
+    }
+
+    /// Drops every list only the cache holds (one kept alive by a watch event or view at the
+    /// time its last node let go). Amortized: runs when the cache doubled since the last sweep.
+    fn sweep(&mut self) {
+        self.lists.retain(|list| Arc::strong_count(list) > 1);
+        self.sweep_at = (self.lists.len() * 2).max(SWEEP_MIN);
+    }
+}
+
+/// The cache never sweeps below this many lists.
+const SWEEP_MIN: usize = 64;
+
+/// The ZooKeeper-visible length of a collection: Java ints, saturating (a tree never gets there).
+pub(super) fn len_i32(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+/// A small, fast, deterministic 64-bit hash for digest terms (word at a time, multiply-rotate,
+/// with a final avalanche so that sums of terms stay well spread). Not for adversarial inputs:
+/// it only compares replicas that applied the same txns.
+struct NodeHasher(u64);
+
+impl NodeHasher {
+    /// A hasher; distinct seeds keep the meta and data terms of one path apart.
+    fn new(seed: u64) -> NodeHasher {
+        NodeHasher(seed)
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31);
+    }
+
+    /// Length-prefixed, so adjacent fields cannot trade bytes.
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        self.write_u64(bytes.len() as u64);
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.write_u64(u64::from_le_bytes(word.try_into().expect("chunks_exact(8)")));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut last = [0u8; 8];
+            last[..tail.len()].copy_from_slice(tail);
+            self.write_u64(u64::from_le_bytes(last));
+        }
+    }
+
+    /// splitmix64's finalizer.
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::types::Id;
+
+    fn leaf(data: Option<&'static [u8]>, acl: Arc<[Acl]>) -> Znode {
+        Znode {
+            stat: StatPersisted::default(),
+            data: data.map(Bytes::from_static),
+            acl,
+            children: None,
+        }
+    }
+
+    #[test]
+    fn acl_cache_shares_and_releases() {
+        let mut cache = AclCache::default();
+        let open = Acl::open_unsafe();
+        let first = cache.intern(&open);
+        let second = cache.intern(&open);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(cache.len(), 1);
+        let read = cache.intern(&Acl::read_unsafe());
+        assert_eq!(cache.len(), 2);
+        cache.release(first);
+        assert_eq!(cache.len(), 2, "still used by `second`");
+        cache.release(second);
+        assert_eq!(cache.len(), 1);
+        // A list still borrowed elsewhere when released is swept later.
+        let borrowed = Arc::clone(&read);
+        cache.release(read);
+        assert_eq!(cache.len(), 1);
+        drop(borrowed);
+        cache.sweep();
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn client_stat_reports_changes_and_hides_special_owners() {
+        let mut node = leaf(Some(b"abc"), Arc::from(Acl::open_unsafe()));
+        node.stat.cversion = 3;
+        node.add_child("a");
+        node.add_child("b");
+        let stat = node.client_stat();
+        assert_eq!((stat.cversion, stat.num_children, stat.data_length), (4, 2, 3));
+        assert!(node.remove_child("a"));
+        assert!(!node.remove_child("a"));
+        assert!(node.remove_child("b"));
+        assert!(node.is_leaf(), "an emptied set is dropped");
+        assert_eq!(node.client_stat().cversion, 6);
+
+        for (owner, visible) in [
+            (0x1234, 0x1234),
+            (crate::core::txn::EPHEMERAL_CONTAINER, 0),
+            (crate::core::txn::TTL_MARKER | 5000, 0),
+            (0, 0),
+        ] {
+            node.stat.ephemeral_owner = owner;
+            assert_eq!(node.client_stat().ephemeral_owner, visible, "{owner:#x}");
+        }
+    }
+
+    #[test]
+    fn digest_term_sees_every_field() {
+        let acl: Arc<[Acl]> = Arc::from(Acl::open_unsafe());
+        let base = leaf(Some(b""), Arc::clone(&acl));
+        let term = base.digest_term("/a");
+        assert_ne!(term, base.digest_term("/b"));
+        assert_ne!(term, leaf(None, Arc::clone(&acl)).digest_term("/a"), "null vs empty");
+        assert_ne!(term, leaf(Some(b"x"), Arc::clone(&acl)).digest_term("/a"));
+        let other_acl =
+            leaf(Some(b""), Arc::from(vec![Acl { perms: 1, id: Id::new("ip", "1.2.3.4") }]));
+        assert_ne!(term, other_acl.digest_term("/a"));
+        let changes: [fn(&mut StatPersisted); 9] = [
+            |s| s.czxid = 1,
+            |s| s.mzxid = 1,
+            |s| s.ctime = 1,
+            |s| s.mtime = 1,
+            |s| s.version = 1,
+            |s| s.cversion = 1,
+            |s| s.aversion = 1,
+            |s| s.ephemeral_owner = 1,
+            |s| s.pzxid = 1,
+        ];
+        for change in changes {
+            let mut node = base.clone();
+            change(&mut node.stat);
+            assert_ne!(term, node.digest_term("/a"), "{:?}", node.stat);
+        }
+    }
+}

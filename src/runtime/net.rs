@@ -1,0 +1,187 @@
+//! The client port: accepts TCP connections, answers four-letter words, splits the stream into
+//! frames for the node and writes the node's frames back.
+//!
+//! Each connection has a reader task (bytes → `Input::ClientFrame`) and a writer task (frames
+//! from the node → socket, batched per wake-up). The node's input channel is bounded, so a flood
+//! of requests slows the readers down instead of growing a queue without limit.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tracing::{debug, info, warn};
+
+use crate::core::ids::ConnId;
+use crate::core::io::Input;
+use crate::core::report::ServerReport;
+use crate::wire::frame::{four_letter_word, FrameDecoder};
+
+/// What connection tasks send to the node's loop.
+pub enum ToNode {
+    /// An input for `Node::step`.
+    Input(Input),
+    /// A request for a report (four-letter words).
+    Report(oneshot::Sender<ServerReport>),
+}
+
+/// What the node's loop sends to a connection's writer.
+pub enum ToConn {
+    /// A length-prefixed frame.
+    Frame(Bytes),
+    /// Flush and close.
+    Close,
+}
+
+/// Shared by the acceptor and every connection.
+pub struct ClientPort {
+    /// The node's input channel.
+    pub to_node: mpsc::Sender<ToNode>,
+    /// Writers of live connections, by id.
+    pub writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>>,
+    /// `jute.maxbuffer`.
+    pub frame_max_bytes: usize,
+    /// `maxClientCnxns` (0 = unlimited).
+    pub max_client_cnxns: usize,
+    /// Four-letter words that may run.
+    pub four_letter: Arc<dyn Fn(&[u8; 4], Option<ServerReport>) -> String + Send + Sync>,
+}
+
+/// Accepts connections until the listener fails or the task is dropped.
+pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let mut next_conn = 1u64;
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "accept failed");
+                continue;
+            }
+        };
+        if port.max_client_cnxns > 0 {
+            let mut counts = per_ip.lock().expect("per-ip table lock");
+            let count = counts.entry(addr.ip()).or_default();
+            if *count >= port.max_client_cnxns {
+                warn!(%addr, limit = port.max_client_cnxns, "too many connections from this address");
+                continue;
+            }
+            *count += 1;
+        }
+        let conn = ConnId(next_conn);
+        next_conn += 1;
+        let _ = stream.set_nodelay(true);
+        let port = port.clone();
+        let per_ip = per_ip.clone();
+        tokio::spawn(async move {
+            serve_connection(conn, stream, addr, &port).await;
+            if port.max_client_cnxns > 0 {
+                let mut counts = per_ip.lock().expect("per-ip table lock");
+                if let Some(count) = counts.get_mut(&addr.ip()) {
+                    *count -= 1;
+                    if *count == 0 {
+                        counts.remove(&addr.ip());
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, port: &ClientPort) {
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buffer = BytesMut::with_capacity(4096);
+    // A new connection may open with a four-letter word instead of a frame length.
+    while buffer.len() < 4 {
+        match reader.read_buf(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    let first: [u8; 4] = [buffer[0], buffer[1], buffer[2], buffer[3]];
+    if four_letter_word(&first).is_some() {
+        let (tx, rx) = oneshot::channel();
+        let report = match port.to_node.send(ToNode::Report(tx)).await {
+            Ok(()) => rx.await.ok(),
+            Err(_) => None,
+        };
+        let text = (port.four_letter)(&first, report);
+        let _ = writer.write_all(text.as_bytes()).await;
+        let _ = writer.shutdown().await;
+        return;
+    }
+
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    port.writers.lock().expect("writer table lock").insert(conn, out_tx);
+    if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr })).await.is_err() {
+        return;
+    }
+    let closed = Arc::new(Notify::new());
+    let closed_by_writer = closed.clone();
+    let writer_task = tokio::spawn(async move {
+        let mut batch = BytesMut::new();
+        while let Some(message) = out_rx.recv().await {
+            let mut next = Some(message);
+            let mut close = false;
+            while let Some(message) = next.take() {
+                match message {
+                    ToConn::Frame(frame) => batch.extend_from_slice(&frame),
+                    ToConn::Close => {
+                        close = true;
+                        break;
+                    }
+                }
+                next = out_rx.try_recv().ok();
+            }
+            if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
+                break;
+            }
+            batch.clear();
+            if close {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+        closed_by_writer.notify_one();
+    });
+
+    let mut decoder = FrameDecoder::new(port.frame_max_bytes);
+    'read: loop {
+        loop {
+            match decoder.decode(&mut buffer) {
+                Ok(Some(frame)) => {
+                    let input = Input::ClientFrame { conn, frame };
+                    if port.to_node.send(ToNode::Input(input)).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    // ZK compat: NIOServerCnxn closes the connection on a bad length.
+                    info!(%conn, %addr, %error, "closing connection");
+                    break 'read;
+                }
+            }
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut buffer) => match read {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) => {
+                    debug!(%conn, %error, "read failed");
+                    break;
+                }
+            },
+            _ = closed.notified() => break,
+        }
+    }
+    let removed = port.writers.lock().expect("writer table lock").remove(&conn);
+    if let Some(writer) = removed {
+        let _ = writer.send(ToConn::Close);
+    }
+    let _ = port.to_node.send(ToNode::Input(Input::ClientClosed { conn })).await;
+    let _ = writer_task.await;
+}
