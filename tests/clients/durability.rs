@@ -7,7 +7,7 @@ use std::io::Write;
 
 use zookeeper_client as zk;
 
-use crate::harness::{files_with_prefix, skip_unless_ensemble, Server};
+use crate::harness::{files_with_prefix, skip_unless_ensemble, within, Server};
 use crate::raw::{err, Conn, ConnectRequest};
 use crate::{digest_id, sorted, PERSISTENT, PERSISTENT_SEQUENTIAL};
 
@@ -16,25 +16,16 @@ async fn write_workload(client: &zk::Client) -> BTreeMap<String, (Vec<u8>, zk::S
     client.create("/d", b"root", &PERSISTENT).await.unwrap();
     for i in 0..40 {
         let path = format!("/d/n{i:02}");
-        client
-            .create(&path, format!("value-{i}").as_bytes(), &PERSISTENT)
-            .await
-            .unwrap();
+        client.create(&path, format!("value-{i}").as_bytes(), &PERSISTENT).await.unwrap();
         if i % 3 == 0 {
-            client
-                .set_data(&path, format!("updated-{i}").as_bytes(), None)
-                .await
-                .unwrap();
+            client.set_data(&path, format!("updated-{i}").as_bytes(), None).await.unwrap();
         }
         if i % 7 == 0 {
             client.delete(&path, None).await.unwrap();
         }
     }
     for _ in 0..3 {
-        client
-            .create("/d/seq-", b"", &PERSISTENT_SEQUENTIAL)
-            .await
-            .unwrap();
+        client.create("/d/seq-", b"", &PERSISTENT_SEQUENTIAL).await.unwrap();
     }
     let mut writer = client.new_multi_writer();
     writer.add_create("/d/multi", b"m", &PERSISTENT).unwrap();
@@ -58,30 +49,16 @@ async fn snapshot(client: &zk::Client) -> BTreeMap<String, (Vec<u8>, zk::Stat)> 
 async fn assert_survived(server: &Server, before: &BTreeMap<String, (Vec<u8>, zk::Stat)>) {
     let client = server.client().await;
     let after = snapshot(&client).await;
-    assert_eq!(
-        after.keys().collect::<Vec<_>>(),
-        before.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
     for (path, (data, stat)) in before {
         let (data_after, stat_after) = &after[path];
         assert_eq!(data_after, data, "data of {path}");
         assert_eq!(stat_after, stat, "stat of {path}");
     }
     // New writes continue after the recovered state: later zxids, next sequence number.
-    let max_zxid = before
-        .values()
-        .map(|(_, s)| s.mzxid.max(s.czxid).max(s.pzxid))
-        .max()
-        .unwrap();
-    let (stat, n) = client
-        .create("/d/seq-", b"", &PERSISTENT_SEQUENTIAL)
-        .await
-        .unwrap();
-    assert!(
-        stat.czxid > max_zxid,
-        "new zxid {} after recovered {max_zxid}",
-        stat.czxid
-    );
+    let max_zxid = before.values().map(|(_, s)| s.mzxid.max(s.czxid).max(s.pzxid)).max().unwrap();
+    let (stat, n) = client.create("/d/seq-", b"", &PERSISTENT_SEQUENTIAL).await.unwrap();
+    assert!(stat.czxid > max_zxid, "new zxid {} after recovered {max_zxid}", stat.czxid);
     let (_, parent) = &before["/d"];
     let creates = (parent.cversion + parent.num_children) / 2;
     assert_eq!(n.into_i64(), creates as i64, "sequence counter continues");
@@ -94,17 +71,10 @@ async fn acknowledged_writes_survive_sigkill() {
     let before = write_workload(&client).await;
     let acl = [
         zk::Acl::new(zk::Permission::ADMIN, zk::AuthId::anyone()),
-        zk::Acl::new(
-            zk::Permission::ALL,
-            zk::AuthId::new("digest", &digest_id("a:b")),
-        ),
+        zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("digest", &digest_id("a:b"))),
     ];
     client
-        .create(
-            "/acl",
-            b"",
-            &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acl)),
-        )
+        .create("/acl", b"", &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&acl)))
         .await
         .unwrap();
     drop(client);
@@ -117,10 +87,7 @@ async fn acknowledged_writes_survive_sigkill() {
     assert_eq!(acl_after, acl, "ADMIN sees unmasked ids");
     assert_eq!(stat.aversion, 0);
     assert_eq!(client.get_data("/acl").await, Err(zk::Error::NoAuth));
-    assert_eq!(
-        sorted(client.list_children("/zookeeper").await.unwrap()),
-        ["config", "quota"]
-    );
+    assert_eq!(sorted(client.list_children("/zookeeper").await.unwrap()), ["config", "quota"]);
 
     // And again, after more writes on the recovered server.
     client.create("/second", b"2", &PERSISTENT).await.unwrap();
@@ -143,9 +110,7 @@ async fn sessions_survive_a_restart() {
     server.restart();
     // The session and its ephemeral come back; the owner can reattach.
     let mut conn = Conn::open(&server.addr()).await;
-    let resumed = conn
-        .handshake(&ConnectRequest::reattach(&session, last_zxid))
-        .await;
+    let resumed = conn.handshake(&ConnectRequest::reattach(&session, last_zxid)).await;
     assert_eq!(resumed.session_id, session.session_id, "{resumed:?}");
     assert!(resumed.timeout_ms > 0);
     let (code, stat) = conn.exists("/eph", false).await;
@@ -167,25 +132,16 @@ async fn torn_log_tail_is_ignored_on_recovery() {
     let logs: Vec<_> = files_with_prefix(&server.data_dir(), "log.")
         .into_iter()
         .filter(|p| {
-            let name = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
             name.len() == 20 && name[4..].chars().all(|c| c.is_ascii_hexdigit())
         })
         .collect();
     let newest = logs
         .last()
         .unwrap_or_else(|| panic!("no log.<16 hex> file under {}", server.data_dir().display()));
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(newest)
-        .expect("open log");
-    file.write_all(&[
-        0x00, 0x00, 0x01, 0x7f, 0xde, 0xad, 0xbe, 0xef, 0x42, 0x13, 0x37,
-    ])
-    .expect("append garbage");
+    let mut file = std::fs::OpenOptions::new().append(true).open(newest).expect("open log");
+    file.write_all(&[0x00, 0x00, 0x01, 0x7f, 0xde, 0xad, 0xbe, 0xef, 0x42, 0x13, 0x37])
+        .expect("append garbage");
     drop(file);
 
     server.restart();
@@ -193,13 +149,38 @@ async fn torn_log_tail_is_ignored_on_recovery() {
 
     // The log keeps working after the repair.
     let client = server.client().await;
-    client
-        .create("/after-repair", b"ok", &PERSISTENT)
-        .await
-        .unwrap();
+    client.create("/after-repair", b"ok", &PERSISTENT).await.unwrap();
     drop(client);
     server.kill();
     server.restart();
     let client = server.client().await;
     assert_eq!(client.get_data("/after-repair").await.unwrap().0, b"ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crate_client_rides_through_a_restart() {
+    let mut server = Server::start();
+    let client = server.client().await;
+    let session = client.session_id();
+    client.create("/mine", b"", &crate::EPHEMERAL).await.unwrap();
+    client.create("/watched", b"v1", &PERSISTENT).await.unwrap();
+    let (_, _, watcher) = client.get_and_watch_data("/watched").await.unwrap();
+    let mut state = client.state_watcher();
+
+    server.kill();
+    assert_eq!(within("Disconnected", state.changed()).await, zk::SessionState::Disconnected);
+    server.restart();
+    // The client reconnects on its own, to the same session, and restores its watch.
+    assert_eq!(within("reconnected", state.changed()).await, zk::SessionState::SyncConnected);
+    assert_eq!(client.session_id(), session);
+    let stat = client.check_stat("/mine").await.unwrap().expect("ephemeral kept");
+    assert_eq!(stat.ephemeral_owner, session.0);
+
+    let other = server.client().await;
+    other.set_data("/watched", b"v2", None).await.unwrap();
+    let event = within("restored watch fires", watcher.changed()).await;
+    assert_eq!(
+        (event.event_type, event.path.as_str()),
+        (zk::EventType::NodeDataChanged, "/watched")
+    );
 }

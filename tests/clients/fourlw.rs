@@ -19,20 +19,8 @@ async fn ruok_isro_and_srvr() {
 
     let srvr = server.four_letter("srvr");
     assert!(srvr.starts_with("Zookeeper version: "), "{srvr}");
-    assert!(
-        line_with(&srvr, "Latency min/avg/max: ")
-            .matches('/')
-            .count()
-            >= 3,
-        "{srvr}"
-    );
-    for prefix in [
-        "Received: ",
-        "Sent: ",
-        "Connections: ",
-        "Outstanding: ",
-        "Node count: ",
-    ] {
+    assert!(line_with(&srvr, "Latency min/avg/max: ").matches('/').count() >= 3, "{srvr}");
+    for prefix in ["Received: ", "Sent: ", "Connections: ", "Outstanding: ", "Node count: "] {
         let value = line_with(&srvr, prefix).trim_start_matches(prefix);
         assert!(value.parse::<u64>().is_ok(), "{prefix}{value}");
     }
@@ -54,10 +42,7 @@ async fn stat_and_cons_list_connections() {
     assert_eq!(lines.next(), Some("Clients:"), "{stat}");
     let clients: Vec<&str> = lines.by_ref().take_while(|line| !line.is_empty()).collect();
     assert!(!clients.is_empty(), "{stat}");
-    assert!(
-        clients.iter().all(|c| c.starts_with(" /127.0.0.1:")),
-        "{clients:?}"
-    );
+    assert!(clients.iter().all(|c| c.starts_with(" /127.0.0.1:")), "{clients:?}");
     assert_eq!(line_with(&stat, "Mode: "), "Mode: standalone");
 
     let cons = server.four_letter("cons");
@@ -66,10 +51,7 @@ async fn stat_and_cons_list_connections() {
     let ours = ours.unwrap_or_else(|| panic!("no {sid} in cons:\n{cons}"));
     assert!(ours.starts_with(" /127.0.0.1:"), "{ours}");
     assert!(ours.contains("to=30000"), "{ours}");
-    assert!(
-        cons.ends_with("\n\n"),
-        "cons ends with an empty line: {cons:?}"
-    );
+    assert!(cons.ends_with("\n\n"), "cons ends with an empty line: {cons:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,9 +62,7 @@ async fn mntr_starts_with_version_and_state() {
     assert!(lines[0].starts_with("zk_version\t"), "{mntr}");
     assert_eq!(lines[1], "zk_server_state\tstandalone");
     for line in &lines {
-        let (key, value) = line
-            .split_once('\t')
-            .unwrap_or_else(|| panic!("no tab: {line:?}"));
+        let (key, value) = line.split_once('\t').unwrap_or_else(|| panic!("no tab: {line:?}"));
         assert!(key.starts_with("zk_") && !value.is_empty(), "{line:?}");
     }
     for key in [
@@ -106,18 +86,9 @@ async fn mntr_starts_with_version_and_state() {
 async fn conf_and_envi_are_key_value_lines() {
     let server = Server::start();
     let conf = server.four_letter("conf");
-    assert_eq!(
-        line_with(&conf, "clientPort="),
-        format!("clientPort={}", server.port())
-    );
-    assert_eq!(
-        line_with(&conf, "tickTime="),
-        format!("tickTime={}", crate::harness::TICK_MS)
-    );
-    assert_eq!(
-        line_with(&conf, "maxSessionTimeout="),
-        "maxSessionTimeout=60000"
-    );
+    assert_eq!(line_with(&conf, "clientPort="), format!("clientPort={}", server.port()));
+    assert_eq!(line_with(&conf, "tickTime="), format!("tickTime={}", crate::harness::TICK_MS));
+    assert_eq!(line_with(&conf, "maxSessionTimeout="), "maxSessionTimeout=60000");
     line_with(&conf, "dataDir=");
     line_with(&conf, "minSessionTimeout=");
     line_with(&conf, "maxClientCnxns=");
@@ -143,48 +114,29 @@ async fn watch_summaries_and_dump() {
     assert_eq!(lines[1], "Total watches:2", "{wchs}");
 
     let wchc = server.four_letter("wchc");
-    assert!(
-        wchc.contains(&format!("0x{:x}", session.session_id)),
-        "{wchc}"
-    );
+    assert!(wchc.contains(&format!("0x{:x}", session.session_id)), "{wchc}");
     assert!(wchc.contains("\t/w"), "{wchc}");
     let wchp = server.four_letter("wchp");
     assert!(wchp.lines().any(|line| line == "/missing"), "{wchp}");
 
     let dump = server.four_letter("dump");
-    assert!(
-        dump.contains(&format!("0x{:x}", session.session_id)),
-        "{dump}"
-    );
+    assert!(dump.contains(&format!("0x{:x}", session.session_id)), "{dump}");
     assert!(dump.contains("\t/w"), "ephemerals are listed: {dump}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_whitelist_allows_only_srvr() {
-    let server = Server::start_with(Options {
-        whitelist: None,
-        ..Options::default()
-    });
+    let server = Server::start_with(Options { whitelist: None, ..Options::default() });
     let srvr = server.four_letter("srvr");
     assert!(srvr.starts_with("Zookeeper version: "), "{srvr}");
     for word in ["stat", "mntr", "conf", "cons", "envi", "wchs", "dump"] {
         let answer = server.four_letter(word);
-        assert_eq!(
-            answer,
-            format!("{word} is not executed because it is not in the whitelist.\n")
-        );
+        assert_eq!(answer, format!("{word} is not executed because it is not in the whitelist.\n"));
     }
 
-    let listed = Server::start_with(Options {
-        whitelist: Some("mntr".into()),
-        ..Options::default()
-    });
+    let listed =
+        Server::start_with(Options { whitelist: Some("mntr".into()), ..Options::default() });
     assert!(listed.four_letter("mntr").starts_with("zk_version\t"));
-    assert!(
-        listed
-            .four_letter("srvr")
-            .starts_with("Zookeeper version: "),
-        "srvr always allowed"
-    );
+    assert!(listed.four_letter("srvr").starts_with("Zookeeper version: "), "srvr always allowed");
     assert!(listed.four_letter("conf").contains("not in the whitelist"));
 }

@@ -78,20 +78,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            extra: Vec::new(),
-            whitelist: Some("*".to_string()),
-        }
+        Options { extra: Vec::new(), whitelist: Some("*".to_string()) }
     }
 }
 
 impl Options {
     /// Default options plus the given zoo.cfg lines.
     pub fn with_lines(lines: &[&str]) -> Options {
-        Options {
-            extra: lines.iter().map(|line| line.to_string()).collect(),
-            ..Options::default()
-        }
+        Options { extra: lines.iter().map(|line| line.to_string()).collect(), ..Options::default() }
     }
 }
 
@@ -115,10 +109,7 @@ impl Server {
 
     /// Starts a server with `options` and waits until it serves.
     pub fn start_with(options: Options) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("ensemble-clients-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("ensemble-clients-").tempdir().expect("tempdir");
         let port = free_port();
         let mut server = Server {
             target: target(),
@@ -189,8 +180,7 @@ impl Server {
 
     /// Connects a `zookeeper-client` session after adding `digest` credentials `user:password`.
     pub async fn client_with_digest(&self, user_password: &str) -> zk::Client {
-        self.connect(zk::Client::connector().with_auth("digest", user_password.as_bytes()))
-            .await
+        self.connect(zk::Client::connector().with_auth("digest", user_password.as_bytes())).await
     }
 
     /// Connects with a caller-prepared connector (session timeout is set here).
@@ -216,11 +206,7 @@ impl Server {
         let text = fs::read_to_string(&path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(40);
-        format!(
-            "--- last lines of {} ---\n{}",
-            path.display(),
-            lines[start..].join("\n")
-        )
+        format!("--- last lines of {} ---\n{}", path.display(), lines[start..].join("\n"))
     }
 
     fn log_path(&self) -> PathBuf {
@@ -282,9 +268,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|err| panic!("spawn {cmd:?}: {err}"));
+        let child = cmd.spawn().unwrap_or_else(|err| panic!("spawn {cmd:?}: {err}"));
         self.child = Some(child);
         self.wait_ready();
     }
@@ -295,11 +279,7 @@ impl Server {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "{:?} server exited early: {status}\n{}",
-                        self.target,
-                        self.log_tail()
-                    );
+                    panic!("{:?} server exited early: {status}\n{}", self.target, self.log_tail());
                 }
             }
             match four_letter(self.port, "ruok") {

@@ -57,8 +57,5 @@ pub fn digest_id(user_password: &str) -> String {
     use sha1::Digest as _;
     let user = user_password.split(':').next().expect("user part");
     let hash = sha1::Sha1::digest(user_password.as_bytes());
-    format!(
-        "{user}:{}",
-        base64::engine::general_purpose::STANDARD.encode(hash)
-    )
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }

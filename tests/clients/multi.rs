@@ -22,11 +22,7 @@ async fn multi_applies_all_ops_under_one_zxid() {
     let results = writer.commit().await.unwrap();
     assert_eq!(results.len(), 5);
 
-    let zk::MultiWriteResult::Create {
-        path,
-        stat: created,
-    } = &results[0]
-    else {
+    let zk::MultiWriteResult::Create { path, stat: created } = &results[0] else {
         panic!("result 0: {:?}", results[0])
     };
     assert_eq!(path, "/m");
@@ -43,14 +39,8 @@ async fn multi_applies_all_ops_under_one_zxid() {
     // ZOOKEEPER-4026 (fixed in 3.8.2): before it, create2 inside multi answered as a plain
     // create, without a stat.
     if server.behaves_like_at_least(3, 8, 2) {
-        assert_eq!(
-            child.czxid, created.czxid,
-            "every sub-op shares the multi's zxid"
-        );
-        assert_eq!(
-            set.mzxid, created.czxid,
-            "every sub-op shares the multi's zxid"
-        );
+        assert_eq!(child.czxid, created.czxid, "every sub-op shares the multi's zxid");
+        assert_eq!(set.mzxid, created.czxid, "every sub-op shares the multi's zxid");
     } else {
         assert!(created.is_invalid() && child.is_invalid());
     }
@@ -76,10 +66,7 @@ async fn failed_multi_rolls_back_everything() {
     let failure = writer.commit().await.unwrap_err();
     assert_eq!(
         failure,
-        zk::MultiWriteError::OperationFailed {
-            index: 2,
-            source: zk::Error::BadVersion
-        }
+        zk::MultiWriteError::OperationFailed { index: 2, source: zk::Error::BadVersion }
     );
 
     assert_eq!(client.check_stat("/r1").await.unwrap(), None);
@@ -92,10 +79,7 @@ async fn failed_multi_rolls_back_everything() {
     let failure = writer.commit().await.unwrap_err();
     assert_eq!(
         failure,
-        zk::MultiWriteError::OperationFailed {
-            index: 0,
-            source: zk::Error::NodeExists
-        }
+        zk::MultiWriteError::OperationFailed { index: 0, source: zk::Error::NodeExists }
     );
 }
 
@@ -103,46 +87,22 @@ async fn failed_multi_rolls_back_everything() {
 async fn rolled_back_multi_reports_each_op_and_consumes_a_zxid() {
     let server = Server::start();
     let (mut conn, _) = Conn::session(&server.addr(), 30_000).await;
-    let before = conn
-        .call(op::CREATE, &raw::create_body("/x", Some(b""), 0))
-        .await
-        .ok("create");
+    let before = conn.call(op::CREATE, &raw::create_body("/x", Some(b""), 0)).await.ok("create");
 
     let body = raw::multi_body(&[
         (op::CREATE, raw::create_body("/y", Some(b""), 0)),
         (op::DELETE, Jute::new().ustring("/missing").int(-1).bytes()),
-        (
-            op::SET_DATA,
-            Jute::new().ustring("/x").buffer(Some(b"v")).int(-1).bytes(),
-        ),
+        (op::SET_DATA, Jute::new().ustring("/x").buffer(Some(b"v")).int(-1).bytes()),
     ]);
     let reply = conn.call(op::MULTI, &body).await;
-    assert_eq!(
-        reply.err,
-        err::OK,
-        "a rolled-back multi still has header err 0"
-    );
+    assert_eq!(reply.err, err::OK, "a rolled-back multi still has header err 0");
     let results = parse_multi_results(&reply.body);
-    assert_eq!(
-        results,
-        [
-            (-1, err::OK),
-            (-1, err::NO_NODE),
-            (-1, err::RUNTIME_INCONSISTENCY)
-        ]
-    );
-    assert_eq!(
-        reply.zxid,
-        before.zxid + 1,
-        "the failed multi consumed one zxid"
-    );
+    assert_eq!(results, [(-1, err::OK), (-1, err::NO_NODE), (-1, err::RUNTIME_INCONSISTENCY)]);
+    assert_eq!(reply.zxid, before.zxid + 1, "the failed multi consumed one zxid");
 
     let (code, stat) = conn.exists("/y", false).await;
     assert_eq!((code, stat), (err::NO_NODE, None));
-    let after = conn
-        .call(op::CREATE2, &raw::create_body("/z", Some(b""), 0))
-        .await
-        .ok("create2");
+    let after = conn.call(op::CREATE2, &raw::create_body("/z", Some(b""), 0)).await.ok("create2");
     let mut r = after.reader();
     assert_eq!(r.ustring(), "/z");
     assert_eq!(r.stat().czxid, reply.zxid + 1);
@@ -150,9 +110,8 @@ async fn rolled_back_multi_reports_each_op_and_consumes_a_zxid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_result_types_and_speculative_view() {
-    let server = Server::start_with(crate::harness::Options::with_lines(&[
-        "extendedTypesEnabled=true",
-    ]));
+    let server =
+        Server::start_with(crate::harness::Options::with_lines(&["extendedTypesEnabled=true"]));
     let (mut conn, _) = Conn::session(&server.addr(), 30_000).await;
     let ttl_body = Jute::new()
         .ustring("/ttl")
@@ -166,10 +125,7 @@ async fn multi_result_types_and_speculative_view() {
         (op::CREATE2, raw::create_body("/b", Some(b""), 0)),
         (op::CREATE_CONTAINER, raw::create_body("/c", Some(b""), 4)),
         (op::CREATE_TTL, ttl_body),
-        (
-            op::SET_DATA,
-            Jute::new().ustring("/a").buffer(Some(b"1")).int(0).bytes(),
-        ),
+        (op::SET_DATA, Jute::new().ustring("/a").buffer(Some(b"1")).int(0).bytes()),
         // Sees the setData just above: version 1.
         (op::CHECK, Jute::new().ustring("/a").int(1).bytes()),
         (op::DELETE, Jute::new().ustring("/b").int(0).bytes()),
@@ -178,11 +134,7 @@ async fn multi_result_types_and_speculative_view() {
     let reply = conn.call(op::MULTI, &body).await.ok("multi");
     let results = parse_multi_results(&reply.body);
     // ZOOKEEPER-4026 (fixed in 3.8.2): create2 results used to be reported as type 1.
-    let create2 = if server.behaves_like_at_least(3, 8, 2) {
-        op::CREATE2
-    } else {
-        op::CREATE
-    };
+    let create2 = if server.behaves_like_at_least(3, 8, 2) { op::CREATE2 } else { op::CREATE };
     let expected = [
         (op::CREATE, 0),
         (create2, 0),
@@ -196,16 +148,11 @@ async fn multi_result_types_and_speculative_view() {
     assert_eq!(results, expected);
 
     // The sequential create inside the multi got its suffix from the speculative parent.
-    let children = conn
-        .call(op::GET_CHILDREN, &raw::path_watch_body("/a", false))
-        .await;
+    let children = conn.call(op::GET_CHILDREN, &raw::path_watch_body("/a", false)).await;
     assert_eq!(children.ok("ls /a").reader().strings(), ["s-0000000000"]);
 
     // An empty multi is accepted and answers with just the terminator.
-    let empty = conn
-        .call(op::MULTI, &raw::multi_body(&[]))
-        .await
-        .ok("empty multi");
+    let empty = conn.call(op::MULTI, &raw::multi_body(&[])).await.ok("empty multi");
     assert!(parse_multi_results(&empty.body).is_empty());
 }
 
@@ -252,10 +199,7 @@ async fn multi_read_answers_each_op_independently() {
     ]);
     let reply = conn.call(op::MULTI_READ, &body).await.ok("multiRead");
     let results = parse_multi_results(&reply.body);
-    assert_eq!(
-        results,
-        [(op::GET_DATA, 0), (-1, err::NO_NODE), (op::GET_CHILDREN, 0)]
-    );
+    assert_eq!(results, [(op::GET_DATA, 0), (-1, err::NO_NODE), (op::GET_CHILDREN, 0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,26 +218,17 @@ async fn check_version_inside_multi() {
     let failure = writer.commit().await.unwrap_err();
     assert_eq!(
         failure,
-        zk::MultiWriteError::OperationFailed {
-            index: 0,
-            source: zk::Error::BadVersion
-        }
+        zk::MultiWriteError::OperationFailed { index: 0, source: zk::Error::BadVersion }
     );
     let mut writer = client.new_multi_writer();
     writer.add_check_version("/nope", -1).unwrap();
     let failure = writer.commit().await.unwrap_err();
     assert_eq!(
         failure,
-        zk::MultiWriteError::OperationFailed {
-            index: 0,
-            source: zk::Error::NoNode
-        }
+        zk::MultiWriteError::OperationFailed { index: 0, source: zk::Error::NoNode }
     );
     // Version -1 matches any version.
     let mut writer = client.new_multi_writer();
     writer.add_check_version("/c", -1).unwrap();
-    assert_eq!(
-        writer.commit().await.unwrap(),
-        [zk::MultiWriteResult::Check]
-    );
+    assert_eq!(writer.commit().await.unwrap(), [zk::MultiWriteResult::Check]);
 }

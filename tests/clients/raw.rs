@@ -132,12 +132,7 @@ pub const OPEN_ACL: &[(i32, &str, &str)] = &[(31, "world", "anyone")];
 
 /// Body of a CreateRequest.
 pub fn create_body(path: &str, data: Option<&[u8]>, flags: i32) -> Vec<u8> {
-    Jute::new()
-        .ustring(path)
-        .buffer(data)
-        .acls(OPEN_ACL)
-        .int(flags)
-        .bytes()
+    Jute::new().ustring(path).buffer(data).acls(OPEN_ACL).int(flags).bytes()
 }
 
 /// Body of a `{ustring path, boolean watch}` request (exists, getData, getChildren(2)).
@@ -196,9 +191,7 @@ impl<'a> Reader<'a> {
     }
     pub fn acls(&mut self) -> Vec<(i32, String, String)> {
         let n = self.int();
-        (0..n)
-            .map(|_| (self.int(), self.ustring(), self.ustring()))
-            .collect()
+        (0..n).map(|_| (self.int(), self.ustring(), self.ustring())).collect()
     }
     pub fn stat(&mut self) -> Stat {
         Stat {
@@ -343,24 +336,16 @@ pub struct Conn {
 impl Conn {
     /// Opens a TCP connection without any handshake.
     pub async fn open(addr: &str) -> Conn {
-        let stream = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let stream =
+            TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_nodelay(true).expect("nodelay");
-        Conn {
-            stream,
-            next_xid: 1,
-            events: Vec::new(),
-            last_zxid: 0,
-        }
+        Conn { stream, next_xid: 1, events: Vec::new(), last_zxid: 0 }
     }
 
     /// Opens a connection and creates a new session with `timeout_ms`.
     pub async fn session(addr: &str, timeout_ms: i32) -> (Conn, ConnectResponse) {
         let mut conn = Conn::open(addr).await;
-        let response = conn
-            .handshake(&ConnectRequest::new_session(timeout_ms))
-            .await;
+        let response = conn.handshake(&ConnectRequest::new_session(timeout_ms)).await;
         assert!(response.timeout_ms > 0, "new session refused: {response:?}");
         assert_ne!(response.session_id, 0, "new session refused: {response:?}");
         (conn, response)
@@ -375,11 +360,7 @@ impl Conn {
         let timeout_ms = r.int();
         let session_id = r.long();
         let password = r.buffer().unwrap_or_default();
-        let read_only = if r.remaining() > 0 {
-            Some(r.boolean())
-        } else {
-            None
-        };
+        let read_only = if r.remaining() > 0 { Some(r.boolean()) } else { None };
         ConnectResponse {
             protocol_version,
             timeout_ms,
@@ -413,10 +394,7 @@ impl Conn {
             let mut len = [0u8; 4];
             self.stream.read_exact(&mut len).await.ok()?;
             let len = i32::from_be_bytes(len);
-            assert!(
-                (0..16 << 20).contains(&len),
-                "server sent frame length {len}"
-            );
+            assert!((0..16 << 20).contains(&len), "server sent frame length {len}");
             let mut payload = vec![0u8; len as usize];
             self.stream.read_exact(&mut payload).await.ok()?;
             Some(payload)
@@ -438,23 +416,13 @@ impl Conn {
             let event_type = r.int();
             let state = r.int();
             let path = r.ustring();
-            return Some(Incoming::Notification(Notification {
-                event_type,
-                state,
-                path,
-                zxid,
-            }));
+            return Some(Incoming::Notification(Notification { event_type, state, path, zxid }));
         }
         if zxid > self.last_zxid {
             self.last_zxid = zxid;
         }
         let body = payload[16..].to_vec();
-        Some(Incoming::Reply(Reply {
-            xid,
-            zxid,
-            err,
-            body,
-        }))
+        Some(Incoming::Reply(Reply { xid, zxid, err, body }))
     }
 
     /// Sends a request with the next xid and returns it.
@@ -528,19 +496,14 @@ impl Conn {
         let reading = self.stream.read(&mut buf);
         match tokio::time::timeout(READ_TIMEOUT, reading).await {
             Ok(Ok(0)) | Ok(Err(_)) => {}
-            Ok(Ok(n)) => panic!(
-                "expected the server to close, got {n} bytes: {:?}",
-                &buf[..n]
-            ),
+            Ok(Ok(n)) => panic!("expected the server to close, got {n} bytes: {:?}", &buf[..n]),
             Err(_) => panic!("server did not close the connection within {READ_TIMEOUT:?}"),
         }
     }
 
     /// Creates `path` (persistent unless `flags` says otherwise) and returns the created path.
     pub async fn create(&mut self, path: &str, data: &[u8], flags: i32) -> String {
-        let reply = self
-            .call(op::CREATE, &create_body(path, Some(data), flags))
-            .await;
+        let reply = self.call(op::CREATE, &create_body(path, Some(data), flags)).await;
         reply.ok(&format!("create {path}")).reader().ustring()
     }
 

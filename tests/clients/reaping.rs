@@ -14,8 +14,7 @@ use crate::{CONTAINER, PERSISTENT};
 const REAP_LIMIT: Duration = Duration::from_secs(60);
 
 fn ttl(mode: zk::CreateMode, millis: u64) -> zk::CreateOptions<'static> {
-    mode.with_acls(zk::Acls::anyone_all())
-        .with_ttl(Duration::from_millis(millis))
+    mode.with_acls(zk::Acls::anyone_all()).with_ttl(Duration::from_millis(millis))
 }
 
 async fn gone(client: &zk::Client, path: &str) -> Option<()> {
@@ -27,9 +26,7 @@ async fn gone(client: &zk::Client, path: &str) -> Option<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_is_reaped_once_its_last_child_goes() {
-    let server = Server::start_with(Options::with_lines(&[
-        "znode.container.checkIntervalMs=100",
-    ]));
+    let server = Server::start_with(Options::with_lines(&["znode.container.checkIntervalMs=100"]));
     let client = server.client().await;
     let (stat, _) = client.create("/box", b"", &CONTAINER).await.unwrap();
     assert_eq!(stat.ephemeral_owner, 0);
@@ -37,19 +34,13 @@ async fn container_is_reaped_once_its_last_child_goes() {
     client.create("/busy", b"", &CONTAINER).await.unwrap();
     client.create("/busy/kid", b"", &PERSISTENT).await.unwrap();
     // Containers take any kind of child, ephemerals included.
-    client
-        .create("/box/kid", b"", &crate::EPHEMERAL)
-        .await
-        .unwrap();
+    client.create("/box/kid", b"", &crate::EPHEMERAL).await.unwrap();
     let (_, deleted) = client.check_and_watch_stat("/box").await.unwrap();
 
     client.delete("/box/kid", None).await.unwrap();
     eventually("/box reaped", REAP_LIMIT, || gone(&client, "/box")).await;
     let event = within("NodeDeleted /box", deleted.changed()).await;
-    assert_eq!(
-        (event.event_type, event.path.as_str()),
-        (zk::EventType::NodeDeleted, "/box")
-    );
+    assert_eq!((event.event_type, event.path.as_str()), (zk::EventType::NodeDeleted, "/box"));
 
     // Reaped in the same passes, had they qualified: never-used and non-empty containers stay.
     assert!(client.check_stat("/never-used").await.unwrap().is_some());
@@ -63,39 +54,17 @@ async fn ttl_node_is_reaped_after_its_ttl_when_childless() {
         "znode.container.checkIntervalMs=100",
     ]));
     let client = server.client().await;
-    let (stat, _) = client
-        .create("/short", b"", &ttl(zk::CreateMode::Persistent, 300))
-        .await
-        .unwrap();
-    assert_eq!(
-        stat.ephemeral_owner, 0,
-        "TTL nodes report owner 0 to clients"
-    );
-    assert!(
-        !stat.is_invalid(),
-        "createTTL answers with a Create2Response"
-    );
-    let (_, n) = client
-        .create(
-            "/seq-",
-            b"",
-            &ttl(zk::CreateMode::PersistentSequential, 300),
-        )
-        .await
-        .unwrap();
+    let (stat, _) =
+        client.create("/short", b"", &ttl(zk::CreateMode::Persistent, 300)).await.unwrap();
+    assert_eq!(stat.ephemeral_owner, 0, "TTL nodes report owner 0 to clients");
+    assert!(!stat.is_invalid(), "createTTL answers with a Create2Response");
+    let (_, n) =
+        client.create("/seq-", b"", &ttl(zk::CreateMode::PersistentSequential, 300)).await.unwrap();
     assert!(n.into_i64() >= 0);
-    let (_, _) = client
-        .create("/parent", b"", &ttl(zk::CreateMode::Persistent, 300))
-        .await
-        .unwrap();
-    client
-        .create("/parent/kid", b"", &PERSISTENT)
-        .await
-        .unwrap();
-    client
-        .create("/long", b"", &ttl(zk::CreateMode::Persistent, 3_600_000))
-        .await
-        .unwrap();
+    let (_, _) =
+        client.create("/parent", b"", &ttl(zk::CreateMode::Persistent, 300)).await.unwrap();
+    client.create("/parent/kid", b"", &PERSISTENT).await.unwrap();
+    client.create("/long", b"", &ttl(zk::CreateMode::Persistent, 3_600_000)).await.unwrap();
 
     eventually("/short reaped", REAP_LIMIT, || gone(&client, "/short")).await;
     let seq_path = format!("/seq-{n}");
@@ -111,13 +80,9 @@ async fn ttl_node_is_reaped_after_its_ttl_when_childless() {
 async fn ttl_is_unimplemented_unless_extended_types_are_enabled() {
     let server = Server::start();
     let client = server.client().await;
-    let created = client
-        .create("/t", b"", &ttl(zk::CreateMode::Persistent, 1000))
-        .await;
+    let created = client.create("/t", b"", &ttl(zk::CreateMode::Persistent, 1000)).await;
     assert_eq!(created, Err(zk::Error::Unimplemented));
-    let created = client
-        .create("/t-", b"", &ttl(zk::CreateMode::PersistentSequential, 1000))
-        .await;
+    let created = client.create("/t-", b"", &ttl(zk::CreateMode::PersistentSequential, 1000)).await;
     assert_eq!(created, Err(zk::Error::Unimplemented));
     assert_eq!(client.check_stat("/t").await.unwrap(), None);
 }
@@ -127,70 +92,28 @@ async fn create_flags_and_ttl_values_are_validated() {
     let server = Server::start_with(Options::with_lines(&["extendedTypesEnabled=true"]));
     let (mut conn, _) = Conn::session(&server.addr(), 30_000).await;
     let ttl_body = |path: &str, flags: i32, ttl: i64| {
-        Jute::new()
-            .ustring(path)
-            .buffer(Some(b""))
-            .acls(raw::OPEN_ACL)
-            .int(flags)
-            .long(ttl)
-            .bytes()
+        Jute::new().ustring(path).buffer(Some(b"")).acls(raw::OPEN_ACL).int(flags).long(ttl).bytes()
     };
     let cases = [
-        (
-            "unknown flags",
-            op::CREATE,
-            raw::create_body("/f", Some(b""), 7),
-        ),
-        (
-            "negative flags",
-            op::CREATE,
-            raw::create_body("/f", Some(b""), -1),
-        ),
-        (
-            "TTL mode via create",
-            op::CREATE,
-            raw::create_body("/f", Some(b""), 5),
-        ),
-        (
-            "TTL mode via create2",
-            op::CREATE2,
-            raw::create_body("/f", Some(b""), 6),
-        ),
+        ("unknown flags", op::CREATE, raw::create_body("/f", Some(b""), 7)),
+        ("negative flags", op::CREATE, raw::create_body("/f", Some(b""), -1)),
+        ("TTL mode via create", op::CREATE, raw::create_body("/f", Some(b""), 5)),
+        ("TTL mode via create2", op::CREATE2, raw::create_body("/f", Some(b""), 6)),
         ("zero ttl", op::CREATE_TTL, ttl_body("/f", 5, 0)),
         ("negative ttl", op::CREATE_TTL, ttl_body("/f", 5, -5)),
-        (
-            "ttl above 2^40-1",
-            op::CREATE_TTL,
-            ttl_body("/f", 5, 1 << 40),
-        ),
-        (
-            "createTTL with a non-TTL mode",
-            op::CREATE_TTL,
-            ttl_body("/f", 0, 1000),
-        ),
+        ("ttl above 2^40-1", op::CREATE_TTL, ttl_body("/f", 5, 1 << 40)),
+        ("createTTL with a non-TTL mode", op::CREATE_TTL, ttl_body("/f", 0, 1000)),
     ];
     for (what, opcode, body) in cases {
-        assert_eq!(
-            conn.call(opcode, &body).await.err,
-            err::BAD_ARGUMENTS,
-            "{what}"
-        );
+        assert_eq!(conn.call(opcode, &body).await.err, err::BAD_ARGUMENTS, "{what}");
     }
     assert_eq!(conn.exists("/f", false).await.0, err::NO_NODE);
-    let reply = conn
-        .call(op::CREATE_TTL, &ttl_body("/f", 5, (1 << 40) - 1))
-        .await
-        .ok("max ttl");
+    let reply = conn.call(op::CREATE_TTL, &ttl_body("/f", 5, (1 << 40) - 1)).await.ok("max ttl");
     let mut r = reply.reader();
     assert_eq!(r.ustring(), "/f");
     assert_eq!(r.stat().ephemeral_owner, 0);
     // createContainer always answers with a Create2Response.
-    let reply = conn
-        .call(
-            op::CREATE_CONTAINER,
-            &raw::create_body("/box", Some(b""), 4),
-        )
-        .await;
+    let reply = conn.call(op::CREATE_CONTAINER, &raw::create_body("/box", Some(b""), 4)).await;
     let reply = reply.ok("container");
     let mut r = reply.reader();
     assert_eq!(r.ustring(), "/box");

@@ -32,10 +32,7 @@ async fn connect_response_shape_and_read_only_byte() {
 
     // A pre-3.4 client omits the readOnly byte; the answer omits it too.
     let mut old = Conn::open(&server.addr()).await;
-    let request = ConnectRequest {
-        read_only: None,
-        ..ConnectRequest::new_session(10_000)
-    };
+    let request = ConnectRequest { read_only: None, ..ConnectRequest::new_session(10_000) };
     let response = old.handshake(&request).await;
     assert_eq!(response.payload_len, 36);
     assert_eq!(response.read_only, None);
@@ -49,13 +46,8 @@ async fn session_timeout_is_clamped_to_the_configured_bounds() {
         "minSessionTimeout=4000",
         "maxSessionTimeout=8000",
     ]));
-    for (asked, granted) in [
-        (1, 4000),
-        (4000, 4000),
-        (6000, 6000),
-        (8000, 8000),
-        (1_000_000, 8000),
-    ] {
+    for (asked, granted) in [(1, 4000), (4000, 4000), (6000, 6000), (8000, 8000), (1_000_000, 8000)]
+    {
         let (_conn, response) = Conn::session(&server.addr(), asked).await;
         assert_eq!(response.timeout_ms, granted, "asked for {asked}");
     }
@@ -87,16 +79,10 @@ async fn closing_a_session_deletes_its_ephemerals() {
 
     let mut state = owner.state_watcher();
     drop(owner); // the last handle: the crate sends closeSession
-    assert_eq!(
-        within("owner closed", state.changed()).await,
-        zk::SessionState::Closed
-    );
+    assert_eq!(within("owner closed", state.changed()).await, zk::SessionState::Closed);
 
     let event = within("NodeDeleted", deleted.changed()).await;
-    assert_eq!(
-        (event.event_type, event.path.as_str()),
-        (zk::EventType::NodeDeleted, "/dir/eph")
-    );
+    assert_eq!((event.event_type, event.path.as_str()), (zk::EventType::NodeDeleted, "/dir/eph"));
     let event = within("NodeChildrenChanged", children.changed()).await;
     assert_eq!(event.event_type, zk::EventType::NodeChildrenChanged);
     assert_eq!(observer.check_stat("/dir/eph").await.unwrap(), None);
@@ -118,9 +104,7 @@ async fn close_session_replies_then_closes_and_the_session_is_gone() {
     assert_eq!(other.exists("/mine", false).await.0, err::NO_NODE);
 
     let mut again = Conn::open(&server.addr()).await;
-    let response = again
-        .handshake(&ConnectRequest::reattach(&session, 0))
-        .await;
+    let response = again.handshake(&ConnectRequest::reattach(&session, 0)).await;
     assert_invalid_session(&response);
     again.expect_closed().await;
 }
@@ -134,9 +118,7 @@ async fn reattaching_with_id_and_password_keeps_the_session() {
     drop(conn); // TCP gone, session alive
 
     let mut conn = Conn::open(&server.addr()).await;
-    let resumed = conn
-        .handshake(&ConnectRequest::reattach(&session, last_zxid))
-        .await;
+    let resumed = conn.handshake(&ConnectRequest::reattach(&session, last_zxid)).await;
     assert_eq!(resumed.session_id, session.session_id);
     assert_eq!(resumed.password, session.password);
     assert_eq!(resumed.timeout_ms, session.timeout_ms);
@@ -144,10 +126,7 @@ async fn reattaching_with_id_and_password_keeps_the_session() {
     assert_eq!(code, err::OK);
     assert_eq!(stat.expect("stat").ephemeral_owner, session.session_id);
     conn.create("/kept2", b"", 1).await;
-    let ephemerals = conn
-        .call(op::GET_EPHEMERALS, &raw::path_body("/"))
-        .await
-        .ok("getEphemerals");
+    let ephemerals = conn.call(op::GET_EPHEMERALS, &raw::path_body("/")).await.ok("getEphemerals");
     let mut names = ephemerals.reader().strings();
     names.sort();
     assert_eq!(names, ["/kept", "/kept2"]);
@@ -159,9 +138,7 @@ async fn reattaching_moves_the_session_off_the_old_connection() {
     let (mut first, session) = Conn::session(&server.addr(), 30_000).await;
     first.create("/moved", b"", 1).await;
     let mut second = Conn::open(&server.addr()).await;
-    let resumed = second
-        .handshake(&ConnectRequest::reattach(&session, first.last_zxid))
-        .await;
+    let resumed = second.handshake(&ConnectRequest::reattach(&session, first.last_zxid)).await;
     assert_eq!(resumed.session_id, session.session_id);
     // The server closes the session's other connection.
     first.expect_closed().await;
@@ -189,18 +166,12 @@ async fn wrong_password_is_refused_and_the_session_survives() {
     let mut unknown = session.clone();
     unknown.session_id ^= 0x00ff_0000;
     let mut stranger = Conn::open(&server.addr()).await;
-    assert_invalid_session(
-        &stranger
-            .handshake(&ConnectRequest::reattach(&unknown, 0))
-            .await,
-    );
+    assert_invalid_session(&stranger.handshake(&ConnectRequest::reattach(&unknown, 0)).await);
     stranger.expect_closed().await;
 
     // ...but the session itself lives on: the owner reattaches and keeps its ephemeral.
     let mut owner = Conn::open(&server.addr()).await;
-    let resumed = owner
-        .handshake(&ConnectRequest::reattach(&session, 0))
-        .await;
+    let resumed = owner.handshake(&ConnectRequest::reattach(&session, 0)).await;
     assert_eq!(resumed.session_id, session.session_id);
     let (code, stat) = owner.exists("/still", false).await;
     assert_eq!(code, err::OK);
@@ -219,13 +190,8 @@ async fn a_silent_client_expires_and_loses_its_ephemerals() {
     assert_eq!(observer.exists("/lease", true).await.0, err::OK);
     // The silent client sends nothing from now on; expiry is time-based.
     let deleted = within("NodeDeleted after expiry", observer.next_event()).await;
-    assert_eq!(
-        (deleted.event_type, deleted.path.as_str()),
-        (event::NODE_DELETED, "/lease")
-    );
-    let children = observer
-        .call(op::GET_CHILDREN, &raw::path_watch_body("/", false))
-        .await;
+    assert_eq!((deleted.event_type, deleted.path.as_str()), (event::NODE_DELETED, "/lease"));
+    let children = observer.call(op::GET_CHILDREN, &raw::path_watch_body("/", false)).await;
     assert_eq!(children.ok("ls /").reader().strings(), ["zookeeper"]);
 
     // The server also drops the expired session's connection.
@@ -263,10 +229,7 @@ async fn crate_reattach_to_a_closed_session_reports_expired() {
     // Dropping the only handle closes the session.
     drop(client);
     let deleted = within("NodeDeleted", observer.next_event()).await;
-    assert_eq!(
-        (deleted.event_type, deleted.path.as_str()),
-        (event::NODE_DELETED, "/crate-eph")
-    );
+    assert_eq!((deleted.event_type, deleted.path.as_str()), (event::NODE_DELETED, "/crate-eph"));
     let reattach = within("reattach", connector.connect(&server.addr())).await;
     assert_eq!(reattach.err(), Some(zk::Error::SessionExpired));
 }
@@ -275,10 +238,7 @@ async fn crate_reattach_to_a_closed_session_reports_expired() {
 async fn last_zxid_ahead_of_the_server_is_refused() {
     let server = Server::start();
     let mut conn = Conn::open(&server.addr()).await;
-    let request = ConnectRequest {
-        last_zxid_seen: 1 << 40,
-        ..ConnectRequest::new_session(10_000)
-    };
+    let request = ConnectRequest { last_zxid_seen: 1 << 40, ..ConnectRequest::new_session(10_000) };
     conn.send_frame(&request.encode()).await;
     conn.expect_closed().await;
     // Others are unaffected.
