@@ -227,6 +227,19 @@ async fn check_version_inside_multi() {
         failure,
         zk::MultiWriteError::OperationFailed { index: 0, source: zk::Error::NoNode }
     );
+    // check needs READ on the node.
+    let no_read = [zk::Acl::new(zk::Permission::WRITE, zk::AuthId::anyone())];
+    client
+        .create("/hidden", b"", &zk::CreateMode::Persistent.with_acls(zk::Acls::new(&no_read)))
+        .await
+        .unwrap();
+    let mut writer = client.new_multi_writer();
+    writer.add_check_version("/hidden", 0).unwrap();
+    let failure = writer.commit().await.unwrap_err();
+    assert_eq!(
+        failure,
+        zk::MultiWriteError::OperationFailed { index: 0, source: zk::Error::NoAuth }
+    );
     // Version -1 matches any version.
     let mut writer = client.new_multi_writer();
     writer.add_check_version("/c", -1).unwrap();
