@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use ensemble::core::ServerId;
 use ensemble::runtime::config::ServerConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -47,32 +48,22 @@ fn main() -> Result<()> {
 }
 
 fn serve(config_path: Option<PathBuf>) -> Result<()> {
-    let config = match &config_path {
-        None => ServerConfig::standalone_default(),
+    let (config, server_id) = match &config_path {
+        None => (ServerConfig::standalone_default(), ServerId(0)),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let mut config = ServerConfig::parse(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            config.load_myid().with_context(|| format!("reading myid for {}", path.display()))?;
-            config
+            ServerConfig::load(path).with_context(|| format!("loading {}", path.display()))?
         }
     };
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let server = ensemble::runtime::start(config).await.context("starting the server")?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("interrupted; shutting down");
-                server.shutdown().await;
-            }
-        }
+        let server =
+            ensemble::runtime::start(config, server_id).await.context("starting the server")?;
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        tracing::info!("interrupted; shutting down");
+        server.shutdown().await;
         Ok(())
     })
 }

@@ -26,3 +26,6 @@ pub use time::Now;
 
 #[cfg(test)]
 mod node_tests;
+
+#[cfg(test)]
+mod zab_tests;

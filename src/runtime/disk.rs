@@ -9,13 +9,19 @@ use tokio::sync::mpsc;
 #[derive(Debug, thiserror::Error)]
 #[error("disk: {0}")]
 pub struct DiskError(pub String);
+#[derive(Clone)]
 pub struct DiskConfig {
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
 }
+pub fn disk_config(c: &crate::runtime::config::ServerConfig) -> DiskConfig {
+    DiskConfig { data_dir: c.data_dir.clone(), data_log_dir: c.data_log_dir.clone() }
+}
 pub struct Recovered {
     pub snapshot: Option<(Zxid, Bytes)>,
     pub txns: Vec<Txn>,
+    pub accepted_epoch: u32,
+    pub current_epoch: u32,
 }
 pub fn recover(_c: &DiskConfig) -> Result<Recovered, DiskError> {
     todo!()

@@ -2,7 +2,7 @@
 //! that owns the `Node`, feeding it inputs and carrying out its effects.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,14 +10,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::core::ids::{ConnId, ServerId, WriteId};
 use crate::core::io::{Effect, Input};
+use crate::core::report::ServerReport;
 use crate::core::time::Now;
 use crate::core::Node;
 use crate::runtime::config::ServerConfig;
 use crate::runtime::disk;
+use crate::runtime::disk::disk_config;
 use crate::runtime::fourlw;
 use crate::runtime::net::{accept_loop, ClientPort, ToConn, ToNode};
 
@@ -93,39 +95,48 @@ impl Clock {
     }
 }
 
-/// Recovers, binds and starts serving. Returns once the client port is listening.
-pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
+/// Recovers, binds and starts serving as `server_id` (0 for a standalone server). Returns once
+/// the client port is listening.
+pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHandle, ServerError> {
     let clock = Clock { start: Instant::now() };
-    let disk_config = config.disk_config();
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    for note in &config.notes {
+        info!("{note}");
+    }
+    let disk_config = disk_config(&config);
     let recovered = disk::recover(&disk_config).map_err(|source| ServerError::Disk {
         dir: disk_config.data_log_dir.display().to_string(),
         source,
     })?;
-    let server_id = ServerId(config.server_id.unwrap_or(0));
     let node_config = config.node_config(server_id, rand::random());
     let now = clock.now();
     let snapshot_body = recovered.snapshot.as_ref().map(|(_, body)| body.as_ref());
-    let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?;
+    let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?
+        .with_epochs(recovered.accepted_epoch, recovered.current_epoch);
 
-    let addr = config.client_addr();
+    let addr = client_socket_addr(&config, server_id);
     let listener =
         TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
     let client_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
-    info!(%client_addr, "serving clients");
+    info!(%client_addr, server = %server_id, "serving clients");
 
     let (to_node, from_clients) = mpsc::channel(NODE_INPUT_QUEUE_MAX);
     let writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>> = Arc::default();
-    let (disk_writer, persisted) = disk::spawn_writer(disk_config);
-    let whitelist = config.four_letter_whitelist.clone();
-    let info = fourlw::RuntimeInfo::from_config(&config);
+    let (disk_writer, persisted) = disk::spawn_writer(disk_config.clone());
     let port = Arc::new(ClientPort {
         to_node,
         writers: writers.clone(),
-        frame_max_bytes: config.jute_max_buffer,
-        max_client_cnxns: config.max_client_cnxns,
-        four_letter: Arc::new(move |word, report| {
-            fourlw::respond(*word, &whitelist, report.as_ref(), &info.refreshed())
-        }),
+        frame_max_bytes: config.frame_max_bytes,
+        max_client_cnxns: config.max_client_cnxns as usize,
+        four_letter: four_letter_responder(
+            Arc::new(config),
+            server_id,
+            clock,
+            client_addr,
+            &disk_config,
+        ),
     });
     let acceptor = tokio::spawn(accept_loop(listener, port));
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
@@ -139,6 +150,56 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
         shutdown_rx,
     ));
     Ok(ServerHandle { client_addr, shutdown: Some(shutdown_tx), node_loop, acceptor })
+}
+
+/// Where to listen for clients: the configured address, or 127.0.0.1:2181.
+fn client_socket_addr(config: &ServerConfig, server_id: ServerId) -> SocketAddr {
+    let fallback = SocketAddr::from(([127, 0, 0, 1], 2181));
+    let Some(hp) = config.client_address(server_id) else { return fallback };
+    let host = if hp.host.is_empty() { "0.0.0.0".to_string() } else { hp.host };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, hp.port),
+        Err(_) => (host.as_str(), hp.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .unwrap_or(fallback),
+    }
+}
+
+fn four_letter_responder(
+    config: Arc<ServerConfig>,
+    server_id: ServerId,
+    clock: Clock,
+    client_addr: SocketAddr,
+    disk: &disk::DiskConfig,
+) -> Arc<dyn Fn(&[u8; 4], Option<ServerReport>, SocketAddr) -> String + Send + Sync> {
+    let host = Arc::new(fourlw::HostEnvironment::detect());
+    let snap_dir = absolute(&disk.data_dir);
+    let log_dir = absolute(&disk.data_log_dir);
+    Arc::new(move |word, report, requester| {
+        let now = clock.now();
+        let info = fourlw::RuntimeInfo {
+            config: &config,
+            server_id,
+            now,
+            uptime_ms: now.mono_ms,
+            client_port: Some(client_addr.port()),
+            snap_dir: snap_dir.display().to_string(),
+            log_dir: log_dir.display().to_string(),
+            snap_dir_bytes: fourlw::dir_size(&snap_dir),
+            log_dir_bytes: fourlw::dir_size(&log_dir),
+            open_fds: fourlw::open_fd_count(),
+            max_fds: fourlw::max_fd_count(),
+            requester: Some(requester),
+            host: &host,
+        };
+        fourlw::respond(*word, &config.four_letter_words, report.as_ref(), &info)
+    })
+}
+
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 async fn run_node(
