@@ -200,13 +200,18 @@ impl Server {
         four_letter(self.port, word).unwrap_or_else(|err| panic!("4lw {word}: {err}"))
     }
 
-    /// The last lines of the server's output, for failure messages.
+    /// The start and the end of the server's output, for failure messages.
     pub fn log_tail(&self) -> String {
         let path = self.log_path();
         let text = fs::read_to_string(&path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        let start = lines.len().saturating_sub(40);
-        format!("--- last lines of {} ---\n{}", path.display(), lines[start..].join("\n"))
+        let shown = if lines.len() <= 50 {
+            lines.join("\n")
+        } else {
+            let (head, tail) = (&lines[..20], &lines[lines.len() - 30..]);
+            format!("{}\n[...]\n{}", head.join("\n"), tail.join("\n"))
+        };
+        format!("--- server output ({}) ---\n{shown}", path.display())
     }
 
     fn log_path(&self) -> PathBuf {
