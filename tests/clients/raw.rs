@@ -27,6 +27,7 @@ pub mod op {
     pub const CHECK: i32 = 13;
     pub const MULTI: i32 = 14;
     pub const CREATE2: i32 = 15;
+    pub const RECONFIG: i32 = 16;
     pub const CHECK_WATCHES: i32 = 17;
     pub const REMOVE_WATCHES: i32 = 18;
     pub const CREATE_CONTAINER: i32 = 19;
@@ -57,6 +58,7 @@ pub mod err {
     pub const INVALID_ACL: i32 = -114;
     pub const AUTH_FAILED: i32 = -115;
     pub const NO_WATCHER: i32 = -121;
+    pub const RECONFIG_DISABLED: i32 = -123;
 }
 
 /// Watch event types (protocol doc §7.1).

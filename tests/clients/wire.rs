@@ -2,6 +2,8 @@
 //! xid echo, header-only error replies, path validation (BadArguments), null vs empty data, and
 //! the server staying healthy for everyone else after a bad connection.
 
+use zookeeper_client as zk;
+
 use crate::harness::Server;
 use crate::raw::{self, err, op, Conn, Jute};
 
@@ -341,4 +343,19 @@ async fn error_codes_on_the_wire() {
         assert_eq!(reply.err, code, "{what}");
         assert!(reply.body.is_empty(), "{what}: error replies are header-only");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_is_disabled_by_default() {
+    let server = Server::start();
+    let (mut conn, _) = Conn::session(&server.addr(), 30_000).await;
+    let body = Jute::new().ustring("").ustring("").ustring("server.1=127.0.0.1:2888:3888").long(-1);
+    let reply = conn.call(op::RECONFIG, &body.bytes()).await;
+    assert_eq!(reply.err, err::RECONFIG_DISABLED);
+    assert!(reply.body.is_empty());
+    conn.ping().await.ok("the connection stays open");
+
+    let client = server.client().await;
+    let update = zk::EnsembleUpdate::New { ensemble: ["server.1=127.0.0.1:2888:3888"].into_iter() };
+    assert_eq!(client.update_ensemble(update, None).await, Err(zk::Error::ReconfigDisabled));
 }
