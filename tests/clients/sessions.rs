@@ -205,15 +205,16 @@ async fn a_silent_client_expires_and_loses_its_ephemerals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_keep_a_short_session_alive() {
     let server = Server::start();
-    let (mut conn, session) = Conn::session(&server.addr(), 1000).await;
+    let (mut conn, session) = Conn::session(&server.addr(), 3000).await;
+    assert_eq!(session.timeout_ms, 3000);
     conn.create("/alive", b"", 1).await;
-    // Ping well inside the timeout for several timeouts' worth of time.
-    let end = std::time::Instant::now() + Duration::from_millis(4 * session.timeout_ms as u64);
+    // Ping far inside the timeout (a loaded machine may stall us) for over two timeouts.
+    let end = std::time::Instant::now() + Duration::from_millis(7000);
     while std::time::Instant::now() < end {
         let reply = conn.ping().await;
         assert_eq!((reply.xid, reply.err), (-2, err::OK));
         assert!(reply.body.is_empty());
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(conn.exists("/alive", false).await.0, err::OK);
 }
