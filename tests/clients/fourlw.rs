@@ -113,15 +113,38 @@ async fn watch_summaries_and_dump() {
     assert_eq!(lines[0], "1 connections watching 2 paths", "{wchs}");
     assert_eq!(lines[1], "Total watches:2", "{wchs}");
 
-    let wchc = server.four_letter("wchc");
-    assert!(wchc.contains(&format!("0x{:x}", session.session_id)), "{wchc}");
-    assert!(wchc.contains("\t/w"), "{wchc}");
-    let wchp = server.four_letter("wchp");
-    assert!(wchp.lines().any(|line| line == "/missing"), "{wchp}");
-
     let dump = server.four_letter("dump");
     assert!(dump.contains(&format!("0x{:x}", session.session_id)), "{dump}");
     assert!(dump.contains("\t/w"), "ephemerals are listed: {dump}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_by_session_and_by_path() {
+    let server = Server::start();
+    let (mut conn, session) = Conn::session(&server.addr(), 30_000).await;
+    conn.create("/w", b"", 0).await;
+    conn.exists("/w", true).await;
+    conn.exists("/missing", true).await;
+    let sid = format!("0x{:x}", session.session_id);
+
+    // wchc: the session id, then its watched paths indented by a tab.
+    let wchc = server.four_letter("wchc");
+    let lines: Vec<&str> = wchc.lines().collect();
+    let at = lines.iter().position(|line| *line == sid);
+    let at = at.unwrap_or_else(|| panic!("no {sid} line in wchc:\n{wchc}"));
+    let mut paths: Vec<&str> =
+        lines[at + 1..].iter().take_while(|l| l.starts_with('\t')).copied().collect();
+    paths.sort();
+    assert_eq!(paths, ["\t/missing", "\t/w"], "{wchc}");
+
+    // wchp: each path, then the watching session ids indented by a tab.
+    let wchp = server.four_letter("wchp");
+    let lines: Vec<&str> = wchp.lines().collect();
+    for path in ["/w", "/missing"] {
+        let at = lines.iter().position(|line| *line == path);
+        let at = at.unwrap_or_else(|| panic!("no {path} line in wchp:\n{wchp}"));
+        assert_eq!(lines.get(at + 1).copied(), Some(format!("\t{sid}").as_str()), "{wchp}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -475,6 +475,15 @@ impl Conn {
         self.reply_for(-2).await
     }
 
+    /// Sends a ping; `None` if the connection turns out to be closed.
+    pub async fn try_ping(&mut self) -> Option<Reply> {
+        let payload = Jute::new().int(-2).int(op::PING).bytes();
+        let mut frame = (payload.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&payload);
+        self.try_send_bytes(&frame).await.ok()?;
+        self.try_reply_for(-2).await
+    }
+
     /// Takes the notifications received so far.
     pub fn take_events(&mut self) -> Vec<Notification> {
         std::mem::take(&mut self.events)

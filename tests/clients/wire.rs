@@ -4,7 +4,7 @@
 
 use zookeeper_client as zk;
 
-use crate::harness::Server;
+use crate::harness::{Options, Server};
 use crate::raw::{self, err, op, Conn, Jute};
 
 /// A fresh session on `server` answers a ping: the server is still healthy.
@@ -70,20 +70,30 @@ async fn data_just_below_the_frame_limit_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_opcode_gets_unimplemented_then_close() {
     let server = Server::start();
-    let mut opcodes = vec![999, 10, 0, 200, -100];
+    // The opcode alone decides, before the body is decoded: a well-formed {path, int} body
+    // and a truncated one get the same answer.
+    let well_formed = Jute::new().ustring("/").int(-1).bytes();
+    let truncated = vec![0, 0];
+    let mut cases = Vec::new();
+    for opcode in [999, 10, 0, 200, -100] {
+        cases.push((opcode, well_formed.clone()));
+        cases.push((opcode, truncated.clone()));
+    }
     // Outside multi, check (13) is invalid since 3.9 (3.8 tried to run it).
     if server.behaves_like_at_least(3, 9, 0) {
-        opcodes.push(op::CHECK);
+        cases.push((op::CHECK, well_formed.clone()));
+        cases.push((op::CHECK, truncated.clone()));
     }
-    for opcode in opcodes {
+    for (opcode, body) in cases {
+        let what = format!("op {opcode} with a {}-byte body", body.len());
         let (mut conn, _) = Conn::session(&server.addr(), 30_000).await;
-        let xid = conn.send_request(opcode, &raw::path_body("/")).await;
+        let xid = conn.send_request(opcode, &body).await;
         let reply = conn.try_reply_for(xid).await;
-        let reply = reply.unwrap_or_else(|| panic!("op {opcode}: closed without a reply"));
-        assert_eq!(reply.xid, xid, "op {opcode}");
-        assert_eq!(reply.err, err::UNIMPLEMENTED, "op {opcode}");
-        assert_eq!(reply.zxid, -1, "op {opcode}");
-        assert!(reply.body.is_empty(), "op {opcode}");
+        let reply = reply.unwrap_or_else(|| panic!("{what}: closed without a reply"));
+        assert_eq!(reply.xid, xid, "{what}");
+        assert_eq!(reply.err, err::UNIMPLEMENTED, "{what}");
+        assert_eq!(reply.zxid, -1, "{what}");
+        assert!(reply.body.is_empty(), "{what}");
         conn.expect_closed().await;
     }
     assert_serving(&server).await;
@@ -358,4 +368,13 @@ async fn reconfig_is_disabled_by_default() {
     let client = server.client().await;
     let update = zk::EnsembleUpdate::New { ensemble: ["server.1=127.0.0.1:2888:3888"].into_iter() };
     assert_eq!(client.update_ensemble(update, None).await, Err(zk::Error::ReconfigDisabled));
+
+    // Enabled, a standalone server still cannot reconfigure: Unimplemented, and unlike an
+    // unknown opcode the connection stays open.
+    let enabled = Server::start_with(Options::with_lines(&["reconfigEnabled=true"]));
+    let (mut conn, _) = Conn::session(&enabled.addr(), 30_000).await;
+    let body = Jute::new().ustring("").ustring("").ustring("server.1=127.0.0.1:2888:3888").long(-1);
+    let reply = conn.call(op::RECONFIG, &body.bytes()).await;
+    assert_eq!(reply.err, err::UNIMPLEMENTED);
+    conn.ping().await.ok("the connection stays open");
 }
