@@ -468,7 +468,36 @@ impl Node {
                 Role::Leading(leader) => leader.learner_report(),
                 _ => Vec::new(),
             },
+            watches_by_session: self.watches_by_session(),
+            watches_by_path: self.watches_by_path(),
         }
+    }
+
+    fn session_of(&self, conn: ConnId) -> Option<SessionId> {
+        self.conns.get(&conn).and_then(|c| c.session())
+    }
+
+    fn watches_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        let mut by_session: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
+        for (conn, paths) in self.watches.by_connection() {
+            if let Some(session) = self.session_of(conn) {
+                by_session.entry(session).or_default().extend(paths);
+            }
+        }
+        by_session.into_iter().collect()
+    }
+
+    fn watches_by_path(&self) -> Vec<(String, Vec<SessionId>)> {
+        self.watches
+            .by_path()
+            .into_iter()
+            .map(|(path, conns)| {
+                let mut sessions: Vec<SessionId> =
+                    conns.into_iter().filter_map(|c| self.session_of(c)).collect();
+                sessions.sort();
+                (path, sessions)
+            })
+            .collect()
     }
 
     /// Checks the node's internal invariants; panics on a violation (a bug). The simulator
