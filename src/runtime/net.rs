@@ -21,6 +21,10 @@ use crate::core::report::ServerReport;
 use crate::runtime::fourlw::FourLetterWord;
 use crate::wire::frame::FrameDecoder;
 
+/// Answers a four-letter word from a report and the asking address.
+pub type FourLetterResponder =
+    Arc<dyn Fn(&[u8; 4], Option<ServerReport>, SocketAddr) -> String + Send + Sync>;
+
 /// What connection tasks send to the node's loop.
 pub enum ToNode {
     /// An input for `Node::step`.

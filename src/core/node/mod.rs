@@ -845,10 +845,10 @@ impl Node {
 
     fn apply_session_change(&mut self, txn: &Txn) {
         match &txn.op {
-            TxnOp::CreateSession { timeout_ms, password } => {
-                if self.sessions.get(txn.session).is_none() {
-                    self.sessions.add(txn.session, *timeout_ms, *password, self.now.mono_ms);
-                }
+            TxnOp::CreateSession { timeout_ms, password }
+                if self.sessions.get(txn.session).is_none() =>
+            {
+                self.sessions.add(txn.session, *timeout_ms, *password, self.now.mono_ms);
             }
             TxnOp::CloseSession => {
                 self.sessions.remove(txn.session);
