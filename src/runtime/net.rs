@@ -52,8 +52,7 @@ pub struct ClientPort {
     /// `maxClientCnxns` (0 = unlimited).
     pub max_client_cnxns: usize,
     /// Four-letter words that may run.
-    pub four_letter:
-        Arc<dyn Fn(&[u8; 4], Option<ServerReport>, SocketAddr) -> String + Send + Sync>,
+    pub four_letter: FourLetterResponder,
 }
 
 /// Accepts connections until the listener fails or the task is dropped.

@@ -14,7 +14,6 @@ use tracing::{error, info, warn};
 
 use crate::core::ids::{ConnId, ServerId};
 use crate::core::io::{Effect, Input};
-use crate::core::report::ServerReport;
 use crate::core::time::Now;
 use crate::core::Node;
 use crate::runtime::config::ServerConfig;
