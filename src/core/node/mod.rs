@@ -78,6 +78,8 @@ pub struct Node {
     /// Incremented on every role change; continuations queued under an older term are stale.
     term: u64,
     election_round: u64,
+    /// The vote of the election that made the current leader (answered to looking members).
+    vote_current: Option<Vote>,
     /// The last zxid this node handed out as leader.
     zxid_proposed: Zxid,
     // Misc.
@@ -252,6 +254,7 @@ impl Node {
             role: Role::Starting,
             term: 0,
             election_round: 0,
+            vote_current: None,
             zxid_proposed: Zxid::ZERO,
             session_next,
             rng,
@@ -579,6 +582,9 @@ impl Node {
 
     fn on_election_decided(&mut self, decision: Decision, effects: &mut Vec<Effect>) {
         let round = self.election_round;
+        if let Role::Looking(election) = &self.role {
+            self.vote_current = election.decided_vote();
+        }
         match decision {
             Decision::Lead => {
                 info!(server = %self.config.server_id, round, "leading");
