@@ -398,3 +398,24 @@ fn observers_learn_committed_txns_without_voting() {
     c.run(2_000);
     assert!(c.leaders().is_empty());
 }
+
+#[test]
+fn a_member_rejoins_while_writes_keep_flowing() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let conn = c.connect(3, 1);
+    c.crash(1);
+    let mut xid = 0;
+    for round in 0..40 {
+        xid += 1;
+        c.send(3, conn, xid, &create(&format!("/w{round}")));
+        if round == 5 {
+            c.restart(1);
+        }
+        c.run(50);
+    }
+    c.run(1_000);
+    assert!(c.node(1).is_serving(), "member 1 rejoined although every member's zxid kept moving");
+    assert_eq!(c.node(1).tree().digest(), c.node(3).tree().digest());
+    assert!((1..=xid).all(|x| c.reply(3, conn, x).is_some_and(|(h, _)| h.err == 0)));
+}

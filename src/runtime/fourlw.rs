@@ -286,8 +286,6 @@ pub fn respond(
         | FourLetterWord::Srst
         | FourLetterWord::Stmk
         | FourLetterWord::Gtmk
-        | FourLetterWord::Wchc
-        | FourLetterWord::Wchp
         | FourLetterWord::Hash => {
             return format!("{} is not supported by Ensemble\n", word.as_str());
         }
@@ -297,6 +295,8 @@ pub fn respond(
         FourLetterWord::Conf => |_, info| conf(info),
         FourLetterWord::Mntr => mntr,
         FourLetterWord::Wchs => |report, _| wchs(report),
+        FourLetterWord::Wchc => |report, _| wchc(report),
+        FourLetterWord::Wchp => |report, _| wchp(report),
         FourLetterWord::Dump => dump,
         FourLetterWord::Dirs => |_, info| dirs(info),
     };
@@ -454,6 +454,31 @@ pub fn mntr(report: &ServerReport, info: &RuntimeInfo<'_>) -> String {
     let mut out = String::new();
     for (key, value) in lines {
         let _ = writeln!(out, "zk_{key}\t{value}");
+    }
+    out
+}
+
+/// `wchc`: data watches by session. ZK compat: `WatchManager.dumpWatches(byPath = false)`.
+pub fn wchc(report: &ServerReport) -> String {
+    let mut out = String::new();
+    for (session, paths) in &report.watches_by_session {
+        out.push_str(&format!("0x{:x}\n", session.0));
+        for path in paths {
+            out.push_str(&format!("\t{path}\n"));
+        }
+    }
+    out
+}
+
+/// `wchp`: data watches by path. ZK compat: `WatchManager.dumpWatches(byPath = true)`.
+pub fn wchp(report: &ServerReport) -> String {
+    let mut out = String::new();
+    for (path, sessions) in &report.watches_by_path {
+        out.push_str(path);
+        out.push('\n');
+        for session in sessions {
+            out.push_str(&format!("\t0x{:x}\n", session.0));
+        }
     }
     out
 }

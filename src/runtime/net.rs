@@ -21,6 +21,10 @@ use crate::core::report::ServerReport;
 use crate::runtime::fourlw::FourLetterWord;
 use crate::wire::frame::FrameDecoder;
 
+/// Answers a four-letter word from a report and the asking address.
+pub type FourLetterResponder =
+    Arc<dyn Fn(&[u8; 4], Option<ServerReport>, SocketAddr) -> String + Send + Sync>;
+
 /// What connection tasks send to the node's loop.
 pub enum ToNode {
     /// An input for `Node::step`.
@@ -48,8 +52,7 @@ pub struct ClientPort {
     /// `maxClientCnxns` (0 = unlimited).
     pub max_client_cnxns: usize,
     /// Four-letter words that may run.
-    pub four_letter:
-        Arc<dyn Fn(&[u8; 4], Option<ServerReport>, SocketAddr) -> String + Send + Sync>,
+    pub four_letter: FourLetterResponder,
 }
 
 /// Accepts connections until the listener fails or the task is dropped.

@@ -14,13 +14,12 @@ use tracing::{error, info, warn};
 
 use crate::core::ids::{ConnId, ServerId};
 use crate::core::io::{Effect, Input};
-use crate::core::report::ServerReport;
 use crate::core::time::Now;
 use crate::core::Node;
 use crate::runtime::config::ServerConfig;
 use crate::runtime::disk;
 use crate::runtime::fourlw;
-use crate::runtime::net::{accept_loop, ClientPort, ToConn, ToNode};
+use crate::runtime::net::{accept_loop, ClientPort, FourLetterResponder, ToConn, ToNode};
 
 /// Inputs the node's loop may hold before client readers wait.
 const NODE_INPUT_QUEUE_MAX: usize = 8_192;
@@ -176,7 +175,7 @@ fn four_letter_responder(
     clock: Clock,
     client_addr: SocketAddr,
     disk: &disk::DiskConfig,
-) -> Arc<dyn Fn(&[u8; 4], Option<ServerReport>, SocketAddr) -> String + Send + Sync> {
+) -> FourLetterResponder {
     let host = Arc::new(fourlw::HostEnvironment::detect());
     let snap_dir = absolute(&disk.data_dir);
     let log_dir = absolute(&disk.data_log_dir);

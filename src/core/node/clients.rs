@@ -244,6 +244,13 @@ impl Node {
         effects: &mut Vec<Effect>,
     ) {
         let session = SessionId(request.session_id);
+        // ZK compat: ZooKeeperServer.processConnectRequest closes the session's current
+        // connection before it checks the password.
+        if let Some(previous) = self.session_owner.get(&session).copied() {
+            if previous != conn_id {
+                self.close_conn(previous, effects);
+            }
+        }
         let valid = self
             .sessions
             .get(session)
@@ -390,7 +397,22 @@ impl Node {
             self.close_conn(conn_id, effects);
             return;
         }
+        if header.opcode == OpCode::Reconfig.code() {
+            // ZK compat: PrepRequestProcessor refuses reconfig before anything else when
+            // `reconfigEnabled` is false (the default, and all Ensemble supports).
+            self.answer_error(conn_id, header.xid, ErrorCode::ReconfigDisabled, effects);
+            return;
+        }
+        // ZK compat: Request.isValid — check (13) is only valid inside a multi, whatever its body.
+        let invalid = header.opcode == OpCode::Check.code();
         let request = match wire::decode_request(header.opcode, body) {
+            _ if invalid => {
+                let reply =
+                    ReplyHeader { xid: header.xid, zxid: -1, err: ErrorCode::Unimplemented.code() };
+                self.reply(conn_id, reply, None, None, effects);
+                self.close_conn(conn_id, effects);
+                return;
+            }
             Ok(Request::Check { .. }) | Err(RequestError::Unimplemented(_)) => {
                 // ZK compat: UnimplementedRequestProcessor answers -6 with zxid -1 and the
                 // connection is closed.

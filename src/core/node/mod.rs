@@ -78,6 +78,8 @@ pub struct Node {
     /// Incremented on every role change; continuations queued under an older term are stale.
     term: u64,
     election_round: u64,
+    /// The vote of the election that made the current leader (answered to looking members).
+    vote_current: Option<Vote>,
     /// The last zxid this node handed out as leader.
     zxid_proposed: Zxid,
     // Misc.
@@ -252,6 +254,7 @@ impl Node {
             role: Role::Starting,
             term: 0,
             election_round: 0,
+            vote_current: None,
             zxid_proposed: Zxid::ZERO,
             session_next,
             rng,
@@ -468,7 +471,36 @@ impl Node {
                 Role::Leading(leader) => leader.learner_report(),
                 _ => Vec::new(),
             },
+            watches_by_session: self.watches_by_session(),
+            watches_by_path: self.watches_by_path(),
         }
+    }
+
+    fn session_of(&self, conn: ConnId) -> Option<SessionId> {
+        self.conns.get(&conn).and_then(|c| c.session())
+    }
+
+    fn watches_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        let mut by_session: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
+        for (conn, paths) in self.watches.by_connection() {
+            if let Some(session) = self.session_of(conn) {
+                by_session.entry(session).or_default().extend(paths);
+            }
+        }
+        by_session.into_iter().collect()
+    }
+
+    fn watches_by_path(&self) -> Vec<(String, Vec<SessionId>)> {
+        self.watches
+            .by_path()
+            .into_iter()
+            .map(|(path, conns)| {
+                let mut sessions: Vec<SessionId> =
+                    conns.into_iter().filter_map(|c| self.session_of(c)).collect();
+                sessions.sort();
+                (path, sessions)
+            })
+            .collect()
     }
 
     /// Checks the node's internal invariants; panics on a violation (a bug). The simulator
@@ -550,6 +582,9 @@ impl Node {
 
     fn on_election_decided(&mut self, decision: Decision, effects: &mut Vec<Effect>) {
         let round = self.election_round;
+        if let Role::Looking(election) = &self.role {
+            self.vote_current = election.decided_vote();
+        }
         match decision {
             Decision::Lead => {
                 info!(server = %self.config.server_id, round, "leading");
@@ -816,10 +851,10 @@ impl Node {
 
     fn apply_session_change(&mut self, txn: &Txn) {
         match &txn.op {
-            TxnOp::CreateSession { timeout_ms, password } => {
-                if self.sessions.get(txn.session).is_none() {
-                    self.sessions.add(txn.session, *timeout_ms, *password, self.now.mono_ms);
-                }
+            TxnOp::CreateSession { timeout_ms, password }
+                if self.sessions.get(txn.session).is_none() =>
+            {
+                self.sessions.add(txn.session, *timeout_ms, *password, self.now.mono_ms);
             }
             TxnOp::CloseSession => {
                 self.sessions.remove(txn.session);

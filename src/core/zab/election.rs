@@ -48,6 +48,7 @@ pub struct Election {
     finalize_at: Option<u64>,
     resend_at: u64,
     resend_interval: u64,
+    decided: Option<Vote>,
 }
 
 impl Election {
@@ -78,6 +79,7 @@ impl Election {
             finalize_at: None,
             resend_at: now_ms + RESEND_FIRST_MS,
             resend_interval: RESEND_FIRST_MS,
+            decided: None,
         };
         if members.is_voter(me) {
             election.received.insert(me, (initial, PeerState::Looking));
@@ -94,6 +96,12 @@ impl Election {
     /// The vote this member currently proposes.
     pub fn proposal(&self) -> Vote {
         self.proposal
+    }
+
+    /// The vote this member decided on. Every member that decided in the same election holds
+    /// the same vote, and answers looking members with it (ZK compat: `getCurrentVote`).
+    pub fn decided_vote(&self) -> Option<Vote> {
+        self.decided
     }
 
     /// When `on_tick` should run next.
@@ -242,7 +250,8 @@ impl Election {
         quorum_agrees(votes, vote, members)
     }
 
-    fn decide(&self, vote: Vote) -> Decision {
+    fn decide(&mut self, vote: Vote) -> Decision {
+        self.decided = Some(vote);
         if vote.leader == self.me {
             Decision::Lead
         } else {

@@ -55,6 +55,8 @@ fn report() -> ServerReport {
         }],
         proposal_sizes: None,
         learners: Vec::new(),
+        watches_by_session: Vec::new(),
+        watches_by_path: Vec::new(),
     }
 }
 
