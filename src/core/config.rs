@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub rng_seed: u64,
     /// The ensemble (`server.N` lines). Empty, or only this server: standalone.
     pub membership: Membership,
+    /// `reconfigEnabled`: dynamic reconfiguration allowed (Ensemble answers it `Unimplemented`).
+    pub reconfig_enabled: bool,
     /// `initLimit`: ticks a learner may take to connect to and sync with its leader.
     pub init_limit: u32,
     /// `syncLimit`: ticks a member may go without hearing from its leader / its quorum.
@@ -67,6 +69,7 @@ impl NodeConfig {
             outstanding_max: 1000,
             rng_seed: 0,
             membership: Membership::default(),
+            reconfig_enabled: false,
             init_limit: 10,
             sync_limit: 5,
         }

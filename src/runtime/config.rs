@@ -402,6 +402,7 @@ impl ServerConfig {
             outstanding_max: self.outstanding_max,
             rng_seed,
             membership: self.membership(),
+            reconfig_enabled: self.reconfig_enabled,
             // Unset limits only happen in standalone mode, where they are never used.
             init_limit: if self.init_limit == 0 { 10 } else { self.init_limit },
             sync_limit: if self.sync_limit == 0 { 5 } else { self.sync_limit },

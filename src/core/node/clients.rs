@@ -398,9 +398,15 @@ impl Node {
             return;
         }
         if header.opcode == OpCode::Reconfig.code() {
-            // ZK compat: PrepRequestProcessor refuses reconfig before anything else when
-            // `reconfigEnabled` is false (the default, and all Ensemble supports).
-            self.answer_error(conn_id, header.xid, ErrorCode::ReconfigDisabled, effects);
+            // ZK compat: PrepRequestProcessor refuses reconfig first when `reconfigEnabled` is
+            // false (the default); otherwise a standalone server cannot reconfigure. Ensemble
+            // does not implement dynamic reconfiguration in an ensemble either.
+            let code = if self.config.reconfig_enabled {
+                ErrorCode::Unimplemented
+            } else {
+                ErrorCode::ReconfigDisabled
+            };
+            self.answer_error(conn_id, header.xid, code, effects);
             return;
         }
         // ZK compat: Request.isValid — check (13) is only valid inside a multi, whatever its body.

@@ -641,6 +641,7 @@ fn node_config_carries_every_core_value() {
             outstanding_max: 400,
             rng_seed: 42,
             membership: Default::default(),
+            reconfig_enabled: false,
             init_limit: 10,
             sync_limit: 5,
         }
