@@ -403,6 +403,8 @@ impl ServerConfig {
             rng_seed,
             membership: self.membership(),
             reconfig_enabled: self.reconfig_enabled,
+            canaries: Default::default(),
+            zxid_counter_start: 0,
             // Unset limits only happen in standalone mode, where they are never used.
             init_limit: if self.init_limit == 0 { 10 } else { self.init_limit },
             sync_limit: if self.sync_limit == 0 { 5 } else { self.sync_limit },

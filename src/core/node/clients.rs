@@ -10,6 +10,7 @@ use bytes::Bytes;
 use rand::RngCore;
 use tracing::{debug, info, warn};
 
+use crate::core::canary::Canary;
 use crate::core::ids::{ConnId, SessionId};
 use crate::core::io::Effect;
 use crate::core::node::{Latency, Node, Role};
@@ -188,7 +189,7 @@ impl Node {
             self.handshake_deadlines.remove(&key);
         }
         let applied = self.tree.zxid_applied();
-        if request.last_zxid_seen > applied.to_wire() {
+        if request.last_zxid_seen > applied.to_wire() && !self.canary(Canary::AcceptClientAhead) {
             // ZK compat: ZooKeeperServer.processConnectRequest — the client has seen a newer
             // state than ours; it must try another server.
             info!(%conn_id, client = request.last_zxid_seen, ours = %applied, "client is ahead");
@@ -225,7 +226,7 @@ impl Node {
             Role::Leading(_) => {
                 // ZK compat: the tracker knows the session from prep on, so it can expire even
                 // if the createSession txn is slow.
-                self.sessions.add(session, timeout_ms, password, self.now.mono_ms);
+                self.sessions.add(session, timeout_ms, password, self.session_now());
                 self.leader_propose(session, 0, op, effects);
             }
             _ => {
@@ -267,7 +268,7 @@ impl Node {
             self.learner_send(PeerMsg::Revalidate { session, timeout_ms }, effects);
             return;
         }
-        self.sessions.set_timeout(session, timeout_ms, self.now.mono_ms);
+        self.sessions.set_timeout(session, timeout_ms, self.session_now());
         self.establish(conn_id, session, timeout_ms, request.read_only, effects);
     }
 
@@ -387,7 +388,7 @@ impl Node {
             conn.last_cxid = header.xid as i64;
         }
         self.touched.insert(session);
-        if !self.sessions.touch(session, self.now.mono_ms) {
+        if !self.sessions.touch(session, self.session_now()) {
             let reply = ReplyHeader {
                 xid: header.xid,
                 zxid: self.tree.zxid_applied().to_wire(),

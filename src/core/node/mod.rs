@@ -29,6 +29,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tracing::{debug, info};
 
+use crate::core::canary::Canary;
 use crate::core::config::NodeConfig;
 use crate::core::ids::{ConnId, ServerId, SessionId, WriteId, Zxid};
 use crate::core::io::{DurableWrite, Effect, Input};
@@ -80,6 +81,8 @@ pub struct Node {
     election_round: u64,
     /// The vote of the election that made the current leader (answered to looking members).
     vote_current: Option<Vote>,
+    /// Canary `EpochBeforeLog`: the commit point of a held-back sync payload.
+    deferred_commit: Zxid,
     /// The last zxid this node handed out as leader.
     zxid_proposed: Zxid,
     // Misc.
@@ -255,6 +258,7 @@ impl Node {
             term: 0,
             election_round: 0,
             vote_current: None,
+            deferred_commit: Zxid::ZERO,
             zxid_proposed: Zxid::ZERO,
             session_next,
             rng,
@@ -349,7 +353,11 @@ impl Node {
     /// The monotonic instant at which the node wants `Input::Tick`, if any.
     pub fn deadline(&self) -> Option<u64> {
         let handshake = self.handshake_deadlines.first().map(|(at, _)| *at);
-        let expiry = if self.owns_expiry() { self.sessions.next_expiry_ms() } else { None };
+        let expiry = if self.owns_expiry() {
+            self.sessions.next_expiry_ms().map(|at| self.session_deadline_mono(at))
+        } else {
+            None
+        };
         let role = match &self.role {
             Role::Starting => Some(self.now.mono_ms),
             Role::Looking(election) => Some(election.deadline()),
@@ -518,7 +526,9 @@ impl Node {
             previous = txn.zxid;
         }
         if let Some(last) = self.log.tail.back() {
-            assert_eq!(last.zxid, self.log.zxid_logged, "tail end != zxid_logged");
+            if !self.canary(Canary::LastZxidBeforeLog) {
+                assert_eq!(last.zxid, self.log.zxid_logged, "tail end != zxid_logged");
+            }
         }
         assert!(
             self.epoch_accepted >= self.epoch_current,
@@ -547,6 +557,9 @@ impl Node {
     /// Drops whatever role the node had and starts an election.
     fn become_looking(&mut self, reason: &str, effects: &mut Vec<Effect>) {
         info!(server = %self.config.server_id, reason, zxid = %self.log.zxid_logged, "looking");
+        if self.canary(Canary::RetainUncommitted) {
+            self.apply_committed(self.log.zxid_logged, effects);
+        }
         self.leave_role(effects);
         let vote = Vote {
             leader: self.config.server_id,
@@ -554,7 +567,7 @@ impl Node {
             epoch: self.epoch_current,
         };
         let mut out = Vec::new();
-        let election = Election::start(
+        let mut election = Election::start(
             self.config.server_id,
             self.election_round,
             vote,
@@ -562,6 +575,7 @@ impl Node {
             &self.config.membership,
             &mut out,
         );
+        election.set_canaries(self.config.canaries);
         self.election_round = election.round();
         self.role = Role::Looking(election);
         send_all(out, effects);
@@ -713,7 +727,7 @@ impl Node {
             Role::Learning(_) => self.learner_tick(effects),
         }
         if self.is_leader_established() {
-            for session in self.sessions.take_expired(now) {
+            for session in self.sessions.take_expired(self.session_now()) {
                 info!(%session, "session expired");
                 if let Some(conn) = self.session_owner.get(&session).copied() {
                     self.close_conn(conn, effects);
@@ -741,8 +755,28 @@ impl Node {
     fn restart_session_timers(&mut self) {
         let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| id).collect();
         for id in ids {
-            self.sessions.touch(id, self.now.mono_ms);
+            self.sessions.touch(id, self.session_now());
         }
+    }
+
+    /// Whether a deliberate bug is switched on (always false without the `canary` feature).
+    fn canary(&self, canary: Canary) -> bool {
+        self.config.canaries.on(canary)
+    }
+
+    /// The clock sessions expire by: monotonic (ZK compat: ZOOKEEPER-1366 moved ZooKeeper off
+    /// the wall clock).
+    fn session_now(&self) -> u64 {
+        if self.canary(Canary::ExpiryWallClock) {
+            self.now.wall_ms.max(0) as u64
+        } else {
+            self.now.mono_ms
+        }
+    }
+
+    /// A session-clock instant as a monotonic deadline.
+    fn session_deadline_mono(&self, at: u64) -> u64 {
+        (at + self.now.mono_ms).saturating_sub(self.session_now())
     }
 
     fn init_limit_ms(&self) -> u64 {
@@ -854,7 +888,7 @@ impl Node {
             TxnOp::CreateSession { timeout_ms, password }
                 if self.sessions.get(txn.session).is_none() =>
             {
-                self.sessions.add(txn.session, *timeout_ms, *password, self.now.mono_ms);
+                self.sessions.add(txn.session, *timeout_ms, *password, self.session_now());
             }
             TxnOp::CloseSession => {
                 self.sessions.remove(txn.session);
@@ -902,7 +936,7 @@ impl Node {
         self.tree = restored.tree;
         self.sessions = SessionTable::new(self.config.tick_time_ms.max(1) as u64);
         for (id, timeout_ms, password) in restored.sessions {
-            self.sessions.add(id, timeout_ms, password, self.now.mono_ms);
+            self.sessions.add(id, timeout_ms, password, self.session_now());
         }
         self.log.tail.clear();
         self.log.history.clear();

@@ -642,6 +642,8 @@ fn node_config_carries_every_core_value() {
             rng_seed: 42,
             membership: Default::default(),
             reconfig_enabled: false,
+            canaries: Default::default(),
+            zxid_counter_start: 0,
             init_limit: 10,
             sync_limit: 5,
         }
