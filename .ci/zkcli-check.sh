@@ -21,7 +21,7 @@ update="${2:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 expected="$root/.ci/zkcli/expected.txt"
 zkcli="${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh}"
-ensemble_bin="${ENSEMBLE_BIN:-$root/target/debug/ensemble}"
+ensemble_bin="${ENSEMBLE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/ensemble}"
 zk_classpath="${ZK_CLASSPATH:-/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar}"
 
 for tool in java timeout mkfifo diff; do
