@@ -42,7 +42,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -76,6 +76,10 @@ const LENGTH_BYTES: usize = 4;
 /// The largest handshake frame: a `Hello` is a few bytes, so a stranger cannot make us
 /// buffer a large frame before it has said who it is.
 const HELLO_FRAME_MAX_BYTES: usize = 1_024;
+
+/// Connections that may be in their handshake at once; more are dropped (a peer port open to
+/// strangers must not let them hold unbounded tasks and buffers).
+const HANDSHAKES_MAX: usize = 64;
 
 /// Buffer space reserved ahead for a frame still arriving; the rest grows as bytes come.
 const RESERVE_AHEAD_BYTES: usize = 1 << 20;
@@ -441,12 +445,19 @@ struct Shared {
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    warn!(%addr, "too many peer handshakes in progress; dropping a connection");
+                    continue;
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    match accept_handshake(&shared, stream, addr).await {
+                    let handshake = accept_handshake(&shared, stream, addr).await;
+                    drop(permit);
+                    match handshake {
                         Ok((peer, stream, buffer)) => run_link(&shared, peer, stream, buffer).await,
                         Err(error) => warn!(%addr, %error, "dropping a peer connection"),
                     }
