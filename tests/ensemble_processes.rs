@@ -67,11 +67,22 @@ impl Member {
         self.dir.join(format!("server-{start}.log"))
     }
 
-    /// Sends a signal with kill(1): `STOP` freezes the process, `CONT` resumes it.
-    fn signal(&self, signal: &str) {
+    /// Freezes the process with SIGSTOP (kill(1)) and waits until Linux reports every one of
+    /// its threads stopped (a thread in the middle of an fsync stops only when it returns).
+    fn freeze(&self) {
         let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status();
-        assert!(status.expect("run kill").success(), "kill -{signal} {pid}");
+        let status = Command::new("kill").args(["-STOP", &pid]).status();
+        assert!(status.expect("run kill").success(), "kill -STOP {pid}");
+        let deadline = Instant::now() + WAIT;
+        let tasks = PathBuf::from(format!("/proc/{pid}/task"));
+        while !fs::read_dir(&tasks).expect("/proc/<pid>/task").flatten().all(|task| {
+            let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the parenthesized command name: `T` is stopped.
+            stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()) == Some('T')
+        }) {
+            assert!(Instant::now() < deadline, "member {} never stopped", self.id);
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Whether any file under the data dir contains `needle`.
@@ -332,7 +343,7 @@ async fn a_leader_that_logged_a_proposal_nobody_acknowledged_loses_it_when_it_re
 
     // Freeze both followers; the leader logs the next proposal but can never commit it.
     for id in &frozen {
-        ensemble.member(*id).signal("STOP");
+        ensemble.member(*id).freeze();
     }
     let lost = tokio::spawn(async move {
         let _ = writes.create("/lost", b"/lost", &PERSISTENT).await;
@@ -368,7 +379,7 @@ async fn a_leader_that_logged_a_proposal_nobody_acknowledged_loses_it_when_it_re
     ensemble.member(old_leader).spawn();
     assert_eq!(ensemble.wait_for_leader(), new_leader);
     let sync = sync_kind(&mut ensemble, new_leader, old_leader);
-    assert!(sync == "TRUNC" || sync == "SNAP", "synced with {sync}");
+    assert!(sync == "TRUNC" || sync == "SNAP", "synced with {sync}\n{}", ensemble.logs());
     let paths = ["/committed".to_string(), "/new-epoch".to_string()];
     assert_all_present(ensemble.member(old_leader), &paths).await;
     let rejoined = client(ensemble.member(old_leader)).await;
