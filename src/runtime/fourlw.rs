@@ -24,6 +24,15 @@
 //!   of the hundreds of processor-pipeline summaries;
 //! - `crst`, `srst`, `stmk`, `gtmk`, `wchc`, `wchp` and `hash` are known (so the whitelist
 //!   refusal is exact) but answer that Ensemble does not support them.
+//!
+//! Additions, on quorum members only (a standalone server answers exactly as ZooKeeper):
+//! - `srvr` and `stat` end with `Epoch: N` and, on the leader, `Learners: N` and one
+//!   `Learner <id>: <follower|observer>, state <s>, sync <DIFF|TRUNC|SNAP|->, zxid 0x..` line
+//!   per learner;
+//! - `mntr` ends with ZooKeeper's quorum gauges (`zk_quorum_size`; on the leader
+//!   `zk_learners`, `zk_synced_followers`, `zk_synced_non_voting_followers`,
+//!   `zk_synced_observers`) and Ensemble's `zk_epoch`, `zk_last_zxid` and, on the leader,
+//!   `zk_learner_<id>_state`, `zk_learner_<id>_sync`, `zk_learner_<id>_zxid`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -341,7 +350,32 @@ pub fn stat(report: &ServerReport, info: &RuntimeInfo<'_>, with_clients: bool) -
         let (last, min, max) = proposal_sizes(report);
         let _ = writeln!(out, "Proposal sizes last/min/max: {last}/{min}/{max}");
     }
+    if info.config.is_quorum() {
+        push_quorum_state(&mut out, report);
+    }
     out
+}
+
+/// Ensemble's addition to `srvr` and `stat` on a quorum member: the epoch and, on the
+/// leader, each learner with how it was synced. `key: value` lines after ZooKeeper's, so
+/// tools that parse `srvr` line by line (`zkServer.sh status`, exporters) are unaffected.
+fn push_quorum_state(out: &mut String, report: &ServerReport) {
+    let _ = writeln!(out, "Epoch: {}", report.epoch);
+    if report.mode != Mode::Leader {
+        return;
+    }
+    let _ = writeln!(out, "Learners: {}", report.learners.len());
+    for learner in &report.learners {
+        let _ = writeln!(
+            out,
+            "Learner {}: {}, state {}, sync {}, zxid 0x{:x}",
+            learner.id,
+            if learner.observer { "observer" } else { "follower" },
+            learner.state,
+            learner.sync,
+            learner.zxid.0
+        );
+    }
 }
 
 /// `cons`. ZK compat: `ConsCommand` and `ServerCnxn.dumpConnectionInfo(pw, false)`.
@@ -455,7 +489,49 @@ pub fn mntr(report: &ServerReport, info: &RuntimeInfo<'_>) -> String {
     for (key, value) in lines {
         let _ = writeln!(out, "zk_{key}\t{value}");
     }
+    if info.config.is_quorum() {
+        push_quorum_gauges(&mut out, report, info.config);
+    }
     out
+}
+
+/// The quorum gauges of `mntr`. ZK compat: `QuorumZooKeeperServer` (`quorum_size`) and
+/// `LeaderZooKeeperServer.registerMetrics` (learner counts). A learner counts as synced once it
+/// acknowledged NEWLEADER. Ensemble adds `zk_epoch`, `zk_last_zxid` and, on the leader, three
+/// lines per learner (`zk_learner_<id>_state`, `_sync`, `_zxid`).
+fn push_quorum_gauges(out: &mut String, report: &ServerReport, config: &ServerConfig) {
+    let mut lines: Vec<(String, String)> = vec![
+        ("quorum_size".into(), config.participants().count().to_string()),
+        ("epoch".into(), report.epoch.to_string()),
+        ("last_zxid".into(), format!("0x{:x}", report.zxid.0)),
+    ];
+    if report.mode == Mode::Leader {
+        let synced = |observer: bool| {
+            let count = report
+                .learners
+                .iter()
+                .filter(|l| l.observer == observer && matches!(l.state, "synced" | "broadcast"))
+                .count();
+            count.to_string()
+        };
+        lines.extend([
+            ("learners".into(), report.learners.len().to_string()),
+            ("synced_followers".into(), synced(false)),
+            ("synced_non_voting_followers".into(), "0".into()),
+            ("synced_observers".into(), synced(true)),
+        ]);
+        for learner in &report.learners {
+            let id = learner.id;
+            lines.extend([
+                (format!("learner_{id}_state"), learner.state.to_string()),
+                (format!("learner_{id}_sync"), learner.sync.to_string()),
+                (format!("learner_{id}_zxid"), format!("0x{:x}", learner.zxid.0)),
+            ]);
+        }
+    }
+    for (key, value) in lines {
+        let _ = writeln!(out, "zk_{key}\t{value}");
+    }
 }
 
 /// `wchc`: data watches by session. ZK compat: `WatchManager.dumpWatches(byPath = false)`.

@@ -1,7 +1,13 @@
-//! One server process: recovers the node from disk, binds the client port and runs the loop
-//! that owns the `Node`, feeding it inputs and carrying out its effects.
+//! One server process: recovers the node from disk, binds the client port (and, for an
+//! ensemble member, the quorum port) and runs the loop that owns the `Node`, feeding it inputs
+//! and carrying out its effects.
+//!
+//! ZK compat: `QuorumPeerMain` / `ZooKeeperServerMain`. The client port listens from the start,
+//! also while a member elects or syncs, so that four-letter words answer then; the core closes
+//! client connections until it serves (ZooKeeper refuses them while `zkServer` is not running),
+//! and clients move on to another member.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,15 +20,22 @@ use tracing::{error, info, warn};
 
 use crate::core::ids::{ConnId, ServerId};
 use crate::core::io::{Effect, Input};
+use crate::core::report::ServerReport;
 use crate::core::time::Now;
 use crate::core::Node;
 use crate::runtime::config::ServerConfig;
 use crate::runtime::disk;
 use crate::runtime::fourlw;
 use crate::runtime::net::{accept_loop, ClientPort, FourLetterResponder, ToConn, ToNode};
+use crate::runtime::peer::{
+    PeerError, PeerEvent, PeerLinks, PeerNetwork, PeerNetworkConfig, PEER_EVENT_QUEUE_MAX,
+};
 
 /// Inputs the node's loop may hold before client readers wait.
 const NODE_INPUT_QUEUE_MAX: usize = 8_192;
+
+/// The writers of live client connections, by id.
+type Writers = Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>>;
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,21 +59,44 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The quorum port could not be bound.
+    #[error("starting the peer links of server {server}: {source}")]
+    Peers {
+        /// This server's id.
+        server: ServerId,
+        /// What went wrong.
+        source: PeerError,
+    },
 }
 
 /// A running server.
 pub struct ServerHandle {
+    /// The id the server runs as (0 standalone).
+    pub server_id: ServerId,
     /// The bound client address.
     pub client_addr: SocketAddr,
+    /// The bound quorum address of an ensemble member.
+    pub peer_addr: Option<SocketAddr>,
+    to_node: mpsc::Sender<ToNode>,
     shutdown: Option<oneshot::Sender<()>>,
     node_loop: JoinHandle<()>,
     acceptor: JoinHandle<()>,
+    peers: Option<PeerNetwork>,
 }
 
 impl ServerHandle {
-    /// Stops accepting, stops the node loop and waits for it.
+    /// The node's summary, or `None` once the node loop has stopped.
+    pub async fn report(&self) -> Option<ServerReport> {
+        let (tx, rx) = oneshot::channel();
+        self.to_node.send(ToNode::Report(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops accepting clients and peers, stops the node loop (which closes the peer links)
+    /// and waits for it.
     pub async fn shutdown(mut self) {
         self.acceptor.abort();
+        self.peers.take();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -94,7 +130,8 @@ impl Clock {
 }
 
 /// Recovers, binds and starts serving as `server_id` (0 for a standalone server). Returns once
-/// the client port is listening.
+/// the client port (and the quorum port of an ensemble member) is listening; the member then
+/// links up with its peers and elects a leader on its own.
 pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHandle, ServerError> {
     let clock = Clock { start: Instant::now() };
     for warning in &config.warnings {
@@ -124,11 +161,22 @@ pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHa
     let client_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
     info!(%client_addr, server = %server_id, "serving clients");
 
+    let (peer_tx, peer_events) = mpsc::channel(PEER_EVENT_QUEUE_MAX);
+    let peers = match PeerNetworkConfig::from_server_config(&config, server_id) {
+        Some(peer_config) => Some(
+            PeerNetwork::start(peer_config, peer_tx)
+                .await
+                .map_err(|source| ServerError::Peers { server: server_id, source })?,
+        ),
+        None => None,
+    };
+    let peer_addr = peers.as_ref().map(|peers| peers.local_addr);
+
     let (to_node, from_clients) = mpsc::channel(NODE_INPUT_QUEUE_MAX);
-    let writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>> = Arc::default();
+    let writers: Writers = Arc::default();
     let (disk_writer, persisted) = disk::spawn_writer(disk).map_err(disk_error)?;
     let port = Arc::new(ClientPort {
-        to_node,
+        to_node: to_node.clone(),
         writers: writers.clone(),
         frame_max_bytes: config.frame_max_bytes,
         max_client_cnxns: config.max_client_cnxns as usize,
@@ -142,16 +190,28 @@ pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHa
     });
     let acceptor = tokio::spawn(accept_loop(listener, port));
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
-    let node_loop = tokio::spawn(run_node(
+    let node_loop = NodeLoop {
         node,
         clock,
         from_clients,
+        peer_events: peers.is_some().then_some(peer_events),
         persisted,
         disk_writer,
         writers,
-        shutdown_rx,
-    ));
-    Ok(ServerHandle { client_addr, shutdown: Some(shutdown_tx), node_loop, acceptor })
+        links: PeerLinks::default(),
+        pending: VecDeque::new(),
+    };
+    let node_loop = tokio::spawn(node_loop.run(shutdown_rx));
+    Ok(ServerHandle {
+        server_id,
+        client_addr,
+        peer_addr,
+        to_node,
+        shutdown: Some(shutdown_tx),
+        node_loop,
+        acceptor,
+        peers,
+    })
 }
 
 /// Where to listen for clients: the configured address, or 127.0.0.1:2181.
@@ -204,49 +264,120 @@ fn absolute(path: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-async fn run_node(
-    mut node: Node,
+/// The task that owns the `Node`: every input goes through `step`, every effect is carried out
+/// here, in order.
+struct NodeLoop {
+    node: Node,
     clock: Clock,
-    mut from_clients: mpsc::Receiver<ToNode>,
-    mut persisted: disk::PersistedReceiver,
-    mut disk_writer: disk::WriterHandle,
-    writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
-    let mut effects = Vec::new();
-    // A fresh node may owe a snapshot (after replaying a log): give it a first tick.
-    node.step(clock.now(), Input::Tick, &mut effects);
-    loop {
-        if let Err(error) = carry_out(&mut effects, &mut disk_writer, &writers).await {
-            error!(%error, "the disk writer failed; stopping the server");
-            break;
+    from_clients: mpsc::Receiver<ToNode>,
+    /// Events of the peer links (`None` when standalone).
+    peer_events: Option<mpsc::Receiver<PeerEvent>>,
+    persisted: disk::PersistedReceiver,
+    disk_writer: disk::WriterHandle,
+    writers: Writers,
+    links: PeerLinks,
+    /// Inputs produced while carrying out effects or handling link events (a link broken
+    /// because its queue overflowed, a link replaced by a newer one), fed before anything new.
+    pending: VecDeque<Input>,
+}
+
+/// What the loop does next.
+enum Next {
+    /// Feed this to the node.
+    Step(Input),
+    /// Handled without the node; look again.
+    Again,
+    /// Stop the server.
+    Stop,
+}
+
+impl NodeLoop {
+    async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        let mut effects = Vec::new();
+        // A fresh node may owe a snapshot (after replaying a log): give it a first tick.
+        self.node.step(self.clock.now(), Input::Tick, &mut effects);
+        loop {
+            if let Err(error) = self.carry_out(&mut effects).await {
+                error!(%error, "the disk writer failed; stopping the server");
+                break;
+            }
+            let input = match self.pending.pop_front() {
+                Some(input) => input,
+                None => match self.next(&mut shutdown).await {
+                    Next::Step(input) => input,
+                    Next::Again => continue,
+                    Next::Stop => break,
+                },
+            };
+            self.node.step(self.clock.now(), input, &mut effects);
         }
-        let deadline = node.deadline().map(|ms| clock.instant(ms));
-        let input = tokio::select! {
+        info!("node loop stopped");
+    }
+
+    /// Waits for the next thing to do. The order matters under load: a due timer goes before
+    /// new traffic (so pings and timeouts are never starved), peer traffic before client
+    /// traffic.
+    async fn next(&mut self, shutdown: &mut oneshot::Receiver<()>) -> Next {
+        let deadline = self.node.deadline().map(|ms| self.clock.instant(ms));
+        tokio::select! {
             biased;
-            _ = &mut shutdown => break,
-            up_to = persisted.recv() => match up_to {
-                Ok(up_to) => Input::Persisted { up_to },
+            _ = shutdown => Next::Stop,
+            up_to = self.persisted.recv() => match up_to {
+                Ok(up_to) => Next::Step(Input::Persisted { up_to }),
                 Err(error) => {
                     // ZK compat: SyncRequestProcessor stops the server on a disk error; acking
                     // anything after it could lose acknowledged writes.
                     error!(%error, "stopping the server");
-                    break;
+                    Next::Stop
                 }
             },
-            message = from_clients.recv() => match message {
-                Some(ToNode::Input(input)) => input,
+            _ = sleep_until(deadline) => Next::Step(Input::Tick),
+            event = next_peer_event(&mut self.peer_events) => {
+                match event {
+                    Some(event) => self.links.on_event(event, &mut self.pending),
+                    None => self.peer_events = None,
+                }
+                Next::Again
+            },
+            message = self.from_clients.recv() => match message {
+                Some(ToNode::Input(input)) => Next::Step(input),
                 Some(ToNode::Report(reply)) => {
-                    let _ = reply.send(node.report());
-                    continue;
+                    let _ = reply.send(self.node.report());
+                    Next::Again
                 }
-                None => break,
+                None => Next::Stop,
             },
-            _ = sleep_until(deadline) => Input::Tick,
-        };
-        node.step(clock.now(), input, &mut effects);
+        }
     }
-    info!("node loop stopped");
+
+    async fn carry_out(&mut self, effects: &mut Vec<Effect>) -> Result<(), disk::WriterError> {
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::SendClient { conn, frame } => {
+                    let writers = self.writers.lock().expect("writer table lock");
+                    if let Some(writer) = writers.get(&conn) {
+                        let _ = writer.send(ToConn::Frame(frame));
+                    }
+                }
+                Effect::CloseClient { conn } => {
+                    let removed = self.writers.lock().expect("writer table lock").remove(&conn);
+                    if let Some(writer) = removed {
+                        let _ = writer.send(ToConn::Close);
+                    }
+                }
+                Effect::Write { id, write } => self.disk_writer.submit(id, write).await?,
+                Effect::SendPeer { to, msg } => self.links.send(to, msg, &mut self.pending),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn next_peer_event(events: &mut Option<mpsc::Receiver<PeerEvent>>) -> Option<PeerEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -254,33 +385,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-async fn carry_out(
-    effects: &mut Vec<Effect>,
-    disk_writer: &mut disk::WriterHandle,
-    writers: &Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>,
-) -> Result<(), disk::WriterError> {
-    for effect in effects.drain(..) {
-        match effect {
-            Effect::SendClient { conn, frame } => {
-                let writers = writers.lock().expect("writer table lock");
-                if let Some(writer) = writers.get(&conn) {
-                    let _ = writer.send(ToConn::Frame(frame));
-                }
-            }
-            Effect::CloseClient { conn } => {
-                let removed = writers.lock().expect("writer table lock").remove(&conn);
-                if let Some(writer) = removed {
-                    let _ = writer.send(ToConn::Close);
-                }
-            }
-            Effect::Write { id, write } => disk_writer.submit(id, write).await?,
-            // A standalone node never talks to peers; peer links arrive with ensemble mode.
-            Effect::SendPeer { .. } => {}
-        }
-    }
-    Ok(())
 }
 
 /// The disk layout and policy from the configuration.

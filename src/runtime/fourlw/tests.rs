@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::core::ids::{ConnId, SessionId, Zxid};
-use crate::core::report::SessionReport;
+use crate::core::report::{LearnerReport, SessionReport};
 use crate::runtime::config::ServerConfig;
 
 const SID: i64 = 0x0100_0006_5735_0000;
@@ -243,8 +243,9 @@ fn mntr_quorum_adds_peer_state_and_leader_sizes() {
     assert_eq!(lines[1], "zk_server_state\tleader");
     assert_eq!(lines[2], "zk_peer_state\tleading - broadcast");
     assert!(lines.contains(&"zk_open_file_descriptor_count\t-1"), "{out}");
+    let sizes = lines.iter().position(|l| l.starts_with("zk_last_proposal_size")).expect("sizes");
     assert_eq!(
-        &lines[lines.len() - 3..],
+        &lines[sizes..sizes + 3],
         ["zk_last_proposal_size\t10", "zk_max_proposal_size\t20", "zk_min_proposal_size\t5"]
     );
     let mut follower = report();
@@ -252,6 +253,8 @@ fn mntr_quorum_adds_peer_state_and_leader_sizes() {
     let out = ask("mntr", Some(&follower), &info);
     assert!(out.contains("\nzk_peer_state\tfollowing - broadcast\n"), "{out}");
     assert!(!out.contains("proposal_size"), "{out}");
+    assert!(!out.contains("zk_learners"), "only the leader has learners: {out}");
+    assert!(out.ends_with("zk_quorum_size\t3\nzk_epoch\t0\nzk_last_zxid\t0x3\n"), "{out}");
     // Every line is `zk_<key>\t<value>`.
     assert!(out.lines().all(|line| line.starts_with("zk_") && line.matches('\t').count() == 1));
 }
@@ -442,4 +445,81 @@ proptest! {
         prop_assert!(text.contains('.'), "{}", text);
         prop_assert_eq!(text.parse::<f64>().ok(), Some(value));
     }
+}
+
+fn quorum_config() -> ServerConfig {
+    ServerConfig::parse(
+        "initLimit=10\nsyncLimit=5\ndataDir=/d\nserver.1=a:1:2\nserver.2=b:1:2\n\
+         server.3=c:1:2\nserver.4=d:1:2:observer",
+    )
+    .expect("valid")
+}
+
+fn leader_with_learners() -> ServerReport {
+    let mut leader = report();
+    leader.mode = Mode::Leader;
+    leader.epoch = 2;
+    leader.zxid = Zxid::new(2, 5);
+    leader.learners = vec![
+        LearnerReport {
+            id: ServerId(1),
+            observer: false,
+            state: "broadcast",
+            sync: "DIFF",
+            zxid: Zxid::new(2, 5),
+        },
+        LearnerReport {
+            id: ServerId(2),
+            observer: false,
+            state: "syncing",
+            sync: "SNAP",
+            zxid: Zxid::new(1, 9),
+        },
+        LearnerReport {
+            id: ServerId(4),
+            observer: true,
+            state: "broadcast",
+            sync: "TRUNC",
+            zxid: Zxid::new(2, 5),
+        },
+    ];
+    leader
+}
+
+#[test]
+fn srvr_of_a_quorum_leader_lists_its_learners_after_zookeepers_lines() {
+    let (config, host) = (quorum_config(), host());
+    let out = ask("srvr", Some(&leader_with_learners()), &info(&config, &host));
+    let expected_tail = "Zxid: 0x200000005\nMode: leader\nNode count: 7\n\
+        Proposal sizes last/min/max: -1/-1/-1\nEpoch: 2\nLearners: 3\n\
+        Learner 1: follower, state broadcast, sync DIFF, zxid 0x200000005\n\
+        Learner 2: follower, state syncing, sync SNAP, zxid 0x100000009\n\
+        Learner 4: observer, state broadcast, sync TRUNC, zxid 0x200000005\n";
+    assert!(out.ends_with(expected_tail), "{out}");
+    let stat = ask("stat", Some(&leader_with_learners()), &info(&config, &host));
+    assert!(stat.ends_with(expected_tail), "{stat}");
+}
+
+#[test]
+fn srvr_of_a_quorum_follower_adds_only_the_epoch() {
+    let (config, host) = (quorum_config(), host());
+    let mut follower = report();
+    follower.mode = Mode::Follower;
+    follower.epoch = 7;
+    let out = ask("srvr", Some(&follower), &info(&config, &host));
+    assert!(out.ends_with("Mode: follower\nNode count: 7\nEpoch: 7\n"), "{out}");
+}
+
+#[test]
+fn mntr_of_a_quorum_leader_counts_synced_learners_and_lists_each() {
+    let (config, host) = (quorum_config(), host());
+    let out = ask("mntr", Some(&leader_with_learners()), &info(&config, &host));
+    let expected_tail = "zk_quorum_size\t3\nzk_epoch\t2\nzk_last_zxid\t0x200000005\n\
+        zk_learners\t3\nzk_synced_followers\t1\nzk_synced_non_voting_followers\t0\n\
+        zk_synced_observers\t1\n\
+        zk_learner_1_state\tbroadcast\nzk_learner_1_sync\tDIFF\nzk_learner_1_zxid\t0x200000005\n\
+        zk_learner_2_state\tsyncing\nzk_learner_2_sync\tSNAP\nzk_learner_2_zxid\t0x100000009\n\
+        zk_learner_4_state\tbroadcast\nzk_learner_4_sync\tTRUNC\nzk_learner_4_zxid\t0x200000005\n";
+    assert!(out.ends_with(expected_tail), "{out}");
+    assert!(out.lines().all(|line| line.starts_with("zk_") && line.matches('\t').count() == 1));
 }
