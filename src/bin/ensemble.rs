@@ -1,14 +1,22 @@
-//! The `ensemble` command: run a server, ask a server for its status.
+//! The `ensemble` command: run a server or a local ensemble, ask a server for its status,
+//! measure failover.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use ensemble::core::report::Mode;
+use ensemble::core::ServerId;
 use ensemble::runtime::config::ServerConfig;
+use ensemble::runtime::ServerHandle;
 use tracing_subscriber::EnvFilter;
+
+// Beside this file rather than in `src/bin/`, where Cargo would take it for another binary.
+#[path = "ensemble/failover.rs"]
+mod failover;
 
 #[derive(Parser)]
 #[command(name = "ensemble", version, about = "A ZooKeeper-compatible coordination service")]
@@ -19,17 +27,67 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a server: on 127.0.0.1:2181 with data in ./ensemble-data, or from a zoo.cfg.
+    /// Run a server: on 127.0.0.1:2181 with data in ./ensemble-data, or from a zoo.cfg (an
+    /// ensemble member when it has `server.N` lines and `myid` in its dataDir).
     Server {
         /// A ZooKeeper `zoo.cfg`.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Run an N-member ensemble on 127.0.0.1 in this process, with temporary data dirs.
+    Local {
+        /// Number of members.
+        #[arg(default_value_t = 3)]
+        members: u64,
+        /// `tickTime` in ms.
+        #[arg(long, default_value_t = 2000)]
+        tick_time: u32,
+        /// Keep the data dirs (and their zoo.cfg and myid) after Ctrl-C.
+        #[arg(long)]
+        keep: bool,
     },
     /// Print a server's mode (leader, follower, observer, standalone) like `zkServer.sh status`.
     Status {
         /// The server's client address.
         #[arg(long, default_value = "127.0.0.1:2181")]
         server: String,
+    },
+    /// Measurements.
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Time from SIGKILL of the leader of a 3-member loopback ensemble to the first
+    /// successful write after it.
+    Failover {
+        /// The implementation to measure.
+        #[arg(long, value_enum, default_value = "ensemble")]
+        target: failover::Target,
+        /// Leader kills to measure.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// `tickTime` in ms.
+        #[arg(long, default_value_t = 200)]
+        tick_time: u32,
+        /// `initLimit` in ticks.
+        #[arg(long, default_value_t = 10)]
+        init_limit: u32,
+        /// `syncLimit` in ticks.
+        #[arg(long, default_value_t = 5)]
+        sync_limit: u32,
+        /// Java class path of ZooKeeper (for `--target zookeeper`).
+        #[arg(
+            long,
+            default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
+        )]
+        zk_classpath: String,
+        /// Keep the configs, data and server logs.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -42,41 +100,156 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server { config } => serve(config),
+        Command::Local { members, tick_time, keep } => local(members, tick_time, keep),
         Command::Status { server } => status(&server),
+        Command::Bench { bench } => match bench {
+            Bench::Failover {
+                target,
+                runs,
+                tick_time,
+                init_limit,
+                sync_limit,
+                zk_classpath,
+                keep,
+            } => failover::run(&failover::Options {
+                target,
+                runs,
+                tick_time_ms: tick_time,
+                init_limit,
+                sync_limit,
+                zk_classpath,
+                keep,
+            }),
+        },
     }
 }
 
-fn serve(config_path: Option<PathBuf>) -> Result<()> {
-    let config = match &config_path {
-        None => ServerConfig::standalone_default(),
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let mut config = ServerConfig::parse(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            config.load_myid().with_context(|| format!("reading myid for {}", path.display()))?;
-            config
-        }
-    };
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the tokio runtime")?;
-    runtime.block_on(async move {
-        let server = ensemble::runtime::start(config).await.context("starting the server")?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("interrupted; shutting down");
-                server.shutdown().await;
-            }
+        .context("starting the tokio runtime")
+}
+
+fn serve(config_path: Option<PathBuf>) -> Result<()> {
+    let (config, server_id) = match &config_path {
+        None => (ServerConfig::standalone_default(), ServerId(0)),
+        Some(path) => {
+            ServerConfig::load(path).with_context(|| format!("loading {}", path.display()))?
         }
+    };
+    tokio_runtime()?.block_on(async move {
+        let server =
+            ensemble::runtime::start(config, server_id).await.context("starting the server")?;
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        tracing::info!("interrupted; shutting down");
+        server.shutdown().await;
         Ok(())
     })
 }
 
+/// `ensemble local`: every member gets a directory with its zoo.cfg, myid and data, so a
+/// member could also be run alone with `ensemble server --config <dir>/zoo.cfg`.
+fn local(members: u64, tick_time_ms: u32, keep: bool) -> Result<()> {
+    if !(1..=255).contains(&members) {
+        bail!("an ensemble has 1 to 255 members");
+    }
+    let base = std::env::temp_dir().join(format!("ensemble-local-{}", std::process::id()));
+    let configs = local_configs(&base, members, tick_time_ms)?;
+    let result = tokio_runtime()?.block_on(async move {
+        let mut servers = Vec::new();
+        for (config, id) in configs {
+            servers.push(ensemble::runtime::start(config, id).await.context("starting a member")?);
+        }
+        let connect: Vec<String> = servers.iter().map(|s| s.client_addr.to_string()).collect();
+        println!("{}", connect.join(","));
+        let outcome = tokio::select! {
+            leader = wait_for_leader(&servers) => match leader {
+                Some(leader) => {
+                    tracing::info!(%leader, "the ensemble serves; Ctrl-C stops it");
+                    tokio::signal::ctrl_c().await
+                }
+                None => Ok(()),
+            },
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+        };
+        tracing::info!("shutting down");
+        for server in servers {
+            server.shutdown().await;
+        }
+        outcome.context("waiting for Ctrl-C")
+    });
+    if keep {
+        eprintln!("data kept in {}", base.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+    result
+}
+
+/// Writes `<base>/member<N>/{zoo.cfg,myid}` on free loopback ports and loads them back.
+fn local_configs(
+    base: &Path,
+    members: u64,
+    tick_time_ms: u32,
+) -> Result<Vec<(ServerConfig, ServerId)>> {
+    // Bind every port at once so that they differ, then let them go for the members.
+    let listeners: Vec<std::net::TcpListener> = (0..3 * members)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .context("finding free ports")?;
+    let ports: Vec<u16> =
+        listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
+    drop(listeners);
+    let mut servers = String::new();
+    for id in 1..=members {
+        let at = 3 * (id as usize - 1);
+        let (client, quorum, election) = (ports[at], ports[at + 1], ports[at + 2]);
+        // The election port is part of the grammar; Ensemble elects over the quorum port.
+        servers
+            .push_str(&format!("server.{id}=127.0.0.1:{quorum}:{election};127.0.0.1:{client}\n"));
+    }
+    let mut configs = Vec::new();
+    for id in 1..=members {
+        let dir = base.join(format!("member{id}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("myid"), format!("{id}\n"))?;
+        let text = format!(
+            "tickTime={tick_time_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
+             4lw.commands.whitelist=*\nstandaloneEnabled=false\n{servers}",
+            dir.display()
+        );
+        let path = dir.join("zoo.cfg");
+        std::fs::write(&path, text)?;
+        configs.push(
+            ServerConfig::load(&path).with_context(|| format!("loading {}", path.display()))?,
+        );
+    }
+    Ok(configs)
+}
+
+/// Polls the members until one leads and every other one serves; `None` if a member stopped.
+async fn wait_for_leader(servers: &[ServerHandle]) -> Option<ServerId> {
+    loop {
+        let mut leader = None;
+        let mut serving = 0;
+        for server in servers {
+            let report = server.report().await?;
+            serving += usize::from(report.serving);
+            if report.serving && matches!(report.mode, Mode::Leader | Mode::Standalone) {
+                leader = Some(server.server_id);
+            }
+        }
+        if serving == servers.len() {
+            if let Some(leader) = leader {
+                return Some(leader);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `zkServer.sh status`: the mode from `srvr`.
 fn status(server: &str) -> Result<()> {
     let mut stream =
         TcpStream::connect(server).with_context(|| format!("connecting to {server}"))?;
@@ -84,10 +257,13 @@ fn status(server: &str) -> Result<()> {
     stream.write_all(b"srvr")?;
     let mut text = String::new();
     stream.read_to_string(&mut text).context("reading the srvr answer")?;
+    println!("Client address: {server}");
+    if text.contains("not currently serving") {
+        bail!("{server} is not currently serving requests (electing a leader or syncing)");
+    }
     let Some(mode) = text.lines().find_map(|l| l.strip_prefix("Mode: ")) else {
         bail!("{server} did not report a mode:\n{text}");
     };
-    println!("Client address: {server}");
     println!("Mode: {mode}");
     Ok(())
 }

@@ -36,6 +36,13 @@ pub struct NodeConfig {
     pub rng_seed: u64,
     /// The ensemble (`server.N` lines). Empty, or only this server: standalone.
     pub membership: Membership,
+    /// `reconfigEnabled`: dynamic reconfiguration allowed (Ensemble answers it `Unimplemented`).
+    pub reconfig_enabled: bool,
+    /// Deliberate bugs switched on (only with the `canary` feature; see `core::canary`).
+    pub canaries: crate::core::canary::Canaries,
+    /// The counter a new leader's zxids start from (0). The simulator raises it to reach the
+    /// counter roll-over quickly.
+    pub zxid_counter_start: u32,
     /// `initLimit`: ticks a learner may take to connect to and sync with its leader.
     pub init_limit: u32,
     /// `syncLimit`: ticks a member may go without hearing from its leader / its quorum.
@@ -67,6 +74,9 @@ impl NodeConfig {
             outstanding_max: 1000,
             rng_seed: 0,
             membership: Membership::default(),
+            reconfig_enabled: false,
+            canaries: crate::core::canary::Canaries::NONE,
+            zxid_counter_start: 0,
             init_limit: 10,
             sync_limit: 5,
         }

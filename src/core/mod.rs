@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod canary;
 pub mod config;
 pub mod ids;
 pub mod io;
@@ -26,3 +27,6 @@ pub use time::Now;
 
 #[cfg(test)]
 mod node_tests;
+
+#[cfg(test)]
+mod zab_tests;

@@ -138,4 +138,8 @@ pub struct ServerReport {
     pub proposal_sizes: Option<(u64, u64, u64)>,
     /// On a leader: its learners.
     pub learners: Vec<LearnerReport>,
+    /// Data watches by session (`wchc`), sorted.
+    pub watches_by_session: Vec<(SessionId, Vec<String>)>,
+    /// Data watches by path (`wchp`), sorted.
+    pub watches_by_path: Vec<(String, Vec<SessionId>)>,
 }

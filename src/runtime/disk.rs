@@ -1,31 +1,945 @@
-//! Disk writer (group commit) and recovery from files. OWNER: storage helper. Stub.
-#![allow(missing_docs)]
+//! The disk: recovery from the data directories, and the writer that makes the core's
+//! durable writes durable, in write-id order, with group commit. The only code in Ensemble
+//! that touches the filesystem.
+//!
+//! Layers, bottom up:
+//! - [`FileSystem`]: the seam. A handful of path-based file operations. [`FileDisk`] is the
+//!   real one (`std::fs`); [`MemDisk`] keeps files in memory with a crash model (unsynced
+//!   bytes and unsynced directory entries are lost) for tests and simulation.
+//! - [`Disk`]: recovery ([`Disk::open`]) and the write logic over a `FileSystem`: segments,
+//!   snapshots, truncation, epoch files, purging. Synchronous and deterministic.
+//! - [`spawn_writer`]: runs a `Disk` on its own thread, drains the queue into batches and
+//!   reports the highest durable `WriteId` through a [`PersistedReceiver`].
+//!
+//! Driving it:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use ensemble::runtime::disk::{spawn_writer, Disk, DiskConfig, FileDisk};
+//!
+//! let cfg = DiskConfig::new("/var/lib/ensemble", "/var/lib/ensemble");
+//! // Blocking: call it before the runtime starts (or in `spawn_blocking`).
+//! let (disk, recovered) = Disk::open(cfg, FileDisk::new())?;
+//! // ... build the node from `recovered.snapshot`, `recovered.txns` and the epochs ...
+//! let (mut writer, mut persisted) = spawn_writer(disk)?;
+//! // For each `Effect::Write { id, write }`: `writer.submit(id, write).await?`.
+//! // In the select loop: `let up_to = persisted.recv().await?;` then
+//! // `node.step(now, Input::Persisted { up_to }, &mut effects)`.
+//! # let _ = (recovered, &mut writer, &mut persisted);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Why a dedicated thread rather than `tokio::fs`: `tokio::fs` runs every call on the
+//! blocking pool, so one batch would hop threads per call and `fdatasync` would race with
+//! appends from the next batch. One thread owning the files gives the exact order
+//! write, write, ..., fdatasync, report, with one fdatasync per batch. Under madsim
+//! (`--cfg madsim`) the same loop runs as a simulated task instead, so simulations stay
+//! deterministic (use `MemDisk` there; madsim does not simulate files).
+//!
+//! Durability rules:
+//! - appends are buffered and made durable together by one `fdatasync` per batch (plus a
+//!   directory fsync when the batch created a segment);
+//! - before a snapshot, truncation or epoch write, the pending appends are synced first, so
+//!   writes become durable in id order; those writes are durable when they return
+//!   (write a `.tmp` file, fsync it, rename it, fsync the directory);
+//! - a new segment starts at the first append after startup, after a snapshot, after a
+//!   truncation, and when the current one reaches `segment_bytes_max`.
+//!
+//! ZK compat: `SyncRequestProcessor` (group commit, at most `zookeeper.maxBatchSize` = 1000
+//! writes per flush, a new log after each snapshot), `FileTxnLog.commit` (`forceSync`),
+//! `FileTxnSnapLog` (`dataDir` for snapshots and epochs, `dataLogDir` for the log),
+//! `PurgeTxnLog`, `AtomicFileWritingIdiom`. Unlike ZooKeeper we delete snapshots newer than
+//! a truncation point, since they contain txns the truncation drops.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+
 use crate::core::ids::{WriteId, Zxid};
 use crate::core::io::DurableWrite;
 use crate::core::txn::Txn;
-use bytes::Bytes;
-use std::path::PathBuf;
-use tokio::sync::mpsc;
-#[derive(Debug, thiserror::Error)]
-#[error("disk: {0}")]
-pub struct DiskError(pub String);
+use crate::storage::epoch::encode_epoch;
+use crate::storage::log::{encode_header, encode_record, scan_segment, LogError};
+use crate::storage::names::{
+    parse_file_name, segment_file_name, snapshot_file_name, FileKind, ACCEPTED_EPOCH_FILE,
+    CURRENT_EPOCH_FILE, TEMP_SUFFIX,
+};
+use crate::storage::recovery::{self, purge_plan, Recovered, RecoveryError};
+use crate::storage::snapshot::encode_snapshot;
+
+/// Where and how the disk keeps its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskConfig {
+    /// Snapshots and epoch files (`dataDir`).
     pub data_dir: PathBuf,
+    /// Txn-log segments (`dataLogDir`; may equal `data_dir`).
     pub data_log_dir: PathBuf,
+    /// Snapshots kept after each new one (`autopurge.snapRetainCount`); 0 disables purging.
+    pub snap_retain_count: usize,
+    /// Whether appends are fdatasync'ed (`zookeeper.forceSync`). Snapshots, epochs and
+    /// truncations are always synced.
+    pub fsync: bool,
+    /// A segment that reached this many bytes is closed and a new one started.
+    pub segment_bytes_max: u64,
+    /// Most writes made durable under one sync (`zookeeper.maxBatchSize`).
+    pub batch_max: usize,
+    /// Writes queued to the writer before `WriterHandle::submit` waits (backpressure).
+    pub queue_max: usize,
 }
-pub struct Recovered {
-    pub snapshot: Option<(Zxid, Bytes)>,
-    pub txns: Vec<Txn>,
-}
-pub fn recover(_c: &DiskConfig) -> Result<Recovered, DiskError> {
-    todo!()
-}
-pub struct DiskWriter;
-impl DiskWriter {
-    pub fn submit(&self, _id: WriteId, _w: DurableWrite) {
-        todo!()
+
+impl DiskConfig {
+    /// ZooKeeper's defaults for these directories.
+    pub fn new(data_dir: impl Into<PathBuf>, data_log_dir: impl Into<PathBuf>) -> DiskConfig {
+        DiskConfig {
+            data_dir: data_dir.into(),
+            data_log_dir: data_log_dir.into(),
+            snap_retain_count: 3,
+            fsync: true,
+            segment_bytes_max: 64 << 20,
+            batch_max: 1000,
+            queue_max: 4096,
+        }
     }
 }
-pub fn spawn_writer(_c: DiskConfig) -> (DiskWriter, mpsc::UnboundedReceiver<WriteId>) {
-    todo!()
+
+/// A disk operation that failed. Every variant names the file or directory.
+#[derive(Debug, Error)]
+pub enum DiskError {
+    /// An operating-system error.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// To which file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The data directory cannot be recovered (the source names the file and offset).
+    #[error("{}: {source}", dir.display())]
+    Recovery {
+        /// The directory holding the file.
+        dir: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: RecoveryError,
+    },
+    /// A segment could not be read back for truncation, or a txn could not be encoded.
+    #[error("{}: {source}", path.display())]
+    Log {
+        /// The segment (or log directory).
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: LogError,
+    },
+}
+
+/// The file operations the disk needs: the seam between `Disk` and the operating system.
+/// Paths are those `Disk` builds from `DiskConfig`; names returned by `list` are file names.
+pub trait FileSystem: Send + 'static {
+    /// Creates a directory and its parents (no error if it exists).
+    fn create_dir_all(&mut self, dir: &Path) -> io::Result<()>;
+    /// The names of the files in a directory, sorted.
+    fn list(&mut self, dir: &Path) -> io::Result<Vec<String>>;
+    /// A whole file.
+    fn read(&mut self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Creates a file that must not exist yet, holding `bytes` (not synced).
+    fn create(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Appends to a file (not synced).
+    fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Cuts (or zero-extends) a file to `len` bytes (not synced).
+    fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()>;
+    /// Makes a file's contents durable (`fdatasync`).
+    fn sync(&mut self, path: &Path) -> io::Result<()>;
+    /// Renames a file, replacing any file at `to` (durable after `sync_dir`).
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file (durable after `sync_dir`).
+    fn remove(&mut self, path: &Path) -> io::Result<()>;
+    /// Makes a directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&mut self, dir: &Path) -> io::Result<()>;
+}
+
+/// Recovery plus the write logic over a `FileSystem`. Blocking; run it off the async
+/// runtime (`spawn_writer` does).
+pub struct Disk<F: FileSystem> {
+    fs: F,
+    cfg: DiskConfig,
+    /// The segment appends go to, if one is open.
+    segment: Option<OpenSegment>,
+    /// Encoded appends not yet handed to the file system (always for `segment`).
+    pending: Vec<u8>,
+    /// The highest zxid logged or covered by a snapshot; appends must exceed it.
+    zxid_last: Zxid,
+    /// Snapshots that failed to decode at recovery: never counted or purged.
+    damaged_snapshots: BTreeSet<String>,
+    /// How many times appends were made durable (one per batch that appended).
+    log_syncs: u64,
+}
+
+/// The segment being appended to.
+struct OpenSegment {
+    path: PathBuf,
+    /// Its length including `Disk::pending`.
+    len: u64,
+    /// Whether the file exists (it is created by the first flush).
+    created: bool,
+    /// Bytes were written since the last sync.
+    unsynced: bool,
+    /// The file was created since the last directory sync.
+    dir_unsynced: bool,
+}
+
+impl<F: FileSystem> Disk<F> {
+    /// Recovers the data directories (creating them if missing), repairs a torn log tail,
+    /// removes leftover `.tmp` files, and returns the disk ready to write plus what the core
+    /// starts from. Errors name the file and, for corruption, the offset.
+    pub fn open(cfg: DiskConfig, mut fs: F) -> Result<(Disk<F>, Recovered), DiskError> {
+        for dir in [&cfg.data_dir, &cfg.data_log_dir] {
+            fs.create_dir_all(dir).map_err(io_error("create directory", dir))?;
+        }
+        let mut disk = Disk {
+            fs,
+            cfg,
+            segment: None,
+            pending: Vec::new(),
+            zxid_last: Zxid::ZERO,
+            damaged_snapshots: BTreeSet::new(),
+            log_syncs: 0,
+        };
+        let names = disk.listing()?;
+        for name in &names {
+            if parse_file_name(name) == Some(FileKind::Temp) {
+                let path = disk.path_of(name);
+                tracing::info!(path = %path.display(), "removing an interrupted atomic write");
+                disk.fs.remove(&path).map_err(io_error("remove", &path))?;
+            }
+        }
+        let (dirs, fs) = ((&disk.cfg.data_dir, &disk.cfg.data_log_dir), &mut disk.fs);
+        let recovered = recovery::recover(&names, |name| {
+            let path = dir_of(dirs, name).join(name);
+            fs.read(&path).map(Bytes::from).map_err(|error| error.into())
+        })
+        .map_err(|source| DiskError::Recovery {
+            dir: dir_of(dirs, source.file()).to_owned(),
+            source,
+        })?;
+        for warning in &recovered.warnings {
+            tracing::warn!("recovery: {warning}");
+        }
+        if let Some((name, valid_len)) = &recovered.truncate {
+            disk.repair_tail(name, *valid_len)?;
+        }
+        disk.zxid_last = recovered.zxid_last();
+        disk.damaged_snapshots = recovered.damaged_snapshots.iter().cloned().collect();
+        tracing::info!(
+            snapshot = ?recovered.snapshot.as_ref().map(|(zxid, _)| zxid.to_string()),
+            txns = recovered.txns.len(),
+            zxid_last = %disk.zxid_last,
+            "recovered"
+        );
+        Ok((disk, recovered))
+    }
+
+    /// Carries out one write. Appends are buffered until `sync`; every other write first
+    /// syncs the buffered appends, then is durable when this returns.
+    ///
+    /// Panics if an append does not have a zxid above every txn logged so far (a core bug).
+    pub fn write(&mut self, write: &DurableWrite) -> Result<(), DiskError> {
+        match write {
+            DurableWrite::Append(txn) => self.append(txn),
+            DurableWrite::Snapshot { zxid, body } => {
+                self.sync()?;
+                self.segment = None;
+                self.write_snapshot(*zxid, body)?;
+                self.purge();
+                Ok(())
+            }
+            DurableWrite::Truncate { after } => {
+                self.sync()?;
+                self.segment = None;
+                self.truncate(*after)
+            }
+            DurableWrite::AcceptedEpoch(epoch) => {
+                self.sync()?;
+                let dir = self.cfg.data_dir.clone();
+                self.write_atomic(&dir, ACCEPTED_EPOCH_FILE, &encode_epoch(*epoch))
+            }
+            DurableWrite::CurrentEpoch(epoch) => {
+                self.sync()?;
+                let dir = self.cfg.data_dir.clone();
+                self.write_atomic(&dir, CURRENT_EPOCH_FILE, &encode_epoch(*epoch))
+            }
+        }
+    }
+
+    /// Makes every append so far durable: one write of the buffered records and one
+    /// `fdatasync` (plus a directory fsync if the segment is new).
+    pub fn sync(&mut self) -> Result<(), DiskError> {
+        self.flush()?;
+        let Some(segment) = self.segment.as_mut() else {
+            return Ok(());
+        };
+        if segment.unsynced {
+            if self.cfg.fsync {
+                self.fs.sync(&segment.path).map_err(io_error("fdatasync", &segment.path))?;
+            }
+            segment.unsynced = false;
+            self.log_syncs += 1;
+        }
+        if segment.dir_unsynced {
+            if self.cfg.fsync {
+                let dir = &self.cfg.data_log_dir;
+                self.fs.sync_dir(dir).map_err(io_error("fsync directory", dir))?;
+            }
+            segment.dir_unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// How many times appends were made durable since `open`.
+    pub fn log_sync_count(&self) -> u64 {
+        self.log_syncs
+    }
+
+    /// The file system, e.g. to crash a `MemDisk` after dropping the `Disk`.
+    pub fn into_file_system(self) -> F {
+        self.fs
+    }
+
+    fn append(&mut self, txn: &Txn) -> Result<(), DiskError> {
+        assert!(txn.zxid > self.zxid_last, "append of {} after {}", txn.zxid, self.zxid_last);
+        let record = encode_record(txn)
+            .map_err(|source| DiskError::Log { path: self.cfg.data_log_dir.clone(), source })?;
+        if self.segment.as_ref().is_some_and(|s| s.len >= self.cfg.segment_bytes_max) {
+            self.sync()?;
+            self.segment = None;
+        }
+        let segment = self.segment.get_or_insert_with(|| OpenSegment {
+            path: self.cfg.data_log_dir.join(segment_file_name(txn.zxid)),
+            len: 0,
+            created: false,
+            unsynced: false,
+            dir_unsynced: false,
+        });
+        if segment.len == 0 {
+            let header = encode_header(txn.zxid);
+            self.pending.extend_from_slice(&header);
+            segment.len += header.len() as u64;
+        }
+        self.pending.extend_from_slice(&record);
+        segment.len += record.len() as u64;
+        self.zxid_last = txn.zxid;
+        if self.pending.len() >= PENDING_FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the buffered appends to the file system (without syncing).
+    fn flush(&mut self) -> Result<(), DiskError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let segment = self.segment.as_mut().expect("pending bytes belong to the open segment");
+        if segment.created {
+            self.fs
+                .append(&segment.path, &self.pending)
+                .map_err(io_error("append", &segment.path))?;
+        } else {
+            self.fs
+                .create(&segment.path, &self.pending)
+                .map_err(io_error("create", &segment.path))?;
+            segment.created = true;
+            segment.dir_unsynced = true;
+        }
+        self.pending.clear();
+        segment.unsynced = true;
+        Ok(())
+    }
+
+    fn write_snapshot(&mut self, zxid: Zxid, body: &[u8]) -> Result<(), DiskError> {
+        let name = snapshot_file_name(zxid);
+        let dir = self.cfg.data_dir.clone();
+        self.write_atomic(&dir, &name, &encode_snapshot(zxid, body))?;
+        self.damaged_snapshots.remove(&name);
+        self.zxid_last = self.zxid_last.max(zxid);
+        tracing::info!(zxid = %zxid, bytes = body.len(), "snapshot written");
+        Ok(())
+    }
+
+    /// Deletes the snapshots and segments `purge_plan` no longer needs. Best effort: a file
+    /// that cannot be removed is only logged, the snapshot is already durable.
+    fn purge(&mut self) {
+        let names = match self.listing() {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::warn!(%error, "purge skipped");
+                return;
+            }
+        };
+        let candidates: Vec<String> =
+            names.into_iter().filter(|name| !self.damaged_snapshots.contains(name)).collect();
+        for name in purge_plan(&candidates, self.cfg.snap_retain_count) {
+            let path = self.path_of(&name);
+            match self.fs.remove(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "purged"),
+                Err(error) => tracing::warn!(path = %path.display(), %error, "purge failed"),
+            }
+        }
+    }
+
+    /// Drops every txn `> after`: newer snapshots, then whole segments (newest first, each
+    /// removal made durable so a crash leaves a prefix of the log), then the tail of the
+    /// segment holding `after`.
+    fn truncate(&mut self, after: Zxid) -> Result<(), DiskError> {
+        let names = self.listing()?;
+        let mut snapshots = Vec::new();
+        let mut segments = Vec::new();
+        for name in names {
+            match parse_file_name(&name) {
+                Some(FileKind::Snapshot(zxid)) => snapshots.push((zxid, name)),
+                Some(FileKind::Segment(base)) => segments.push((base, name)),
+                _ => {}
+            }
+        }
+        let (data_dir, log_dir) = (self.cfg.data_dir.clone(), self.cfg.data_log_dir.clone());
+        for (_, name) in snapshots.iter().rev().filter(|(zxid, _)| *zxid > after) {
+            self.remove_durably(&data_dir, name)?;
+            self.damaged_snapshots.remove(name);
+        }
+        for (_, name) in segments.iter().rev().filter(|(base, _)| *base > after) {
+            self.remove_durably(&log_dir, name)?;
+        }
+        if let Some((_, name)) = segments.iter().rev().find(|(base, _)| *base <= after) {
+            let path = log_dir.join(name);
+            let bytes = self.fs.read(&path).map_err(io_error("read", &path))?;
+            let scan = scan_segment(&bytes, true)
+                .map_err(|source| DiskError::Log { path: path.clone(), source })?;
+            let cut = scan.offset_after(after);
+            if cut < bytes.len() as u64 {
+                self.fs.set_len(&path, cut).map_err(io_error("truncate", &path))?;
+                self.fs.sync(&path).map_err(io_error("fdatasync", &path))?;
+            }
+        }
+        self.zxid_last = self.zxid_last.min(after);
+        tracing::info!(after = %after, "log truncated");
+        Ok(())
+    }
+
+    /// Cuts the torn last segment found by recovery (or removes it if it holds no txn).
+    fn repair_tail(&mut self, name: &str, valid_len: u64) -> Result<(), DiskError> {
+        let path = self.path_of(name);
+        tracing::warn!(path = %path.display(), valid_len, "repairing the log tail");
+        if valid_len == 0 {
+            let dir = self.cfg.data_log_dir.clone();
+            return self.remove_durably(&dir, name);
+        }
+        self.fs.set_len(&path, valid_len).map_err(io_error("truncate", &path))?;
+        self.fs.sync(&path).map_err(io_error("fdatasync", &path))
+    }
+
+    fn remove_durably(&mut self, dir: &Path, name: &str) -> Result<(), DiskError> {
+        let path = dir.join(name);
+        self.fs.remove(&path).map_err(io_error("remove", &path))?;
+        self.fs.sync_dir(dir).map_err(io_error("fsync directory", dir))
+    }
+
+    /// Replaces `dir/name` with `bytes` so that a crash leaves the old or the new contents.
+    fn write_atomic(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+        match self.fs.remove(&tmp) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                return Err(io_error("remove", &tmp)(error));
+            }
+            _ => {}
+        }
+        self.fs.create(&tmp, bytes).map_err(io_error("create", &tmp))?;
+        self.fs.sync(&tmp).map_err(io_error("fsync", &tmp))?;
+        self.fs.rename(&tmp, &path).map_err(io_error("rename", &path))?;
+        self.fs.sync_dir(dir).map_err(io_error("fsync directory", dir))
+    }
+
+    /// Our files: snapshots, epochs and temporaries from `data_dir`, segments from
+    /// `data_log_dir`.
+    fn listing(&mut self) -> Result<Vec<String>, DiskError> {
+        let mut names = BTreeSet::new();
+        for dir in [self.cfg.data_dir.clone(), self.cfg.data_log_dir.clone()] {
+            let listed = self.fs.list(&dir).map_err(io_error("list", &dir))?;
+            let dirs = (&self.cfg.data_dir, &self.cfg.data_log_dir);
+            names.extend(listed.into_iter().filter(|name| {
+                parse_file_name(name).is_some() && dir_of(dirs, name) == dir.as_path()
+            }));
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    fn path_of(&self, name: &str) -> PathBuf {
+        dir_of((&self.cfg.data_dir, &self.cfg.data_log_dir), name).join(name)
+    }
+}
+
+/// The directory a file of ours lives in: segments in the log directory, the rest in the
+/// data directory.
+fn dir_of<'a>((data_dir, log_dir): (&'a PathBuf, &'a PathBuf), name: &str) -> &'a Path {
+    match parse_file_name(name) {
+        Some(FileKind::Segment(_)) => log_dir,
+        _ => data_dir,
+    }
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DiskError + 'a {
+    move |source| DiskError::Io { op, path: path.to_owned(), source }
+}
+
+/// Buffered appends beyond this are written out before the batch ends (memory bound).
+const PENDING_FLUSH_BYTES: usize = 1 << 20;
+
+/// Recovers the data directories on the real file system (see `Disk::open`).
+pub fn recover(cfg: &DiskConfig) -> Result<Recovered, DiskError> {
+    Disk::open(cfg.clone(), FileDisk::new()).map(|(_, recovered)| recovered)
+}
+
+/// Starts the writer for `disk`: a thread (a task under madsim) that takes writes from the
+/// returned handle, makes each batch durable with one sync, and reports the highest durable
+/// id to the returned receiver. Dropping the handle stops the writer once the queue drains.
+pub fn spawn_writer<F: FileSystem>(
+    disk: Disk<F>,
+) -> Result<(WriterHandle, PersistedReceiver), DiskError> {
+    let (queue, queued) = mpsc::channel(disk.cfg.queue_max.max(1));
+    let (progress, progress_rx) = watch::channel(Progress::default());
+    let stats = Arc::new(StatCells::default());
+    let batch_max = disk.cfg.batch_max.max(1);
+    let log_dir = disk.cfg.data_log_dir.clone();
+    let writer = Writer { disk, queued, progress, stats: stats.clone(), batch_max };
+    #[cfg(not(madsim))]
+    std::thread::Builder::new()
+        .name("ensemble-disk".to_owned())
+        .spawn(move || writer.run())
+        .map_err(io_error("spawn the writer thread for", &log_dir))?;
+    #[cfg(madsim)]
+    {
+        let _ = log_dir;
+        tokio::spawn(writer.run());
+    }
+    let handle = WriterHandle { queue, id_last: None, stats };
+    Ok((handle, PersistedReceiver { progress: progress_rx, reported: None }))
+}
+
+/// The sending side of the writer.
+pub struct WriterHandle {
+    queue: mpsc::Sender<(WriteId, DurableWrite)>,
+    id_last: Option<WriteId>,
+    stats: Arc<StatCells>,
+}
+
+/// Receives the writer's progress: `Input::Persisted { up_to }` for the core.
+pub struct PersistedReceiver {
+    progress: watch::Receiver<Progress>,
+    reported: Option<WriteId>,
+}
+
+/// Why the writer no longer accepts or reports writes.
+#[derive(Clone, Debug, Error)]
+pub enum WriterError {
+    /// A disk operation failed; no write after the last reported one is durable. The node
+    /// must stop (ZK compat: `SyncRequestProcessor` exits the server on an I/O error).
+    #[error("disk writer failed: {0}")]
+    Failed(Arc<DiskError>),
+    /// The writer finished (its handle was dropped) and everything was reported, or it
+    /// panicked on a core bug (an append whose zxid does not increase).
+    #[error("disk writer stopped")]
+    Stopped,
+}
+
+/// Counters of the writer's work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Writes made durable.
+    pub writes: u64,
+    /// Batches (reports) made.
+    pub batches: u64,
+    /// Log syncs (`fdatasync` of appends): at most one per batch.
+    pub log_syncs: u64,
+}
+
+impl WriterHandle {
+    /// Queues a write, waiting while the queue is full. Ids must strictly increase (panics
+    /// otherwise: a core bug). Fails once the writer has stopped or failed.
+    pub async fn submit(&mut self, id: WriteId, write: DurableWrite) -> Result<(), WriterError> {
+        assert!(self.id_last < Some(id), "write id {id:?} after {:?}", self.id_last);
+        self.id_last = Some(id);
+        self.queue.send((id, write)).await.map_err(|_| WriterError::Stopped)
+    }
+
+    /// The writer's counters so far.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            writes: self.stats.writes.load(Ordering::Relaxed),
+            batches: self.stats.batches.load(Ordering::Relaxed),
+            log_syncs: self.stats.log_syncs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl PersistedReceiver {
+    /// Waits until more writes are durable and returns the highest durable id (every write
+    /// `<=` it is durable). Ids only grow. After a failure, returns the failure.
+    pub async fn recv(&mut self) -> Result<WriteId, WriterError> {
+        loop {
+            if let Some(news) = self.news() {
+                return news;
+            }
+            if self.progress.changed().await.is_err() {
+                return self.news().unwrap_or(Err(WriterError::Stopped));
+            }
+        }
+    }
+
+    fn news(&mut self) -> Option<Result<WriteId, WriterError>> {
+        let progress = self.progress.borrow_and_update();
+        if let Some(error) = &progress.failed {
+            return Some(Err(WriterError::Failed(error.clone())));
+        }
+        let durable = progress.durable.filter(|&id| Some(id) > self.reported)?;
+        self.reported = Some(durable);
+        Some(Ok(durable))
+    }
+}
+
+/// What the writer publishes after each batch.
+#[derive(Clone, Debug, Default)]
+struct Progress {
+    durable: Option<WriteId>,
+    failed: Option<Arc<DiskError>>,
+}
+
+#[derive(Debug, Default)]
+struct StatCells {
+    writes: AtomicU64,
+    batches: AtomicU64,
+    log_syncs: AtomicU64,
+}
+
+/// The writer loop's state. `disk` is declared first so the files close before the
+/// progress sender drops (a receiver seeing `Stopped` may reopen the directory).
+struct Writer<F: FileSystem> {
+    disk: Disk<F>,
+    queued: mpsc::Receiver<(WriteId, DurableWrite)>,
+    progress: watch::Sender<Progress>,
+    stats: Arc<StatCells>,
+    batch_max: usize,
+}
+
+impl<F: FileSystem> Writer<F> {
+    #[cfg(not(madsim))]
+    fn run(mut self) {
+        while let Some(first) = self.queued.blocking_recv() {
+            let batch = self.drain(first);
+            if !self.commit(&batch) {
+                return;
+            }
+        }
+    }
+
+    #[cfg(madsim)]
+    async fn run(mut self) {
+        while let Some(first) = self.queued.recv().await {
+            let batch = self.drain(first);
+            if !self.commit(&batch) {
+                return;
+            }
+        }
+    }
+
+    /// `first` and whatever else is queued, up to `batch_max` writes.
+    fn drain(&mut self, first: (WriteId, DurableWrite)) -> Vec<(WriteId, DurableWrite)> {
+        let mut batch = vec![first];
+        while batch.len() < self.batch_max {
+            match self.queued.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    /// Makes a batch durable and reports it. Returns false after a failure (the writer
+    /// stops: nothing later may become durable before the failed write).
+    fn commit(&mut self, batch: &[(WriteId, DurableWrite)]) -> bool {
+        let result = batch
+            .iter()
+            .try_for_each(|(_, write)| self.disk.write(write))
+            .and_then(|()| self.disk.sync());
+        if let Err(error) = result {
+            tracing::error!(%error, "disk write failed; the writer stops");
+            self.progress.send_modify(|progress| progress.failed = Some(Arc::new(error)));
+            return false;
+        }
+        let (up_to, _) = batch.last().expect("a batch holds at least its first write");
+        self.stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.log_syncs.store(self.disk.log_sync_count(), Ordering::Relaxed);
+        self.progress.send_modify(|progress| progress.durable = Some(*up_to));
+        true
+    }
+}
+
+/// The real file system. Keeps the segment being appended to open between calls.
+#[derive(Debug, Default)]
+pub struct FileDisk {
+    appender: Option<(PathBuf, File)>,
+}
+
+impl FileDisk {
+    /// A file system with nothing open.
+    pub fn new() -> FileDisk {
+        FileDisk::default()
+    }
+
+    /// The open handle for `path`, opening it for appending if needed.
+    fn appender(&mut self, path: &Path) -> io::Result<&mut File> {
+        if self.appender.as_ref().is_none_or(|(open, _)| open != path) {
+            let file = OpenOptions::new().append(true).open(path)?;
+            self.appender = Some((path.to_owned(), file));
+        }
+        Ok(&mut self.appender.as_mut().expect("just opened").1)
+    }
+
+    /// Closes the handle for `path` before it is renamed, removed or cut.
+    fn forget(&mut self, path: &Path) {
+        if self.appender.as_ref().is_some_and(|(open, _)| open == path) {
+            self.appender = None;
+        }
+    }
+}
+
+impl FileSystem for FileDisk {
+    fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list(&mut self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            // Names that are not UTF-8 are not ours.
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn read(&mut self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn create(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut file = OpenOptions::new().append(true).create_new(true).open(path)?;
+        file.write_all(bytes)?;
+        self.appender = Some((path.to_owned(), file));
+        Ok(())
+    }
+
+    fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.appender(path)?.write_all(bytes)
+    }
+
+    fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        self.forget(path);
+        OpenOptions::new().write(true).open(path)?.set_len(len)
+    }
+
+    fn sync(&mut self, path: &Path) -> io::Result<()> {
+        match &self.appender {
+            Some((open, file)) if open == path => file.sync_data(),
+            _ => File::open(path)?.sync_data(),
+        }
+    }
+
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.forget(from);
+        self.forget(to);
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&mut self, path: &Path) -> io::Result<()> {
+        self.forget(path);
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// An in-memory file system that models what a crash keeps: file contents as of their last
+/// `sync` and directory entries as of their directory's last `sync_dir`. Clones share the
+/// same files, so a test can keep one to crash and inspect while a `Disk` owns another.
+#[derive(Clone, Debug, Default)]
+pub struct MemDisk {
+    state: Arc<Mutex<MemState>>,
+}
+
+#[derive(Debug, Default)]
+struct MemState {
+    dirs: BTreeSet<PathBuf>,
+    /// Directory entries now.
+    names: BTreeMap<PathBuf, u64>,
+    /// Directory entries as of the last `sync_dir` of their directory.
+    durable_names: BTreeMap<PathBuf, u64>,
+    files: BTreeMap<u64, MemFile>,
+    next_inode: u64,
+}
+
+#[derive(Debug, Default)]
+struct MemFile {
+    data: Vec<u8>,
+    synced: Vec<u8>,
+}
+
+impl MemDisk {
+    /// An empty file system.
+    pub fn new() -> MemDisk {
+        MemDisk::default()
+    }
+
+    /// Simulates a power loss: every unsynced directory change is undone and every file goes
+    /// back to its synced contents, except that up to `keep_unsynced` bytes appended after the
+    /// last sync survive (a torn write).
+    pub fn crash(&self, keep_unsynced: usize) {
+        let mut state = self.lock();
+        state.names = state.durable_names.clone();
+        let live: BTreeSet<u64> = state.names.values().copied().collect();
+        state.files.retain(|inode, _| live.contains(inode));
+        for file in state.files.values_mut() {
+            // Only a pure append since the last sync can leave part of itself behind.
+            let torn: Vec<u8> = match file.data.strip_prefix(file.synced.as_slice()) {
+                Some(appended) => appended.iter().take(keep_unsynced).copied().collect(),
+                None => Vec::new(),
+            };
+            file.data = file.synced.clone();
+            file.data.extend_from_slice(&torn);
+            file.synced = file.data.clone();
+        }
+    }
+
+    /// A file's current contents.
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let state = self.lock();
+        state.names.get(path).map(|inode| state.files[inode].data.clone())
+    }
+
+    /// Changes a file's contents durably, as a disk fault would.
+    pub fn corrupt(&self, path: &Path, change: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        let mut state = self.lock();
+        let inode = *state.names.get(path).ok_or_else(not_found)?;
+        let file = state.files.get_mut(&inode).expect("named inodes exist");
+        change(&mut file.data);
+        file.synced = file.data.clone();
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MemState> {
+        // A panic while holding the lock can only come from a bug in this module; the state
+        // it leaves is still consistent enough for tests to inspect.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn file_mut<'a>(state: &'a mut MemState, path: &Path) -> io::Result<&'a mut MemFile> {
+        let inode = *state.names.get(path).ok_or_else(not_found)?;
+        Ok(state.files.get_mut(&inode).expect("named inodes exist"))
+    }
+}
+
+fn not_found() -> io::Error {
+    io::Error::from(io::ErrorKind::NotFound)
+}
+
+impl FileSystem for MemDisk {
+    fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
+        self.lock().dirs.insert(dir.to_owned());
+        Ok(())
+    }
+
+    fn list(&mut self, dir: &Path) -> io::Result<Vec<String>> {
+        let state = self.lock();
+        if !state.dirs.contains(dir) {
+            return Err(not_found());
+        }
+        let names = state.names.keys().filter(|path| path.parent() == Some(dir));
+        Ok(names.filter_map(|path| path.file_name()?.to_str().map(str::to_owned)).collect())
+    }
+
+    fn read(&mut self, path: &Path) -> io::Result<Vec<u8>> {
+        self.contents(path).ok_or_else(not_found)
+    }
+
+    fn create(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut state = self.lock();
+        if !path.parent().is_some_and(|dir| state.dirs.contains(dir)) {
+            return Err(not_found());
+        }
+        if state.names.contains_key(path) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        let inode = state.next_inode;
+        state.next_inode += 1;
+        state.files.insert(inode, MemFile { data: bytes.to_vec(), synced: Vec::new() });
+        state.names.insert(path.to_owned(), inode);
+        Ok(())
+    }
+
+    fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        MemDisk::file_mut(&mut self.lock(), path)?.data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        MemDisk::file_mut(&mut self.lock(), path)?.data.resize(len, 0);
+        Ok(())
+    }
+
+    fn sync(&mut self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let file = MemDisk::file_mut(&mut state, path)?;
+        file.synced = file.data.clone();
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let inode = state.names.remove(from).ok_or_else(not_found)?;
+        state.names.insert(to.to_owned(), inode);
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &Path) -> io::Result<()> {
+        self.lock().names.remove(path).map(|_| ()).ok_or_else(not_found)
+    }
+
+    fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        state.durable_names.retain(|path, _| path.parent() != Some(dir));
+        for (path, inode) in &state.names {
+            if path.parent() == Some(dir) {
+                state.durable_names.insert(path.clone(), *inode);
+            }
+        }
+        Ok(())
+    }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod disk;
 pub mod fourlw;
 pub mod net;
+pub mod peer;
 pub mod server;
 
 pub use server::{start, ServerError, ServerHandle};

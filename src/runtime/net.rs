@@ -18,7 +18,12 @@ use tracing::{debug, info, warn};
 use crate::core::ids::ConnId;
 use crate::core::io::Input;
 use crate::core::report::ServerReport;
-use crate::wire::frame::{four_letter_word, FrameDecoder};
+use crate::runtime::fourlw::FourLetterWord;
+use crate::wire::frame::FrameDecoder;
+
+/// Answers a four-letter word from a report and the asking address.
+pub type FourLetterResponder =
+    Arc<dyn Fn(&[u8; 4], Option<ServerReport>, SocketAddr) -> String + Send + Sync>;
 
 /// What connection tasks send to the node's loop.
 pub enum ToNode {
@@ -47,7 +52,7 @@ pub struct ClientPort {
     /// `maxClientCnxns` (0 = unlimited).
     pub max_client_cnxns: usize,
     /// Four-letter words that may run.
-    pub four_letter: Arc<dyn Fn(&[u8; 4], Option<ServerReport>) -> String + Send + Sync>,
+    pub four_letter: FourLetterResponder,
 }
 
 /// Accepts connections until the listener fails or the task is dropped.
@@ -102,13 +107,13 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
         }
     }
     let first: [u8; 4] = [buffer[0], buffer[1], buffer[2], buffer[3]];
-    if four_letter_word(&first).is_some() {
+    if FourLetterWord::from_bytes(first).is_some() {
         let (tx, rx) = oneshot::channel();
         let report = match port.to_node.send(ToNode::Report(tx)).await {
             Ok(()) => rx.await.ok(),
             Err(_) => None,
         };
-        let text = (port.four_letter)(&first, report);
+        let text = (port.four_letter)(&first, report, addr);
         let _ = writer.write_all(text.as_bytes()).await;
         let _ = writer.shutdown().await;
         return;

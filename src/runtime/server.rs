@@ -1,8 +1,14 @@
-//! One server process: recovers the node from disk, binds the client port and runs the loop
-//! that owns the `Node`, feeding it inputs and carrying out its effects.
+//! One server process: recovers the node from disk, binds the client port (and, for an
+//! ensemble member, the quorum port) and runs the loop that owns the `Node`, feeding it inputs
+//! and carrying out its effects.
+//!
+//! ZK compat: `QuorumPeerMain` / `ZooKeeperServerMain`. The client port listens from the start,
+//! also while a member elects or syncs, so that four-letter words answer then; the core closes
+//! client connections until it serves (ZooKeeper refuses them while `zkServer` is not running),
+//! and clients move on to another member.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,19 +16,26 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-use crate::core::ids::{ConnId, ServerId, WriteId};
+use crate::core::ids::{ConnId, ServerId};
 use crate::core::io::{Effect, Input};
+use crate::core::report::ServerReport;
 use crate::core::time::Now;
 use crate::core::Node;
 use crate::runtime::config::ServerConfig;
 use crate::runtime::disk;
 use crate::runtime::fourlw;
-use crate::runtime::net::{accept_loop, ClientPort, ToConn, ToNode};
+use crate::runtime::net::{accept_loop, ClientPort, FourLetterResponder, ToConn, ToNode};
+use crate::runtime::peer::{
+    PeerError, PeerEvent, PeerLinks, PeerNetwork, PeerNetworkConfig, PEER_EVENT_QUEUE_MAX,
+};
 
 /// Inputs the node's loop may hold before client readers wait.
 const NODE_INPUT_QUEUE_MAX: usize = 8_192;
+
+/// The writers of live client connections, by id.
+type Writers = Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>>;
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,21 +59,44 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The quorum port could not be bound.
+    #[error("starting the peer links of server {server}: {source}")]
+    Peers {
+        /// This server's id.
+        server: ServerId,
+        /// What went wrong.
+        source: PeerError,
+    },
 }
 
 /// A running server.
 pub struct ServerHandle {
+    /// The id the server runs as (0 standalone).
+    pub server_id: ServerId,
     /// The bound client address.
     pub client_addr: SocketAddr,
+    /// The bound quorum address of an ensemble member.
+    pub peer_addr: Option<SocketAddr>,
+    to_node: mpsc::Sender<ToNode>,
     shutdown: Option<oneshot::Sender<()>>,
     node_loop: JoinHandle<()>,
     acceptor: JoinHandle<()>,
+    peers: Option<PeerNetwork>,
 }
 
 impl ServerHandle {
-    /// Stops accepting, stops the node loop and waits for it.
+    /// The node's summary, or `None` once the node loop has stopped.
+    pub async fn report(&self) -> Option<ServerReport> {
+        let (tx, rx) = oneshot::channel();
+        self.to_node.send(ToNode::Report(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Stops accepting clients and peers, stops the node loop (which closes the peer links)
+    /// and waits for it.
     pub async fn shutdown(mut self) {
         self.acceptor.abort();
+        self.peers.take();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -93,92 +129,255 @@ impl Clock {
     }
 }
 
-/// Recovers, binds and starts serving. Returns once the client port is listening.
-pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServerError> {
+/// Recovers, binds and starts serving as `server_id` (0 for a standalone server). Returns once
+/// the client port (and the quorum port of an ensemble member) is listening; the member then
+/// links up with its peers and elects a leader on its own.
+pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHandle, ServerError> {
     let clock = Clock { start: Instant::now() };
-    let disk_config = config.disk_config();
-    let recovered = disk::recover(&disk_config).map_err(|source| ServerError::Disk {
-        dir: disk_config.data_log_dir.display().to_string(),
-        source,
-    })?;
-    let server_id = ServerId(config.server_id.unwrap_or(0));
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    for note in &config.notes {
+        info!("{note}");
+    }
+    let disk_config = disk_config(&config);
+    let disk_error =
+        |source| ServerError::Disk { dir: disk_config.data_log_dir.display().to_string(), source };
+    // Blocking file reads, once, before the server serves anything.
+    let (disk, recovered) =
+        disk::Disk::open(disk_config.clone(), disk::FileDisk::new()).map_err(disk_error)?;
+    for warning in &recovered.warnings {
+        warn!("{warning}");
+    }
     let node_config = config.node_config(server_id, rand::random());
     let now = clock.now();
     let snapshot_body = recovered.snapshot.as_ref().map(|(_, body)| body.as_ref());
-    let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?;
+    let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?
+        .with_epochs(recovered.accepted_epoch.unwrap_or(0), recovered.current_epoch.unwrap_or(0));
 
-    let addr = config.client_addr();
+    let addr = client_socket_addr(&config, server_id);
     let listener =
         TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
     let client_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
-    info!(%client_addr, "serving clients");
+    info!(%client_addr, server = %server_id, "serving clients");
+
+    let (peer_tx, peer_events) = mpsc::channel(PEER_EVENT_QUEUE_MAX);
+    let peers = match PeerNetworkConfig::from_server_config(&config, server_id) {
+        Some(peer_config) => Some(
+            PeerNetwork::start(peer_config, peer_tx)
+                .await
+                .map_err(|source| ServerError::Peers { server: server_id, source })?,
+        ),
+        None => None,
+    };
+    let peer_addr = peers.as_ref().map(|peers| peers.local_addr);
 
     let (to_node, from_clients) = mpsc::channel(NODE_INPUT_QUEUE_MAX);
-    let writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>> = Arc::default();
-    let (disk_writer, persisted) = disk::spawn_writer(disk_config);
-    let whitelist = config.four_letter_whitelist.clone();
-    let info = fourlw::RuntimeInfo::from_config(&config);
+    let writers: Writers = Arc::default();
+    let (disk_writer, persisted) = disk::spawn_writer(disk).map_err(disk_error)?;
     let port = Arc::new(ClientPort {
-        to_node,
+        to_node: to_node.clone(),
         writers: writers.clone(),
-        frame_max_bytes: config.jute_max_buffer,
-        max_client_cnxns: config.max_client_cnxns,
-        four_letter: Arc::new(move |word, report| {
-            fourlw::respond(*word, &whitelist, report.as_ref(), &info.refreshed())
-        }),
+        frame_max_bytes: config.frame_max_bytes,
+        max_client_cnxns: config.max_client_cnxns as usize,
+        four_letter: four_letter_responder(
+            Arc::new(config),
+            server_id,
+            clock,
+            client_addr,
+            &disk_config,
+        ),
     });
     let acceptor = tokio::spawn(accept_loop(listener, port));
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
-    let node_loop = tokio::spawn(run_node(
+    let node_loop = NodeLoop {
         node,
         clock,
         from_clients,
+        peer_events: peers.is_some().then_some(peer_events),
         persisted,
         disk_writer,
         writers,
-        shutdown_rx,
-    ));
-    Ok(ServerHandle { client_addr, shutdown: Some(shutdown_tx), node_loop, acceptor })
+        links: PeerLinks::default(),
+        pending: VecDeque::new(),
+    };
+    let node_loop = tokio::spawn(node_loop.run(shutdown_rx));
+    Ok(ServerHandle {
+        server_id,
+        client_addr,
+        peer_addr,
+        to_node,
+        shutdown: Some(shutdown_tx),
+        node_loop,
+        acceptor,
+        peers,
+    })
 }
 
-async fn run_node(
-    mut node: Node,
-    clock: Clock,
-    mut from_clients: mpsc::Receiver<ToNode>,
-    mut persisted: mpsc::UnboundedReceiver<WriteId>,
-    disk_writer: disk::DiskWriter,
-    writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
-    let mut effects = Vec::new();
-    // A fresh node may owe a snapshot (after replaying a log): give it a first tick.
-    node.step(clock.now(), Input::Tick, &mut effects);
-    loop {
-        carry_out(&mut effects, &disk_writer, &writers);
-        let deadline = node.deadline().map(|ms| clock.instant(ms));
-        let input = tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            up_to = persisted.recv() => match up_to {
-                Some(up_to) => Input::Persisted { up_to },
-                None => {
-                    error!("the disk writer stopped; stopping the server");
-                    break;
-                }
-            },
-            message = from_clients.recv() => match message {
-                Some(ToNode::Input(input)) => input,
-                Some(ToNode::Report(reply)) => {
-                    let _ = reply.send(node.report());
-                    continue;
-                }
-                None => break,
-            },
-            _ = sleep_until(deadline) => Input::Tick,
-        };
-        node.step(clock.now(), input, &mut effects);
+/// Where to listen for clients: the configured address, or 127.0.0.1:2181.
+fn client_socket_addr(config: &ServerConfig, server_id: ServerId) -> SocketAddr {
+    let fallback = SocketAddr::from(([127, 0, 0, 1], 2181));
+    let Some(hp) = config.client_address(server_id) else { return fallback };
+    let host = if hp.host.is_empty() { "0.0.0.0".to_string() } else { hp.host };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, hp.port),
+        Err(_) => (host.as_str(), hp.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .unwrap_or(fallback),
     }
-    info!("node loop stopped");
+}
+
+fn four_letter_responder(
+    config: Arc<ServerConfig>,
+    server_id: ServerId,
+    clock: Clock,
+    client_addr: SocketAddr,
+    disk: &disk::DiskConfig,
+) -> FourLetterResponder {
+    let host = Arc::new(fourlw::HostEnvironment::detect());
+    let snap_dir = absolute(&disk.data_dir);
+    let log_dir = absolute(&disk.data_log_dir);
+    Arc::new(move |word, report, requester| {
+        let now = clock.now();
+        let info = fourlw::RuntimeInfo {
+            config: &config,
+            server_id,
+            now,
+            uptime_ms: now.mono_ms,
+            client_port: Some(client_addr.port()),
+            snap_dir: snap_dir.display().to_string(),
+            log_dir: log_dir.display().to_string(),
+            snap_dir_bytes: fourlw::dir_size(&snap_dir),
+            log_dir_bytes: fourlw::dir_size(&log_dir),
+            open_fds: fourlw::open_fd_count(),
+            max_fds: fourlw::max_fd_count(),
+            requester: Some(requester),
+            host: &host,
+        };
+        fourlw::respond(*word, &config.four_letter_words, report.as_ref(), &info)
+    })
+}
+
+fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The task that owns the `Node`: every input goes through `step`, every effect is carried out
+/// here, in order.
+struct NodeLoop {
+    node: Node,
+    clock: Clock,
+    from_clients: mpsc::Receiver<ToNode>,
+    /// Events of the peer links (`None` when standalone).
+    peer_events: Option<mpsc::Receiver<PeerEvent>>,
+    persisted: disk::PersistedReceiver,
+    disk_writer: disk::WriterHandle,
+    writers: Writers,
+    links: PeerLinks,
+    /// Inputs produced while carrying out effects or handling link events (a link broken
+    /// because its queue overflowed, a link replaced by a newer one), fed before anything new.
+    pending: VecDeque<Input>,
+}
+
+/// What the loop does next.
+enum Next {
+    /// Feed this to the node.
+    Step(Input),
+    /// Handled without the node; look again.
+    Again,
+    /// Stop the server.
+    Stop,
+}
+
+impl NodeLoop {
+    async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        let mut effects = Vec::new();
+        // A fresh node may owe a snapshot (after replaying a log): give it a first tick.
+        self.node.step(self.clock.now(), Input::Tick, &mut effects);
+        loop {
+            if let Err(error) = self.carry_out(&mut effects).await {
+                error!(%error, "the disk writer failed; stopping the server");
+                break;
+            }
+            let input = match self.pending.pop_front() {
+                Some(input) => input,
+                None => match self.next(&mut shutdown).await {
+                    Next::Step(input) => input,
+                    Next::Again => continue,
+                    Next::Stop => break,
+                },
+            };
+            self.node.step(self.clock.now(), input, &mut effects);
+        }
+        info!("node loop stopped");
+    }
+
+    /// Waits for the next thing to do. The order matters under load: a due timer goes before
+    /// new traffic (so pings and timeouts are never starved), peer traffic before client
+    /// traffic.
+    async fn next(&mut self, shutdown: &mut oneshot::Receiver<()>) -> Next {
+        let deadline = self.node.deadline().map(|ms| self.clock.instant(ms));
+        tokio::select! {
+            biased;
+            _ = shutdown => Next::Stop,
+            up_to = self.persisted.recv() => match up_to {
+                Ok(up_to) => Next::Step(Input::Persisted { up_to }),
+                Err(error) => {
+                    // ZK compat: SyncRequestProcessor stops the server on a disk error; acking
+                    // anything after it could lose acknowledged writes.
+                    error!(%error, "stopping the server");
+                    Next::Stop
+                }
+            },
+            _ = sleep_until(deadline) => Next::Step(Input::Tick),
+            event = next_peer_event(&mut self.peer_events) => {
+                match event {
+                    Some(event) => self.links.on_event(event, &mut self.pending),
+                    None => self.peer_events = None,
+                }
+                Next::Again
+            },
+            message = self.from_clients.recv() => match message {
+                Some(ToNode::Input(input)) => Next::Step(input),
+                Some(ToNode::Report(reply)) => {
+                    let _ = reply.send(self.node.report());
+                    Next::Again
+                }
+                None => Next::Stop,
+            },
+        }
+    }
+
+    async fn carry_out(&mut self, effects: &mut Vec<Effect>) -> Result<(), disk::WriterError> {
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::SendClient { conn, frame } => {
+                    let writers = self.writers.lock().expect("writer table lock");
+                    if let Some(writer) = writers.get(&conn) {
+                        let _ = writer.send(ToConn::Frame(frame));
+                    }
+                }
+                Effect::CloseClient { conn } => {
+                    let removed = self.writers.lock().expect("writer table lock").remove(&conn);
+                    if let Some(writer) = removed {
+                        let _ = writer.send(ToConn::Close);
+                    }
+                }
+                Effect::Write { id, write } => self.disk_writer.submit(id, write).await?,
+                Effect::SendPeer { to, msg } => self.links.send(to, msg, &mut self.pending),
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn next_peer_event(events: &mut Option<mpsc::Receiver<PeerEvent>>) -> Option<PeerEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -188,30 +387,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-fn carry_out(
-    effects: &mut Vec<Effect>,
-    disk_writer: &disk::DiskWriter,
-    writers: &Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>,
-) {
-    if effects.is_empty() {
-        return;
-    }
-    let mut writers = writers.lock().expect("writer table lock");
-    for effect in effects.drain(..) {
-        match effect {
-            Effect::SendClient { conn, frame } => {
-                if let Some(writer) = writers.get(&conn) {
-                    let _ = writer.send(ToConn::Frame(frame));
-                }
-            }
-            Effect::CloseClient { conn } => {
-                if let Some(writer) = writers.remove(&conn) {
-                    let _ = writer.send(ToConn::Close);
-                }
-            }
-            Effect::Write { id, write } => disk_writer.submit(id, write),
-            // A standalone node never talks to peers; peer links arrive with ensemble mode.
-            Effect::SendPeer { .. } => {}
-        }
-    }
+/// The disk layout and policy from the configuration.
+fn disk_config(config: &ServerConfig) -> disk::DiskConfig {
+    let mut disk = disk::DiskConfig::new(&config.data_dir, &config.data_log_dir);
+    disk.snap_retain_count = config.snap_retain_count as usize;
+    disk
 }

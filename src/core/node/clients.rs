@@ -10,6 +10,7 @@ use bytes::Bytes;
 use rand::RngCore;
 use tracing::{debug, info, warn};
 
+use crate::core::canary::Canary;
 use crate::core::ids::{ConnId, SessionId};
 use crate::core::io::Effect;
 use crate::core::node::{Latency, Node, Role};
@@ -188,7 +189,7 @@ impl Node {
             self.handshake_deadlines.remove(&key);
         }
         let applied = self.tree.zxid_applied();
-        if request.last_zxid_seen > applied.to_wire() {
+        if request.last_zxid_seen > applied.to_wire() && !self.canary(Canary::AcceptClientAhead) {
             // ZK compat: ZooKeeperServer.processConnectRequest — the client has seen a newer
             // state than ours; it must try another server.
             info!(%conn_id, client = request.last_zxid_seen, ours = %applied, "client is ahead");
@@ -225,7 +226,7 @@ impl Node {
             Role::Leading(_) => {
                 // ZK compat: the tracker knows the session from prep on, so it can expire even
                 // if the createSession txn is slow.
-                self.sessions.add(session, timeout_ms, password, self.now.mono_ms);
+                self.sessions.add(session, timeout_ms, password, self.session_now());
                 self.leader_propose(session, 0, op, effects);
             }
             _ => {
@@ -244,6 +245,13 @@ impl Node {
         effects: &mut Vec<Effect>,
     ) {
         let session = SessionId(request.session_id);
+        // ZK compat: ZooKeeperServer.processConnectRequest closes the session's current
+        // connection before it checks the password.
+        if let Some(previous) = self.session_owner.get(&session).copied() {
+            if previous != conn_id {
+                self.close_conn(previous, effects);
+            }
+        }
         let valid = self
             .sessions
             .get(session)
@@ -260,7 +268,7 @@ impl Node {
             self.learner_send(PeerMsg::Revalidate { session, timeout_ms }, effects);
             return;
         }
-        self.sessions.set_timeout(session, timeout_ms, self.now.mono_ms);
+        self.sessions.set_timeout(session, timeout_ms, self.session_now());
         self.establish(conn_id, session, timeout_ms, request.read_only, effects);
     }
 
@@ -380,7 +388,7 @@ impl Node {
             conn.last_cxid = header.xid as i64;
         }
         self.touched.insert(session);
-        if !self.sessions.touch(session, self.now.mono_ms) {
+        if !self.sessions.touch(session, self.session_now()) {
             let reply = ReplyHeader {
                 xid: header.xid,
                 zxid: self.tree.zxid_applied().to_wire(),
@@ -390,7 +398,28 @@ impl Node {
             self.close_conn(conn_id, effects);
             return;
         }
+        if header.opcode == OpCode::Reconfig.code() {
+            // ZK compat: PrepRequestProcessor refuses reconfig first when `reconfigEnabled` is
+            // false (the default); otherwise a standalone server cannot reconfigure. Ensemble
+            // does not implement dynamic reconfiguration in an ensemble either.
+            let code = if self.config.reconfig_enabled {
+                ErrorCode::Unimplemented
+            } else {
+                ErrorCode::ReconfigDisabled
+            };
+            self.answer_error(conn_id, header.xid, code, effects);
+            return;
+        }
+        // ZK compat: Request.isValid — check (13) is only valid inside a multi, whatever its body.
+        let invalid = header.opcode == OpCode::Check.code();
         let request = match wire::decode_request(header.opcode, body) {
+            _ if invalid => {
+                let reply =
+                    ReplyHeader { xid: header.xid, zxid: -1, err: ErrorCode::Unimplemented.code() };
+                self.reply(conn_id, reply, None, None, effects);
+                self.close_conn(conn_id, effects);
+                return;
+            }
             Ok(Request::Check { .. }) | Err(RequestError::Unimplemented(_)) => {
                 // ZK compat: UnimplementedRequestProcessor answers -6 with zxid -1 and the
                 // connection is closed.

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use tracing::{debug, info, warn};
 
+use crate::core::canary::Canary;
 use crate::core::ids::{ServerId, SessionId, Zxid};
 use crate::core::io::{DurableWrite, Effect};
 use crate::core::node::{AfterPersist, Node, Role};
@@ -154,6 +155,9 @@ impl Node {
     }
 
     fn is_quorum(&self, ids: &BTreeSet<ServerId>) -> bool {
+        if self.canary(Canary::CommitWithoutQuorum) && ids.contains(&self.config.server_id) {
+            return true;
+        }
         match self.leader_ref() {
             Some(leader) if leader.standalone => ids.contains(&self.config.server_id),
             _ => self.config.membership.is_quorum(ids),
@@ -207,13 +211,13 @@ impl Node {
             }
             PeerMsg::Ping { sessions } => {
                 for session in sessions {
-                    self.sessions.touch(session, now);
+                    self.sessions.touch(session, self.session_now());
                 }
             }
             PeerMsg::Revalidate { session, timeout_ms } => {
                 let valid = self.sessions.is_live(session);
                 if valid {
-                    self.sessions.set_timeout(session, timeout_ms, now);
+                    self.sessions.set_timeout(session, timeout_ms, self.session_now());
                 }
                 effects.push(Effect::SendPeer {
                     to: from,
@@ -277,6 +281,11 @@ impl Node {
         }
         self.epoch_accepted = epoch;
         let term = self.term;
+        if self.canary(Canary::AckEpochBeforeDurable) {
+            self.write(DurableWrite::AcceptedEpoch(epoch), AfterPersist::Nothing, effects);
+            self.leader_epoch_accepted(effects);
+            return;
+        }
         self.write(
             DurableWrite::AcceptedEpoch(epoch),
             AfterPersist::EpochAccepted { term },
@@ -349,7 +358,7 @@ impl Node {
             leader.syncing_started = true;
         }
         self.epoch_current = epoch;
-        self.zxid_proposed = Zxid::new(epoch, 0);
+        self.zxid_proposed = Zxid::new(epoch, self.config.zxid_counter_start);
         let term = self.term;
         self.write(
             DurableWrite::CurrentEpoch(epoch),
@@ -367,6 +376,11 @@ impl Node {
         let last = self.log.zxid_logged;
         if logged == last {
             return SyncPlan::Diff(Vec::new());
+        }
+        if self.canary(Canary::WrongTrunc) && logged >= self.log.history_base {
+            // The bug: never truncate; send whatever we have after the learner's zxid.
+            let after = self.log.history.iter().chain(self.log.tail.iter());
+            return SyncPlan::Diff(after.filter(|t| t.zxid > logged).cloned().collect());
         }
         if logged > last {
             return if applied <= last {
@@ -537,7 +551,7 @@ impl Node {
                 self.become_looking("lost contact with a quorum for syncLimit", effects);
                 return;
             }
-            if self.zxid_proposed.counter() >= u32::MAX - 1 {
+            if self.zxid_proposed.counter() >= u32::MAX - 1 && !self.canary(Canary::ZxidRollover) {
                 // ZK compat: the leader steps down before the zxid counter wraps.
                 self.become_looking("zxid counter exhausted", effects);
                 return;
@@ -559,7 +573,9 @@ impl Node {
 
     pub(super) fn next_zxid(&mut self) -> Zxid {
         let zxid = Zxid(self.zxid_proposed.0 + 1);
-        assert!(zxid.counter() != 0, "zxid counter overflow at {}", self.zxid_proposed);
+        if !self.canary(Canary::ZxidRollover) {
+            assert!(zxid.counter() != 0, "zxid counter overflow at {}", self.zxid_proposed);
+        }
         assert!(
             zxid > self.log.zxid_logged,
             "proposing {zxid} after logging {}",
@@ -598,6 +614,11 @@ impl Node {
                     effects.push(Effect::SendPeer { to: id, msg: PeerMsg::Proposal(txn.clone()) });
                 }
             }
+        }
+        if self.canary(Canary::AckBeforeFsync) {
+            self.log_txn(txn, AfterPersist::Nothing, effects);
+            self.leader_on_ack(self.config.server_id, zxid, effects);
+            return;
         }
         self.log_txn(txn, AfterPersist::OwnAck(zxid), effects);
     }
@@ -699,7 +720,7 @@ impl Node {
         }
         match op {
             Forwarded::CreateSession { timeout_ms, password } => {
-                self.sessions.add(session, timeout_ms, password, self.now.mono_ms);
+                self.sessions.add(session, timeout_ms, password, self.session_now());
                 self.leader_propose(
                     session,
                     0,

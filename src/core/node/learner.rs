@@ -11,6 +11,7 @@
 
 use tracing::{debug, info, warn};
 
+use crate::core::canary::Canary;
 use crate::core::ids::{ServerId, Zxid};
 use crate::core::io::{DurableWrite, Effect};
 use crate::core::node::{AfterPersist, Node, Role};
@@ -38,6 +39,10 @@ pub(super) struct Learner {
     init_deadline_ms: u64,
     last_heard_ms: u64,
     resend_at_ms: u64,
+    /// Canary `EpochBeforeLog`: synced txns held back until after currentEpoch is written.
+    deferred: Vec<Txn>,
+    /// Canary `LastZxidBeforeLog`: a proposal still "being read" when the next message comes.
+    receiving: Option<Txn>,
 }
 
 impl Learner {
@@ -50,6 +55,8 @@ impl Learner {
             init_deadline_ms,
             last_heard_ms: 0,
             resend_at_ms: 0,
+            deferred: Vec::new(),
+            receiving: None,
         }
     }
 
@@ -140,6 +147,12 @@ impl Node {
         let Some(learner) = self.learner_mut() else { return };
         learner.last_heard_ms = now;
         let phase = learner.phase;
+        if let Some(txn) = learner.receiving.take() {
+            let zxid = txn.zxid;
+            let term = self.term;
+            self.log.tail.push_back(txn.clone());
+            self.write(DurableWrite::Append(txn), AfterPersist::SendAck { term, zxid }, effects);
+        }
         let result = match msg {
             PeerMsg::LeaderInfo { epoch } if phase == Phase::Connecting => {
                 self.learner_on_leader_info(epoch, effects)
@@ -178,7 +191,7 @@ impl Node {
             PeerMsg::Revalidated { session, valid } => {
                 if let Some(waiting) = self.revalidating.remove(&session) {
                     if valid {
-                        self.sessions.set_timeout(session, waiting.timeout_ms, now);
+                        self.sessions.set_timeout(session, waiting.timeout_ms, self.session_now());
                         self.establish(
                             waiting.conn,
                             session,
@@ -216,7 +229,15 @@ impl Node {
             learner.epoch = Some(epoch);
             learner.phase = Phase::Discovered;
         }
-        if epoch > self.epoch_accepted {
+        if epoch > self.epoch_accepted && self.canary(Canary::AckEpochBeforeDurable) {
+            self.epoch_accepted = epoch;
+            self.write(DurableWrite::AcceptedEpoch(epoch), AfterPersist::Nothing, effects);
+            let msg = PeerMsg::AckEpoch {
+                current_epoch: self.epoch_current,
+                zxid_logged: self.log.zxid_logged,
+            };
+            self.learner_send(msg, effects);
+        } else if epoch > self.epoch_accepted {
             self.epoch_accepted = epoch;
             let term = self.term;
             self.write(
@@ -257,6 +278,18 @@ impl Node {
             self.install_snapshot(zxid, &body).map_err(|e| format!("SNAP: {e}"))?;
             self.write(DurableWrite::Snapshot { zxid, body }, AfterPersist::Nothing, effects);
         }
+        if self.canary(Canary::EpochBeforeLog) {
+            if let Some(learner) = self.learner_mut() {
+                learner.deferred = txns;
+            }
+            self.deferred_commit = committed;
+            return Ok(());
+        }
+        self.log_synced(txns, committed, effects);
+        Ok(())
+    }
+
+    fn log_synced(&mut self, txns: Vec<Txn>, committed: Zxid, effects: &mut Vec<Effect>) {
         for txn in txns {
             if txn.zxid <= self.log.zxid_logged {
                 continue; // we have it already (same zxid, same txn)
@@ -264,7 +297,6 @@ impl Node {
             self.log_txn(txn, AfterPersist::Nothing, effects);
         }
         self.apply_committed(committed, effects);
-        Ok(())
     }
 
     fn learner_on_new_leader(
@@ -281,8 +313,19 @@ impl Node {
         }
         self.epoch_current = epoch;
         let term = self.term;
+        if self.canary(Canary::AckNewLeaderBeforeDurable) {
+            self.write(DurableWrite::CurrentEpoch(epoch), AfterPersist::Nothing, effects);
+            self.learner_send(PeerMsg::AckNewLeader { epoch }, effects);
+            return Ok(());
+        }
         let then = AfterPersist::SendAckNewLeader { term, epoch };
         self.write(DurableWrite::CurrentEpoch(epoch), then, effects);
+        if self.canary(Canary::EpochBeforeLog) {
+            let deferred =
+                self.learner_mut().map(|l| std::mem::take(&mut l.deferred)).unwrap_or_default();
+            let committed = self.deferred_commit;
+            self.log_synced(deferred, committed, effects);
+        }
         Ok(())
     }
 
@@ -312,6 +355,18 @@ impl Node {
         }
         let zxid = txn.zxid;
         let term = self.term;
+        if self.canary(Canary::LastZxidBeforeLog) {
+            self.log.zxid_logged = zxid;
+            if let Some(learner) = self.learner_mut() {
+                learner.receiving = Some(txn);
+            }
+            return Ok(());
+        }
+        if self.canary(Canary::AckBeforeFsync) {
+            self.log_txn(txn, AfterPersist::Nothing, effects);
+            self.learner_send(PeerMsg::Ack { zxid }, effects);
+            return Ok(());
+        }
         self.log_txn(txn, AfterPersist::SendAck { term, zxid }, effects);
         Ok(())
     }

@@ -29,6 +29,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tracing::{debug, info};
 
+use crate::core::canary::Canary;
 use crate::core::config::NodeConfig;
 use crate::core::ids::{ConnId, ServerId, SessionId, WriteId, Zxid};
 use crate::core::io::{DurableWrite, Effect, Input};
@@ -78,6 +79,10 @@ pub struct Node {
     /// Incremented on every role change; continuations queued under an older term are stale.
     term: u64,
     election_round: u64,
+    /// The vote of the election that made the current leader (answered to looking members).
+    vote_current: Option<Vote>,
+    /// Canary `EpochBeforeLog`: the commit point of a held-back sync payload.
+    deferred_commit: Zxid,
     /// The last zxid this node handed out as leader.
     zxid_proposed: Zxid,
     // Misc.
@@ -252,6 +257,8 @@ impl Node {
             role: Role::Starting,
             term: 0,
             election_round: 0,
+            vote_current: None,
+            deferred_commit: Zxid::ZERO,
             zxid_proposed: Zxid::ZERO,
             session_next,
             rng,
@@ -346,7 +353,11 @@ impl Node {
     /// The monotonic instant at which the node wants `Input::Tick`, if any.
     pub fn deadline(&self) -> Option<u64> {
         let handshake = self.handshake_deadlines.first().map(|(at, _)| *at);
-        let expiry = if self.owns_expiry() { self.sessions.next_expiry_ms() } else { None };
+        let expiry = if self.owns_expiry() {
+            self.sessions.next_expiry_ms().map(|at| self.session_deadline_mono(at))
+        } else {
+            None
+        };
         let role = match &self.role {
             Role::Starting => Some(self.now.mono_ms),
             Role::Looking(election) => Some(election.deadline()),
@@ -468,7 +479,36 @@ impl Node {
                 Role::Leading(leader) => leader.learner_report(),
                 _ => Vec::new(),
             },
+            watches_by_session: self.watches_by_session(),
+            watches_by_path: self.watches_by_path(),
         }
+    }
+
+    fn session_of(&self, conn: ConnId) -> Option<SessionId> {
+        self.conns.get(&conn).and_then(|c| c.session())
+    }
+
+    fn watches_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        let mut by_session: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
+        for (conn, paths) in self.watches.by_connection() {
+            if let Some(session) = self.session_of(conn) {
+                by_session.entry(session).or_default().extend(paths);
+            }
+        }
+        by_session.into_iter().collect()
+    }
+
+    fn watches_by_path(&self) -> Vec<(String, Vec<SessionId>)> {
+        self.watches
+            .by_path()
+            .into_iter()
+            .map(|(path, conns)| {
+                let mut sessions: Vec<SessionId> =
+                    conns.into_iter().filter_map(|c| self.session_of(c)).collect();
+                sessions.sort();
+                (path, sessions)
+            })
+            .collect()
     }
 
     /// Checks the node's internal invariants; panics on a violation (a bug). The simulator
@@ -486,7 +526,9 @@ impl Node {
             previous = txn.zxid;
         }
         if let Some(last) = self.log.tail.back() {
-            assert_eq!(last.zxid, self.log.zxid_logged, "tail end != zxid_logged");
+            if !self.canary(Canary::LastZxidBeforeLog) {
+                assert_eq!(last.zxid, self.log.zxid_logged, "tail end != zxid_logged");
+            }
         }
         assert!(
             self.epoch_accepted >= self.epoch_current,
@@ -515,6 +557,9 @@ impl Node {
     /// Drops whatever role the node had and starts an election.
     fn become_looking(&mut self, reason: &str, effects: &mut Vec<Effect>) {
         info!(server = %self.config.server_id, reason, zxid = %self.log.zxid_logged, "looking");
+        if self.canary(Canary::RetainUncommitted) {
+            self.apply_committed(self.log.zxid_logged, effects);
+        }
         self.leave_role(effects);
         let vote = Vote {
             leader: self.config.server_id,
@@ -522,7 +567,7 @@ impl Node {
             epoch: self.epoch_current,
         };
         let mut out = Vec::new();
-        let election = Election::start(
+        let mut election = Election::start(
             self.config.server_id,
             self.election_round,
             vote,
@@ -530,6 +575,7 @@ impl Node {
             &self.config.membership,
             &mut out,
         );
+        election.set_canaries(self.config.canaries);
         self.election_round = election.round();
         self.role = Role::Looking(election);
         send_all(out, effects);
@@ -550,6 +596,9 @@ impl Node {
 
     fn on_election_decided(&mut self, decision: Decision, effects: &mut Vec<Effect>) {
         let round = self.election_round;
+        if let Role::Looking(election) = &self.role {
+            self.vote_current = election.decided_vote();
+        }
         match decision {
             Decision::Lead => {
                 info!(server = %self.config.server_id, round, "leading");
@@ -678,7 +727,7 @@ impl Node {
             Role::Learning(_) => self.learner_tick(effects),
         }
         if self.is_leader_established() {
-            for session in self.sessions.take_expired(now) {
+            for session in self.sessions.take_expired(self.session_now()) {
                 info!(%session, "session expired");
                 if let Some(conn) = self.session_owner.get(&session).copied() {
                     self.close_conn(conn, effects);
@@ -706,8 +755,28 @@ impl Node {
     fn restart_session_timers(&mut self) {
         let ids: Vec<SessionId> = self.sessions.iter().map(|(id, _)| id).collect();
         for id in ids {
-            self.sessions.touch(id, self.now.mono_ms);
+            self.sessions.touch(id, self.session_now());
         }
+    }
+
+    /// Whether a deliberate bug is switched on (always false without the `canary` feature).
+    fn canary(&self, canary: Canary) -> bool {
+        self.config.canaries.on(canary)
+    }
+
+    /// The clock sessions expire by: monotonic (ZK compat: ZOOKEEPER-1366 moved ZooKeeper off
+    /// the wall clock).
+    fn session_now(&self) -> u64 {
+        if self.canary(Canary::ExpiryWallClock) {
+            self.now.wall_ms.max(0) as u64
+        } else {
+            self.now.mono_ms
+        }
+    }
+
+    /// A session-clock instant as a monotonic deadline.
+    fn session_deadline_mono(&self, at: u64) -> u64 {
+        (at + self.now.mono_ms).saturating_sub(self.session_now())
     }
 
     fn init_limit_ms(&self) -> u64 {
@@ -816,10 +885,10 @@ impl Node {
 
     fn apply_session_change(&mut self, txn: &Txn) {
         match &txn.op {
-            TxnOp::CreateSession { timeout_ms, password } => {
-                if self.sessions.get(txn.session).is_none() {
-                    self.sessions.add(txn.session, *timeout_ms, *password, self.now.mono_ms);
-                }
+            TxnOp::CreateSession { timeout_ms, password }
+                if self.sessions.get(txn.session).is_none() =>
+            {
+                self.sessions.add(txn.session, *timeout_ms, *password, self.session_now());
             }
             TxnOp::CloseSession => {
                 self.sessions.remove(txn.session);
@@ -867,7 +936,7 @@ impl Node {
         self.tree = restored.tree;
         self.sessions = SessionTable::new(self.config.tick_time_ms.max(1) as u64);
         for (id, timeout_ms, password) in restored.sessions {
-            self.sessions.add(id, timeout_ms, password, self.now.mono_ms);
+            self.sessions.add(id, timeout_ms, password, self.session_now());
         }
         self.log.tail.clear();
         self.log.history.clear();

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::canary::{Canaries, Canary};
 use crate::core::ids::ServerId;
 use crate::core::zab::messages::{PeerMsg, PeerState, Vote};
 use crate::core::zab::quorum::Membership;
@@ -48,6 +49,8 @@ pub struct Election {
     finalize_at: Option<u64>,
     resend_at: u64,
     resend_interval: u64,
+    decided: Option<Vote>,
+    canaries: Canaries,
 }
 
 impl Election {
@@ -78,6 +81,8 @@ impl Election {
             finalize_at: None,
             resend_at: now_ms + RESEND_FIRST_MS,
             resend_interval: RESEND_FIRST_MS,
+            decided: None,
+            canaries: Canaries::NONE,
         };
         if members.is_voter(me) {
             election.received.insert(me, (initial, PeerState::Looking));
@@ -94,6 +99,28 @@ impl Election {
     /// The vote this member currently proposes.
     pub fn proposal(&self) -> Vote {
         self.proposal
+    }
+
+    /// The vote this member decided on. Every member that decided in the same election holds
+    /// the same vote, and answers looking members with it (ZK compat: `getCurrentVote`).
+    pub fn decided_vote(&self) -> Option<Vote> {
+        self.decided
+    }
+
+    /// Switches on deliberate bugs (simulator canaries).
+    pub fn set_canaries(&mut self, canaries: Canaries) {
+        self.canaries = canaries;
+    }
+
+    /// Whether `a` beats `b`. ZK compat: `totalOrderPredicate`.
+    fn better(&self, a: Vote, b: Vote) -> bool {
+        if self.canaries.on(Canary::VoteOrderNotTotal) {
+            // ZOOKEEPER-1419: the id tie-break is not guarded by equal epochs.
+            return a.epoch > b.epoch
+                || (a.epoch == b.epoch && a.zxid > b.zxid)
+                || (a.zxid == b.zxid && a.leader > b.leader);
+        }
+        a > b
     }
 
     /// When `on_tick` should run next.
@@ -131,14 +158,14 @@ impl Election {
         if round > self.round {
             self.round = round;
             self.received.clear();
-            self.proposal = vote.max(self.initial);
+            self.proposal = if self.better(vote, self.initial) { vote } else { self.initial };
             self.finalize_at = None;
             self.broadcast(members, out);
         } else if round < self.round {
             // ZK compat: WorkerReceiver sends our vote back to a member in an older round.
             out.push((from, self.notification()));
             return None;
-        } else if vote > self.proposal {
+        } else if self.better(vote, self.proposal) {
             self.proposal = vote;
             self.finalize_at = None;
             self.broadcast(members, out);
@@ -242,7 +269,8 @@ impl Election {
         quorum_agrees(votes, vote, members)
     }
 
-    fn decide(&self, vote: Vote) -> Decision {
+    fn decide(&mut self, vote: Vote) -> Decision {
+        self.decided = Some(vote);
         if vote.leader == self.me {
             Decision::Lead
         } else {

@@ -1,0 +1,421 @@
+//! A small deterministic cluster of `Node`s for testing Zab inside the crate: FIFO links that
+//! break on crash, a disk per node that loses unsynced writes on crash, and a client speaking
+//! the real wire codec. The full fault-injecting simulator lives in `ensemble-sim`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use ::core::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::core::config::NodeConfig;
+use crate::core::ids::{ConnId, ServerId, WriteId, Zxid};
+use crate::core::io::{DurableWrite, Effect, Input};
+use crate::core::report::Mode;
+use crate::core::time::Now;
+use crate::core::txn::Txn;
+use crate::core::zab::{Membership, PeerRole};
+use crate::core::Node;
+use crate::wire;
+use crate::wire::proto::*;
+use crate::wire::types::Acl;
+
+#[derive(Default, Clone)]
+struct Disk {
+    snapshot: Option<(Zxid, Bytes)>,
+    txns: Vec<Txn>,
+    accepted: u32,
+    current: u32,
+}
+
+impl Disk {
+    fn apply(&mut self, write: &DurableWrite) {
+        match write {
+            DurableWrite::Append(txn) => self.txns.push(txn.clone()),
+            DurableWrite::Snapshot { zxid, body } => self.snapshot = Some((*zxid, body.clone())),
+            DurableWrite::Truncate { after } => self.txns.retain(|t| t.zxid <= *after),
+            DurableWrite::AcceptedEpoch(e) => self.accepted = *e,
+            DurableWrite::CurrentEpoch(e) => self.current = *e,
+        }
+    }
+}
+
+struct Cluster {
+    members: Membership,
+    nodes: BTreeMap<ServerId, Option<Node>>,
+    disks: BTreeMap<ServerId, Disk>,
+    unsynced: BTreeMap<ServerId, Vec<(WriteId, DurableWrite)>>,
+    queue: VecDeque<(ServerId, Input)>,
+    /// Frames each node sent to each client connection.
+    client_frames: BTreeMap<(ServerId, ConnId), Vec<Bytes>>,
+    closed: BTreeSet<(ServerId, ConnId)>,
+    /// Pairs whose link is cut (both directions).
+    cut: BTreeSet<(ServerId, ServerId)>,
+    now: Now,
+}
+
+fn config(id: u64, members: &Membership) -> NodeConfig {
+    NodeConfig {
+        server_id: ServerId(id),
+        tick_time_ms: 100,
+        session_timeout_min_ms: 400,
+        session_timeout_max_ms: 10_000,
+        membership: members.clone(),
+        init_limit: 10,
+        sync_limit: 5,
+        rng_seed: id,
+        ..NodeConfig::standalone()
+    }
+}
+
+impl Cluster {
+    fn new(voters: &[u64], observers: &[u64]) -> Cluster {
+        let mut members = Membership::default();
+        for v in voters {
+            members.members.insert(ServerId(*v), PeerRole::Participant);
+        }
+        for o in observers {
+            members.members.insert(ServerId(*o), PeerRole::Observer);
+        }
+        let now = Now { mono_ms: 0, wall_ms: 1_700_000_000_000 };
+        let mut cluster = Cluster {
+            members: members.clone(),
+            nodes: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            unsynced: BTreeMap::new(),
+            queue: VecDeque::new(),
+            client_frames: BTreeMap::new(),
+            closed: BTreeSet::new(),
+            cut: BTreeSet::new(),
+            now,
+        };
+        for id in members.members.keys() {
+            cluster.nodes.insert(*id, Some(Node::new(config(id.0, &members), now)));
+            cluster.disks.insert(*id, Disk::default());
+        }
+        for id in members.members.keys() {
+            cluster.queue.push_back((*id, Input::Tick));
+        }
+        cluster
+    }
+
+    fn linked(&self, a: ServerId, b: ServerId) -> bool {
+        let up = |id: ServerId| self.nodes.get(&id).is_some_and(|n| n.is_some());
+        up(a) && up(b) && !self.cut.contains(&(a, b)) && !self.cut.contains(&(b, a))
+    }
+
+    fn step(&mut self, id: ServerId, input: Input) {
+        let Some(Some(node)) = self.nodes.get_mut(&id) else { return };
+        let mut effects = Vec::new();
+        node.step(self.now, input, &mut effects);
+        node.check_invariants();
+        for effect in effects {
+            match effect {
+                Effect::SendPeer { to, msg } => {
+                    if self.linked(id, to) {
+                        self.queue.push_back((to, Input::PeerMessage { from: id, msg }));
+                    }
+                }
+                Effect::Write { id: write, write: w } => {
+                    self.unsynced.entry(id).or_default().push((write, w));
+                }
+                Effect::SendClient { conn, frame } => {
+                    self.client_frames.entry((id, conn)).or_default().push(frame);
+                }
+                Effect::CloseClient { conn } => {
+                    self.closed.insert((id, conn));
+                }
+            }
+        }
+    }
+
+    /// Makes every node's pending writes durable.
+    fn sync_disks(&mut self) {
+        let ids: Vec<ServerId> = self.unsynced.keys().copied().collect();
+        for id in ids {
+            let writes = self.unsynced.remove(&id).unwrap_or_default();
+            let Some(last) = writes.last().map(|(w, _)| *w) else { continue };
+            let disk = self.disks.entry(id).or_default();
+            for (_, write) in &writes {
+                disk.apply(write);
+            }
+            self.queue.push_back((id, Input::Persisted { up_to: last }));
+        }
+    }
+
+    /// Runs for `ms` of virtual time in 10 ms steps, delivering everything and syncing disks.
+    fn run(&mut self, ms: u64) {
+        let end = self.now.mono_ms + ms;
+        while self.now.mono_ms < end {
+            for _ in 0..10_000 {
+                if let Some((id, input)) = self.queue.pop_front() {
+                    self.step(id, input);
+                    continue;
+                }
+                if self.unsynced.values().all(|w| w.is_empty()) {
+                    break;
+                }
+                self.sync_disks();
+            }
+            self.now = self.now.plus_ms(10);
+            let due: Vec<ServerId> = self
+                .nodes
+                .iter()
+                .filter_map(|(id, n)| {
+                    n.as_ref()
+                        .filter(|n| n.deadline().is_some_and(|d| d <= self.now.mono_ms))
+                        .map(|_| *id)
+                })
+                .collect();
+            for id in due {
+                self.step(id, Input::Tick);
+            }
+        }
+    }
+
+    fn crash(&mut self, id: u64) {
+        let id = ServerId(id);
+        self.nodes.insert(id, None);
+        self.unsynced.remove(&id);
+        self.queue.retain(|(to, _)| *to != id);
+        let others: Vec<ServerId> = self.members.others(id).collect();
+        for other in others {
+            self.queue.push_back((other, Input::PeerLinkDown { peer: id }));
+        }
+    }
+
+    fn restart(&mut self, id: u64) {
+        let sid = ServerId(id);
+        let disk = self.disks.get(&sid).cloned().unwrap_or_default();
+        let snapshot_zxid = disk.snapshot.as_ref().map(|(z, _)| *z).unwrap_or_default();
+        let body = disk.snapshot.as_ref().map(|(_, b)| b.clone());
+        let txns: Vec<Txn> = disk.txns.iter().filter(|t| t.zxid > snapshot_zxid).cloned().collect();
+        let node = Node::recover(config(id, &self.members), self.now, body.as_deref(), txns)
+            .expect("recovery")
+            .with_epochs(disk.accepted, disk.current);
+        self.nodes.insert(sid, Some(node));
+        self.queue.push_back((sid, Input::Tick));
+        let others: Vec<ServerId> = self.members.others(sid).collect();
+        for other in others {
+            if self.linked(sid, other) {
+                self.queue.push_back((other, Input::PeerLinkUp { peer: sid }));
+                self.queue.push_back((sid, Input::PeerLinkUp { peer: other }));
+            }
+        }
+    }
+
+    fn partition(&mut self, a: u64, b: u64) {
+        let (a, b) = (ServerId(a), ServerId(b));
+        self.cut.insert((a, b));
+        self.queue.push_back((a, Input::PeerLinkDown { peer: b }));
+        self.queue.push_back((b, Input::PeerLinkDown { peer: a }));
+    }
+
+    fn heal(&mut self) {
+        let cut: Vec<(ServerId, ServerId)> = std::mem::take(&mut self.cut).into_iter().collect();
+        for (a, b) in cut {
+            if self.linked(a, b) {
+                self.queue.push_back((a, Input::PeerLinkUp { peer: b }));
+                self.queue.push_back((b, Input::PeerLinkUp { peer: a }));
+            }
+        }
+    }
+
+    fn node(&self, id: u64) -> &Node {
+        self.nodes.get(&ServerId(id)).and_then(|n| n.as_ref()).expect("node is up")
+    }
+
+    fn leaders(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter_map(|(id, n)| {
+                n.as_ref().filter(|n| n.mode() == Mode::Leader && n.is_serving()).map(|_| id.0)
+            })
+            .collect()
+    }
+
+    /// Opens a session on `server` and returns the connection.
+    fn connect(&mut self, server: u64, conn: u64) -> ConnId {
+        let (sid, conn) = (ServerId(server), ConnId(conn));
+        let addr: SocketAddr = "127.0.0.1:5000".parse().expect("literal");
+        self.queue.push_back((sid, Input::ClientConnected { conn, addr }));
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 5_000,
+            session_id: 0,
+            password: Bytes::from_static(&[0; 16]),
+            read_only: Some(false),
+        };
+        let frame = wire::encode_connect_request(&request).slice(4..);
+        self.queue.push_back((sid, Input::ClientFrame { conn, frame }));
+        self.run(200);
+        conn
+    }
+
+    fn send(&mut self, server: u64, conn: ConnId, xid: i32, request: &Request) {
+        let frame = wire::encode_request(xid, request).slice(4..);
+        self.queue.push_back((ServerId(server), Input::ClientFrame { conn, frame }));
+    }
+
+    /// The reply header the client on `conn` got for `xid`, if any.
+    fn reply(&self, server: u64, conn: ConnId, xid: i32) -> Option<(ReplyHeader, Bytes)> {
+        let frames = self.client_frames.get(&(ServerId(server), conn))?;
+        frames.iter().skip(1).find_map(|f| {
+            let (h, body) = wire::decode_reply_header(&f.slice(4..)).ok()?;
+            (h.xid == xid).then_some((h, body))
+        })
+    }
+}
+
+fn create(path: &str) -> Request {
+    Request::Create(
+        CreateKind::Create,
+        CreateRequest {
+            path: path.into(),
+            data: Some(Bytes::from_static(b"v")),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+            ttl: None,
+        },
+    )
+}
+
+#[test]
+fn three_members_elect_one_leader_and_replicate_a_write_made_through_a_follower() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    assert_eq!(c.leaders(), vec![3], "the highest id wins among equal histories");
+    for id in [1, 2] {
+        assert_eq!(c.node(id).mode(), Mode::Follower);
+        assert!(c.node(id).is_serving());
+    }
+    let conn = c.connect(1, 1);
+    c.send(1, conn, 1, &create("/a"));
+    c.run(500);
+    let (header, _) = c.reply(1, conn, 1).expect("the follower answered");
+    assert_eq!(header.err, 0);
+    for id in [1, 2, 3] {
+        assert!(c.node(id).tree().stat("/a").is_some(), "member {id} has /a");
+        assert_eq!(c.node(id).tree().digest(), c.node(3).tree().digest());
+    }
+}
+
+#[test]
+fn an_acknowledged_write_survives_the_leader_crashing_and_the_old_leader_rejoins() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let conn = c.connect(1, 1);
+    for i in 0..5 {
+        c.send(1, conn, i + 1, &create(&format!("/n{i}")));
+    }
+    c.run(500);
+    assert!((1..=5).all(|x| c.reply(1, conn, x).is_some_and(|(h, _)| h.err == 0)));
+    c.crash(3);
+    c.run(3_000);
+    assert_eq!(c.leaders(), vec![2]);
+    for i in 0..5 {
+        assert!(c.node(2).tree().stat(&format!("/n{i}")).is_some());
+    }
+    let conn = c.connect(2, 2);
+    c.send(2, conn, 1, &create("/after"));
+    c.run(500);
+    assert_eq!(c.reply(2, conn, 1).map(|(h, _)| h.err), Some(0));
+    c.restart(3);
+    c.run(3_000);
+    assert_eq!(c.node(3).mode(), Mode::Follower, "the old leader follows the new one");
+    assert!(c.node(3).is_serving());
+    assert_eq!(c.node(3).tree().digest(), c.node(2).tree().digest());
+    assert!(c.node(3).tree().stat("/after").is_some());
+}
+
+#[test]
+fn a_proposal_only_the_crashed_leader_logged_is_truncated_when_it_rejoins() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let conn = c.connect(3, 1);
+    c.send(3, conn, 1, &create("/committed"));
+    c.run(500);
+    // Cut the leader off, let it log a proposal nobody else sees, make that durable, crash it.
+    c.partition(3, 1);
+    c.partition(3, 2);
+    c.send(3, conn, 2, &create("/lost"));
+    for _ in 0..10 {
+        if let Some((id, input)) = c.queue.pop_front() {
+            c.step(id, input);
+        }
+    }
+    c.sync_disks();
+    let divergent = c.disks[&ServerId(3)].txns.last().map(|t| t.zxid).expect("logged");
+    assert!(c.reply(3, conn, 2).is_none(), "never acknowledged");
+    c.crash(3);
+    c.heal();
+    c.run(3_000);
+    assert_eq!(c.leaders(), vec![2]);
+    let conn2 = c.connect(2, 2);
+    c.send(2, conn2, 1, &create("/new-epoch"));
+    c.run(500);
+    c.restart(3);
+    c.run(3_000);
+    let node3 = c.node(3);
+    assert!(node3.is_serving());
+    assert!(node3.tree().stat("/lost").is_none(), "the divergent txn {divergent} is gone");
+    assert!(node3.tree().stat("/committed").is_some());
+    assert!(node3.tree().stat("/new-epoch").is_some());
+    assert_eq!(node3.tree().digest(), c.node(2).tree().digest());
+}
+
+#[test]
+fn a_partitioned_leader_steps_down_and_the_majority_elects_a_new_one() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    c.partition(3, 1);
+    c.partition(3, 2);
+    c.run(3_000);
+    assert_eq!(c.node(3).mode(), Mode::Looking, "a leader without a quorum stops serving");
+    assert_eq!(c.leaders(), vec![2]);
+    c.heal();
+    c.run(3_000);
+    assert_eq!(c.node(3).mode(), Mode::Follower);
+    assert!(c.node(3).is_serving());
+}
+
+#[test]
+fn observers_learn_committed_txns_without_voting() {
+    let mut c = Cluster::new(&[1, 2, 3], &[4]);
+    c.run(2_000);
+    assert_eq!(c.node(4).mode(), Mode::Observer);
+    let conn = c.connect(4, 1);
+    c.send(4, conn, 1, &create("/via-observer"));
+    c.run(500);
+    assert_eq!(c.reply(4, conn, 1).map(|(h, _)| h.err), Some(0));
+    for id in [1, 2, 3, 4] {
+        assert!(c.node(id).tree().stat("/via-observer").is_some());
+    }
+    // Two voters down: no quorum, even with the observer.
+    c.crash(1);
+    c.crash(2);
+    c.run(2_000);
+    assert!(c.leaders().is_empty());
+}
+
+#[test]
+fn a_member_rejoins_while_writes_keep_flowing() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let conn = c.connect(3, 1);
+    c.crash(1);
+    let mut xid = 0;
+    for round in 0..40 {
+        xid += 1;
+        c.send(3, conn, xid, &create(&format!("/w{round}")));
+        if round == 5 {
+            c.restart(1);
+        }
+        c.run(50);
+    }
+    c.run(1_000);
+    assert!(c.node(1).is_serving(), "member 1 rejoined although every member's zxid kept moving");
+    assert_eq!(c.node(1).tree().digest(), c.node(3).tree().digest());
+    assert!((1..=xid).all(|x| c.reply(3, conn, x).is_some_and(|(h, _)| h.err == 0)));
+}

@@ -1,0 +1,675 @@
+//! Peer links: one TCP connection between every pair of members, carrying `PeerMsg`s with the
+//! semantics the core assumes (FIFO per link, nothing delivered after a break, a break always
+//! reported).
+//!
+//! ZK compat: `QuorumCnxManager` (one connection per pair, the larger id dials, the dialer
+//! introduces itself first) and the learner sockets of `Learner`/`LearnerHandler` (a link that
+//! hears nothing for `syncLimit` ticks is dead). Ensemble carries election and Zab traffic on
+//! the same link, on the quorum port of each `server.N` line; the election port is not used.
+//!
+//! Pieces:
+//! - [`PeerNetwork`]: the tasks that own sockets. It listens on this member's quorum port and
+//!   dials every member with a smaller id, reconnecting with jittered exponential backoff
+//!   ([`BACKOFF_MIN`] to [`BACKOFF_MAX`]). Each established link reports [`PeerEvent`]s to the
+//!   node's loop on one bounded channel.
+//! - [`PeerLinks`]: the node loop's view of the links. It turns events into `Input`s and
+//!   `Effect::SendPeer` into queued messages. A link's identity ([`LinkId`]) travels with every
+//!   event, so a message from a link the node was already told is down can never reach it, and
+//!   a message the node sends can only go to the link it was last told is up.
+//! - The frame codec: `u32` big-endian length, one version byte ([`PEER_PROTOCOL_VERSION`]),
+//!   then the bincode of a [`LinkFrame`]; frames over [`PEER_FRAME_MAX_BYTES`] are refused.
+//!
+//! Handshake: the dialer sends `Hello { from, to }`; the acceptor checks that `from` is a
+//! configured member with a larger id than its own and that `to` is its own id, answers with
+//! its own `Hello`, and only then do both sides report the link up. Anything else is dropped and
+//! logged with `tracing::warn`. There is no authentication (ZooKeeper's quorum SASL is not
+//! supported): peer ports belong on a trusted network.
+//!
+//! Invariants, for each peer: at most one link is current in [`PeerLinks`]; `Input::PeerLinkUp`
+//! and `Input::PeerLinkDown` alternate, starting with up; every `Input::PeerMessage` from a peer
+//! arrived on the link of the last `PeerLinkUp`, after it and before the matching
+//! `PeerLinkDown`. When a link's send queue ([`PeerTiming::send_queue_max`] messages) is full,
+//! the link is broken instead of blocking the node.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bincode::Options as _;
+use bytes::{Buf, BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::core::ids::ServerId;
+use crate::core::io::Input;
+use crate::core::zab::PeerMsg;
+use crate::runtime::config::{ServerConfig, ServerSpec};
+
+/// The version byte of every frame. A peer speaking another version is dropped.
+pub const PEER_PROTOCOL_VERSION: u8 = 1;
+
+/// The largest frame accepted or sent (length prefix excluded). A SNAP carries the whole tree
+/// in one frame, so this bounds the size of a tree a learner can be synced with.
+pub const PEER_FRAME_MAX_BYTES: usize = 128 << 20;
+
+/// Events the links may queue for the node's loop before link tasks wait.
+pub const PEER_EVENT_QUEUE_MAX: usize = 8_192;
+
+/// First reconnect delay after a failed dial (and the pause after a link breaks).
+pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
+
+/// Longest reconnect delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Bytes of queued messages a link writes in one go.
+const WRITE_BATCH_BYTES: usize = 1 << 20;
+
+/// The frame length prefix.
+const LENGTH_BYTES: usize = 4;
+
+/// The largest handshake frame: a `Hello` is a few bytes, so a stranger cannot make us
+/// buffer a large frame before it has said who it is.
+const HELLO_FRAME_MAX_BYTES: usize = 1_024;
+
+/// Connections that may be in their handshake at once; more are dropped (a peer port open to
+/// strangers must not let them hold unbounded tasks and buffers).
+const HANDSHAKES_MAX: usize = 64;
+
+/// Buffer space reserved ahead for a frame still arriving; the rest grows as bytes come.
+const RESERVE_AHEAD_BYTES: usize = 1 << 20;
+
+/// Why a link could not be established or why it ended.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// A socket operation failed.
+    #[error("{op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The peer closed the connection.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// Nothing arrived (not even a heartbeat) for too long.
+    #[error("nothing received for {0:?}")]
+    Idle(Duration),
+    /// A frame could not be decoded.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The handshake was not what the configuration allows.
+    #[error("handshake refused: {0}")]
+    Handshake(String),
+    /// A `Hello` arrived after the handshake.
+    #[error("unexpected hello after the handshake")]
+    UnexpectedHello,
+    /// The node's loop dropped the link (replaced or overflowing) or stopped.
+    #[error("dropped by the node")]
+    Dropped,
+}
+
+/// A frame that breaks the protocol. Never a panic: these bytes come from the network.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The length prefix is zero (no version byte).
+    #[error("empty frame")]
+    Empty,
+    /// The length prefix exceeds [`PEER_FRAME_MAX_BYTES`].
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The announced (or encoded) length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The version byte is not [`PEER_PROTOCOL_VERSION`].
+    #[error("peer protocol version {0} (this server speaks {PEER_PROTOCOL_VERSION})")]
+    Version(u8),
+    /// The payload is not a valid bincode `LinkFrame`.
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+}
+
+/// What travels in a frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkFrame {
+    /// The first frame each way: who speaks, and to whom it believes it speaks.
+    Hello {
+        /// The sender's id.
+        from: ServerId,
+        /// The id the sender expects at the other end.
+        to: ServerId,
+    },
+    /// Sent when a link has been quiet for a heartbeat interval, so the other side can tell a
+    /// quiet link from a dead one.
+    Heartbeat,
+    /// A message for the node.
+    Message(PeerMsg),
+}
+
+/// Appends one frame to `out`. Fails (appending nothing) if it would exceed
+/// [`PEER_FRAME_MAX_BYTES`].
+pub fn encode_frame(frame: &LinkFrame, out: &mut BytesMut) -> Result<(), FrameError> {
+    let options = encode_options();
+    let size = options.serialized_size(frame).map_err(|e| FrameError::Decode(e.to_string()))?;
+    let len = usize::try_from(size).unwrap_or(usize::MAX).saturating_add(1);
+    if len > PEER_FRAME_MAX_BYTES {
+        return Err(FrameError::TooLarge { len, max: PEER_FRAME_MAX_BYTES });
+    }
+    out.reserve(LENGTH_BYTES + len);
+    out.put_u32(u32::try_from(len).expect("len <= PEER_FRAME_MAX_BYTES fits in u32"));
+    out.put_u8(PEER_PROTOCOL_VERSION);
+    let mut writer = out.writer();
+    options.serialize_into(&mut writer, frame).map_err(|e| FrameError::Decode(e.to_string()))?;
+    Ok(())
+}
+
+/// Takes one complete frame off the front of `buffer`, if there is one. On an error the
+/// buffer's content is unspecified and the link must be closed.
+pub fn decode_frame(buffer: &mut BytesMut) -> Result<Option<LinkFrame>, FrameError> {
+    decode_frame_within(buffer, PEER_FRAME_MAX_BYTES)
+}
+
+fn decode_frame_within(buffer: &mut BytesMut, max: usize) -> Result<Option<LinkFrame>, FrameError> {
+    if buffer.len() < LENGTH_BYTES {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]) as usize;
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    if buffer.len() < LENGTH_BYTES + len {
+        buffer.reserve((LENGTH_BYTES + len - buffer.len()).min(RESERVE_AHEAD_BYTES));
+        return Ok(None);
+    }
+    buffer.advance(LENGTH_BYTES);
+    let body = buffer.split_to(len);
+    if body[0] != PEER_PROTOCOL_VERSION {
+        return Err(FrameError::Version(body[0]));
+    }
+    decode_options()
+        .deserialize(&body[1..])
+        .map(Some)
+        .map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+/// Varint bincode. Encoding is unbounded (the frame size is checked first); decoding never
+/// reads past the frame, and the whole frame must be one `LinkFrame`.
+fn encode_options() -> impl bincode::Options + Copy {
+    bincode::DefaultOptions::new().with_varint_encoding()
+}
+
+fn decode_options() -> impl bincode::Options + Copy {
+    encode_options().with_limit(PEER_FRAME_MAX_BYTES as u64).reject_trailing_bytes()
+}
+
+/// Timing and bounds of the links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerTiming {
+    /// A link with nothing to send for this long sends a heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A link that receives nothing for this long is broken; also bounds a dial and a
+    /// handshake.
+    pub idle_timeout: Duration,
+    /// Messages queued per link before the link is broken.
+    pub send_queue_max: usize,
+}
+
+impl PeerTiming {
+    /// ZooKeeper's timing for `tickTime` and `syncLimit`: heartbeats every half tick (as the
+    /// leader pings), and a link is dead after `syncLimit` ticks of silence (as the learner's
+    /// socket timeout).
+    pub fn from_ticks(tick_time_ms: u32, sync_limit: u32) -> PeerTiming {
+        let tick = Duration::from_millis(u64::from(tick_time_ms.max(1)));
+        PeerTiming {
+            heartbeat_interval: (tick / 2).max(Duration::from_millis(1)),
+            idle_timeout: tick * sync_limit.max(2),
+            send_queue_max: 16_384,
+        }
+    }
+}
+
+/// A member's quorum address as configured (`host:quorumPort`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerAddress {
+    /// Host name or IP literal.
+    pub host: String,
+    /// The quorum port.
+    pub port: u16,
+}
+
+/// What the peer network needs: who we are, where we listen, whom we link to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerNetworkConfig {
+    /// This member.
+    pub me: ServerId,
+    /// Our own quorum address, to listen on.
+    pub listen: PeerAddress,
+    /// Every other member.
+    pub peers: BTreeMap<ServerId, PeerAddress>,
+    /// Heartbeats, timeouts and queue bounds.
+    pub timing: PeerTiming,
+}
+
+impl PeerNetworkConfig {
+    /// The links of member `me` of a quorum configuration; `None` for a standalone server or an
+    /// id without a `server.N` line.
+    pub fn from_server_config(config: &ServerConfig, me: ServerId) -> Option<PeerNetworkConfig> {
+        if !config.is_quorum() {
+            return None;
+        }
+        let address =
+            |spec: &ServerSpec| PeerAddress { host: spec.host.clone(), port: spec.quorum_port };
+        let listen = address(config.servers.get(&me.0)?);
+        let peers = config
+            .servers
+            .iter()
+            .filter(|(id, _)| **id != me.0)
+            .map(|(id, spec)| (ServerId(*id), address(spec)))
+            .collect();
+        let timing = PeerTiming::from_ticks(config.tick_time_ms, config.sync_limit);
+        Some(PeerNetworkConfig { me, listen, peers, timing })
+    }
+
+    /// ZK compat: `QuorumCnxManager` keeps the connection initiated by the larger id.
+    pub fn dials(&self, peer: ServerId) -> bool {
+        self.me > peer
+    }
+}
+
+/// One established connection, named uniquely within a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u64);
+
+/// The node loop's handle on a link: its queue, and the switch that closes it when dropped.
+#[derive(Debug)]
+pub struct LinkSender {
+    link: LinkId,
+    queue: mpsc::Sender<PeerMsg>,
+    // Dropping this ends the link's task at once, even in the middle of a blocked write.
+    _close: oneshot::Sender<()>,
+}
+
+/// What link tasks tell the node's loop, in order per link.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// A link to `peer` completed its handshake.
+    Up {
+        /// The member.
+        peer: ServerId,
+        /// Its queue.
+        sender: LinkSender,
+    },
+    /// A message arrived on `link`.
+    Message {
+        /// The sender.
+        peer: ServerId,
+        /// The link it came on.
+        link: LinkId,
+        /// The message.
+        msg: PeerMsg,
+    },
+    /// `link` ended.
+    Down {
+        /// The member.
+        peer: ServerId,
+        /// The link.
+        link: LinkId,
+    },
+}
+
+/// The node loop's table of current links (see the module docs for its invariants).
+#[derive(Debug, Default)]
+pub struct PeerLinks {
+    links: BTreeMap<ServerId, LinkSender>,
+}
+
+impl PeerLinks {
+    /// Applies an event from the links; the inputs it causes for the node go to `inputs`.
+    pub fn on_event(&mut self, event: PeerEvent, inputs: &mut VecDeque<Input>) {
+        match event {
+            PeerEvent::Up { peer, sender } => {
+                if let Some(old) = self.links.insert(peer, sender) {
+                    // A newer connection (the peer restarted before we noticed the old one
+                    // die) replaces the old one, which closes when `old` drops.
+                    info!(%peer, old = old.link.0, "a new link replaces the current one");
+                    inputs.push_back(Input::PeerLinkDown { peer });
+                }
+                inputs.push_back(Input::PeerLinkUp { peer });
+            }
+            PeerEvent::Message { peer, link, msg } => {
+                if self.current(peer) == Some(link) {
+                    inputs.push_back(Input::PeerMessage { from: peer, msg });
+                }
+            }
+            PeerEvent::Down { peer, link } => {
+                if self.current(peer) == Some(link) {
+                    self.links.remove(&peer);
+                    inputs.push_back(Input::PeerLinkDown { peer });
+                }
+            }
+        }
+    }
+
+    /// Queues `msg` on the current link to `to`; drops it if there is none. A full queue
+    /// breaks the link and puts `Input::PeerLinkDown` in `inputs`.
+    pub fn send(&mut self, to: ServerId, msg: PeerMsg, inputs: &mut VecDeque<Input>) {
+        let Some(sender) = self.links.get(&to) else { return };
+        match sender.queue.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                warn!(peer = %to, msg = msg.name(), "peer send queue full; breaking the link");
+                self.links.remove(&to);
+                inputs.push_back(Input::PeerLinkDown { peer: to });
+            }
+            // The link's task ended and its `Down` is on the way; TCP would drop this too.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// The current link to `peer`.
+    pub fn current(&self, peer: ServerId) -> Option<LinkId> {
+        self.links.get(&peer).map(|sender| sender.link)
+    }
+
+    /// The peers with a current link, in id order.
+    pub fn connected(&self) -> impl Iterator<Item = ServerId> + '_ {
+        self.links.keys().copied()
+    }
+}
+
+/// The tasks that own the peer sockets. Dropping it stops listening and dialing; established
+/// links end when the node loop drops their [`LinkSender`]s.
+pub struct PeerNetwork {
+    /// The address the quorum port is bound to.
+    pub local_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PeerNetwork {
+    /// Binds the quorum port and starts accepting and dialing. Events go to `events`.
+    pub async fn start(
+        config: PeerNetworkConfig,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<PeerNetwork, PeerError> {
+        let listener = TcpListener::bind((config.listen.host.as_str(), config.listen.port))
+            .await
+            .map_err(|source| PeerError::Io { op: "binding the quorum port", source })?;
+        PeerNetwork::with_listener(config, listener, events)
+    }
+
+    /// Starts on an already bound listener (for a caller that picked a free port).
+    pub fn with_listener(
+        config: PeerNetworkConfig,
+        listener: TcpListener,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<PeerNetwork, PeerError> {
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| PeerError::Io { op: "reading the quorum address", source })?;
+        info!(me = %config.me, %local_addr, "listening for peers");
+        let shared = Arc::new(Shared { config, events, next_link: AtomicU64::new(1) });
+        let mut tasks = vec![tokio::spawn(accept_loop(shared.clone(), listener))];
+        for (peer, address) in &shared.config.peers {
+            if shared.config.dials(*peer) {
+                tasks.push(tokio::spawn(dial_loop(shared.clone(), *peer, address.clone())));
+            }
+        }
+        Ok(PeerNetwork { local_addr, tasks })
+    }
+}
+
+impl Drop for PeerNetwork {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What every link task of one member shares.
+struct Shared {
+    config: PeerNetworkConfig,
+    events: mpsc::Sender<PeerEvent>,
+    next_link: AtomicU64,
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES_MAX));
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    warn!(%addr, "too many peer handshakes in progress; dropping a connection");
+                    continue;
+                };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let handshake = accept_handshake(&shared, stream, addr).await;
+                    drop(permit);
+                    match handshake {
+                        Ok((peer, stream, buffer)) => run_link(&shared, peer, stream, buffer).await,
+                        Err(error) => warn!(%addr, %error, "dropping a peer connection"),
+                    }
+                });
+            }
+            Err(error) => {
+                warn!(%error, "accepting a peer connection failed");
+                tokio::time::sleep(BACKOFF_MIN).await;
+            }
+        }
+    }
+}
+
+/// Reads the dialer's `Hello`, checks it against the configuration and answers it.
+async fn accept_handshake(
+    shared: &Shared,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+) -> Result<(ServerId, TcpStream, BytesMut), PeerError> {
+    let _ = stream.set_nodelay(true);
+    let config = &shared.config;
+    let mut buffer = BytesMut::with_capacity(256);
+    let hello = read_frame(&mut stream, &mut buffer, config.timing.idle_timeout).await?;
+    let LinkFrame::Hello { from, to } = hello else {
+        return Err(PeerError::Handshake("the first frame is not a hello".into()));
+    };
+    if to != config.me {
+        return Err(PeerError::Handshake(format!(
+            "server {from} at {addr} dialed server {to}, but this is server {}",
+            config.me
+        )));
+    }
+    if !config.peers.contains_key(&from) {
+        return Err(PeerError::Handshake(format!("server {from} is not in the configuration")));
+    }
+    if config.dials(from) {
+        return Err(PeerError::Handshake(format!(
+            "server {from} dialed, but the larger id dials (this is server {})",
+            config.me
+        )));
+    }
+    write_frame(&mut stream, &LinkFrame::Hello { from: config.me, to: from }).await?;
+    Ok((from, stream, buffer))
+}
+
+async fn dial_loop(shared: Arc<Shared>, peer: ServerId, address: PeerAddress) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match dial(&shared, peer, &address).await {
+            Ok((stream, buffer)) => {
+                backoff = BACKOFF_MIN;
+                run_link(&shared, peer, stream, buffer).await;
+            }
+            Err(PeerError::Handshake(reason)) => {
+                warn!(%peer, %reason, "peer refused by handshake");
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            Err(error) => {
+                debug!(%peer, %error, "dialing failed");
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+        tokio::time::sleep(jittered(backoff)).await;
+    }
+}
+
+/// Connects to `peer`, introduces ourselves and checks who answers.
+async fn dial(
+    shared: &Shared,
+    peer: ServerId,
+    address: &PeerAddress,
+) -> Result<(TcpStream, BytesMut), PeerError> {
+    let config = &shared.config;
+    let connect = TcpStream::connect((address.host.as_str(), address.port));
+    let mut stream = tokio::time::timeout(config.timing.idle_timeout, connect)
+        .await
+        .map_err(|_| PeerError::Idle(config.timing.idle_timeout))?
+        .map_err(|source| PeerError::Io { op: "connecting", source })?;
+    let _ = stream.set_nodelay(true);
+    write_frame(&mut stream, &LinkFrame::Hello { from: config.me, to: peer }).await?;
+    let mut buffer = BytesMut::with_capacity(256);
+    match read_frame(&mut stream, &mut buffer, config.timing.idle_timeout).await? {
+        LinkFrame::Hello { from, to } if from == peer && to == config.me => Ok((stream, buffer)),
+        LinkFrame::Hello { from, to } => Err(PeerError::Handshake(format!(
+            "expected server {peer} at {}:{}, found server {from} (which thinks we are {to})",
+            address.host, address.port
+        ))),
+        _ => Err(PeerError::Handshake("the answer is not a hello".into())),
+    }
+}
+
+/// Delay in [d/2, d], so members that lost a peer together do not redial in lockstep.
+fn jittered(delay: Duration) -> Duration {
+    delay.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+}
+
+/// Reports the link up, carries it until it breaks, reports it down.
+async fn run_link(shared: &Shared, peer: ServerId, stream: TcpStream, buffer: BytesMut) {
+    let link = LinkId(shared.next_link.fetch_add(1, Ordering::Relaxed));
+    let (queue, outgoing) = mpsc::channel(shared.config.timing.send_queue_max.max(1));
+    let (close, closed) = oneshot::channel();
+    let sender = LinkSender { link, queue, _close: close };
+    if shared.events.send(PeerEvent::Up { peer, sender }).await.is_err() {
+        return;
+    }
+    info!(me = %shared.config.me, %peer, link = link.0, "peer link up");
+    let (reader, writer) = tokio::io::split(stream);
+    let timing = shared.config.timing;
+    let end = tokio::select! {
+        end = read_messages(reader, buffer, peer, link, &shared.events, timing.idle_timeout) => end,
+        end = write_messages(writer, outgoing, timing.heartbeat_interval) => end,
+        _ = closed => PeerError::Dropped,
+    };
+    info!(me = %shared.config.me, %peer, link = link.0, reason = %end, "peer link down");
+    let _ = shared.events.send(PeerEvent::Down { peer, link }).await;
+}
+
+/// Forwards messages to the node until the link breaks; returns why it broke.
+async fn read_messages(
+    mut reader: tokio::io::ReadHalf<TcpStream>,
+    mut buffer: BytesMut,
+    peer: ServerId,
+    link: LinkId,
+    events: &mpsc::Sender<PeerEvent>,
+    idle_timeout: Duration,
+) -> PeerError {
+    loop {
+        loop {
+            match decode_frame(&mut buffer) {
+                Ok(None) => break,
+                Ok(Some(LinkFrame::Heartbeat)) => {}
+                Ok(Some(LinkFrame::Message(msg))) => {
+                    if events.send(PeerEvent::Message { peer, link, msg }).await.is_err() {
+                        return PeerError::Dropped;
+                    }
+                }
+                Ok(Some(LinkFrame::Hello { .. })) => return PeerError::UnexpectedHello,
+                Err(error) => return error.into(),
+            }
+        }
+        if let Err(error) = read_more(&mut reader, &mut buffer, idle_timeout).await {
+            return error;
+        }
+    }
+}
+
+/// Writes queued messages (batched) and heartbeats until the queue closes or a write fails.
+async fn write_messages(
+    mut writer: tokio::io::WriteHalf<TcpStream>,
+    mut outgoing: mpsc::Receiver<PeerMsg>,
+    heartbeat_interval: Duration,
+) -> PeerError {
+    let mut batch = BytesMut::new();
+    loop {
+        let first = tokio::select! {
+            msg = outgoing.recv() => match msg {
+                Some(msg) => LinkFrame::Message(msg),
+                None => return PeerError::Dropped,
+            },
+            _ = tokio::time::sleep(heartbeat_interval) => LinkFrame::Heartbeat,
+        };
+        let mut next = Some(first);
+        while let Some(frame) = next.take() {
+            if let Err(error) = encode_frame(&frame, &mut batch) {
+                return error.into();
+            }
+            if batch.len() < WRITE_BATCH_BYTES {
+                next = outgoing.try_recv().ok().map(LinkFrame::Message);
+            }
+        }
+        if let Err(source) = writer.write_all(&batch).await {
+            return PeerError::Io { op: "writing to the peer", source };
+        }
+        batch.clear();
+    }
+}
+
+async fn write_frame(stream: &mut TcpStream, frame: &LinkFrame) -> Result<(), PeerError> {
+    let mut out = BytesMut::new();
+    encode_frame(frame, &mut out)?;
+    stream
+        .write_all(&out)
+        .await
+        .map_err(|source| PeerError::Io { op: "writing to the peer", source })
+}
+
+/// Reads one handshake frame.
+async fn read_frame(
+    stream: &mut TcpStream,
+    buffer: &mut BytesMut,
+    idle_timeout: Duration,
+) -> Result<LinkFrame, PeerError> {
+    loop {
+        if let Some(frame) = decode_frame_within(buffer, HELLO_FRAME_MAX_BYTES)? {
+            return Ok(frame);
+        }
+        read_more(stream, buffer, idle_timeout).await?;
+    }
+}
+
+async fn read_more(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    buffer: &mut BytesMut,
+    idle_timeout: Duration,
+) -> Result<(), PeerError> {
+    match tokio::time::timeout(idle_timeout, reader.read_buf(buffer)).await {
+        Err(_) => Err(PeerError::Idle(idle_timeout)),
+        Ok(Ok(0)) => Err(PeerError::Closed),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(source)) => Err(PeerError::Io { op: "reading from the peer", source }),
+    }
+}
+
+#[cfg(test)]
+mod tests;
