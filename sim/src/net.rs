@@ -337,6 +337,11 @@ impl<M> PeerNet<M> {
         self.blocked.contains(&pair(a, b).0)
     }
 
+    /// The generation of the link between `a` and `b`, if it is established.
+    pub fn generation(&self, a: ServerId, b: ServerId) -> Option<u64> {
+        self.links.get(&pair(a, b).0).filter(|l| l.up).map(|l| l.generation)
+    }
+
     /// Whether the link between `a` and `b` is established.
     pub fn is_up(&self, a: ServerId, b: ServerId) -> bool {
         self.links.get(&pair(a, b).0).is_some_and(|l| l.up)

@@ -58,6 +58,16 @@ impl Simulator {
         self.peer_send(b, a, PeerWire::Open);
     }
 
+    /// A node's message to `to`: it goes out only on the link the node was last told is up
+    /// (as the runtime's `PeerLinks` does); otherwise it is lost. Returns whether it went out.
+    pub(crate) fn node_peer_send(&mut self, from: ServerId, to: ServerId, msg: PeerMsg) -> bool {
+        let told = self.peer_told.get(&(from, to)).copied();
+        if told.is_none() || told != self.peers.generation(from, to) {
+            return false;
+        }
+        self.peer_send(from, to, PeerWire::Msg(msg))
+    }
+
     /// Puts a message on the link `from -> to`; false if the link is down (it is lost).
     pub(crate) fn peer_send(
         &mut self,
@@ -79,7 +89,10 @@ impl Simulator {
         let Some(wire) = self.peers.receive(from, to, generation, self.now) else { return };
         let Some(idx) = self.servers.iter().position(|s| s.id == to) else { return };
         let input = match wire {
-            PeerWire::Open => Input::PeerLinkUp { peer: from },
+            PeerWire::Open => {
+                self.peer_told.insert((to, from), generation);
+                Input::PeerLinkUp { peer: from }
+            }
             PeerWire::Msg(msg) => Input::PeerMessage { from, msg },
         };
         self.node_input(idx, input);
@@ -87,6 +100,7 @@ impl Simulator {
 
     pub(crate) fn on_peer_link_lost(&mut self, server: ServerId, incarnation: u32, peer: ServerId) {
         if let Some(idx) = self.live_index(server, incarnation) {
+            self.peer_told.remove(&(server, peer));
             self.node_input(idx, Input::PeerLinkDown { peer });
         }
     }
@@ -116,6 +130,7 @@ impl Simulator {
     /// Breaks every link of server `idx` (it crashed).
     pub(crate) fn break_links_of(&mut self, idx: usize) {
         let me = self.servers[idx].id;
+        self.peer_told.retain(|(node, _), _| *node != me);
         let others: Vec<ServerId> =
             self.servers.iter().map(|s| s.id).filter(|id| *id != me).collect();
         for other in others {

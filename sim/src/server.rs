@@ -25,7 +25,7 @@ use crate::checker::{NodeFailure, Violation};
 use crate::clock::Clock;
 use crate::disk::Disk;
 use crate::event::Event;
-use crate::net::{ClientWire, Dir, PeerWire};
+use crate::net::{ClientWire, Dir};
 use crate::options::Options;
 use crate::rng::{self, Rngs};
 use crate::simulator::Simulator;
@@ -189,8 +189,7 @@ impl Simulator {
             }
             Effect::SendPeer { to, msg } => {
                 let name = msg.name();
-                let sent = self.servers.iter().any(|s| s.id == to)
-                    && self.peer_send(server, to, PeerWire::Msg(msg));
+                let sent = self.node_peer_send(server, to, msg);
                 self.trace.push(self.now, trace(EffectTrace::Peer(to, name, sent)));
             }
             Effect::Write { id, write } => {

@@ -7,7 +7,7 @@
 //! simulator uses only the core's public API. Everything is addressed by [`ServerId`] and
 //! [`ClientId`]; the node-facing half lives in `server.rs`, faults and phases in `faults.rs`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ensemble::core::ids::{ConnId, ServerId};
@@ -45,6 +45,8 @@ pub struct Simulator {
     pub(crate) net: Network,
     pub(crate) peers: PeerNet<PeerMsg>,
     pub(crate) peer_connect_pending: BTreeSet<(ServerId, ServerId)>,
+    /// (node, peer) → the link generation the node was last told is up.
+    pub(crate) peer_told: BTreeMap<(ServerId, ServerId), u64>,
     pub(crate) conn_next: u64,
     pub(crate) commit_log: CommitLog,
     pub(crate) history: History,
@@ -100,6 +102,7 @@ impl Simulator {
             net: Network::new(),
             peers: PeerNet::new(),
             peer_connect_pending: BTreeSet::new(),
+            peer_told: BTreeMap::new(),
             conn_next: 1,
             commit_log: CommitLog::new(),
             history: History::new(),

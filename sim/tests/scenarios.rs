@@ -134,3 +134,29 @@ fn a_client_disconnect_makes_in_flight_operations_unknown() {
     let outcome = sim.finish();
     assert!(outcome.passed(), "{:?}", outcome.violations);
 }
+
+#[test]
+fn an_acknowledged_write_survives_the_leader_crash_in_an_ensemble() {
+    let mut options = Options::manual(8, 1);
+    options.nodes = 3;
+    let mut sim = Simulator::new(8, options);
+    assert!(sim.run_until(60_000, |s| s.client(CLIENT).is_live()), "no leader was elected");
+    sim.submit(CLIENT, create("/kept"));
+    assert!(sim.run_until(5_000, |s| matches!(last_outcome(s), OpOutcome::Ok { .. })));
+    let leader = sim
+        .server_ids()
+        .into_iter()
+        .find(|id| sim.node(*id).and_then(|n| n.leader()) == Some(*id))
+        .expect("an established leader");
+    sim.crash(leader);
+    let others: Vec<ServerId> = sim.server_ids().into_iter().filter(|id| *id != leader).collect();
+    let serving = |s: &Simulator| others.iter().all(|id| s.node(*id).is_some_and(|n| n.is_serving()));
+    assert!(sim.run_until(60_000, serving), "the survivors never elected a new leader");
+    for id in &others {
+        assert!(sim.node(*id).unwrap().tree().stat("/kept").is_some(), "n{id} lost the write");
+    }
+    sim.restart(leader);
+    sim.run_for(30_000);
+    let outcome = sim.finish();
+    assert!(outcome.passed(), "{:?}", outcome.violations);
+}
