@@ -41,6 +41,7 @@ pub mod trace;
 pub mod workload;
 
 pub use checker::Violation;
+use ensemble::core::canary::Canary;
 pub use options::Options;
 pub use simulator::Simulator;
 pub use time::SimTime;
@@ -78,6 +79,8 @@ pub struct Outcome {
     pub ops_ok: usize,
     /// Node crashes injected.
     pub crashes: u32,
+    /// The deliberate bugs that were on.
+    pub canaries: Vec<Canary>,
 }
 
 impl Outcome {
@@ -88,13 +91,24 @@ impl Outcome {
 
     /// The one command that replays this run with its trace.
     pub fn replay_command(&self) -> String {
-        replay_command(self.seed)
+        replay_command_with(self.seed, &self.canaries)
     }
 }
 
 /// The command that replays `seed` with its full trace.
 pub fn replay_command(seed: u64) -> String {
-    format!("cargo run -p ensemble-sim -- replay --seed {seed:#018x} --trace")
+    replay_command_with(seed, &[])
+}
+
+/// The command that replays `seed` with these canaries switched on.
+pub fn replay_command_with(seed: u64, canaries: &[Canary]) -> String {
+    if canaries.is_empty() {
+        return format!("cargo run -p ensemble-sim -- replay --seed {seed:#018x} --trace");
+    }
+    let flags: String = canaries.iter().map(|c| format!(" --canary {}", c.name())).collect();
+    format!(
+        "cargo run -p ensemble-sim --features canary -- replay --seed {seed:#018x} --trace{flags}"
+    )
 }
 
 /// Runs `seed` with its swarm options.

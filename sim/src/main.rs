@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use ensemble_sim::{replay_command, Options, Outcome, Simulator};
+use ensemble::core::canary::Canary;
+use ensemble_sim::{replay_command_with, Options, Outcome, Simulator};
 
 #[derive(Parser)]
 #[command(name = "ensemble-sim", about = "Deterministic simulation of Ensemble")]
@@ -29,6 +30,9 @@ enum Command {
         /// The seed (decimal or 0x-hex).
         #[arg(long, value_parser = parse_seed)]
         seed: u64,
+        /// Switch on a deliberate bug (needs `--features canary`); repeatable.
+        #[arg(long, value_parser = parse_canary)]
+        canary: Vec<Canary>,
     },
     /// Run one seed again, optionally printing its full trace.
     Replay {
@@ -38,6 +42,9 @@ enum Command {
         /// Print every event of the run.
         #[arg(long)]
         trace: bool,
+        /// Switch on a deliberate bug (needs `--features canary`); repeatable.
+        #[arg(long, value_parser = parse_canary)]
+        canary: Vec<Canary>,
     },
     /// Run many consecutive seeds.
     Sweep {
@@ -47,6 +54,12 @@ enum Command {
         /// The first seed (decimal or 0x-hex).
         #[arg(long, value_parser = parse_seed, default_value = "0")]
         start: u64,
+        /// Switch on a deliberate bug (needs `--features canary`); repeatable.
+        #[arg(long, value_parser = parse_canary)]
+        canary: Vec<Canary>,
+        /// Print a line for every seed, not only for failures.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -68,16 +81,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Run { seed } => {
-            let options = Options::from_seed(seed);
+        Command::Run { seed, canary } => {
+            let options = Options { canaries: canary, ..Options::from_seed(seed) };
             print!("{options}");
             let (outcome, _) = simulate(seed, options)?;
             report(&outcome);
             Ok(outcome.passed())
         }
-        Command::Replay { seed, trace } => {
-            let mut options = Options::from_seed(seed);
-            options.keep_trace = trace;
+        Command::Replay { seed, trace, canary } => {
+            let options = Options { keep_trace: trace, canaries: canary, ..Options::from_seed(seed) };
             if !trace {
                 print!("{options}");
             }
@@ -88,13 +100,14 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             report(&outcome);
             Ok(outcome.passed())
         }
-        Command::Sweep { count, start } => sweep(start, count),
+        Command::Sweep { count, start, canary, verbose } => sweep(start, count, &canary, verbose),
     }
 }
 
 /// Runs a seed; a panic in the simulator itself (not in a node) becomes an error that still
 /// names the replay command.
 fn simulate(seed: u64, options: Options) -> anyhow::Result<(Outcome, String)> {
+    let canaries = options.canaries.clone();
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         let mut sim = Simulator::new(seed, options);
         let outcome = sim.run();
@@ -105,7 +118,7 @@ fn simulate(seed: u64, options: Options) -> anyhow::Result<(Outcome, String)> {
         Err(payload) => bail!(
             "the simulator panicked on seed {seed:#018x}: {}\nreplay: {}",
             panic_message(&payload),
-            replay_command(seed)
+            replay_command_with(seed, &canaries)
         ),
     }
 }
@@ -130,14 +143,21 @@ fn report(outcome: &Outcome) {
     }
 }
 
-fn sweep(start: u64, count: u64) -> anyhow::Result<bool> {
+fn sweep(start: u64, count: u64, canaries: &[Canary], verbose: bool) -> anyhow::Result<bool> {
     let began = Instant::now();
     let (mut failures, mut events, mut simulated_us) = (0u64, 0u64, 0u64);
     for seed in start..start.saturating_add(count) {
-        match simulate(seed, Options::from_seed(seed)) {
+        let options = Options { canaries: canaries.to_vec(), ..Options::from_seed(seed) };
+        match simulate(seed, options) {
             Ok((outcome, _)) => {
                 events += outcome.events;
                 simulated_us += outcome.sim_time.0;
+                if verbose && outcome.passed() {
+                    println!(
+                        "ok   {seed:#018x}: {} simulated, {} events, {} ops",
+                        outcome.sim_time, outcome.events, outcome.ops
+                    );
+                }
                 if !outcome.passed() {
                     failures += 1;
                     println!("FAIL {seed:#018x}: {}", outcome.violations[0]);
@@ -158,6 +178,13 @@ fn sweep(start: u64, count: u64) -> anyhow::Result<bool> {
         events as f64 / wall
     );
     Ok(failures == 0)
+}
+
+fn parse_canary(text: &str) -> anyhow::Result<Canary> {
+    Canary::from_name(text).with_context(|| {
+        let names: Vec<&str> = Canary::ALL.iter().map(|c| c.name()).collect();
+        format!("unknown canary {text:?}; known: {}", names.join(", "))
+    })
 }
 
 fn parse_seed(text: &str) -> anyhow::Result<u64> {

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use ensemble::core::canary::Canary;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -46,6 +47,8 @@ pub struct Options {
     pub workload: WorkloadOptions,
     /// Keep every trace record in memory (for `replay --trace`); the hash is kept regardless.
     pub keep_trace: bool,
+    /// Deliberate bugs switched on in every node (needs the `canary` feature).
+    pub canaries: Vec<Canary>,
 }
 
 /// Server configuration.
@@ -203,6 +206,7 @@ impl Options {
             faults,
             workload,
             keep_trace: false,
+            canaries: Vec::new(),
         }
     }
 
@@ -261,6 +265,10 @@ impl fmt::Display for Options {
         let o = self;
         writeln!(f, "seed                 = {:#018x}", o.seed)?;
         writeln!(f, "nodes, clients       = {}, {}", o.nodes, o.clients)?;
+        if !o.canaries.is_empty() {
+            let names: Vec<&str> = o.canaries.iter().map(|c| c.name()).collect();
+            writeln!(f, "CANARIES             = {}", names.join(", "))?;
+        }
         writeln!(
             f,
             "phases ms            = safety {}, liveness {} (bound {}), drain {}",

@@ -70,6 +70,7 @@ impl ServerSlot {
         config.session_timeout_max_ms = 20 * options.server.tick_time_ms as i32;
         config.snap_count = options.server.snap_count;
         config.rng_seed = rngs.nodes.next_u64();
+        apply_canaries(&mut config, &options.canaries);
         if members.len() > 1 {
             config.membership = Membership {
                 members: members.iter().map(|m| (*m, PeerRole::Participant)).collect(),
@@ -520,6 +521,19 @@ impl Simulator {
         self.violations.push(Violation::Node(NodeFailure::Panicked { server, message }));
         self.halted = true;
     }
+}
+
+/// Switches the run's canaries on in a node's configuration.
+#[cfg(feature = "canary")]
+fn apply_canaries(config: &mut NodeConfig, canaries: &[ensemble::core::canary::Canary]) {
+    for canary in canaries {
+        config.canaries = config.canaries.with(*canary);
+    }
+}
+
+#[cfg(not(feature = "canary"))]
+fn apply_canaries(_config: &mut NodeConfig, canaries: &[ensemble::core::canary::Canary]) {
+    assert!(canaries.is_empty(), "canaries need `--features canary`");
 }
 
 fn input_trace(input: &Input) -> InputTrace {

@@ -249,6 +249,7 @@ impl Simulator {
                 .filter(|o| matches!(o.outcome, OpOutcome::Ok { .. }))
                 .count(),
             crashes: self.crashes,
+            canaries: self.options.canaries.clone(),
         }
     }
 
