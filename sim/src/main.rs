@@ -89,7 +89,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(outcome.passed())
         }
         Command::Replay { seed, trace, canary } => {
-            let options = Options { keep_trace: trace, canaries: canary, ..Options::from_seed(seed) };
+            let options =
+                Options { keep_trace: trace, canaries: canary, ..Options::from_seed(seed) };
             if !trace {
                 print!("{options}");
             }

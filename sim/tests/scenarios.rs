@@ -150,7 +150,8 @@ fn an_acknowledged_write_survives_the_leader_crash_in_an_ensemble() {
         .expect("an established leader");
     sim.crash(leader);
     let others: Vec<ServerId> = sim.server_ids().into_iter().filter(|id| *id != leader).collect();
-    let serving = |s: &Simulator| others.iter().all(|id| s.node(*id).is_some_and(|n| n.is_serving()));
+    let serving =
+        |s: &Simulator| others.iter().all(|id| s.node(*id).is_some_and(|n| n.is_serving()));
     assert!(sim.run_until(60_000, serving), "the survivors never elected a new leader");
     for id in &others {
         assert!(sim.node(*id).unwrap().tree().stat("/kept").is_some(), "n{id} lost the write");
