@@ -1,12 +1,15 @@
 //! A session's view never goes back in time, and replies come in request order.
 //!
-//! ZooKeeper promises each session FIFO order and a single system image: every zxid a session
-//! sees — in replies, ping replies and watch notifications — is at least the last one it saw,
-//! even across reconnects to another server (the ConnectRequest carries `last_zxid_seen`, and a
-//! server behind it must refuse). Replies on one connection come back in request order; the
-//! client records any reply that does not match its oldest outstanding request as an anomaly,
-//! and any undecodable frame too. Negative zxids (ZooKeeper's "no zxid", e.g. -1 with
-//! `Unimplemented`) carry no order and are skipped.
+//! ZooKeeper promises each session FIFO order and a single system image: a reply never
+//! carries a zxid below one the session already got in a reply, even across reconnects to
+//! another server (the ConnectRequest carries `last_zxid_seen`, and a server behind it must
+//! refuse). Within one connection everything — replies, ping replies, notifications — comes
+//! from one server in order, so its zxids never decrease. Ping replies and notifications do
+//! not raise the session's floor across connections: the Java client does not take their zxid
+//! as `lastZxid`, so a server behind them may legitimately take the session over. Replies on
+//! one connection come back in request order; the client records any reply that does not
+//! match its oldest outstanding request as an anomaly, and any undecodable frame too. Negative
+//! zxids (ZooKeeper's "no zxid", e.g. -1 with `Unimplemented`) carry no order and are skipped.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,23 +54,26 @@ pub enum OrderViolation {
 /// Checks every session's zxids and every recorded anomaly.
 pub fn check(history: &History) -> Vec<OrderViolation> {
     let mut violations = Vec::new();
-    let mut seen: BTreeMap<SessionId, i64> = BTreeMap::new();
+    // The floor a session's replies may not go below, and the last zxid of each connection.
+    let mut floor: BTreeMap<SessionId, i64> = BTreeMap::new();
+    let mut on_conn: BTreeMap<ConnId, i64> = BTreeMap::new();
     for (at, entry) in &history.entries {
-        let (client, session, zxid, what) = match entry {
+        let (client, session, conn, zxid, reply, what) = match entry {
             Entry::Return(id) => {
                 let op = history.op(*id);
                 let zxid = match op.outcome {
                     OpOutcome::Ok { zxid, .. } | OpOutcome::Fail { zxid, .. } => zxid,
                     _ => continue,
                 };
-                (op.client, op.session, zxid, format!("reply to op #{}", id.0))
+                (op.client, op.session, op.conn, zxid, true, format!("reply to op #{}", id.0))
             }
-            Entry::Pong { client, session, zxid, .. } => {
-                (*client, *session, *zxid, "ping reply".to_string())
+            Entry::Pong { client, session, conn, zxid } => {
+                (*client, *session, *conn, *zxid, false, "ping reply".to_string())
             }
             Entry::Notify(index) => {
                 let n = &history.notifications[*index as usize];
-                (n.client, n.session, n.zxid, format!("notification {}", n.event.path))
+                let what = format!("notification {}", n.event.path);
+                (n.client, n.session, n.conn, n.zxid, false, what)
             }
             Entry::Anomaly(index) => {
                 let a = &history.anomalies[*index as usize];
@@ -84,18 +90,23 @@ pub fn check(history: &History) -> Vec<OrderViolation> {
         if zxid < 0 {
             continue;
         }
-        let previous = seen.entry(session).or_insert(zxid);
-        if zxid < *previous {
+        let session_floor = floor.get(&session).copied().unwrap_or(0);
+        let conn_last = on_conn.get(&conn).copied().unwrap_or(0);
+        let previous = session_floor.max(conn_last);
+        if zxid < previous {
             violations.push(OrderViolation::ZxidWentBack {
                 client,
                 session,
-                previous: *previous,
+                previous,
                 zxid,
                 at: *at,
                 what,
             });
-        } else {
-            *previous = zxid;
+            continue;
+        }
+        on_conn.insert(conn, zxid);
+        if reply {
+            floor.insert(session, zxid);
         }
     }
     violations
@@ -153,6 +164,36 @@ mod tests {
             matches!(&violations[..], [OrderViolation::ZxidWentBack { previous: 5, zxid: 4, .. }]),
             "{violations:?}"
         );
+    }
+
+    #[test]
+    fn pings_and_notifications_bind_only_their_connection() {
+        let mut history = History::new();
+        read(&mut history, 1, 0, 1, 5);
+        let c = channel(0);
+        history.observe(
+            SimTime::from_ms(2),
+            Entry::Pong { client: c.client, session: c.session, conn: c.conn, zxid: 9 },
+        );
+        // The client moves to a server at zxid 6 (behind the ping, not behind the reply).
+        let moved = crate::history::Channel { conn: ConnId(77), ..c };
+        let id = history.invoke(
+            SimTime::from_ms(3),
+            moved,
+            2,
+            Request::Exists { path: "/a".into(), watch: false },
+        );
+        history.complete(SimTime::from_ms(4), id, ok(6, Response::Stat(Default::default())));
+        assert_eq!(check(&history), vec![]);
+        // Going below the reply floor is still flagged.
+        let id = history.invoke(
+            SimTime::from_ms(5),
+            crate::history::Channel { conn: ConnId(78), ..c },
+            3,
+            Request::Exists { path: "/a".into(), watch: false },
+        );
+        history.complete(SimTime::from_ms(6), id, ok(4, Response::Stat(Default::default())));
+        assert_eq!(check(&history).len(), 1);
     }
 
     #[test]

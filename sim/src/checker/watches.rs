@@ -10,7 +10,8 @@
 //!   notification for the same registration is a violation;
 //! * it must describe a real change: the committed log's replay produced that event at that
 //!   zxid;
-//! * a session's notifications come in non-decreasing zxid order;
+//! * a connection's notifications come in non-decreasing zxid order (across reconnects the
+//!   next server may be behind the last one, as in ZooKeeper);
 //! * once a watch is armed at zxid R, the client must get its notification before any reply
 //!   with a zxid at or beyond the first triggering change (ZooKeeper sends the event before it
 //!   answers anything that reflects the change).
@@ -18,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ensemble::core::ids::{ConnId, SessionId};
+use ensemble::core::ids::ConnId;
 use ensemble::core::tree::DataTree;
 use ensemble::wire::proto::Request;
 use ensemble::wire::types::{ErrorCode, EventType};
@@ -63,12 +64,12 @@ pub enum WatchViolation {
         /// Its path.
         path: String,
     },
-    /// A notification older than one the session already got.
+    /// A notification older than one the connection already got.
     OutOfOrder {
         /// The client.
         client: ClientId,
-        /// The session.
-        session: SessionId,
+        /// The connection.
+        conn: ConnId,
         /// The newest zxid notified before.
         previous: i64,
         /// This notification's zxid.
@@ -102,7 +103,7 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WatchViolation> {
     let changes = replay_changes(committed);
     let mut violations = Vec::new();
     let mut armed: BTreeMap<ConnId, BTreeMap<(String, WatchKind), i64>> = BTreeMap::new();
-    let mut notified: BTreeMap<SessionId, i64> = BTreeMap::new();
+    let mut notified: BTreeMap<ConnId, i64> = BTreeMap::new();
     for (_, entry) in &history.entries {
         match entry {
             Entry::Return(id) => {
@@ -126,11 +127,11 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WatchViolation> {
             Entry::Notify(index) => {
                 let n = &history.notifications[*index as usize];
                 let path = n.event.path.clone();
-                let last = notified.entry(n.session).or_insert(n.zxid);
+                let last = notified.entry(n.conn).or_insert(n.zxid);
                 if n.zxid < *last {
                     violations.push(WatchViolation::OutOfOrder {
                         client: n.client,
-                        session: n.session,
+                        conn: n.conn,
                         previous: *last,
                         zxid: n.zxid,
                     });
@@ -266,10 +267,9 @@ impl fmt::Display for WatchViolation {
                 "{client} got {} {path} at zxid {zxid:#x}, a change the committed log does not make",
                 history::event_name(*event_type)
             ),
-            WatchViolation::OutOfOrder { client, session, previous, zxid } => write!(
+            WatchViolation::OutOfOrder { client, conn, previous, zxid } => write!(
                 f,
-                "{client} session {session} got a notification at {zxid:#x} after one at \
-                 {previous:#x}"
+                "{client} on {conn} got a notification at {zxid:#x} after one at {previous:#x}"
             ),
             WatchViolation::Missed { client, conn, path, kind, armed_at, change_zxid, seen_zxid } => {
                 write!(
