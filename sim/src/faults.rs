@@ -5,7 +5,8 @@
 //! unchanged. Faults strike only in the safety phase:
 //! * **crash**: a random live node dies — unsynced writes lost, connections reset — and
 //!   restarts from its durable state after a random down time;
-//! * **disconnect**: a random client drops its connection (and reconnects after a back-off);
+//! * **disconnect**: a random client's connection ends — the client closes it, or the network
+//!   resets it under both ends — and the client reconnects after a back-off;
 //! * **pause**: a random node stops taking inputs for a while (a GC or VM stall); its clock
 //!   runs on, so when it resumes it sees time jump and deadlines long past;
 //! * **clock jump**: a node's clocks leap forward, and its wall clock may also step either way;
@@ -102,7 +103,13 @@ impl Simulator {
             FaultKind::Disconnect => {
                 if !self.clients.is_empty() {
                     let client = ClientId(r.gen_range(0..self.clients.len()) as u32);
-                    self.disconnect(client);
+                    let reset = r.gen_bool(0.5);
+                    match self.clients[client.0 as usize].client.conn() {
+                        // The network breaks the connection: both ends hear a reset.
+                        Some(conn) if reset => self.reset_conn(conn),
+                        // The client closes it.
+                        _ => self.disconnect(client),
+                    }
                 }
             }
             FaultKind::Pause => {
