@@ -24,6 +24,9 @@
 //! (no new operations; in-flight ones may finish). Then the checkers in [`checker`] judge the
 //! recorded [`history::History`] against the committed log. See `docs/simulation.md`.
 
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
 pub mod checker;
 pub mod clock;
 pub mod disk;
