@@ -118,14 +118,14 @@ impl Simulator {
                 self.pause_server(idx, ms);
             }
             FaultKind::ClockJump => {
+                // Half the time the oscillator leaps (both clocks); otherwise, or in addition,
+                // the wall clock alone is stepped, as NTP does.
                 let idx = r.gen_range(0..servers);
-                let forward_ms = rng::between(r, 1, faults.clock_jump_max_ms);
-                let wall_ms = if r.gen_bool(0.3) {
-                    let step = faults.clock_jump_max_ms as i64;
-                    r.gen_range(-step..=step)
-                } else {
-                    0
-                };
+                let step = faults.clock_jump_max_ms as i64;
+                let forward_ms =
+                    if r.gen_bool(0.5) { rng::between(r, 1, faults.clock_jump_max_ms) } else { 0 };
+                let wall_ms =
+                    if forward_ms == 0 || r.gen_bool(0.3) { r.gen_range(-step..=step) } else { 0 };
                 self.jump_clock(idx, forward_ms, wall_ms);
             }
             FaultKind::Clog => {
@@ -137,6 +137,7 @@ impl Simulator {
                         c.to_server.clog();
                         c.to_client.clog();
                         self.trace.push(self.now, TraceEvent::ConnClog { conn, ms });
+                        self.disturbed_for(ms);
                         self.queue.push(self.now.plus_ms(ms), Event::Unclog { conn });
                     }
                 }

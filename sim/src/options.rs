@@ -188,16 +188,13 @@ impl Options {
             keys: rng::between(r, 2, 10) as u32,
             generate: true,
         };
-        // An ensemble needs time to elect and sync before it can make progress: initLimit and
-        // syncLimit are 10 and 5 ticks.
-        let election_ms = if nodes > 1 { 20 * tick_time_ms as u64 } else { 0 };
-        Options {
+        let mut options = Options {
             seed,
-            nodes,
+            nodes: 1,
             clients: rng::between(r, 1, 10) as usize,
             safety_ms: rng::between(r, 10_000, 60_000),
-            liveness_ms: 20_000 + election_ms,
-            liveness_bound_ms: 15_000 + election_ms,
+            liveness_ms: 0,
+            liveness_bound_ms: 0,
             drain_ms: 3_000,
             server,
             net,
@@ -207,7 +204,19 @@ impl Options {
             workload,
             keep_trace: false,
             canaries: Vec::new(),
-        }
+        };
+        options.set_nodes(nodes);
+        options
+    }
+
+    /// Sets the number of servers and the liveness phase that goes with it: an ensemble needs
+    /// time to elect and sync before it can make progress (initLimit and syncLimit are 10 and 5
+    /// ticks).
+    pub fn set_nodes(&mut self, nodes: usize) {
+        let election_ms = if nodes > 1 { 20 * self.server.tick_time_ms as u64 } else { 0 };
+        self.nodes = nodes;
+        self.liveness_ms = 20_000 + election_ms;
+        self.liveness_bound_ms = 15_000 + election_ms;
     }
 
     /// Like [`Options::from_seed`] but with every fault switched off and perfect clocks: for
@@ -225,13 +234,13 @@ impl Options {
     /// window between "write submitted" and "fsync done".
     pub fn manual(seed: u64, clients: usize) -> Options {
         let mut options = Options::quiet(seed);
-        options.nodes = 1;
         options.clients = clients;
         options.safety_ms = 3_600_000;
         options.net = NetOptions { delay_min_us: 1_000, delay_max_us: 1_000 };
         options.disk.fsync_min_us = 10_000;
         options.disk.fsync_max_us = 10_000;
         options.server = ServerOptions { tick_time_ms: 2000, snap_count: 100_000 };
+        options.set_nodes(1);
         options.workload.generate = false;
         options.workload.session_timeout_ms = 30_000;
         options.workload.pipeline_max = 8;

@@ -164,6 +164,7 @@ impl Simulator {
             }
         }
         self.queue.push(self.now.plus_ms(ms), Event::PartitionEnd);
+        self.disturbed_for(ms);
     }
 
     /// Lifts every partition and reconnects what is missing.

@@ -314,6 +314,7 @@ impl Simulator {
             self.reset_conn(conn);
         }
         self.break_links_of(idx);
+        self.disturbed_for(restart_after_ms.unwrap_or(0));
         if let Some(ms) = restart_after_ms {
             self.queue.push(self.now.plus_ms(ms), Event::Restart { server });
         }
@@ -360,6 +361,7 @@ impl Simulator {
         let slot = &mut self.servers[idx];
         let zxid = node.zxid_last().0;
         slot.node = Some(node);
+        self.disturbances.push((self.now, self.now));
         let event = TraceEvent::NodeStart { server, incarnation: slot.incarnation, zxid };
         self.trace.push(self.now, event);
         self.step_node(idx, Input::Tick);
@@ -440,7 +442,7 @@ impl Simulator {
             }
             if violation.is_none() && applied != log.last_zxid() {
                 let logged = slot.disk.logged_between(log.last_zxid(), applied);
-                violation = log.leader_applied(slot.id, epoch, applied, logged);
+                violation = log.leader_applied(slot.id, epoch, applied, logged, self.now);
             }
         } else if leading && slot.agreed_zxid.is_some_and(|z| z < applied) {
             let from = slot.agreed_zxid.unwrap_or_default();
@@ -476,6 +478,7 @@ impl Simulator {
         slot.timer_at = None;
         let (server, incarnation) = (slot.id, slot.incarnation);
         self.trace.push(self.now, TraceEvent::NodePause { server, ms });
+        self.disturbed_for(ms);
         self.queue.push(self.now.plus_ms(ms), Event::Resume { server, incarnation });
     }
 
@@ -507,6 +510,10 @@ impl Simulator {
         slot.timer_at = None;
         let server = slot.id;
         self.trace.push(self.now, TraceEvent::ClockJump { server, forward_ms, wall_ms });
+        if forward_ms > 0 {
+            // Monotonic time leaps: deadlines (session expiry among them) come due at once.
+            self.disturbed_for(0);
+        }
         self.reschedule_node_timer(idx, false);
     }
 

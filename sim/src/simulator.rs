@@ -17,7 +17,7 @@ use ensemble::core::Node;
 use ensemble::wire::proto::Request;
 
 use crate::checker::agreement::CommitLog;
-use crate::checker::{self, liveness, Committed, Violation};
+use crate::checker::{self, liveness, Committed, RunFacts, Violation};
 use crate::disk::Disk;
 use crate::event::{Event, EventQueue};
 use crate::history::{History, OpOutcome};
@@ -57,6 +57,8 @@ pub struct Simulator {
     pub(crate) effects: Vec<Effect>,
     pub(crate) actions: Vec<ClientAction>,
     pub(crate) violations: Vec<Violation>,
+    /// Intervals in which a fault could hide a live client from the servers.
+    pub(crate) disturbances: Vec<(SimTime, SimTime)>,
     pub(crate) events: u64,
     pub(crate) crashes: u32,
     pub(crate) halted: bool,
@@ -112,6 +114,7 @@ impl Simulator {
             effects: Vec::new(),
             actions: Vec::new(),
             violations: Vec::new(),
+            disturbances: Vec::new(),
             events: 0,
             crashes: 0,
             halted: false,
@@ -231,8 +234,12 @@ impl Simulator {
                 self.final_agreement_check(idx);
             }
             let committed = self.committed();
-            let window = self.liveness_window();
-            let found = checker::check_history(&self.history, &committed, window.as_ref());
+            let facts = RunFacts {
+                liveness: self.liveness_window(),
+                disturbances: self.disturbances.clone(),
+                session_slack_ms: self.session_slack_ms(),
+            };
+            let found = checker::check_history(&self.history, &committed, &facts);
             self.violations.extend(found);
         }
         Outcome {
@@ -256,6 +263,20 @@ impl Simulator {
     /// The committed history: what established leaders applied, in zxid order.
     pub fn committed(&self) -> Committed {
         self.commit_log.committed()
+    }
+
+    /// How much earlier than its timeout a session may expire without a fault to explain it:
+    /// two ticks (expiry buckets, follower pings), two round trips and 0.1 % drift.
+    fn session_slack_ms(&self) -> u64 {
+        let tick = self.options.server.tick_time_ms as u64;
+        let delays = 4 * self.options.net.delay_max_us / 1_000 + 1;
+        let drift = self.options.workload.session_timeout_ms.max(0) as u64 / 1_000;
+        2 * tick + delays + drift
+    }
+
+    /// Records that from now for `ms` a fault may hide clients from the servers.
+    pub(crate) fn disturbed_for(&mut self, ms: u64) {
+        self.disturbances.push((self.now, self.now.plus_ms(ms)));
     }
 
     fn liveness_window(&self) -> Option<liveness::Window> {

@@ -32,7 +32,7 @@ fn caught(
 /// A three-node ensemble whose members crash often, with slow fsyncs and nothing unsynced
 /// surviving a crash: the shape that punishes acknowledging before durability.
 fn crashy_ensemble(options: &mut Options) {
-    options.nodes = 3;
+    options.set_nodes(3);
     options.safety_ms = 15_000;
     options.faults.crash_every_ms = 1_500;
     options.faults.down_min_ms = 10;
@@ -44,7 +44,7 @@ fn crashy_ensemble(options: &mut Options) {
 
 /// A three-node ensemble that keeps getting partitioned.
 fn partitioned_ensemble(options: &mut Options) {
-    options.nodes = 3;
+    options.set_nodes(3);
     options.safety_ms = 15_000;
     options.faults.partition_every_ms = 2_000;
     options.faults.partition_max_ms = 5_000;
@@ -60,4 +60,73 @@ fn commit_without_quorum_is_caught() {
 fn ack_before_fsync_is_caught() {
     let found = caught(Canary::AckBeforeFsync, 0, 8, crashy_ensemble);
     assert!(found.is_some(), "no seed caught ack-before-fsync");
+}
+
+/// A three-node ensemble with crashes, partitions and client disconnects all at once.
+fn stormy_ensemble(options: &mut Options) {
+    crashy_ensemble(options);
+    options.faults.partition_every_ms = 3_000;
+    options.faults.partition_max_ms = 4_000;
+    options.faults.disconnect_every_ms = 500;
+}
+
+/// A standalone server or ensemble whose clocks jump a lot.
+fn jumpy_clocks(options: &mut Options) {
+    options.safety_ms = 15_000;
+    options.faults.clock_jump_every_ms = 1_000;
+    options.faults.clock_jump_max_ms = 2 * options.workload.session_timeout_ms as u64;
+}
+
+#[test]
+fn ack_epoch_before_durable_is_caught() {
+    let found = caught(Canary::AckEpochBeforeDurable, 0, 8, stormy_ensemble);
+    assert!(found.is_some(), "no seed caught ackepoch-before-durable");
+}
+
+#[test]
+fn ack_newleader_before_durable_is_caught() {
+    let found = caught(Canary::AckNewLeaderBeforeDurable, 0, 8, stormy_ensemble);
+    assert!(found.is_some(), "no seed caught ack-newleader-before-durable");
+}
+
+#[test]
+fn epoch_before_log_is_caught() {
+    let found = caught(Canary::EpochBeforeLog, 0, 8, stormy_ensemble);
+    assert!(found.is_some(), "no seed caught epoch-before-log");
+}
+
+#[test]
+fn retain_uncommitted_is_caught() {
+    let found = caught(Canary::RetainUncommitted, 0, 8, stormy_ensemble);
+    assert!(found.is_some(), "no seed caught retain-uncommitted");
+}
+
+#[test]
+fn last_zxid_before_log_is_caught() {
+    let found = caught(Canary::LastZxidBeforeLog, 0, 8, stormy_ensemble);
+    assert!(found.is_some(), "no seed caught last-zxid-before-log");
+}
+
+#[test]
+fn wrong_trunc_is_caught() {
+    let found = caught(Canary::WrongTrunc, 0, 8, stormy_ensemble);
+    assert!(found.is_some(), "no seed caught wrong-trunc");
+}
+
+#[test]
+fn accept_client_ahead_is_caught() {
+    let found = caught(Canary::AcceptClientAhead, 0, 8, stormy_ensemble);
+    assert!(found.is_some(), "no seed caught accept-client-ahead");
+}
+
+#[test]
+fn expiry_wall_clock_is_caught() {
+    let found = caught(Canary::ExpiryWallClock, 0, 8, jumpy_clocks);
+    assert!(found.is_some(), "no seed caught expiry-wall-clock");
+}
+
+#[test]
+fn vote_order_not_total_is_caught() {
+    let found = caught(Canary::VoteOrderNotTotal, 0, 8, stormy_ensemble);
+    assert!(found.is_some(), "no seed caught vote-order-not-total");
 }

@@ -138,7 +138,7 @@ fn a_client_disconnect_makes_in_flight_operations_unknown() {
 #[test]
 fn an_acknowledged_write_survives_the_leader_crash_in_an_ensemble() {
     let mut options = Options::manual(8, 1);
-    options.nodes = 3;
+    options.set_nodes(3);
     let mut sim = Simulator::new(8, options);
     assert!(sim.run_until(60_000, |s| s.client(CLIENT).is_live()), "no leader was elected");
     sim.submit(CLIENT, create("/kept"));

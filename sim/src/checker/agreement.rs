@@ -25,6 +25,7 @@ use ensemble::core::tree::DataTree;
 use ensemble::core::txn::Txn;
 
 use crate::checker::Committed;
+use crate::time::SimTime;
 
 /// A break in agreement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +80,7 @@ pub enum AgreementViolation {
 #[derive(Debug, Default)]
 pub struct CommitLog {
     txns: Vec<Txn>,
+    times: Vec<SimTime>,
     digests: BTreeMap<Zxid, (ServerId, u64)>,
     epoch: u32,
 }
@@ -114,6 +116,7 @@ impl CommitLog {
         epoch: u32,
         applied: Zxid,
         logged: Vec<Txn>,
+        now: SimTime,
     ) -> Option<AgreementViolation> {
         debug_assert!(epoch >= self.epoch, "a stale leader goes to stale_leader_applied");
         self.epoch = epoch;
@@ -124,6 +127,7 @@ impl CommitLog {
         for txn in logged {
             debug_assert!(txn.zxid > self.last_zxid() && txn.zxid <= applied);
             self.txns.push(txn);
+            self.times.push(now);
         }
         None
     }
@@ -222,7 +226,7 @@ impl CommitLog {
 
     /// The committed history, for the end-of-run checkers.
     pub fn committed(&self) -> Committed {
-        Committed::new(self.txns.clone())
+        Committed::with_times(self.txns.clone(), self.times.clone())
     }
 }
 
@@ -286,8 +290,14 @@ mod tests {
         let t1 = create_txn(1, 0, 1, "/a", "x");
         let t2 = set_txn(2, 0, 2, "/a", "y", 1);
         let mut log = CommitLog::new();
-        assert_eq!(log.leader_applied(ServerId(1), 0, Zxid(1), vec![t1.clone()]), None);
-        assert_eq!(log.leader_applied(ServerId(1), 0, Zxid(2), vec![t2.clone()]), None);
+        assert_eq!(
+            log.leader_applied(ServerId(1), 0, Zxid(1), vec![t1.clone()], SimTime::ZERO),
+            None
+        );
+        assert_eq!(
+            log.leader_applied(ServerId(1), 0, Zxid(2), vec![t2.clone()], SimTime::ZERO),
+            None
+        );
         let logged = |z: Zxid| [t1.clone(), t2.clone()].into_iter().find(|t| t.zxid == z);
         assert_eq!(log.leader_established(ServerId(2), Zxid(2), logged), None);
         assert_eq!(log.final_state(ServerId(2), &tree_of(&[t1, t2])), None);
@@ -301,13 +311,14 @@ mod tests {
             1,
             Zxid(2),
             vec![create_txn(1, 0, 1, "/a", "x"), create_txn(2, 0, 2, "/b", "x")],
+            SimTime::ZERO,
         );
         assert!(matches!(
             log.leader_established(ServerId(2), Zxid(1), |_| None),
             Some(AgreementViolation::LeaderMissesCommitted { .. })
         ));
         assert!(matches!(
-            log.leader_applied(ServerId(2), 1, Zxid(1), vec![]),
+            log.leader_applied(ServerId(2), 1, Zxid(1), vec![], SimTime::ZERO),
             Some(AgreementViolation::LeaderMissesCommitted { .. })
         ));
     }
@@ -315,7 +326,13 @@ mod tests {
     #[test]
     fn a_leader_with_another_txn_at_a_committed_zxid_is_flagged() {
         let mut log = CommitLog::new();
-        log.leader_applied(ServerId(1), 0, Zxid(1), vec![create_txn(1, 0, 1, "/a", "x")]);
+        log.leader_applied(
+            ServerId(1),
+            0,
+            Zxid(1),
+            vec![create_txn(1, 0, 1, "/a", "x")],
+            SimTime::ZERO,
+        );
         let other = create_txn(1, 3, 9, "/z", "q");
         let violation = log.leader_established(ServerId(2), Zxid(1), |_| Some(other.clone()));
         assert!(
@@ -328,7 +345,7 @@ mod tests {
     fn a_stale_leader_may_only_apply_committed_txns() {
         let t1 = create_txn(1, 0, 1, "/a", "x");
         let mut log = CommitLog::new();
-        log.leader_applied(ServerId(2), 2, Zxid(1), vec![t1.clone()]);
+        log.leader_applied(ServerId(2), 2, Zxid(1), vec![t1.clone()], SimTime::ZERO);
         assert_eq!(log.stale_leader_applied(ServerId(1), &[t1]), None);
         let other = create_txn(1, 3, 9, "/z", "q");
         assert!(log.stale_leader_applied(ServerId(1), &[other]).is_some());
@@ -349,7 +366,7 @@ mod tests {
         let t1 = create_txn(1, 0, 1, "/a", "x");
         let t2 = create_txn(2, 0, 2, "/b", "x");
         let mut log = CommitLog::new();
-        log.leader_applied(ServerId(1), 0, Zxid(2), vec![t1.clone(), t2]);
+        log.leader_applied(ServerId(1), 0, Zxid(2), vec![t1.clone(), t2], SimTime::ZERO);
         // A server that lost /b but took a later txn at a higher zxid.
         let t3 = create_txn(3, 0, 3, "/c", "x");
         let violation = log.final_state(ServerId(1), &tree_of(&[t1, t3]));

@@ -13,6 +13,7 @@
 //! | `durability.rs`    | an acknowledged write is in the committed log, at its zxid         |
 //! | `recovery.rs`      | a node's tree equals the replay of its durable log                 |
 //! | `session_order.rs` | a session never sees zxids go backwards; replies in request order   |
+//! | `sessions.rs`      | a session is not expired while its client is being answered        |
 //! | `reads.rs`         | a read returns the state of the committed log at its reply zxid    |
 //! | `watches.rs`       | one-shot watches fire at most once, in order, before newer state  |
 //! | `liveness.rs`      | after faults heal, writes complete within a bound                  |
@@ -23,6 +24,7 @@ pub mod liveness;
 pub mod reads;
 pub mod recovery;
 pub mod session_order;
+pub mod sessions;
 pub mod watches;
 
 use std::fmt;
@@ -32,6 +34,7 @@ use ensemble::core::txn::Txn;
 
 use crate::disk::DiskError;
 use crate::history::History;
+use crate::time::SimTime;
 
 /// A broken guarantee.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +47,8 @@ pub enum Violation {
     Recovery(recovery::RecoveryViolation),
     /// A session saw time go backwards, or a reply out of order.
     SessionOrder(session_order::OrderViolation),
+    /// A live session was expired.
+    Sessions(sessions::SessionViolation),
     /// A reply disagrees with the committed history.
     Reads(reads::ReadViolation),
     /// A watch misbehaved.
@@ -80,17 +85,30 @@ pub enum NodeFailure {
     },
 }
 
-/// The committed history: txns in strictly increasing zxid order.
+/// The committed history: txns in strictly increasing zxid order, with the true time each
+/// was first applied by a leader when known.
 #[derive(Clone, Debug, Default)]
 pub struct Committed {
     txns: Vec<Txn>,
+    times: Vec<SimTime>,
 }
 
 impl Committed {
     /// The log `txns`, which must be in increasing zxid order (a disk guarantees it).
     pub fn new(txns: Vec<Txn>) -> Committed {
+        Committed::with_times(txns, Vec::new())
+    }
+
+    /// The log `txns` with the time each was committed (`times` may be empty: unknown).
+    pub fn with_times(txns: Vec<Txn>, times: Vec<SimTime>) -> Committed {
         debug_assert!(txns.windows(2).all(|w| w[0].zxid < w[1].zxid), "log out of order");
-        Committed { txns }
+        debug_assert!(times.is_empty() || times.len() == txns.len());
+        Committed { txns, times }
+    }
+
+    /// When the `index`-th txn was committed, if known.
+    pub fn time(&self, index: usize) -> Option<SimTime> {
+        self.times.get(index).copied()
     }
 
     /// The txn with this zxid.
@@ -110,18 +128,27 @@ impl Committed {
     }
 }
 
+/// What the end-of-run checkers need besides the history and the committed log.
+#[derive(Clone, Debug, Default)]
+pub struct RunFacts {
+    /// The liveness phase, if the run had one with a workload.
+    pub liveness: Option<liveness::Window>,
+    /// Intervals of true time in which faults could hide a live client from the servers.
+    pub disturbances: Vec<(SimTime, SimTime)>,
+    /// Allowance for the session checker: message delays, tick rounding, drift.
+    pub session_slack_ms: u64,
+}
+
 /// Runs every end-of-run checker over the history.
-pub fn check_history(
-    history: &History,
-    committed: &Committed,
-    liveness: Option<&liveness::Window>,
-) -> Vec<Violation> {
+pub fn check_history(history: &History, committed: &Committed, facts: &RunFacts) -> Vec<Violation> {
     let mut violations = Vec::new();
     violations.extend(durability::check(history, committed).into_iter().map(Violation::Durability));
     violations.extend(session_order::check(history).into_iter().map(Violation::SessionOrder));
     violations.extend(reads::check(history, committed).into_iter().map(Violation::Reads));
     violations.extend(watches::check(history, committed).into_iter().map(Violation::Watches));
-    if let Some(window) = liveness {
+    let sessions = sessions::check(history, committed, &facts.disturbances, facts.session_slack_ms);
+    violations.extend(sessions.into_iter().map(Violation::Sessions));
+    if let Some(window) = &facts.liveness {
         violations.extend(liveness::check(history, window).into_iter().map(Violation::Liveness));
     }
     violations
@@ -134,6 +161,7 @@ impl fmt::Display for Violation {
             Violation::Durability(v) => write!(f, "durability: {v}"),
             Violation::Recovery(v) => write!(f, "recovery: {v}"),
             Violation::SessionOrder(v) => write!(f, "session order: {v}"),
+            Violation::Sessions(v) => write!(f, "sessions: {v}"),
             Violation::Reads(v) => write!(f, "reads: {v}"),
             Violation::Watches(v) => write!(f, "watches: {v}"),
             Violation::Liveness(v) => write!(f, "liveness: {v}"),
