@@ -578,10 +578,10 @@ impl Client {
     // ------------------------------------------------------------------ requests
 
     fn can_send_op(&self, options: &WorkloadOptions, generate: bool) -> bool {
-        // Like the Java client's close(), nothing follows a closeSession on its connection.
+        // Like the Java client's close(), the workload sends nothing after a closeSession on its
+        // connection; hand-scheduled requests go out regardless.
         self.inflight.len() < options.pipeline_max
-            && !self.closing
-            && (generate || !self.scripted.is_empty())
+            && (!self.scripted.is_empty() || (generate && !self.closing))
     }
 
     fn send_ops(&mut self, ctx: &mut ClientCtx, conn: ConnId, server: ServerId) {
