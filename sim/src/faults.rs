@@ -9,7 +9,9 @@
 //!   resets it under both ends — and the client reconnects after a back-off;
 //! * **pause**: a random node stops taking inputs for a while (a GC or VM stall); its clock
 //!   runs on, so when it resumes it sees time jump and deadlines long past;
-//! * **clock jump**: a node's clocks leap forward, and its wall clock may also step either way;
+//! * **clock jump**: a node's oscillator leaps forward: both its clocks jump;
+//! * **wall step**: a node's wall clock alone is stepped either way, as NTP does (expiry and
+//!   every timeout must not care);
 //! * **clog**: a connection stops moving bytes for a while, without losing them;
 //! * **partition** (ensembles): the servers split in two — one alone, or a random cut — and
 //!   the links across break until the partition heals.
@@ -38,8 +40,10 @@ pub enum FaultKind {
     Disconnect,
     /// A node pauses.
     Pause,
-    /// A node's clocks jump.
+    /// A node's clocks leap forward (both).
     ClockJump,
+    /// A node's wall clock alone is stepped, either way.
+    WallStep,
     /// A connection clogs.
     Clog,
     /// The servers split into two sides.
@@ -48,11 +52,12 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every class.
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Crash,
         FaultKind::Disconnect,
         FaultKind::Pause,
         FaultKind::ClockJump,
+        FaultKind::WallStep,
         FaultKind::Clog,
         FaultKind::Partition,
     ];
@@ -64,6 +69,7 @@ impl FaultKind {
             FaultKind::Disconnect => faults.disconnect_every_ms,
             FaultKind::Pause => faults.pause_every_ms,
             FaultKind::ClockJump => faults.clock_jump_every_ms,
+            FaultKind::WallStep => faults.wall_step_every_ms,
             FaultKind::Clog => faults.clog_every_ms,
             FaultKind::Partition => faults.partition_every_ms,
         }
@@ -118,15 +124,15 @@ impl Simulator {
                 self.pause_server(idx, ms);
             }
             FaultKind::ClockJump => {
-                // Half the time the oscillator leaps (both clocks); otherwise, or in addition,
-                // the wall clock alone is stepped, as NTP does.
                 let idx = r.gen_range(0..servers);
-                let step = faults.clock_jump_max_ms as i64;
-                let forward_ms =
-                    if r.gen_bool(0.5) { rng::between(r, 1, faults.clock_jump_max_ms) } else { 0 };
-                let wall_ms =
-                    if forward_ms == 0 || r.gen_bool(0.3) { r.gen_range(-step..=step) } else { 0 };
-                self.jump_clock(idx, forward_ms, wall_ms);
+                let forward_ms = rng::between(r, 1, faults.clock_jump_max_ms);
+                self.jump_clock(idx, forward_ms, 0);
+            }
+            FaultKind::WallStep => {
+                let idx = r.gen_range(0..servers);
+                let step = faults.wall_step_max_ms as i64;
+                let wall_ms = r.gen_range(-step..=step);
+                self.jump_clock(idx, 0, wall_ms);
             }
             FaultKind::Clog => {
                 let conns = self.net.conn_ids();

@@ -108,10 +108,14 @@ pub struct FaultOptions {
     pub pause_every_ms: u64,
     /// Longest pause.
     pub pause_max_ms: u64,
-    /// A node's clocks jump forward (and its wall clock possibly backward).
+    /// A node's clocks jump forward (both of them).
     pub clock_jump_every_ms: u64,
     /// Largest jump.
     pub clock_jump_max_ms: u64,
+    /// A node's wall clock alone is stepped, either way.
+    pub wall_step_every_ms: u64,
+    /// Largest step.
+    pub wall_step_max_ms: u64,
     /// A client connection stops moving bytes for a while (TCP keeps them).
     pub clog_every_ms: u64,
     /// Longest clog.
@@ -174,6 +178,8 @@ impl Options {
             pause_max_ms: rng::between(r, 100, 3 * session_timeout_ms as u64),
             clock_jump_every_ms: swarm_rate(r, 2_000, 30_000),
             clock_jump_max_ms: rng::between(r, 10, 3 * session_timeout_ms as u64),
+            wall_step_every_ms: swarm_rate(r, 2_000, 30_000),
+            wall_step_max_ms: rng::between(r, 10, 3 * session_timeout_ms as u64),
             clog_every_ms: swarm_rate(r, 1_000, 20_000),
             clog_max_ms: rng::between(r, 10, 2 * session_timeout_ms as u64),
             partition_every_ms: swarm_rate(r, 2_000, 20_000),
@@ -260,6 +266,8 @@ impl FaultOptions {
             pause_max_ms: 1_000,
             clock_jump_every_ms: 0,
             clock_jump_max_ms: 1_000,
+            wall_step_every_ms: 0,
+            wall_step_max_ms: 1_000,
             clog_every_ms: 0,
             clog_max_ms: 1_000,
             partition_every_ms: 0,
@@ -306,7 +314,7 @@ impl fmt::Display for Options {
         writeln!(
             f,
             "faults every ms      = crash {} (down {}..={}), disconnect {}, pause {} (max {}), \
-             clock jump {} (max {}), clog {} (max {}), partition {} (max {})",
+             clock jump {} (max {}), wall step {} (max {}), clog {} (max {}), partition {} (max {})",
             fo.crash_every_ms,
             fo.down_min_ms,
             fo.down_max_ms,
@@ -315,6 +323,8 @@ impl fmt::Display for Options {
             fo.pause_max_ms,
             fo.clock_jump_every_ms,
             fo.clock_jump_max_ms,
+            fo.wall_step_every_ms,
+            fo.wall_step_max_ms,
             fo.clog_every_ms,
             fo.clog_max_ms,
             fo.partition_every_ms,

@@ -70,11 +70,13 @@ fn stormy_ensemble(options: &mut Options) {
     options.faults.disconnect_every_ms = 500;
 }
 
-/// A standalone server or ensemble whose clocks jump a lot.
-fn jumpy_clocks(options: &mut Options) {
+/// A standalone server or ensemble whose wall clocks are stepped often and far, and no other
+/// fault that could excuse an early expiry.
+fn stepped_wall_clocks(options: &mut Options) {
     options.safety_ms = 15_000;
-    options.faults.clock_jump_every_ms = 1_000;
-    options.faults.clock_jump_max_ms = 2 * options.workload.session_timeout_ms as u64;
+    options.faults = ensemble_sim::options::FaultOptions::none();
+    options.faults.wall_step_every_ms = 1_000;
+    options.faults.wall_step_max_ms = 3 * options.workload.session_timeout_ms as u64;
 }
 
 #[test]
@@ -121,7 +123,7 @@ fn accept_client_ahead_is_caught() {
 
 #[test]
 fn expiry_wall_clock_is_caught() {
-    let found = caught(Canary::ExpiryWallClock, 0, 8, jumpy_clocks);
+    let found = caught(Canary::ExpiryWallClock, 0, 8, stepped_wall_clocks);
     assert!(found.is_some(), "no seed caught expiry-wall-clock");
 }
 

@@ -9,6 +9,15 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (0x3, "closeSession pipelined with other requests: replies out of order"),
 ];
 
+/// Seeds that fail today because of a known bug in the core, with the bug. When it is fixed,
+/// the seed moves to `REGRESSIONS`.
+const KNOWN_BUGS: &[(u64, &str)] = &[(
+    0x7d6,
+    "prep.close_session deletes, in the speculative view, an ephemeral the closing session no \
+     longer owns (deleted and re-created by another session while pending): a later setData \
+     fails NoNode on a node that exists",
+)];
+
 /// A spread of ordinary seeds (1, 3 and 5 nodes; various fault mixes).
 const SPREAD: &[u64] = &[0x1, 0x4, 0x5];
 
@@ -27,6 +36,14 @@ fn check(outcome: &Outcome) {
 #[test]
 fn regression_seeds_pass() {
     for (seed, _) in REGRESSIONS {
+        check(&run_seed(*seed));
+    }
+}
+
+#[test]
+#[ignore = "known core bugs; see KNOWN_BUGS"]
+fn known_bug_seeds_pass() {
+    for (seed, _) in KNOWN_BUGS {
         check(&run_seed(*seed));
     }
 }
