@@ -89,7 +89,7 @@ impl Simulator {
         if mean_ms == 0 || (kind == FaultKind::Partition && self.servers.len() < 2) {
             return;
         }
-        let gap_us = rng::exponential(&mut self.rngs.faults, mean_ms * 1_000).max(1);
+        let gap_us = rng::exponential(&mut self.rngs.faults[kind as usize], mean_ms * 1_000).max(1);
         self.queue.push(self.now.plus_us(gap_us), Event::Fault(kind));
     }
 
@@ -99,7 +99,7 @@ impl Simulator {
         }
         let faults = self.options.faults.clone();
         let servers = self.servers.len();
-        let r = &mut self.rngs.faults;
+        let r = &mut self.rngs.faults[kind as usize];
         match kind {
             FaultKind::Crash => {
                 let idx = r.gen_range(0..servers);

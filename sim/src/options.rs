@@ -178,8 +178,8 @@ impl Options {
             pause_max_ms: rng::between(r, 100, 3 * session_timeout_ms as u64),
             clock_jump_every_ms: swarm_rate(r, 2_000, 30_000),
             clock_jump_max_ms: rng::between(r, 10, 3 * session_timeout_ms as u64),
-            wall_step_every_ms: swarm_rate(r, 2_000, 30_000),
-            wall_step_max_ms: rng::between(r, 10, 3 * session_timeout_ms as u64),
+            wall_step_every_ms: 0, // drawn last, below, so older seeds keep their options
+            wall_step_max_ms: 0,
             clog_every_ms: swarm_rate(r, 1_000, 20_000),
             clog_max_ms: rng::between(r, 10, 2 * session_timeout_ms as u64),
             partition_every_ms: swarm_rate(r, 2_000, 20_000),
@@ -212,6 +212,10 @@ impl Options {
             canaries: Vec::new(),
         };
         options.set_nodes(nodes);
+        // Knobs added later are drawn here, after all the others, so that adding one leaves
+        // the options of every stored seed unchanged.
+        options.faults.wall_step_every_ms = swarm_rate(r, 2_000, 30_000);
+        options.faults.wall_step_max_ms = rng::between(r, 10, 3 * session_timeout_ms as u64);
         options
     }
 

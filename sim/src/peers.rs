@@ -144,7 +144,7 @@ impl Simulator {
         if ids.len() < 2 {
             return;
         }
-        let r = &mut self.rngs.faults;
+        let r = &mut self.rngs.faults[crate::faults::FaultKind::Partition as usize];
         let side: Vec<bool> = if r.gen_bool(0.5) {
             let alone = r.gen_range(0..ids.len());
             (0..ids.len()).map(|i| i == alone).collect()

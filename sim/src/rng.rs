@@ -19,8 +19,10 @@ pub struct Rngs {
     pub clock: ChaCha8Rng,
     /// Client operations, think times, reconnect choices.
     pub workload: ChaCha8Rng,
-    /// When and which faults strike.
-    pub faults: ChaCha8Rng,
+    /// When and where faults strike: one generator per fault class (indexed by
+    /// `FaultKind as usize`), so adding or switching off a class leaves the others' schedules
+    /// alone.
+    pub faults: Vec<ChaCha8Rng>,
     /// Seeds of the nodes' own RNGs (session passwords, snapshot jitter).
     pub nodes: ChaCha8Rng,
 }
@@ -39,10 +41,22 @@ pub enum Stream {
     Clock = 4,
     /// `Rngs::workload`.
     Workload = 5,
-    /// `Rngs::faults`.
+    /// Unused since fault classes got a stream each (kept so numbers are never reused).
     Faults = 6,
     /// `Rngs::nodes`.
     Nodes = 7,
+    /// The first of the per-class fault streams: class `k` uses `FaultClasses + k`.
+    FaultClasses = 16,
+}
+
+/// How many fault classes get their own stream (room to grow without renumbering).
+pub const FAULT_STREAMS: u64 = 32;
+
+/// The generator of fault class `class` for `seed`.
+pub fn fault_stream(seed: u64, class: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(Stream::FaultClasses as u64 + class as u64);
+    rng
 }
 
 /// The generator of `stream` for `seed`.
@@ -60,7 +74,7 @@ impl Rngs {
             disk: stream(seed, Stream::Disk),
             clock: stream(seed, Stream::Clock),
             workload: stream(seed, Stream::Workload),
-            faults: stream(seed, Stream::Faults),
+            faults: (0..FAULT_STREAMS as usize).map(|class| fault_stream(seed, class)).collect(),
             nodes: stream(seed, Stream::Nodes),
         }
     }
@@ -100,7 +114,8 @@ mod tests {
         // Drawing more from the workload stream of `a` leaves its fault stream alone.
         a.workload.next_u64();
         a.workload.next_u64();
-        assert_eq!(a.faults.next_u64(), b.faults.next_u64());
+        assert_eq!(a.faults[0].next_u64(), b.faults[0].next_u64());
+        assert_ne!(Rngs::new(7).faults[0].next_u64(), Rngs::new(7).faults[1].next_u64());
         assert_ne!(Rngs::new(7).net.next_u64(), Rngs::new(7).disk.next_u64());
         assert_ne!(Rngs::new(7).net.next_u64(), Rngs::new(8).net.next_u64());
     }

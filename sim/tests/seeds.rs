@@ -13,9 +13,10 @@ const REGRESSIONS: &[(u64, &str)] = &[
 /// the seed moves to `REGRESSIONS`.
 const KNOWN_BUGS: &[(u64, &str)] = &[(
     0x7d6,
-    "prep.close_session deletes, in the speculative view, an ephemeral the closing session no \
-     longer owns (deleted and re-created by another session while pending): a later setData \
-     fails NoNode on a node that exists",
+    "prep.close_session takes the closing session's ephemerals from the applied tree, so a \
+     node it owned there but that a pending txn deleted and re-created (as another session's \
+     ephemeral, or as a persistent node) is deleted in the speculative view: later requests \
+     fail NoNode on a node that exists, or a create is logged that fails only at apply",
 )];
 
 /// A spread of ordinary seeds (1, 3 and 5 nodes; various fault mixes).

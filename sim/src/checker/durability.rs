@@ -43,7 +43,9 @@ pub enum DurabilityViolation {
         /// The txn's cxid.
         found_cxid: i32,
     },
-    /// The client was told the write failed, yet the log applied it.
+    /// The client was told the write failed, yet its txn in the log is not an error txn: either
+    /// the write happened, or preparation and apply disagree about it (the txn was prepared
+    /// against a wrong view of the tree and failed only when applied).
     FailedWriteApplied {
         /// The operation.
         op: OpId,
@@ -143,7 +145,8 @@ impl fmt::Display for DurabilityViolation {
             }
             DurabilityViolation::FailedWriteApplied { op, zxid, code } => write!(
                 f,
-                "op #{} failed with {} at zxid {zxid:#x}, yet its txn changed state",
+                "op #{} failed with {} at zxid {zxid:#x}, yet its logged txn is not an error txn \
+                 (the write happened, or prep and apply disagree)",
                 op.0,
                 crate::history::error_name(*code)
             ),
