@@ -97,7 +97,7 @@ pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
 }
 
 async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, port: &ClientPort) {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buffer = BytesMut::with_capacity(4096);
     // A new connection may open with a four-letter word instead of a frame length.
     while buffer.len() < 4 {
