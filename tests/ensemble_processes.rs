@@ -212,10 +212,22 @@ impl Ensemble {
     }
 }
 
+/// Ports below the kernel's ephemeral range (32768+), so outgoing connections of concurrently
+/// running tests cannot take a port between our check and the member's bind.
 fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 400) * 30;
+    let mut ports = Vec::with_capacity(count);
+    let mut held = Vec::with_capacity(count);
+    while ports.len() < count {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 12_000;
+        let port = (base + offset) as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 fn four_letter(port: u16, word: &str) -> std::io::Result<String> {

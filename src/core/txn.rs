@@ -9,7 +9,7 @@
 //! `CloseSessionTxn`/`ErrorTxn`/`MultiTxn` of `zookeeper.jute`.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::core::ids::{SessionId, Zxid};
 use crate::wire::types::Acl;
@@ -82,12 +82,70 @@ pub enum TxnOp {
     },
     /// An atomic group. On failure every element is `Error` (0 before the failing op, its
     /// code at it, `RuntimeInconsistency` after), as ZooKeeper records a failed multi.
-    Multi(Vec<TxnOp>),
+    /// Never nested: decoding rejects a multi inside a multi (see [`SubOp`]).
+    Multi(#[serde(deserialize_with = "deserialize_sub_ops")] Vec<TxnOp>),
     /// A request that failed validation still takes a zxid. ZK compat: `ErrorTxn`.
     Error {
         /// The ZooKeeper error code.
         code: i32,
     },
+}
+
+/// Decodes the elements of a multi as [`SubOp`]s, which cannot hold another multi.
+fn deserialize_sub_ops<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<TxnOp>, D::Error> {
+    let ops = Vec::<SubOp>::deserialize(deserializer)?;
+    Ok(ops.into_iter().map(TxnOp::from).collect())
+}
+
+/// What a multi may hold, for decoding only: `TxnOp` variant for variant, in the same order
+/// (bincode identifies a variant by its index), except that `Multi` rejects its contents.
+///
+/// ZooKeeper's `MultiTxn` holds plain txns, and `prep` never nests a multi, but the derived
+/// decoder of a recursive enum recurses once per level, and bincode has no depth limit: a log
+/// record or peer message of a few tens of KiB nesting `Multi` thousands deep would overflow
+/// the stack (the process aborts, it cannot be caught). Refusing the second level bounds the
+/// recursion at two.
+#[derive(Deserialize)]
+#[serde(rename = "TxnOp")]
+enum SubOp {
+    CreateSession { timeout_ms: i32, password: [u8; 16] },
+    CloseSession,
+    Create { path: String, data: Option<Bytes>, acl: Vec<Acl>, ephemeral_owner: i64 },
+    Delete { path: String },
+    SetData { path: String, data: Option<Bytes>, version: i32 },
+    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    Check { path: String },
+    Multi(NestedMulti),
+    Error { code: i32 },
+}
+
+/// The contents of a multi inside a multi: never accepted.
+enum NestedMulti {}
+
+impl<'de> Deserialize<'de> for NestedMulti {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("a multi cannot contain a multi"))
+    }
+}
+
+impl From<SubOp> for TxnOp {
+    fn from(op: SubOp) -> TxnOp {
+        match op {
+            SubOp::CreateSession { timeout_ms, password } => {
+                TxnOp::CreateSession { timeout_ms, password }
+            }
+            SubOp::CloseSession => TxnOp::CloseSession,
+            SubOp::Create { path, data, acl, ephemeral_owner } => {
+                TxnOp::Create { path, data, acl, ephemeral_owner }
+            }
+            SubOp::Delete { path } => TxnOp::Delete { path },
+            SubOp::SetData { path, data, version } => TxnOp::SetData { path, data, version },
+            SubOp::SetAcl { path, acl, version } => TxnOp::SetAcl { path, acl, version },
+            SubOp::Check { path } => TxnOp::Check { path },
+            SubOp::Multi(never) => match never {},
+            SubOp::Error { code } => TxnOp::Error { code },
+        }
+    }
 }
 
 /// `ephemeralOwner` of a container node. ZK compat: `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
@@ -140,5 +198,87 @@ impl Txn {
     /// Whether this txn changes the tree or the session table (an `Error` txn does not).
     pub fn is_error(&self) -> bool {
         matches!(self.op, TxnOp::Error { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bincode::Options as _;
+
+    use super::*;
+    use crate::wire::types::Id;
+
+    fn options() -> impl bincode::Options {
+        bincode::DefaultOptions::new().with_fixint_encoding().reject_trailing_bytes()
+    }
+
+    /// One op of every kind but `Multi`. The match makes adding a `TxnOp` variant a compile
+    /// error here, as a reminder to add it to `SubOp` too.
+    fn every_leaf_op() -> Vec<TxnOp> {
+        let acl = vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }];
+        let ops = vec![
+            TxnOp::CreateSession { timeout_ms: 30_000, password: [7; 16] },
+            TxnOp::CloseSession,
+            TxnOp::Create {
+                path: "/a".into(),
+                data: Some(Bytes::from_static(b"x")),
+                acl: acl.clone(),
+                ephemeral_owner: TTL_MARKER | 5,
+            },
+            TxnOp::Delete { path: "/b".into() },
+            TxnOp::SetData { path: "/c".into(), data: None, version: 3 },
+            TxnOp::SetAcl { path: "/d".into(), acl, version: 4 },
+            TxnOp::Check { path: "/e".into() },
+            TxnOp::Error { code: -101 },
+        ];
+        for op in &ops {
+            match op {
+                TxnOp::CreateSession { .. }
+                | TxnOp::CloseSession
+                | TxnOp::Create { .. }
+                | TxnOp::Delete { .. }
+                | TxnOp::SetData { .. }
+                | TxnOp::SetAcl { .. }
+                | TxnOp::Check { .. }
+                | TxnOp::Error { .. } => {}
+                TxnOp::Multi(_) => unreachable!("leaf ops only"),
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_op_round_trips_alone_and_inside_a_multi() {
+        let leaves = every_leaf_op();
+        let mut ops = leaves.clone();
+        ops.push(TxnOp::Multi(leaves));
+        ops.push(TxnOp::Multi(Vec::new()));
+        for op in ops {
+            let bytes = options().serialize(&op).expect("serializes");
+            let decoded: TxnOp = options().deserialize(&bytes).expect("decodes");
+            assert_eq!(decoded, op);
+        }
+    }
+
+    #[test]
+    fn a_multi_inside_a_multi_is_rejected() {
+        for inner in [Vec::new(), vec![TxnOp::CloseSession]] {
+            let nested = TxnOp::Multi(vec![TxnOp::CloseSession, TxnOp::Multi(inner)]);
+            let bytes = options().serialize(&nested).expect("serializes");
+            let error = options().deserialize::<TxnOp>(&bytes).expect_err("nested multi");
+            assert!(error.to_string().contains("a multi cannot contain a multi"), "{error}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_at_the_second_level() {
+        // Multi (tag 7) holding one Multi, 10k levels deep: would overflow the stack if the
+        // decoder recursed, and must fail after reading only the first two levels.
+        let mut bytes = Vec::new();
+        for _ in 0..10_000 {
+            bytes.extend_from_slice(&7u32.to_le_bytes());
+            bytes.extend_from_slice(&1u64.to_le_bytes());
+        }
+        assert!(options().deserialize::<TxnOp>(&bytes).is_err());
     }
 }

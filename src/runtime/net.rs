@@ -33,20 +33,20 @@ pub enum ToNode {
     Report(oneshot::Sender<ServerReport>),
 }
 
-/// What the node's loop sends to a connection's writer.
-pub enum ToConn {
-    /// A length-prefixed frame.
-    Frame(Bytes),
-    /// Flush and close.
-    Close,
-}
+/// Frames a connection's writer may hold before the connection is dropped as too slow.
+/// ZK compat: ZooKeeper closes a connection whose outgoing buffer overflows.
+pub const CONN_OUT_QUEUE_MAX: usize = 16_384;
+
+/// The node loop's handle on a connection's writer: length-prefixed frames to send. Dropping
+/// it closes the connection once the frames queued before are written.
+pub type ConnWriter = mpsc::Sender<Bytes>;
 
 /// Shared by the acceptor and every connection.
 pub struct ClientPort {
     /// The node's input channel.
     pub to_node: mpsc::Sender<ToNode>,
     /// Writers of live connections, by id.
-    pub writers: Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>>,
+    pub writers: Arc<Mutex<HashMap<ConnId, ConnWriter>>>,
     /// `jute.maxbuffer`.
     pub frame_max_bytes: usize,
     /// `maxClientCnxns` (0 = unlimited).
@@ -97,7 +97,7 @@ pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
 }
 
 async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, port: &ClientPort) {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buffer = BytesMut::with_capacity(4096);
     // A new connection may open with a four-letter word instead of a frame length.
     while buffer.len() < 4 {
@@ -119,7 +119,7 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
         return;
     }
 
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CONN_OUT_QUEUE_MAX);
     port.writers.lock().expect("writer table lock").insert(conn, out_tx);
     if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr })).await.is_err() {
         return;
@@ -127,27 +127,18 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
     let closed = Arc::new(Notify::new());
     let closed_by_writer = closed.clone();
     let writer_task = tokio::spawn(async move {
+        // Everything queued at a wake-up goes out in one write; the loop ends when the node
+        // drops its sender (close) and the queue is drained, or the socket fails.
         let mut batch = BytesMut::new();
-        while let Some(message) = out_rx.recv().await {
-            let mut next = Some(message);
-            let mut close = false;
-            while let Some(message) = next.take() {
-                match message {
-                    ToConn::Frame(frame) => batch.extend_from_slice(&frame),
-                    ToConn::Close => {
-                        close = true;
-                        break;
-                    }
-                }
-                next = out_rx.try_recv().ok();
+        while let Some(frame) = out_rx.recv().await {
+            batch.extend_from_slice(&frame);
+            while let Ok(more) = out_rx.try_recv() {
+                batch.extend_from_slice(&more);
             }
-            if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
+            if writer.write_all(&batch).await.is_err() {
                 break;
             }
             batch.clear();
-            if close {
-                break;
-            }
         }
         let _ = writer.shutdown().await;
         closed_by_writer.notify_one();
@@ -183,10 +174,8 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
             _ = closed.notified() => break,
         }
     }
-    let removed = port.writers.lock().expect("writer table lock").remove(&conn);
-    if let Some(writer) = removed {
-        let _ = writer.send(ToConn::Close);
-    }
+    // Dropping our sender lets the writer finish what is queued and close.
+    drop(port.writers.lock().expect("writer table lock").remove(&conn));
     let _ = port.to_node.send(ToNode::Input(Input::ClientClosed { conn })).await;
     let _ = writer_task.await;
 }

@@ -26,7 +26,7 @@ use crate::core::Node;
 use crate::runtime::config::ServerConfig;
 use crate::runtime::disk;
 use crate::runtime::fourlw;
-use crate::runtime::net::{accept_loop, ClientPort, FourLetterResponder, ToConn, ToNode};
+use crate::runtime::net::{accept_loop, ClientPort, ConnWriter, FourLetterResponder, ToNode};
 use crate::runtime::peer::{
     PeerError, PeerEvent, PeerLinks, PeerNetwork, PeerNetworkConfig, PEER_EVENT_QUEUE_MAX,
 };
@@ -35,7 +35,7 @@ use crate::runtime::peer::{
 const NODE_INPUT_QUEUE_MAX: usize = 8_192;
 
 /// The writers of live client connections, by id.
-type Writers = Arc<Mutex<HashMap<ConnId, mpsc::UnboundedSender<ToConn>>>>;
+type Writers = Arc<Mutex<HashMap<ConnId, ConnWriter>>>;
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -354,16 +354,18 @@ impl NodeLoop {
         for effect in effects.drain(..) {
             match effect {
                 Effect::SendClient { conn, frame } => {
-                    let writers = self.writers.lock().expect("writer table lock");
-                    if let Some(writer) = writers.get(&conn) {
-                        let _ = writer.send(ToConn::Frame(frame));
+                    let mut writers = self.writers.lock().expect("writer table lock");
+                    let full = writers.get(&conn).is_some_and(|w| w.try_send(frame).is_err());
+                    if full {
+                        // A client that does not read its replies is cut off instead of
+                        // growing our memory; it sees a closed connection and reconnects.
+                        warn!(%conn, "client is not reading; closing its connection");
+                        writers.remove(&conn);
                     }
                 }
                 Effect::CloseClient { conn } => {
-                    let removed = self.writers.lock().expect("writer table lock").remove(&conn);
-                    if let Some(writer) = removed {
-                        let _ = writer.send(ToConn::Close);
-                    }
+                    // Dropping the sender closes the connection after the queued frames.
+                    drop(self.writers.lock().expect("writer table lock").remove(&conn));
                 }
                 Effect::Write { id, write } => self.disk_writer.submit(id, write).await?,
                 Effect::SendPeer { to, msg } => self.links.send(to, msg, &mut self.pending),

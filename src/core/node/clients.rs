@@ -389,6 +389,13 @@ impl Node {
         }
         self.touched.insert(session);
         if !self.sessions.touch(session, self.session_now()) {
+            let behind_writes = self.conns.get(&conn_id).is_some_and(|c| !c.queue.is_empty());
+            if behind_writes {
+                // E.g. pipelined behind this session's closeSession: answer in order (in
+                // practice never, since the connection closes with the closeSession reply).
+                self.answer_error(conn_id, header.xid, ErrorCode::SessionExpired, effects);
+                return;
+            }
             let reply = ReplyHeader {
                 xid: header.xid,
                 zxid: self.tree.zxid_applied().to_wire(),

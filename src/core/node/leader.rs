@@ -434,9 +434,11 @@ impl Node {
         info!(learner = %id, sync = name, learner_zxid = %learner.zxid_logged, leader_zxid = %self.log.zxid_logged, "syncing");
         effects.push(Effect::SendPeer { to: id, msg });
         effects.push(Effect::SendPeer { to: id, msg: PeerMsg::NewLeader { epoch } });
+        let synced_to = self.log.zxid_logged;
         if let Some(learner) = self.leader_mut().and_then(|l| l.learners.get_mut(&id)) {
             learner.phase = Phase::Syncing;
             learner.sync = name;
+            learner.zxid_logged = synced_to;
         }
     }
 
@@ -628,6 +630,9 @@ impl Node {
         let Some(leader) = self.leader_mut() else { return };
         if let Some(acks) = leader.outstanding.get_mut(&zxid) {
             acks.insert(from);
+        }
+        if let Some(learner) = leader.learners.get_mut(&from) {
+            learner.zxid_logged = learner.zxid_logged.max(zxid);
         }
         loop {
             let Some(leader) = self.leader_ref() else { return };

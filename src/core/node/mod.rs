@@ -457,7 +457,14 @@ impl Node {
         ServerReport {
             mode: self.mode(),
             serving: self.is_serving(),
-            zxid: self.tree.zxid_applied(),
+            // ZK compat: after an election the server reports (epoch, 0) until the first write.
+            zxid: self.tree.zxid_applied().max(
+                if self.is_serving() && !self.config.is_standalone() {
+                    Zxid::new(self.epoch_current, 0)
+                } else {
+                    Zxid::ZERO
+                },
+            ),
             epoch: self.epoch_current,
             node_count: self.tree.node_count(),
             approximate_data_size: self.tree.approximate_data_size().max(0) as u64,

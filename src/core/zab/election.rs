@@ -169,6 +169,10 @@ impl Election {
             self.proposal = vote;
             self.finalize_at = None;
             self.broadcast(members, out);
+        } else if self.better(self.proposal, vote) {
+            // The sender has not seen our better vote (it may have been following when we
+            // sent it): tell it now rather than at the next resend.
+            out.push((from, self.notification()));
         }
         if members.is_voter(from) {
             self.received.insert(from, (vote, PeerState::Looking));
