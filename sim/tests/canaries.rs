@@ -140,10 +140,13 @@ fn vote_order_not_total_is_caught() {
     assert!(found.is_some(), "no seed caught vote-order-not-total");
 }
 
+/// A way to shape a seed's options.
+type Shape = fn(&mut Options);
+
 /// The shaped options catch canaries only because of the canaries: without one, they pass.
 #[test]
 fn the_shaped_options_pass_without_canaries() {
-    let shapes: [(&str, fn(&mut Options)); 4] = [
+    let shapes: [(&str, Shape); 4] = [
         ("crashy", crashy_ensemble),
         ("partitioned", partitioned_ensemble),
         ("stormy", stormy_ensemble),
