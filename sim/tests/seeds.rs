@@ -7,17 +7,16 @@ use ensemble_sim::{run_seed, Outcome};
 const REGRESSIONS: &[(u64, &str)] = &[
     (0x2, "a leader of an old epoch that has not noticed the new one (checker false positive)"),
     (0x3, "closeSession pipelined with other requests: replies out of order"),
+    (
+        0x7d6,
+        "prep.close_session took the closing session's ephemerals from the applied tree, so a \
+         node that a pending txn deleted and re-created was deleted in the speculative view",
+    ),
 ];
 
 /// Seeds that fail today because of a known bug in the core, with the bug. When it is fixed,
 /// the seed moves to `REGRESSIONS`.
-const KNOWN_BUGS: &[(u64, &str)] = &[(
-    0x7d6,
-    "prep.close_session takes the closing session's ephemerals from the applied tree, so a \
-     node it owned there but that a pending txn deleted and re-created (as another session's \
-     ephemeral, or as a persistent node) is deleted in the speculative view: later requests \
-     fail NoNode on a node that exists, or a create is logged that fails only at apply",
-)];
+const KNOWN_BUGS: &[(u64, &str)] = &[];
 
 /// A spread of ordinary seeds (1, 3 and 5 nodes; various fault mixes).
 const SPREAD: &[u64] = &[0x1, 0x4, 0x5];

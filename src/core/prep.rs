@@ -165,7 +165,12 @@ impl Prep<'_> {
         owned.dedup();
         let mut layer = BTreeMap::new();
         for node in owned {
-            if self.view(&layer, &node).is_none() {
+            // Only what is, as the next txn will find it, an ephemeral of this session: a pending
+            // txn may have deleted the applied node and someone else re-created the path.
+            let ours = self.view(&layer, &node).is_some_and(|v| {
+                NodeKind::from_owner(v.stat.ephemeral_owner) == NodeKind::Ephemeral(session)
+            });
+            if !ours {
                 continue;
             }
             let parent = parent_of(&node);
