@@ -51,6 +51,8 @@ struct Cluster {
     closed: BTreeSet<(ServerId, ConnId)>,
     /// Pairs whose link is cut (both directions).
     cut: BTreeSet<(ServerId, ServerId)>,
+    /// Per-node clock: (offset ms, extra ms per simulated second).
+    skew: BTreeMap<ServerId, (i64, i64)>,
     now: Now,
 }
 
@@ -87,6 +89,7 @@ impl Cluster {
             client_frames: BTreeMap::new(),
             closed: BTreeSet::new(),
             cut: BTreeSet::new(),
+            skew: BTreeMap::new(),
             now,
         };
         for id in members.members.keys() {
@@ -105,9 +108,10 @@ impl Cluster {
     }
 
     fn step(&mut self, id: ServerId, input: Input) {
+        let now = self.local_now(id);
         let Some(Some(node)) = self.nodes.get_mut(&id) else { return };
         let mut effects = Vec::new();
-        node.step(self.now, input, &mut effects);
+        node.step(now, input, &mut effects);
         node.check_invariants();
         for effect in effects {
             match effect {
@@ -126,6 +130,17 @@ impl Cluster {
                     self.closed.insert((id, conn));
                 }
             }
+        }
+    }
+
+    /// A node's own clock: true time shifted by its offset and drift (never backwards).
+    fn local_now(&self, id: ServerId) -> Now {
+        let (offset, drift_per_s) = self.skew.get(&id).copied().unwrap_or((0, 0));
+        let drift = self.now.mono_ms as i64 * drift_per_s / 1_000;
+        let shift = offset + drift;
+        Now {
+            mono_ms: (self.now.mono_ms as i64 + shift).max(0) as u64,
+            wall_ms: self.now.wall_ms + shift,
         }
     }
 
@@ -162,9 +177,8 @@ impl Cluster {
                 .nodes
                 .iter()
                 .filter_map(|(id, n)| {
-                    n.as_ref()
-                        .filter(|n| n.deadline().is_some_and(|d| d <= self.now.mono_ms))
-                        .map(|_| *id)
+                    let local = self.local_now(*id).mono_ms;
+                    n.as_ref().filter(|n| n.deadline().is_some_and(|d| d <= local)).map(|_| *id)
                 })
                 .collect();
             for id in due {
@@ -418,4 +432,86 @@ fn a_member_rejoins_while_writes_keep_flowing() {
     assert!(c.node(1).is_serving(), "member 1 rejoined although every member's zxid kept moving");
     assert_eq!(c.node(1).tree().digest(), c.node(3).tree().digest());
     assert!((1..=xid).all(|x| c.reply(3, conn, x).is_some_and(|(h, _)| h.err == 0)));
+}
+
+#[test]
+fn a_clock_skewed_follower_neither_breaks_the_ensemble_nor_expires_sessions() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    // Member 1 runs 30 s ahead and its clock runs 20% fast.
+    c.skew.insert(ServerId(1), (30_000, 200));
+    c.run(2_000);
+    assert!(c.node(1).is_serving());
+    let conn = c.connect(1, 1);
+    let eph = CreateRequest {
+        path: "/eph".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 1,
+        ttl: None,
+    };
+    c.send(1, conn, 1, &Request::Create(CreateKind::Create, eph));
+    // The client keeps pinging member 1 for far longer than its session timeout.
+    for _ in 0..40 {
+        c.send(1, conn, -2, &Request::Ping);
+        c.run(500);
+    }
+    for id in [1, 2, 3] {
+        let node = c.node(id);
+        assert!(node.tree().stat("/eph").is_some(), "a pinging session keeps /eph on {id}");
+    }
+    c.send(1, conn, 2, &create("/from-skewed"));
+    c.run(500);
+    assert_eq!(c.reply(1, conn, 2).map(|(h, _)| h.err), Some(0));
+    assert_eq!(c.node(1).tree().digest(), c.node(2).tree().digest());
+}
+
+#[test]
+fn a_session_moves_between_members_and_keeps_its_ephemerals() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let conn = c.connect(1, 1);
+    let response = {
+        let frames = c.client_frames.get(&(ServerId(1), conn)).expect("frames");
+        wire::decode_connect_response(&frames[0].slice(4..)).expect("connect response")
+    };
+    let mine = CreateRequest {
+        path: "/mine".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 1,
+        ttl: None,
+    };
+    c.send(1, conn, 1, &Request::Create(CreateKind::Create, mine));
+    c.run(300);
+    assert_eq!(c.reply(1, conn, 1).map(|(h, _)| h.err), Some(0));
+    c.queue.push_back((ServerId(1), Input::ClientClosed { conn }));
+    // The client resumes the same session on member 2.
+    let moved = ConnId(2);
+    let addr: SocketAddr = "127.0.0.1:5001".parse().expect("literal");
+    c.queue.push_back((ServerId(2), Input::ClientConnected { conn: moved, addr }));
+    let request = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: c.node(1).zxid_applied().to_wire(),
+        timeout_ms: 5_000,
+        session_id: response.session_id,
+        password: response.password.clone(),
+        read_only: Some(false),
+    };
+    let frame = wire::encode_connect_request(&request).slice(4..);
+    c.queue.push_back((ServerId(2), Input::ClientFrame { conn: moved, frame }));
+    c.run(300);
+    let resumed = c.client_frames.get(&(ServerId(2), moved)).expect("member 2 answered");
+    let resumed = wire::decode_connect_response(&resumed[0].slice(4..)).expect("response");
+    assert_eq!(resumed.session_id, response.session_id, "same session on another member");
+    // Long past the timeout, with pings to member 2 only, the ephemeral is still there.
+    for _ in 0..30 {
+        c.send(2, moved, -2, &Request::Ping);
+        c.run(500);
+    }
+    assert!(c.node(3).tree().stat("/mine").is_some());
+    c.send(2, moved, 2, &Request::CloseSession);
+    c.run(500);
+    for id in [1, 2, 3] {
+        assert!(c.node(id).tree().stat("/mine").is_none(), "closed on every member ({id})");
+    }
 }
