@@ -826,6 +826,79 @@ mod tests {
         assert!(parse_duration("s").is_err());
     }
 
+    /// A standalone server on a free loopback port, with its data in `dir`. It runs as long as
+    /// the returned runtime lives.
+    fn standalone(
+        dir: &std::path::Path,
+    ) -> (tokio::runtime::Runtime, ensemble::runtime::ServerHandle) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = format!(
+            "tickTime=200\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n",
+            dir.display()
+        );
+        let path = dir.join("zoo.cfg");
+        fs::write(&path, config).expect("write zoo.cfg");
+        let (config, id) =
+            ensemble::runtime::config::ServerConfig::load(&path).expect("a valid zoo.cfg");
+        let server_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let handle = server_runtime
+            .block_on(ensemble::runtime::start(config, id))
+            .expect("the server starts");
+        (server_runtime, handle)
+    }
+
+    #[test]
+    fn every_load_op_runs_without_errors_against_a_server() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (_runtime, server) = standalone(dir.path());
+        let addr = server.client_addr;
+        for op in [Op::SetData, Op::GetData, Op::Create, Op::Mixed] {
+            let options = LoadOptions {
+                servers: vec![addr],
+                clients: 3,
+                op,
+                size: 100,
+                reads_percent: 50,
+                duration: Duration::from_millis(300),
+                warmup: Duration::from_millis(50),
+            };
+            let report = load(&options).expect("the load runs");
+            assert!(report.ops > 0, "{op:?}: no successful request");
+            assert_eq!(report.errors, 0, "{op:?}: {:?}", report.error_codes);
+            assert_eq!(report.latencies_us.len() as u64, report.ops);
+            assert!(report.latencies_us.windows(2).all(|w| w[0] <= w[1]), "sorted");
+        }
+    }
+
+    #[test]
+    fn create_many_creates_exactly_the_requested_znodes() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (_runtime, server) = standalone(dir.path());
+        let addr = server.client_addr;
+        let count = 1_000;
+        let rt = runtime().expect("a runtime");
+        rt.block_on(create_many(vec![addr], count, 10)).expect("creates");
+        // Again: every create now answers NodeExists, which create_many accepts.
+        rt.block_on(create_many(vec![addr], count, 10)).expect("creates again");
+        let children = rt.block_on(async {
+            let mut conn = Conn::open(addr).await.expect("connect");
+            let request = Request::GetAllChildrenNumber { path: MEMORY_ROOT.to_string() };
+            let xid = conn.send(&request).await.expect("send");
+            let frame = conn.next_frame().await.expect("reply");
+            let (header, body) = wire::decode_reply_header(&frame).expect("header");
+            assert_eq!((header.xid, header.err), (xid, 0));
+            wire::decode_response(request.opcode().code(), body).expect("body")
+        });
+        assert_eq!(children, ensemble::wire::proto::Response::AllChildrenNumber(count as i32));
+    }
+
     #[test]
     fn percentiles_pick_the_nearest_rank() {
         let report = LoadReport {
