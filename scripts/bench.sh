@@ -6,7 +6,7 @@
 #   scripts/bench.sh [extra `ensemble bench compare` args, e.g. --duration 20s --failover-runs 7]
 #
 # Release build. Set ZK_CLASSPATH to point at another ZooKeeper (default: Debian's `zookeeper`
-# package). Takes about 4 minutes. The machine's load average is printed before and after:
+# package). Takes about 4 minutes (3 interleaved load rounds, memory, failover). The machine's load average is printed before and after:
 # other work on the machine skews the figures, so compare runs taken under similar load.
 set -euo pipefail
 

@@ -150,11 +150,14 @@ enum Bench {
         #[arg(long, default_value_t = 100)]
         size: usize,
         /// Measured window per operation.
-        #[arg(long, default_value = "15s", value_parser = bench::parse_duration)]
+        #[arg(long, default_value = "8s", value_parser = bench::parse_duration)]
         duration: Duration,
         /// Unmeasured run before each window.
-        #[arg(long, default_value = "3s", value_parser = bench::parse_duration)]
+        #[arg(long, default_value = "2s", value_parser = bench::parse_duration)]
         warmup: Duration,
+        /// Load rounds (each: Ensemble then ZooKeeper); figures are medians over rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Znodes for the memory figure.
         #[arg(long, default_value_t = 100_000)]
         znodes: usize,
@@ -231,6 +234,7 @@ fn main() -> Result<()> {
                 size,
                 duration,
                 warmup,
+                rounds,
                 znodes,
                 failover_runs,
                 tick_time,
@@ -240,6 +244,7 @@ fn main() -> Result<()> {
                 size,
                 duration,
                 warmup,
+                rounds: rounds.max(1),
                 znodes,
                 failover_runs,
                 tick_time_ms: tick_time,

@@ -659,6 +659,8 @@ pub struct CompareOptions {
     pub duration: Duration,
     /// Warm-up per op.
     pub warmup: Duration,
+    /// Load rounds; each round runs setData then getData on Ensemble, then on ZooKeeper.
+    pub rounds: usize,
     /// Znodes for the memory figure.
     pub znodes: usize,
     /// Leader kills per target.
@@ -680,16 +682,71 @@ struct Figures {
     failover_ms: f64,
 }
 
+const TARGETS: [Target; 2] = [Target::Ensemble, Target::Zookeeper];
+
 /// `ensemble bench compare`: the same benches against both servers, then the table.
+///
+/// The machine may be shared, so the load runs are interleaved: both ensembles run side by
+/// side (the idle one costs little) and every round measures Ensemble then ZooKeeper, so a
+/// burst of outside load hits both alike. Each figure is the median over the rounds.
 pub fn compare(options: &CompareOptions) -> Result<()> {
     println!("{}", machine_line());
-    let mut figures = Vec::new();
-    for target in [Target::Ensemble, Target::Zookeeper] {
-        println!("\n== {} ==", target.name());
-        figures.push(measure_target(target, options)?);
+    let mut figures = [Figures::default(), Figures::default()];
+    let rounds = compare_load(options)?;
+    let paired = |e: &[LoadReport], z: &[LoadReport], f: fn(&LoadReport) -> f64| -> String {
+        let ratios: Vec<String> =
+            e.iter().zip(z).map(|(e, z)| format!("{:.2}", f(e) / f(z))).collect();
+        ratios.join(" ")
+    };
+    let ops = |r: &LoadReport| r.ops_per_sec();
+    let p99 = |r: &LoadReport| r.latency_ms(0.99);
+    let [(set_e, get_e), (set_z, get_z)] = &rounds;
+    let per_round = format!(
+        "per-round ratios Ensemble/ZooKeeper: setData ops/s {}; setData p99 {}; getData ops/s {}",
+        paired(set_e, set_z, ops),
+        paired(set_e, set_z, p99),
+        paired(get_e, get_z, ops)
+    );
+    println!("\n{per_round}");
+    for (figures, (set, get)) in figures.iter_mut().zip(rounds) {
+        figures.set_ops = median(set.iter().map(LoadReport::ops_per_sec));
+        figures.set_p99_ms = median(set.iter().map(|r| r.latency_ms(0.99)));
+        figures.get_ops = median(get.iter().map(LoadReport::ops_per_sec));
+        figures.get_p99_ms = median(get.iter().map(|r| r.latency_ms(0.99)));
     }
-    let (ens, zk) = (&figures[0], &figures[1]);
+    for (index, target) in TARGETS.into_iter().enumerate() {
+        println!("\n== {}: memory ==", target.name());
+        let members = memory(&memory_options(target, options))?;
+        figures[index].rss_max_mib =
+            members.iter().map(|m| mib(m.rss_after_kib)).fold(0.0, f64::max);
+    }
+    for (index, target) in TARGETS.into_iter().enumerate() {
+        println!("\n== {}: failover ==", target.name());
+        let failovers = failover::run(&failover::Options {
+            target,
+            runs: options.failover_runs,
+            tick_time_ms: options.tick_time_ms,
+            init_limit: 10,
+            sync_limit: 5,
+            zk_classpath: options.zk_classpath.clone(),
+            keep: false,
+        })?;
+        let median = failovers.get(failovers.len() / 2).context("no failover run")?;
+        figures[index].failover_ms = median.as_secs_f64() * 1000.0;
+    }
+    let [ens, zk] = &figures;
     println!("\n{}", machine_line());
+    println!(
+        "{} clients, {} B, {} round(s) of {:.0} s per op after {:.0} s warm-up (medians); \
+         tickTime={} ms",
+        options.clients,
+        options.size,
+        options.rounds,
+        options.duration.as_secs_f64(),
+        options.warmup.as_secs_f64(),
+        options.tick_time_ms
+    );
+    println!("{per_round}");
     println!(
         "| metric | Ensemble | ZooKeeper | Ensemble/ZooKeeper | target |\n|---|---:|---:|---:|---|"
     );
@@ -712,62 +769,78 @@ pub fn compare(options: &CompareOptions) -> Result<()> {
     Ok(())
 }
 
-fn measure_target(target: Target, options: &CompareOptions) -> Result<Figures> {
-    let memory_options = MemoryOptions {
+/// The setData and getData reports of every round, per target (Ensemble first).
+type LoadRounds = [(Vec<LoadReport>, Vec<LoadReport>); 2];
+
+/// Starts both ensembles and runs the interleaved load rounds.
+fn compare_load(options: &CompareOptions) -> Result<LoadRounds> {
+    let dirs = [failover::tempdir()?, failover::tempdir()?];
+    let result = (|| -> Result<LoadRounds> {
+        let mut ensembles = Vec::new();
+        for (target, dir) in TARGETS.into_iter().zip(&dirs) {
+            let ensemble = failover::Ensemble::create(&failover_options(target, options), dir)?;
+            ensembles.push(ensemble);
+        }
+        for ensemble in &mut ensembles {
+            for id in 1..=MEMBERS {
+                ensemble.spawn(id)?;
+            }
+        }
+        for (target, ensemble) in TARGETS.into_iter().zip(&mut ensembles) {
+            let leader = ensemble.wait_whole()?;
+            println!("{} ensemble whole, leader {leader}", target.name());
+        }
+        let mut rounds: LoadRounds = Default::default();
+        for round in 1..=options.rounds {
+            for (index, target) in TARGETS.into_iter().enumerate() {
+                println!("\n== round {round}: {} ({}) ==", target.name(), machine_line());
+                let mut load_options = LoadOptions {
+                    servers: ensembles[index].client_addrs(),
+                    clients: options.clients,
+                    op: Op::SetData,
+                    size: options.size,
+                    reads_percent: 0,
+                    duration: options.duration,
+                    warmup: options.warmup,
+                };
+                rounds[index].0.push(load(&load_options)?);
+                load_options.op = Op::GetData;
+                rounds[index].1.push(load(&load_options)?);
+            }
+        }
+        Ok(rounds)
+    })();
+    for dir in &dirs {
+        let _ = fs::remove_dir_all(dir);
+    }
+    result
+}
+
+fn memory_options(target: Target, options: &CompareOptions) -> MemoryOptions {
+    MemoryOptions {
         target,
         znodes: options.znodes,
         size: options.size,
         tick_time_ms: options.tick_time_ms,
         zk_classpath: options.zk_classpath.clone(),
         keep: false,
-    };
-    let mut figures = Figures::default();
-    // Load: one ensemble for setData then getData.
-    {
-        let dir = failover::tempdir()?;
-        let result = (|| -> Result<(LoadReport, LoadReport)> {
-            let mut ensemble =
-                failover::Ensemble::create(&ensemble_options(target, &memory_options), &dir)?;
-            for id in 1..=MEMBERS {
-                ensemble.spawn(id)?;
-            }
-            let leader = ensemble.wait_whole()?;
-            println!("ensemble whole, leader {leader}");
-            let mut load_options = LoadOptions {
-                servers: ensemble.client_addrs(),
-                clients: options.clients,
-                op: Op::SetData,
-                size: options.size,
-                reads_percent: 0,
-                duration: options.duration,
-                warmup: options.warmup,
-            };
-            let set = load(&load_options)?;
-            load_options.op = Op::GetData;
-            let get = load(&load_options)?;
-            Ok((set, get))
-        })();
-        let _ = fs::remove_dir_all(&dir);
-        let (set, get) = result?;
-        figures.set_ops = set.ops_per_sec();
-        figures.set_p99_ms = set.latency_ms(0.99);
-        figures.get_ops = get.ops_per_sec();
-        figures.get_p99_ms = get.latency_ms(0.99);
     }
-    let members = memory(&memory_options)?;
-    figures.rss_max_mib = members.iter().map(|m| mib(m.rss_after_kib)).fold(0.0, f64::max);
-    let failovers = failover::run(&failover::Options {
-        target,
-        runs: options.failover_runs,
-        tick_time_ms: options.tick_time_ms,
-        init_limit: 10,
-        sync_limit: 5,
-        zk_classpath: options.zk_classpath.clone(),
-        keep: false,
-    })?;
-    let median = failovers.get(failovers.len() / 2).context("no failover run")?;
-    figures.failover_ms = median.as_secs_f64() * 1000.0;
-    Ok(figures)
+}
+
+fn failover_options(target: Target, options: &CompareOptions) -> failover::Options {
+    ensemble_options(target, &memory_options(target, options))
+}
+
+/// The median of `values` (the mean of the middle two of an even count); 0 without values.
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// Cores and load average, for the record.
@@ -897,6 +970,13 @@ mod tests {
             wire::decode_response(request.opcode().code(), body).expect("body")
         });
         assert_eq!(children, ensemble::wire::proto::Response::AllChildrenNumber(count as i32));
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
+        assert_eq!(median(std::iter::empty()), 0.0);
     }
 
     #[test]
