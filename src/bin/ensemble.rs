@@ -155,6 +155,10 @@ enum Bench {
         /// Unmeasured run before each window.
         #[arg(long, default_value = "2s", value_parser = bench::parse_duration)]
         warmup: Duration,
+        /// Unmeasured setData and getData load on each ensemble before the rounds (JIT
+        /// warm-up for ZooKeeper's JVM); 0s skips it.
+        #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
+        jvm_warmup: Duration,
         /// Load rounds (each: Ensemble then ZooKeeper); figures are medians over rounds.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -234,6 +238,7 @@ fn main() -> Result<()> {
                 size,
                 duration,
                 warmup,
+                jvm_warmup,
                 rounds,
                 znodes,
                 failover_runs,
@@ -244,6 +249,7 @@ fn main() -> Result<()> {
                 size,
                 duration,
                 warmup,
+                jvm_warmup,
                 rounds: rounds.max(1),
                 znodes,
                 failover_runs,

@@ -661,6 +661,8 @@ pub struct CompareOptions {
     pub warmup: Duration,
     /// Load rounds; each round runs setData then getData on Ensemble, then on ZooKeeper.
     pub rounds: usize,
+    /// Unmeasured load per op and target before the rounds.
+    pub jvm_warmup: Duration,
     /// Znodes for the memory figure.
     pub znodes: usize,
     /// Leader kills per target.
@@ -737,13 +739,14 @@ pub fn compare(options: &CompareOptions) -> Result<()> {
     let [ens, zk] = &figures;
     println!("\n{}", machine_line());
     println!(
-        "{} clients, {} B, {} round(s) of {:.0} s per op after {:.0} s warm-up (medians); \
-         tickTime={} ms",
+        "{} clients, {} B, {} round(s) of {:.0} s per op after {:.0} s warm-up (medians), \
+         after {:.0} s of unmeasured load per op; tickTime={} ms",
         options.clients,
         options.size,
         options.rounds,
         options.duration.as_secs_f64(),
         options.warmup.as_secs_f64(),
+        options.jvm_warmup.as_secs_f64(),
         options.tick_time_ms
     );
     println!("{per_round}");
@@ -789,6 +792,24 @@ fn compare_load(options: &CompareOptions) -> Result<LoadRounds> {
         for (target, ensemble) in TARGETS.into_iter().zip(&mut ensembles) {
             let leader = ensemble.wait_whole()?;
             println!("{} ensemble whole, leader {leader}", target.name());
+        }
+        // Unmeasured: lets the JVM compile its hot paths (ZooKeeper's first seconds of load
+        // run at a fraction of its warm throughput) and both fill their caches.
+        if !options.jvm_warmup.is_zero() {
+            for (index, target) in TARGETS.into_iter().enumerate() {
+                println!("\n== warm-up, not counted: {} ==", target.name());
+                for op in [Op::SetData, Op::GetData] {
+                    load(&LoadOptions {
+                        servers: ensembles[index].client_addrs(),
+                        clients: options.clients,
+                        op,
+                        size: options.size,
+                        reads_percent: 0,
+                        duration: options.jvm_warmup,
+                        warmup: Duration::ZERO,
+                    })?;
+                }
+            }
         }
         let mut rounds: LoadRounds = Default::default();
         for round in 1..=options.rounds {
