@@ -115,6 +115,10 @@ enum Bench {
         /// Unmeasured run before the window.
         #[arg(long, default_value = "3s", value_parser = bench::parse_duration)]
         warmup: Duration,
+        /// Load generator threads (1 = one single-threaded runtime). One thread caps
+        /// Ensemble's getData figure on a 2-core machine; 2 matches this machine's cores.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
     /// RSS of each member of a 3-member loopback ensemble after creating N znodes.
     Memory {
@@ -155,6 +159,10 @@ enum Bench {
         /// Unmeasured run before each window.
         #[arg(long, default_value = "2s", value_parser = bench::parse_duration)]
         warmup: Duration,
+        /// Load generator threads (1 = one single-threaded runtime). One thread caps
+        /// Ensemble's getData figure on a 2-core machine; 2 matches this machine's cores.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
         /// Unmeasured setData and getData load on each ensemble before the rounds (JIT
         /// warm-up for ZooKeeper's JVM); 0s skips it.
         #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
@@ -210,7 +218,7 @@ fn main() -> Result<()> {
                 keep,
             })
             .map(|_| ()),
-            Bench::Load { servers, clients, op, size, reads, duration, warmup } => {
+            Bench::Load { servers, clients, op, size, reads, duration, warmup, threads } => {
                 bench::load(&bench::LoadOptions {
                     servers: bench::parse_servers(&servers)?,
                     clients,
@@ -219,6 +227,7 @@ fn main() -> Result<()> {
                     reads_percent: reads,
                     duration,
                     warmup,
+                    threads,
                 })
                 .map(|_| ())
             }
@@ -239,6 +248,7 @@ fn main() -> Result<()> {
                 duration,
                 warmup,
                 jvm_warmup,
+                threads,
                 rounds,
                 znodes,
                 failover_runs,
@@ -250,6 +260,7 @@ fn main() -> Result<()> {
                 duration,
                 warmup,
                 jvm_warmup,
+                threads,
                 rounds: rounds.max(1),
                 znodes,
                 failover_runs,

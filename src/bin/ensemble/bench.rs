@@ -80,6 +80,8 @@ pub struct LoadOptions {
     pub duration: Duration,
     /// Run before the window, not measured.
     pub warmup: Duration,
+    /// Load generator threads (1: a single-threaded runtime).
+    pub threads: usize,
 }
 
 /// What `bench load` measured.
@@ -165,7 +167,16 @@ pub fn load(options: &LoadOptions) -> Result<LoadReport> {
     if options.servers.is_empty() || options.clients == 0 {
         bail!("a load needs at least one server and one client");
     }
-    let report = runtime()?.block_on(run_load(options))?;
+    let runtime = if options.threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.threads)
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?
+    } else {
+        runtime()?
+    };
+    let report = runtime.block_on(run_load(options))?;
     report.print(options);
     Ok(report)
 }
@@ -663,6 +674,8 @@ pub struct CompareOptions {
     pub rounds: usize,
     /// Unmeasured load per op and target before the rounds.
     pub jvm_warmup: Duration,
+    /// Load generator threads.
+    pub threads: usize,
     /// Znodes for the memory figure.
     pub znodes: usize,
     /// Leader kills per target.
@@ -807,6 +820,7 @@ fn compare_load(options: &CompareOptions) -> Result<LoadRounds> {
                         reads_percent: 0,
                         duration: options.jvm_warmup,
                         warmup: Duration::ZERO,
+                        threads: options.threads,
                     })?;
                 }
             }
@@ -823,6 +837,7 @@ fn compare_load(options: &CompareOptions) -> Result<LoadRounds> {
                     reads_percent: 0,
                     duration: options.duration,
                     warmup: options.warmup,
+                    threads: options.threads,
                 };
                 rounds[index].0.push(load(&load_options)?);
                 load_options.op = Op::GetData;
@@ -962,6 +977,7 @@ mod tests {
                 reads_percent: 50,
                 duration: Duration::from_millis(300),
                 warmup: Duration::from_millis(50),
+                threads: 1,
             };
             let report = load(&options).expect("the load runs");
             assert!(report.ops > 0, "{op:?}: no successful request");
