@@ -15,8 +15,8 @@
 //!   prints the ratios Ensemble/ZooKeeper against the project's targets.
 //!
 //! The client is our own async wire client (`wire::codec`'s client half over tokio), so both
-//! servers see exactly the same bytes. It runs on a single-threaded tokio runtime: the load
-//! generator takes at most one core, the same for both targets.
+//! servers see exactly the same bytes. It runs on `--threads` tokio workers (2 by default): on
+//! a 2-core machine one thread is itself the bottleneck of Ensemble's getData figure.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
