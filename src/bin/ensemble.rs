@@ -1,5 +1,5 @@
 //! The `ensemble` command: run a server or a local ensemble, ask a server for its status,
-//! measure failover.
+//! measure failover, load, memory.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,6 +15,8 @@ use ensemble::runtime::ServerHandle;
 use tracing_subscriber::EnvFilter;
 
 // Beside this file rather than in `src/bin/`, where Cargo would take it for another binary.
+#[path = "ensemble/bench.rs"]
+mod bench;
 #[path = "ensemble/failover.rs"]
 mod failover;
 
@@ -89,6 +91,101 @@ enum Bench {
         #[arg(long)]
         keep: bool,
     },
+    /// Closed-loop load against running servers: N clients, one connection and one request
+    /// in flight each, round-robin over the servers; prints ops/s, latency percentiles, errors.
+    Load {
+        /// Client addresses, comma-separated (`host:port,host:port`).
+        #[arg(long)]
+        servers: String,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// The operation every client repeats on its own znode.
+        #[arg(long, value_enum, default_value = "setdata")]
+        op: bench::Op,
+        /// Data size in bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Percentage of getData in `--op mixed` (the rest is setData).
+        #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+        reads: u8,
+        /// Measured window (`20s`, `500ms`, `1m`).
+        #[arg(long, default_value = "20s", value_parser = bench::parse_duration)]
+        duration: Duration,
+        /// Unmeasured run before the window.
+        #[arg(long, default_value = "3s", value_parser = bench::parse_duration)]
+        warmup: Duration,
+        /// Load generator threads (1 = one single-threaded runtime). One thread caps
+        /// Ensemble's getData figure on a 2-core machine; 2 matches this machine's cores.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// RSS of each member of a 3-member loopback ensemble after creating N znodes.
+    Memory {
+        /// The implementation to measure.
+        #[arg(long, value_enum, default_value = "ensemble")]
+        target: failover::Target,
+        /// Znodes to create.
+        #[arg(long, default_value_t = 100_000)]
+        znodes: usize,
+        /// Data bytes per znode.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// `tickTime` in ms (as `bench failover`).
+        #[arg(long, default_value_t = 200)]
+        tick_time: u32,
+        /// Java class path of ZooKeeper (for `--target zookeeper`).
+        #[arg(
+            long,
+            default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
+        )]
+        zk_classpath: String,
+        /// Keep the configs, data and server logs.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// setData and getData load, memory and failover for Ensemble and ZooKeeper, then a table
+    /// of the ratios Ensemble/ZooKeeper.
+    Compare {
+        /// Concurrent load clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Data size in bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Measured window per operation.
+        #[arg(long, default_value = "8s", value_parser = bench::parse_duration)]
+        duration: Duration,
+        /// Unmeasured run before each window.
+        #[arg(long, default_value = "2s", value_parser = bench::parse_duration)]
+        warmup: Duration,
+        /// Load generator threads (1 = one single-threaded runtime). One thread caps
+        /// Ensemble's getData figure on a 2-core machine; 2 matches this machine's cores.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Unmeasured setData and getData load on each ensemble before the rounds (JIT
+        /// warm-up for ZooKeeper's JVM); 0s skips it.
+        #[arg(long, default_value = "10s", value_parser = bench::parse_duration)]
+        jvm_warmup: Duration,
+        /// Load rounds (each: Ensemble then ZooKeeper); figures are medians over rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Znodes for the memory figure.
+        #[arg(long, default_value_t = 100_000)]
+        znodes: usize,
+        /// Leader kills per implementation.
+        #[arg(long, default_value_t = 5)]
+        failover_runs: usize,
+        /// `tickTime` in ms of every ensemble (load, memory, failover), for both servers.
+        #[arg(long, default_value_t = 200)]
+        tick_time: u32,
+        /// Java class path of ZooKeeper.
+        #[arg(
+            long,
+            default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
+        )]
+        zk_classpath: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -119,6 +216,56 @@ fn main() -> Result<()> {
                 sync_limit,
                 zk_classpath,
                 keep,
+            })
+            .map(|_| ()),
+            Bench::Load { servers, clients, op, size, reads, duration, warmup, threads } => {
+                bench::load(&bench::LoadOptions {
+                    servers: bench::parse_servers(&servers)?,
+                    clients,
+                    op,
+                    size,
+                    reads_percent: reads,
+                    duration,
+                    warmup,
+                    threads,
+                })
+                .map(|_| ())
+            }
+            Bench::Memory { target, znodes, size, tick_time, zk_classpath, keep } => {
+                bench::memory(&bench::MemoryOptions {
+                    target,
+                    znodes,
+                    size,
+                    tick_time_ms: tick_time,
+                    zk_classpath,
+                    keep,
+                })
+                .map(|_| ())
+            }
+            Bench::Compare {
+                clients,
+                size,
+                duration,
+                warmup,
+                jvm_warmup,
+                threads,
+                rounds,
+                znodes,
+                failover_runs,
+                tick_time,
+                zk_classpath,
+            } => bench::compare(&bench::CompareOptions {
+                clients,
+                size,
+                duration,
+                warmup,
+                jvm_warmup,
+                threads,
+                rounds: rounds.max(1),
+                znodes,
+                failover_runs,
+                tick_time_ms: tick_time,
+                zk_classpath,
             }),
         },
     }

@@ -33,7 +33,7 @@ pub enum Target {
 }
 
 impl Target {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Target::Ensemble => "Ensemble",
             Target::Zookeeper => "ZooKeeper",
@@ -60,7 +60,8 @@ pub struct Options {
     pub keep: bool,
 }
 
-const MEMBERS: u64 = 3;
+/// Members of the measured ensemble.
+pub(crate) const MEMBERS: u64 = 3;
 /// Bound on waiting for the ensemble to elect and serve (a JVM on a loaded machine).
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bound on one measured failover; beyond it the run fails.
@@ -72,8 +73,8 @@ const WARM_UP_WRITES: usize = 20;
 /// The path the client writes.
 const PATH: &str = "/failover";
 
-/// Runs the measurement and prints the results.
-pub fn run(options: &Options) -> Result<()> {
+/// Runs the measurement, prints the results and returns the figures, sorted.
+pub fn run(options: &Options) -> Result<Vec<Duration>> {
     let dir = tempdir()?;
     let mut ensemble = Ensemble::create(options, &dir)?;
     println!(
@@ -116,7 +117,7 @@ pub fn run(options: &Options) -> Result<()> {
     } else {
         let _ = fs::remove_dir_all(&dir);
     }
-    Ok(())
+    Ok(figures)
 }
 
 /// Writes until warm, kills `leader`, and returns the time to the first write sent after it.
@@ -149,7 +150,8 @@ fn millis(duration: Duration) -> String {
     format!("{:.0}", duration.as_secs_f64() * 1000.0)
 }
 
-fn tempdir() -> Result<PathBuf> {
+/// A fresh directory under the system temp dir, named after `ensemble-failover`.
+pub(crate) fn tempdir() -> Result<PathBuf> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -161,7 +163,7 @@ fn tempdir() -> Result<PathBuf> {
 }
 
 /// The member processes, killed on drop.
-struct Ensemble {
+pub(crate) struct Ensemble {
     target: Target,
     dir: PathBuf,
     zk_classpath: String,
@@ -172,7 +174,7 @@ struct Ensemble {
 
 impl Ensemble {
     /// Writes `zoo.cfg` and `myid` for every member under `dir`.
-    fn create(options: &Options, dir: &Path) -> Result<Ensemble> {
+    pub(crate) fn create(options: &Options, dir: &Path) -> Result<Ensemble> {
         let ports = free_ports(3 * MEMBERS as usize)?;
         let mut servers = String::new();
         for id in 1..=MEMBERS {
@@ -209,11 +211,11 @@ impl Ensemble {
         })
     }
 
-    fn client_addrs(&self) -> Vec<SocketAddr> {
+    pub(crate) fn client_addrs(&self) -> Vec<SocketAddr> {
         self.client_ports.iter().map(|port| SocketAddr::from(([127, 0, 0, 1], *port))).collect()
     }
 
-    fn spawn(&mut self, id: u64) -> Result<()> {
+    pub(crate) fn spawn(&mut self, id: u64) -> Result<()> {
         self.starts += 1;
         let data = self.dir.join(format!("member{id}"));
         let log = fs::File::create(data.join(format!("server-{}.log", self.starts)))?;
@@ -243,15 +245,27 @@ impl Ensemble {
     }
 
     /// SIGKILL, then reap.
-    fn kill(&mut self, id: u64) {
+    pub(crate) fn kill(&mut self, id: u64) {
         if let Some(mut child) = self.children[id as usize - 1].take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
+    /// The OS process id of member `id`, while it runs.
+    pub(crate) fn pid(&self, id: u64) -> Option<u32> {
+        let index = usize::try_from(id).ok()?.checked_sub(1)?;
+        self.children.get(index)?.as_ref().map(Child::id)
+    }
+
+    /// The client port of member `id`.
+    pub(crate) fn client_port(&self, id: u64) -> Option<u16> {
+        let index = usize::try_from(id).ok()?.checked_sub(1)?;
+        self.client_ports.get(index).copied()
+    }
+
     /// Waits until every member serves, one of them as leader; returns the leader's id.
-    fn wait_whole(&mut self) -> Result<u64> {
+    pub(crate) fn wait_whole(&mut self) -> Result<u64> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let modes: Vec<Option<String>> = self
@@ -296,7 +310,7 @@ fn free_ports(count: usize) -> Result<Vec<u16>> {
     listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
-fn four_letter(port: u16, word: &str) -> std::io::Result<String> {
+pub(crate) fn four_letter(port: u16, word: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(OP_TIMEOUT))?;
     stream.write_all(word.as_bytes())?;
