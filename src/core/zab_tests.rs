@@ -20,6 +20,11 @@ use crate::wire;
 use crate::wire::proto::*;
 use crate::wire::types::Acl;
 
+thread_local! {
+    /// tickTime of the clusters this test thread builds.
+    static TICK_MS: std::cell::Cell<u32> = const { std::cell::Cell::new(100) };
+}
+
 #[derive(Default, Clone)]
 struct Disk {
     snapshot: Option<(Zxid, Bytes)>,
@@ -59,7 +64,7 @@ struct Cluster {
 fn config(id: u64, members: &Membership) -> NodeConfig {
     NodeConfig {
         server_id: ServerId(id),
-        tick_time_ms: 100,
+        tick_time_ms: TICK_MS.with(|t| t.get()),
         session_timeout_min_ms: 400,
         session_timeout_max_ms: 10_000,
         membership: members.clone(),
@@ -183,6 +188,12 @@ impl Cluster {
                 .collect();
             for id in due {
                 self.step(id, Input::Tick);
+                // A deadline that stays in the past would make a driver spin on ticks.
+                let local = self.local_now(id).mono_ms;
+                if let Some(Some(node)) = self.nodes.get(&id) {
+                    let deadline = node.deadline().unwrap_or(u64::MAX);
+                    assert!(deadline > local, "node {id} wants a tick at {deadline} <= {local}");
+                }
             }
         }
     }
@@ -514,4 +525,20 @@ fn a_session_moves_between_members_and_keeps_its_ephemerals() {
     for id in [1, 2, 3] {
         assert!(c.node(id).tree().stat("/mine").is_none(), "closed on every member ({id})");
     }
+}
+
+#[test]
+fn with_zookeepers_default_tick_no_member_spins_and_writes_commit() {
+    TICK_MS.with(|t| t.set(2_000));
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(20_000);
+    assert_eq!(c.leaders().len(), 1);
+    let follower = [1, 2, 3].into_iter().find(|id| c.node(*id).mode() == Mode::Follower);
+    let follower = follower.expect("a follower");
+    let conn = c.connect(follower, 1);
+    c.send(follower, conn, 1, &create("/slow-tick"));
+    c.run(1_000);
+    assert_eq!(c.reply(follower, conn, 1).map(|(h, _)| h.err), Some(0));
+    c.run(30_000);
+    assert_eq!(c.leaders().len(), 1, "no re-election while everyone is healthy");
 }

@@ -97,7 +97,7 @@ impl Leader {
             acked_new_leader: BTreeSet::new(),
             outstanding: BTreeMap::new(),
             pending_syncs: VecDeque::new(),
-            ping_at_ms: now_ms,
+            ping_at_ms: now_ms + 1,
         }
     }
 
@@ -457,6 +457,20 @@ impl Node {
                 }
                 return;
             }
+            // Its ACK of NEWLEADER says its log durably holds our history up to the point it
+            // was synced to, so it acknowledges every proposal outstanding up to there (it will
+            // never ACK them individually: they came inside the sync, or before a reconnect).
+            let synced_to = learner.zxid_logged;
+            for (_, acks) in leader.outstanding.range_mut(..=synced_to) {
+                acks.insert(from);
+            }
+            let established = leader.established;
+            if established {
+                leader.acked_new_leader.insert(from);
+                self.leader_send_up_to_date(from, effects);
+                self.leader_commit_ready(effects);
+                return;
+            }
         }
         leader.acked_new_leader.insert(from);
         if leader.established {
@@ -634,6 +648,11 @@ impl Node {
         if let Some(learner) = leader.learners.get_mut(&from) {
             learner.zxid_logged = learner.zxid_logged.max(zxid);
         }
+        self.leader_commit_ready(effects);
+    }
+
+    /// Commits, in order, every oldest outstanding proposal that has a quorum of ACKs.
+    fn leader_commit_ready(&mut self, effects: &mut Vec<Effect>) {
         loop {
             let Some(leader) = self.leader_ref() else { return };
             let Some((&first, acks)) = leader.outstanding.first_key_value() else { return };

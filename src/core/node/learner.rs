@@ -64,12 +64,14 @@ impl Learner {
         self.phase == Phase::Broadcast
     }
 
-    pub(super) fn deadline(&self) -> u64 {
+    /// When the learner must look at the clock again: always in the future of the last time
+    /// it did, so a driver never spins on a deadline that has passed.
+    pub(super) fn deadline(&self, sync_limit_ms: u64) -> u64 {
         match self.phase {
             Phase::Connecting => self.resend_at_ms.min(self.init_deadline_ms),
             Phase::Discovered | Phase::Synced => self.init_deadline_ms,
-            // Checked on every tick the runtime gives anyway; wake up at least once a second.
-            Phase::Broadcast => self.last_heard_ms + 1_000,
+            // The leader is declared gone once it has been quiet for more than syncLimit.
+            Phase::Broadcast => self.last_heard_ms + sync_limit_ms + 1,
         }
     }
 }
@@ -105,7 +107,8 @@ impl Node {
     }
 
     fn learner_send_info(&mut self, effects: &mut Vec<Effect>) {
-        let resend = self.now.mono_ms + self.config.tick_time_ms.max(1) as u64;
+        // The leader drops a FOLLOWERINFO that arrives before it has decided, so resend soon.
+        let resend = self.now.mono_ms + (self.config.tick_time_ms as u64).clamp(1, 50);
         let Some(learner) = self.learner_mut() else { return };
         learner.resend_at_ms = resend;
         let observer = learner.observer;

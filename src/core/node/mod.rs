@@ -362,7 +362,7 @@ impl Node {
             Role::Starting => Some(self.now.mono_ms),
             Role::Looking(election) => Some(election.deadline()),
             Role::Leading(leader) => leader.deadline(),
-            Role::Learning(learner) => Some(learner.deadline()),
+            Role::Learning(learner) => Some(learner.deadline(self.sync_limit_ms())),
         };
         let reap = self.is_leader_established().then_some(self.reap_at_ms);
         [handshake, expiry, role, reap].into_iter().flatten().min()
