@@ -114,7 +114,10 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
             Err(_) => None,
         };
         let text = (port.four_letter)(&first, report, addr);
-        let _ = writer.write_all(text.as_bytes()).await;
+        // `flush` is a no-op on a real socket; madsim's socket delivers on it.
+        if writer.write_all(text.as_bytes()).await.is_ok() {
+            let _ = writer.flush().await;
+        }
         let _ = writer.shutdown().await;
         return;
     }
@@ -141,8 +144,15 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
                 }
                 next = out_rx.try_recv().ok();
             }
-            if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
-                break;
+            if !batch.is_empty() {
+                // `flush` is a no-op on a real socket; madsim's socket delivers on it.
+                let written = match writer.write_all(&batch).await {
+                    Ok(()) => writer.flush().await,
+                    Err(error) => Err(error),
+                };
+                if written.is_err() {
+                    break;
+                }
             }
             batch.clear();
             if close {
@@ -172,6 +182,9 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
             }
         }
         tokio::select! {
+            // Deterministic order, so madsim runs replay (tokio's random order is not seeded
+            // by the simulation).
+            biased;
             read = reader.read_buf(&mut buffer) => match read {
                 Ok(0) => break,
                 Ok(_) => {}

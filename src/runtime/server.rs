@@ -133,6 +133,17 @@ impl Clock {
 /// the client port (and the quorum port of an ensemble member) is listening; the member then
 /// links up with its peers and elects a leader on its own.
 pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHandle, ServerError> {
+    start_with(config, server_id, disk::FileDisk::new()).await
+}
+
+/// Like [`start`], with the data directories kept on `fs` instead of the real file system:
+/// a [`disk::MemDisk`] for simulations (madsim does not simulate files, and a `MemDisk` can
+/// model a power loss when a simulated node is killed).
+pub async fn start_with<F: disk::FileSystem>(
+    config: ServerConfig,
+    server_id: ServerId,
+    fs: F,
+) -> Result<ServerHandle, ServerError> {
     let clock = Clock { start: Instant::now() };
     for warning in &config.warnings {
         warn!("{warning}");
@@ -144,12 +155,11 @@ pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHa
     let disk_error =
         |source| ServerError::Disk { dir: disk_config.data_log_dir.display().to_string(), source };
     // Blocking file reads, once, before the server serves anything.
-    let (disk, recovered) =
-        disk::Disk::open(disk_config.clone(), disk::FileDisk::new()).map_err(disk_error)?;
+    let (disk, recovered) = disk::Disk::open(disk_config.clone(), fs).map_err(disk_error)?;
     for warning in &recovered.warnings {
         warn!("{warning}");
     }
-    let node_config = config.node_config(server_id, rand::random());
+    let node_config = config.node_config(server_id, crate::runtime::random_u64());
     let now = clock.now();
     let snapshot_body = recovered.snapshot.as_ref().map(|(_, body)| body.as_ref());
     let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?
