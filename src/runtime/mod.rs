@@ -8,7 +8,7 @@ pub mod net;
 pub mod peer;
 pub mod server;
 
-pub use server::{start, start_with, ServerError, ServerHandle};
+pub use server::{start, start_with, Seams, ServerError, ServerHandle};
 
 /// A random `u64` (node seeds, backoff jitter), from the standard library's hash keys, which
 /// come from the OS. Not `rand::random()`: rand 0.8 reaches the OS through getrandom 0.2's raw

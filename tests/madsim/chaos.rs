@@ -2,7 +2,8 @@
 //! faults are injected for a bounded time, heal everything, then check liveness (writes are
 //! acknowledged again, one leader, every member at the same zxid) and safety (every
 //! acknowledged write is on every member with its data, nothing appears that was never
-//! written or was refused, acknowledged zxids increase, read-backs found their znodes).
+//! written or was refused, acknowledged zxids increase, read-backs found their znodes, and no
+//! reply carried a zxid below one the client had already seen).
 //!
 //! The fault plan is drawn from a ChaCha generator seeded with the madsim seed, so a seed names
 //! one run; the runtime's own randomness (election jitter, backoff, scheduling) comes from
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ensemble::core::canary::Canaries;
 use ensemble::wire::proto::{Request, Response};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -32,6 +34,15 @@ pub struct Scenario {
     pub members: usize,
     /// How long faults are injected (simulated time).
     pub fault_time: Duration,
+    /// Deliberate protocol bugs switched on in every member (feature `canary`).
+    pub canaries: Canaries,
+}
+
+impl Scenario {
+    /// `members` under `fault_time` of faults, without canaries.
+    pub const fn new(members: usize, fault_time: Duration) -> Scenario {
+        Scenario { members, fault_time, canaries: Canaries::NONE }
+    }
 }
 
 /// What a run produced: `summary` is deterministic for a seed (it is compared between two
@@ -70,8 +81,7 @@ pub async fn run(scenario: Scenario) -> Report {
     let mut violations = Vec::new();
     let network = network_profile(&mut rng);
     events.push(format!("{} network: {network}", at()));
-    let mut cluster = Cluster::start(scenario.members);
-    let members = scenario.members;
+    let mut cluster = Cluster::start(scenario.members, canaries(scenario.canaries));
 
     match cluster.converged(CONVERGE_WITHIN).await {
         Ok((leader, zxid)) => {
@@ -311,6 +321,18 @@ async fn inject_faults(
         }
     }
     tokio::time::sleep_until(fault_end).await;
+}
+
+/// The scenario's canaries, plus the one `MADSIM_CANARY` names (feature `canary`), so that a
+/// canary run can be replayed with any test.
+fn canaries(canaries: Canaries) -> Canaries {
+    #[cfg(feature = "canary")]
+    if let Ok(name) = std::env::var("MADSIM_CANARY") {
+        let canary = ensemble::core::canary::Canary::from_name(&name)
+            .unwrap_or_else(|| panic!("MADSIM_CANARY={name} names no canary"));
+        return canaries.with(canary);
+    }
+    canaries
 }
 
 fn finish(

@@ -12,9 +12,11 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use ensemble::core::canary::Canaries;
 use ensemble::core::ids::ServerId;
 use ensemble::runtime::config::ServerConfig;
 use ensemble::runtime::disk::MemDisk;
+use ensemble::runtime::Seams;
 use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
 
@@ -88,7 +90,7 @@ fn member_ip(position: usize) -> IpAddr {
 
 impl Cluster {
     /// Creates the member nodes (they start at once) and the client node.
-    pub fn start(members: usize) -> Cluster {
+    pub fn start(members: usize, canaries: Canaries) -> Cluster {
         let handle = Handle::current();
         let config = zoo_cfg(members);
         let members = (0..members)
@@ -101,7 +103,7 @@ impl Cluster {
                     .create_node()
                     .name(format!("server-{id}"))
                     .ip(ip)
-                    .init(move || run_member(init_config.clone(), id, init_disk.clone()))
+                    .init(move || run_member(init_config.clone(), id, init_disk.clone(), canaries))
                     .build();
                 Member { ip, node: node.id(), disk, down: false, paused: false }
             })
@@ -276,9 +278,10 @@ pub async fn status(addr: SocketAddr, deadline: Duration) -> Option<Status> {
 
 /// A member's whole life on its node: start the runtime on the shared disk and serve until
 /// killed. A start failure is a test failure (it panics the simulation).
-async fn run_member(config_text: String, id: u64, disk: MemDisk) {
+async fn run_member(config_text: String, id: u64, disk: MemDisk, canaries: Canaries) {
     let config = ServerConfig::parse(&config_text).expect("the simulated zoo.cfg parses");
-    match ensemble::runtime::start_with(config, ServerId(id), disk).await {
+    let seams = Seams { fs: disk, canaries };
+    match ensemble::runtime::start_with(config, ServerId(id), seams).await {
         Ok(server) => server.wait().await,
         Err(error) => panic!("server {id} failed to start: {error}"),
     }

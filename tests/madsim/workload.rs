@@ -1,6 +1,7 @@
 //! The client workload: creates `/w/00000`, `/w/00001`, ... one at a time through whichever
-//! member serves, moving to the next member on any failure, and records the outcome of every
-//! write. Now and then it reads back an acknowledged znode through its current member.
+//! member serves, moving to the next member on any failure (and now and then at once after a
+//! write), and records the outcome of every write. It reads back the newest acknowledged znode through each new session, and now and
+//! then a random acknowledged one.
 //!
 //! Outcomes: a reply with `err` 0 is acknowledged (with its zxid); a reply with another code
 //! is failed (the server decided); no reply (timeout, closed socket) is unknown: the write may
@@ -23,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, Reply};
 
 /// The parent of every written znode.
 pub const PARENT: &str = "/w";
@@ -96,10 +97,22 @@ pub async fn write_loop(
             match Client::connect(addrs[member], zxid_seen, SESSION_TIMEOUT_MS, CONNECT_DEADLINE)
                 .await
             {
-                Ok(new) => {
+                Ok(mut new) => {
                     log.lock().expect("log lock").sessions += 1;
                     note(&log, format!("session 0x{:x} on server {}", new.session_id, member + 1));
-                    client = Some(new);
+                    // The newest acknowledged write first: a member that accepted a client
+                    // which has seen its zxid must have it.
+                    let newest = log.lock().expect("log lock").acked.last().cloned();
+                    let read = match newest {
+                        Some(newest) => {
+                            read_back(&mut new, &newest, member, &mut zxid_seen, &log).await
+                        }
+                        None => Ok(()),
+                    };
+                    match read {
+                        Ok(()) => client = Some(new),
+                        Err(_) => member = (member + 1) % addrs.len(),
+                    }
                 }
                 Err(error) => {
                     let reason = reason(&error);
@@ -113,11 +126,11 @@ pub async fn write_loop(
         if !parent_created {
             match connected.call(&create(PARENT, Bytes::new()), REQUEST_DEADLINE).await {
                 Ok(reply) if reply.err == 0 || reply.err == ERR_NODE_EXISTS => {
-                    zxid_seen = zxid_seen.max(reply.zxid);
+                    observe(&reply, member, &mut zxid_seen, &log);
                     parent_created = true;
                 }
                 Ok(reply) => {
-                    zxid_seen = zxid_seen.max(reply.zxid);
+                    observe(&reply, member, &mut zxid_seen, &log);
                     client = None;
                 }
                 Err(_) => client = None,
@@ -131,11 +144,11 @@ pub async fn write_loop(
         next += 1;
         match connected.call(&create(&path, value_of(&path)), REQUEST_DEADLINE).await {
             Ok(reply) if reply.err == 0 => {
-                zxid_seen = zxid_seen.max(reply.zxid);
+                observe(&reply, member, &mut zxid_seen, &log);
                 log.lock().expect("log lock").acked.push(Acked { path, zxid: reply.zxid, member });
             }
             Ok(reply) => {
-                zxid_seen = zxid_seen.max(reply.zxid);
+                observe(&reply, member, &mut zxid_seen, &log);
                 note(
                     &log,
                     format!("{path} refused with {}; leaving server {}", reply.err, member + 1),
@@ -156,36 +169,69 @@ pub async fn write_loop(
                     .then(|| log.acked[rng.gen_range(0..log.acked.len())].clone())
             };
             if let Some(target) = target {
-                let request = Request::GetData { path: target.path.clone(), watch: false };
-                match connected.call(&request, REQUEST_DEADLINE).await {
-                    Ok(reply) => {
-                        zxid_seen = zxid_seen.max(reply.zxid);
-                        let mut log = log.lock().expect("log lock");
-                        log.reads += 1;
-                        match reply.response {
-                            Some(Response::GetData { data, .. })
-                                if data.as_deref() == Some(&value_of(&target.path)[..]) => {}
-                            other => log.violations.push(format!(
-                                "read-back of acknowledged {} (zxid 0x{:x}) through server {} \
-                                 returned err {} {:?} (session seen zxid 0x{:x})",
-                                target.path,
-                                target.zxid,
-                                member + 1,
-                                reply.err,
-                                other,
-                                zxid_seen
-                            )),
-                        }
-                    }
-                    Err(_) => client = None,
+                let read = read_back(connected, &target, member, &mut zxid_seen, &log).await;
+                if read.is_err() {
+                    client = None;
                 }
             }
         }
         if client.is_none() {
             member = (member + 1) % addrs.len();
+        } else if rng.gen_ratio(1, 8) {
+            // Move on at once (the session is left to expire): the next member may not have
+            // applied our last write yet, and must then refuse us.
+            client = None;
+            member = (member + rng.gen_range(1..addrs.len())) % addrs.len();
+            continue;
         }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(2..40))).await;
     }
+}
+
+/// Reads an acknowledged znode back through `client` (connected to `member`) and records a
+/// violation if it is missing or changed. An error means the connection is unusable.
+async fn read_back(
+    client: &mut Client,
+    target: &Acked,
+    member: usize,
+    zxid_seen: &mut i64,
+    log: &Mutex<WriteLog>,
+) -> Result<(), ClientError> {
+    let request = Request::GetData { path: target.path.clone(), watch: false };
+    let reply = client.call(&request, REQUEST_DEADLINE).await?;
+    observe(&reply, member, zxid_seen, log);
+    let mut log = log.lock().expect("log lock");
+    log.reads += 1;
+    match reply.response {
+        Some(Response::GetData { data, .. })
+            if data.as_deref() == Some(&value_of(&target.path)[..]) => {}
+        other => log.violations.push(format!(
+            "read-back of acknowledged {} (zxid 0x{:x}) through server {} returned err {} {:?} \
+             (reply zxid 0x{:x})",
+            target.path,
+            target.zxid,
+            member + 1,
+            reply.err,
+            other,
+            reply.zxid
+        )),
+    }
+    Ok(())
+}
+
+/// Takes note of a reply's zxid. A member that accepted our session has applied everything we
+/// had seen, and its zxid only grows, so a reply never carries a zxid below one seen before
+/// (ZK compat: the single-system-image guarantee; a member behind must refuse the session).
+fn observe(reply: &Reply, member: usize, zxid_seen: &mut i64, log: &Mutex<WriteLog>) {
+    if reply.zxid > 0 && reply.zxid < *zxid_seen {
+        log.lock().expect("log lock").violations.push(format!(
+            "server {} replied with zxid 0x{:x} after the client had seen 0x{:x}",
+            member + 1,
+            reply.zxid,
+            zxid_seen
+        ));
+    }
+    *zxid_seen = (*zxid_seen).max(reply.zxid);
 }
 
 /// A persistent create with an open ACL.
