@@ -8,4 +8,14 @@ pub mod net;
 pub mod peer;
 pub mod server;
 
-pub use server::{start, ServerError, ServerHandle};
+pub use server::{start, start_with, Seams, ServerError, ServerHandle};
+
+/// A random `u64` (node seeds, backoff jitter), from the standard library's hash keys, which
+/// come from the OS. Not `rand::random()`: rand 0.8 reaches the OS through getrandom 0.2's raw
+/// `syscall(SYS_getrandom)`, which madsim cannot intercept, so simulations would stop being
+/// reproducible; std calls libc's `getrandom`, which madsim replaces with its seeded generator.
+/// SipHash under secret keys, so the values are as unpredictable as the keys.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::BuildHasher as _;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
+}

@@ -114,7 +114,10 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
             Err(_) => None,
         };
         let text = (port.four_letter)(&first, report, addr);
-        let _ = writer.write_all(text.as_bytes()).await;
+        // `flush` is a no-op on a real socket; madsim's socket delivers on it.
+        if writer.write_all(text.as_bytes()).await.is_ok() {
+            let _ = writer.flush().await;
+        }
         let _ = writer.shutdown().await;
         return;
     }
@@ -135,7 +138,12 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
             while let Ok(more) = out_rx.try_recv() {
                 batch.extend_from_slice(&more);
             }
-            if writer.write_all(&batch).await.is_err() {
+            // `flush` is a no-op on a real socket; madsim's socket delivers on it.
+            let written = match writer.write_all(&batch).await {
+                Ok(()) => writer.flush().await,
+                Err(error) => Err(error),
+            };
+            if written.is_err() {
                 break;
             }
             batch.clear();
@@ -163,6 +171,9 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
             }
         }
         tokio::select! {
+            // Deterministic order, so madsim runs replay (tokio's random order is not seeded
+            // by the simulation).
+            biased;
             read = reader.read_buf(&mut buffer) => match read {
                 Ok(0) => break,
                 Ok(_) => {}

@@ -551,7 +551,8 @@ async fn dial(
 
 /// Delay in [d/2, d], so members that lost a peer together do not redial in lockstep.
 fn jittered(delay: Duration) -> Duration {
-    delay.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    let unit = (crate::runtime::random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    delay.mul_f64(0.5 + unit * 0.5)
 }
 
 /// Reports the link up, carries it until it breaks, reports it down.
@@ -566,7 +567,10 @@ async fn run_link(shared: &Shared, peer: ServerId, stream: TcpStream, buffer: By
     info!(me = %shared.config.me, %peer, link = link.0, "peer link up");
     let (reader, writer) = tokio::io::split(stream);
     let timing = shared.config.timing;
+    // `biased` everywhere in the runtime: tokio's random branch order is seeded per process
+    // (not per madsim seed), so it would make simulations irreproducible.
     let end = tokio::select! {
+        biased;
         end = read_messages(reader, buffer, peer, link, &shared.events, timing.idle_timeout) => end,
         end = write_messages(writer, outgoing, timing.heartbeat_interval) => end,
         _ = closed => PeerError::Dropped,
@@ -613,6 +617,7 @@ async fn write_messages(
     let mut batch = BytesMut::new();
     loop {
         let first = tokio::select! {
+            biased;
             msg = outgoing.recv() => match msg {
                 Some(msg) => LinkFrame::Message(msg),
                 None => return PeerError::Dropped,
@@ -628,7 +633,8 @@ async fn write_messages(
                 next = outgoing.try_recv().ok().map(LinkFrame::Message);
             }
         }
-        if let Err(source) = writer.write_all(&batch).await {
+        // `flush` is a no-op on a real socket; madsim's socket delivers on it.
+        if let Err(source) = write_flushed(&mut writer, &batch).await {
             return PeerError::Io { op: "writing to the peer", source };
         }
         batch.clear();
@@ -638,10 +644,19 @@ async fn write_messages(
 async fn write_frame(stream: &mut TcpStream, frame: &LinkFrame) -> Result<(), PeerError> {
     let mut out = BytesMut::new();
     encode_frame(frame, &mut out)?;
-    stream
-        .write_all(&out)
+    write_flushed(stream, &out)
         .await
         .map_err(|source| PeerError::Io { op: "writing to the peer", source })
+}
+
+/// Writes all of `bytes` and flushes: a no-op on a real socket, but madsim's simulated socket
+/// delivers nothing until it is flushed.
+async fn write_flushed(
+    writer: &mut (impl tokio::io::AsyncWrite + Unpin),
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
 }
 
 /// Reads one handshake frame.

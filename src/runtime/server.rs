@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+use crate::core::canary::Canaries;
 use crate::core::ids::{ConnId, ServerId};
 use crate::core::io::{Effect, Input};
 use crate::core::report::ServerReport;
@@ -133,6 +134,32 @@ impl Clock {
 /// the client port (and the quorum port of an ensemble member) is listening; the member then
 /// links up with its peers and elects a leader on its own.
 pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHandle, ServerError> {
+    start_with(config, server_id, Seams::new(disk::FileDisk::new())).await
+}
+
+/// What a test may swap in under a server; [`start`] uses the real file system and no canary.
+pub struct Seams<F> {
+    /// Where the data directories live: a [`disk::MemDisk`] for simulations (madsim does not
+    /// simulate files, and a `MemDisk` can model a power loss when a simulated node is killed).
+    pub fs: F,
+    /// Deliberate protocol bugs to switch on (they exist only with the `canary` feature), so
+    /// that a simulation can show its checks catch them.
+    pub canaries: Canaries,
+}
+
+impl<F> Seams<F> {
+    /// `fs` and no canary.
+    pub fn new(fs: F) -> Seams<F> {
+        Seams { fs, canaries: Canaries::NONE }
+    }
+}
+
+/// Like [`start`], on the file system and with the canaries of `seams`.
+pub async fn start_with<F: disk::FileSystem>(
+    config: ServerConfig,
+    server_id: ServerId,
+    seams: Seams<F>,
+) -> Result<ServerHandle, ServerError> {
     let clock = Clock { start: Instant::now() };
     for warning in &config.warnings {
         warn!("{warning}");
@@ -144,12 +171,12 @@ pub async fn start(config: ServerConfig, server_id: ServerId) -> Result<ServerHa
     let disk_error =
         |source| ServerError::Disk { dir: disk_config.data_log_dir.display().to_string(), source };
     // Blocking file reads, once, before the server serves anything.
-    let (disk, recovered) =
-        disk::Disk::open(disk_config.clone(), disk::FileDisk::new()).map_err(disk_error)?;
+    let (disk, recovered) = disk::Disk::open(disk_config.clone(), seams.fs).map_err(disk_error)?;
     for warning in &recovered.warnings {
         warn!("{warning}");
     }
-    let node_config = config.node_config(server_id, rand::random());
+    let mut node_config = config.node_config(server_id, crate::runtime::random_u64());
+    node_config.canaries = seams.canaries;
     let now = clock.now();
     let snapshot_body = recovered.snapshot.as_ref().map(|(_, body)| body.as_ref());
     let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?
