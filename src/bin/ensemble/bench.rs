@@ -214,7 +214,7 @@ async fn run_load(options: &LoadOptions) -> Result<LoadReport> {
     let mut first = Conn::open(servers[0]).await?;
     first.create_tolerant(LOAD_ROOT, None).await?;
     first.close().await;
-    let mut setup = tokio::task::JoinSet::new();
+    let mut setup = JoinSet::new();
     for index in 0..options.clients {
         setup.spawn(prepare(index, servers[index % servers.len()], payload.clone()));
     }
@@ -234,7 +234,7 @@ async fn run_load(options: &LoadOptions) -> Result<LoadReport> {
         measure_from,
         measure_to: measure_from + options.duration,
     });
-    let mut clients = tokio::task::JoinSet::new();
+    let mut clients = JoinSet::new();
     for (index, conn) in conns.into_iter().enumerate() {
         let conn = conn.context("every client was prepared")?;
         clients.spawn(load_client(index, conn, plan.clone()));
@@ -623,7 +623,7 @@ async fn create_many(servers: Vec<SocketAddr>, count: usize, size: usize) -> Res
     let mut first = Conn::open(servers[0]).await?;
     first.create_tolerant(MEMORY_ROOT, None).await?;
     first.close().await;
-    let mut creators = tokio::task::JoinSet::new();
+    let mut creators = JoinSet::new();
     for lane in 0..CREATE_CONNECTIONS {
         let server = servers[lane % servers.len()];
         let payload = payload.clone();
@@ -1031,5 +1031,28 @@ mod tests {
         assert_eq!(report.latency_ms(0.999), 100.0);
         assert_eq!(report.latency_ms(1.0), 100.0);
         assert_eq!(report.latency_ms(0.0), 1.0);
+    }
+}
+
+/// A minimal join set (madsim's tokio shim has no `tokio::task::JoinSet`): tasks are awaited
+/// in spawn order, which is all the bench needs.
+struct JoinSet<T> {
+    handles: std::collections::VecDeque<tokio::task::JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> JoinSet<T> {
+    fn new() -> Self {
+        JoinSet { handles: std::collections::VecDeque::new() }
+    }
+
+    fn spawn(&mut self, task: impl std::future::Future<Output = T> + Send + 'static) {
+        self.handles.push_back(tokio::spawn(task));
+    }
+
+    async fn join_next(
+        &mut self,
+    ) -> Option<<tokio::task::JoinHandle<T> as std::future::Future>::Output> {
+        let handle = self.handles.pop_front()?;
+        Some(handle.await)
     }
 }
