@@ -921,6 +921,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
+/// A minimal join set (madsim's tokio shim has no `tokio::task::JoinSet`): tasks are awaited
+/// in spawn order, which is all the bench needs.
+struct JoinSet<T> {
+    handles: std::collections::VecDeque<tokio::task::JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> JoinSet<T> {
+    fn new() -> Self {
+        JoinSet { handles: std::collections::VecDeque::new() }
+    }
+
+    fn spawn(&mut self, task: impl std::future::Future<Output = T> + Send + 'static) {
+        self.handles.push_back(tokio::spawn(task));
+    }
+
+    async fn join_next(
+        &mut self,
+    ) -> Option<<tokio::task::JoinHandle<T> as std::future::Future>::Output> {
+        let handle = self.handles.pop_front()?;
+        Some(handle.await)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1031,28 +1054,5 @@ mod tests {
         assert_eq!(report.latency_ms(0.999), 100.0);
         assert_eq!(report.latency_ms(1.0), 100.0);
         assert_eq!(report.latency_ms(0.0), 1.0);
-    }
-}
-
-/// A minimal join set (madsim's tokio shim has no `tokio::task::JoinSet`): tasks are awaited
-/// in spawn order, which is all the bench needs.
-struct JoinSet<T> {
-    handles: std::collections::VecDeque<tokio::task::JoinHandle<T>>,
-}
-
-impl<T: Send + 'static> JoinSet<T> {
-    fn new() -> Self {
-        JoinSet { handles: std::collections::VecDeque::new() }
-    }
-
-    fn spawn(&mut self, task: impl std::future::Future<Output = T> + Send + 'static) {
-        self.handles.push_back(tokio::spawn(task));
-    }
-
-    async fn join_next(
-        &mut self,
-    ) -> Option<<tokio::task::JoinHandle<T> as std::future::Future>::Output> {
-        let handle = self.handles.pop_front()?;
-        Some(handle.await)
     }
 }
