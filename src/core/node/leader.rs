@@ -240,6 +240,12 @@ impl Node {
         let observer = observer || !self.config.membership.is_voter(from);
         let now = self.now.mono_ms;
         let Some(leader) = self.leader_mut() else { return };
+        // Learners resend FOLLOWERINFO until LEADERINFO arrives; a copy that crossed our
+        // answer must not send a learner that is already further back to discovery. (A learner
+        // that reconnects was forgotten when its link broke, so it starts over properly.)
+        if leader.learners.get(&from).is_some_and(|l| l.phase > Phase::Info) {
+            return;
+        }
         let info = LearnerInfo {
             observer,
             accepted_epoch,

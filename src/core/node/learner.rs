@@ -160,6 +160,12 @@ impl Node {
             PeerMsg::LeaderInfo { epoch } if phase == Phase::Connecting => {
                 self.learner_on_leader_info(epoch, effects)
             }
+            // A second answer to a resent FOLLOWERINFO.
+            PeerMsg::LeaderInfo { epoch }
+                if self.learner_ref().and_then(|l| l.epoch) == Some(epoch) =>
+            {
+                Ok(())
+            }
             PeerMsg::Diff { txns, committed } if phase == Phase::Discovered => {
                 self.learner_sync(None, None, txns, committed, effects)
             }
