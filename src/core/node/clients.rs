@@ -14,7 +14,7 @@ use crate::core::canary::Canary;
 use crate::core::ids::{ConnId, SessionId};
 use crate::core::io::Effect;
 use crate::core::node::{Latency, Node, Role};
-use crate::core::prep::{Prep, Write};
+use crate::core::prep::Write;
 use crate::core::tree::{acl, ApplyOutcome};
 use crate::core::txn::{Txn, TxnOp};
 use crate::core::watch::WatchKind;
@@ -533,15 +533,10 @@ impl Node {
         effects: &mut Vec<Effect>,
     ) {
         let zxid = self.next_zxid();
-        let mut prep = Prep {
-            tree: &self.tree,
-            speculative: &mut self.speculative,
-            config: &self.config,
-            session,
-            ids,
-            zxid,
-            time_ms: self.now.wall_ms,
-        };
+        if matches!(request, Request::CloseSession) {
+            self.sessions.set_closing(session);
+        }
+        let mut prep = self.prep(session, ids, zxid);
         let op = match request {
             Request::Create(kind, create) => prep.write(Write::Create(*kind, create)),
             Request::Delete { path, version } => {
@@ -554,10 +549,7 @@ impl Node {
                 prep.write(Write::SetAcl { path, acl, version: *version })
             }
             Request::Multi(ops) => prep.write(Write::Multi(ops)),
-            Request::CloseSession => {
-                self.sessions.set_closing(session);
-                prep.close_session()
-            }
+            Request::CloseSession => prep.close_session(),
             _ => TxnOp::Error { code: ErrorCode::MarshallingError.code() },
         };
         self.leader_propose_at(zxid, session, cxid, op, effects);

@@ -23,6 +23,7 @@ use crate::core::report::LearnerReport;
 use crate::core::txn::{Txn, TxnOp};
 use crate::core::zab::{Forwarded, PeerMsg};
 use crate::wire;
+use crate::wire::types::Id;
 
 /// Where a learner is in its leader's eyes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -776,18 +777,28 @@ impl Node {
         }
     }
 
-    /// Session expiry on the leader: a closeSession txn for it.
-    pub(super) fn expire(&mut self, session: SessionId, effects: &mut Vec<Effect>) {
-        let zxid = self.next_zxid();
-        let mut prep = Prep {
+    /// Request preparation against the applied tree and the pending changes.
+    pub(super) fn prep<'a>(
+        &'a mut self,
+        session: SessionId,
+        ids: &'a [Id],
+        zxid: Zxid,
+    ) -> Prep<'a> {
+        Prep {
             tree: &self.tree,
             speculative: &mut self.speculative,
             config: &self.config,
             session,
-            ids: &[],
+            ids,
             zxid,
             time_ms: self.now.wall_ms,
-        };
+        }
+    }
+
+    /// Session expiry on the leader: a closeSession txn for it.
+    pub(super) fn expire(&mut self, session: SessionId, effects: &mut Vec<Effect>) {
+        let zxid = self.next_zxid();
+        let mut prep = self.prep(session, &[], zxid);
         let op = prep.close_session();
         self.leader_propose_at(zxid, session, 0, op, effects);
     }
@@ -799,15 +810,7 @@ impl Node {
         let super_ids = [crate::wire::types::Id::new("super", "")];
         for path in candidates {
             let zxid = Zxid(self.zxid_proposed.0 + 1);
-            let mut prep = Prep {
-                tree: &self.tree,
-                speculative: &mut self.speculative,
-                config: &self.config,
-                session: SessionId(0),
-                ids: &super_ids,
-                zxid,
-                time_ms: self.now.wall_ms,
-            };
+            let mut prep = self.prep(SessionId(0), &super_ids, zxid);
             let op = prep.write(Write::Delete { path: &path, version: -1 });
             if matches!(op, TxnOp::Error { .. }) {
                 continue; // it gained a child or went away meanwhile
