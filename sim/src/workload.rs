@@ -174,6 +174,9 @@ pub struct Client {
     xid_next: i32,
     inflight: VecDeque<InFlight>,
     versions: BTreeMap<String, i32>,
+    /// Sequential nodes this client created and has not deleted yet, oldest first: a client
+    /// consumes its own, so the tree stays small however long a run lasts.
+    sequentials: VecDeque<String>,
     next_op_at: SimTime,
     scripted: VecDeque<Request>,
     values_written: u64,
@@ -204,6 +207,8 @@ struct InFlight {
 
 /// Children per key the workload uses.
 const CHILDREN: u32 = 4;
+/// Sequential nodes a client keeps before it must delete the oldest instead of creating more.
+const SEQUENTIALS_MAX: usize = 8;
 /// Longest back-off between reconnects, ms.
 const BACKOFF_MAX_MS: u64 = 1_000;
 
@@ -227,6 +232,7 @@ impl Client {
             xid_next: 1,
             inflight: VecDeque::new(),
             versions: BTreeMap::new(),
+            sequentials: VecDeque::new(),
             next_op_at: start,
             scripted: VecDeque::new(),
             values_written: 0,
@@ -560,9 +566,14 @@ impl Client {
             (Request::GetData { path, .. }, Response::GetData { stat, .. })
             | (Request::Exists { path, .. }, Response::Stat(stat))
             | (Request::SetData { path, .. }, Response::Stat(stat)) => seen(path, stat),
-            (Request::Create(..), Response::Create2 { path, stat }) => seen(path, stat),
+            (Request::Create(..), Response::Create2 { path, stat }) => {
+                seen(path, stat);
+                self.remember_sequential(path);
+            }
+            (Request::Create(..), Response::Create { path }) => self.remember_sequential(path),
             (Request::Delete { path, .. }, _) => {
                 self.versions.remove(path);
+                self.sequentials.retain(|p| p != path);
             }
             (Request::Multi(_), Response::Multi(results)) => {
                 for result in results {
@@ -629,6 +640,15 @@ impl Client {
                 break;
             }
             draw -= weight;
+        }
+        let sequential =
+            matches!(kind, OpKind::CreateSequential | OpKind::CreateEphemeralSequential);
+        let deletes = matches!(kind, OpKind::Delete | OpKind::DeleteVersioned);
+        if (sequential && self.sequentials.len() >= SEQUENTIALS_MAX)
+            || (deletes && !self.sequentials.is_empty() && rng.gen_bool(0.5))
+        {
+            let path = self.sequentials.pop_front().expect("checked non-empty");
+            return Request::Delete { path, version: -1 };
         }
         let keys = options.keys.max(1);
         let key = |rng: &mut ChaCha8Rng| format!("/k{}", rng.gen_range(0..keys));
@@ -722,6 +742,12 @@ impl Client {
                 let version = self.version_guess(&path, rng);
                 MultiOp::Check { path, version }
             }
+        }
+    }
+
+    fn remember_sequential(&mut self, path: &str) {
+        if path.contains("/s-") && self.sequentials.len() < 4 * SEQUENTIALS_MAX {
+            self.sequentials.push_back(path.to_string());
         }
     }
 
