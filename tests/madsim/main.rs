@@ -131,11 +131,10 @@ fn three_members_without_faults() {
     });
 }
 
-/// Kills (power loss) and restarts, pauses, isolation, partitions and one-way links. (Seed 3
-/// is left out while it fails: see `synced_learner_acks_outstanding_proposals`.)
+/// Kills (power loss) and restarts, pauses, isolation, partitions and one-way links.
 #[test]
 fn three_members_under_chaos() {
-    run_seeds("three_members_under_chaos", &[1, 2, 4, 5, 6, 7, 8, 9, 10, 11], || {
+    run_seeds("three_members_under_chaos", &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], || {
         chaos::run(Scenario::new(3, Duration::from_secs(60)))
     });
 }
@@ -149,11 +148,12 @@ fn three_members_under_chaos() {
 /// createSession) waits behind it: the ensemble looks healthy (one leader, followers serving,
 /// one zxid) but commits nothing until the next election. ZooKeeper's learner logs those
 /// proposals after UPTODATE through its `SyncRequestProcessor`, which ACKs them
-/// (`Learner.syncWithLeader`). Ignored until the core is fixed; then it joins the seeds above.
+/// (`Learner.syncWithLeader`). Fixed: an established leader now counts a learner's NEWLEADER
+/// ACK for every outstanding proposal up to the learner's sync point. The seeds stay here as
+/// the regression.
 #[test]
-#[ignore = "known core bug: a synced learner never ACKs the leader's outstanding proposals"]
 fn synced_learner_acks_outstanding_proposals() {
-    run_seeds("synced_learner_acks_outstanding_proposals -- --ignored", &[3, 102], || {
+    run_seeds("synced_learner_acks_outstanding_proposals", &[3, 102], || {
         chaos::run(Scenario::new(3, Duration::from_secs(60)))
     });
 }
