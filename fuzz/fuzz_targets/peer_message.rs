@@ -1,38 +1,35 @@
-//! Fuzzes what a peer can put on a quorum link: arbitrary bytes are bincode-decoded as a
-//! `PeerMsg` under a size limit. Nothing may panic (or overflow the stack), and whatever decodes
-//! must re-encode to exactly the bytes it came from (bincode's fixed-width encoding is canonical:
-//! tags, bools and options only accept their own values), which must decode to the same message.
+//! Fuzzes what a peer can put on a quorum link, through the runtime's own link codec
+//! (`runtime::peer::decode_frame`: length prefix, version byte, varint bincode `LinkFrame`).
+//! Nothing may panic (or overflow the stack); the decoder consumes either nothing (an
+//! incomplete frame) or exactly one frame; whatever decodes re-encodes to a frame that decodes
+//! to the same value (varint bincode accepts some non-minimal integers, so bytes may differ).
 //! A SNAP's body also goes through the snapshot body decoder.
 
 #![no_main]
 
-use bincode::Options;
+use bytes::BytesMut;
 use ensemble::core::snapshot;
 use ensemble::core::zab::PeerMsg;
+use ensemble::runtime::peer::{decode_frame, encode_frame, LinkFrame};
 use libfuzzer_sys::fuzz_target;
 
-/// The largest message the harness accepts; longer inputs are cut by the limit, not by length.
-const PEER_MESSAGE_MAX: u64 = 1 << 20;
-
-/// The encoding of `PeerMsg` on a link: bincode 1.3 with fixed-width integers, as the storage
-/// layer encodes txns, strict about trailing bytes, bounded in size.
-fn options() -> impl Options {
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .reject_trailing_bytes()
-        .with_limit(PEER_MESSAGE_MAX)
-}
-
 fuzz_target!(|data: &[u8]| {
-    let Ok(message) = options().deserialize::<PeerMsg>(data) else {
+    let mut buffer = BytesMut::from(data);
+    let before = buffer.len();
+    let Ok(decoded) = decode_frame(&mut buffer) else {
         return;
     };
-    let _ = message.name();
-    let encoded = options().serialize(&message).expect("a decoded message re-encodes");
-    assert_eq!(encoded, data, "bincode encoding of {} is canonical", message.name());
-    let again: PeerMsg = options().deserialize(&encoded).expect("an encoded message decodes");
-    assert_eq!(again, message);
-    if let PeerMsg::Snap { body, .. } = &message {
+    let Some(frame) = decoded else {
+        assert_eq!(buffer.len(), before, "an incomplete frame consumes nothing");
+        return;
+    };
+    let mut encoded = BytesMut::new();
+    encode_frame(&frame, &mut encoded).expect("a decoded frame fits the frame limit again");
+    let again = decode_frame(&mut encoded).expect("an encoded frame decodes");
+    assert_eq!(again.as_ref(), Some(&frame));
+    assert!(encoded.is_empty(), "one frame, all consumed");
+    if let LinkFrame::Message(message @ PeerMsg::Snap { body, .. }) = &frame {
+        let _ = message.name();
         let _ = snapshot::decode(body);
     }
 });
