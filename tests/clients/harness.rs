@@ -340,10 +340,21 @@ fn parse_version(srvr: &str) -> Option<(u32, u32, u32)> {
     Some((parts.next()??, parts.next()??, parts.next()??))
 }
 
-/// A port that was free a moment ago: bind port 0, read it, drop the listener.
+/// A port that is free now, below the kernel's ephemeral range (32768 and up), so that an
+/// outgoing connection of a concurrently running test cannot take it between this check and the
+/// server's bind (binding port 0 hands out ports from exactly that range). Each test process
+/// starts at its own offset in 10000..20000 (`tests/ensemble_processes.rs` uses 20000 and up).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 10_000 + (std::process::id() % 400) * 25;
+    for _ in 0..10_000 {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 10_000 + (base - 10_000 + offset) % 10_000;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free port in 10000..20000");
 }
 
 /// Awaits `fut` for at most [`OP_TIMEOUT`], panicking with `what` if it does not finish.
