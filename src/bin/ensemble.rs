@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use ensemble::core::report::Mode;
 use ensemble::core::ServerId;
 use ensemble::runtime::config::ServerConfig;
@@ -72,21 +72,14 @@ enum Bench {
         /// Leader kills to measure.
         #[arg(long, default_value_t = 5)]
         runs: usize,
-        /// `tickTime` in ms.
-        #[arg(long, default_value_t = 200)]
-        tick_time: u32,
+        #[command(flatten)]
+        ensembles: EnsembleArgs,
         /// `initLimit` in ticks.
         #[arg(long, default_value_t = 10)]
         init_limit: u32,
         /// `syncLimit` in ticks.
         #[arg(long, default_value_t = 5)]
         sync_limit: u32,
-        /// Java class path of ZooKeeper (for `--target zookeeper`).
-        #[arg(
-            long,
-            default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
-        )]
-        zk_classpath: String,
         /// Keep the configs, data and server logs.
         #[arg(long)]
         keep: bool,
@@ -131,15 +124,8 @@ enum Bench {
         /// Data bytes per znode.
         #[arg(long, default_value_t = 100)]
         size: usize,
-        /// `tickTime` in ms (as `bench failover`).
-        #[arg(long, default_value_t = 200)]
-        tick_time: u32,
-        /// Java class path of ZooKeeper (for `--target zookeeper`).
-        #[arg(
-            long,
-            default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
-        )]
-        zk_classpath: String,
+        #[command(flatten)]
+        ensembles: EnsembleArgs,
         /// Keep the configs, data and server logs.
         #[arg(long)]
         keep: bool,
@@ -176,16 +162,23 @@ enum Bench {
         /// Leader kills per implementation.
         #[arg(long, default_value_t = 5)]
         failover_runs: usize,
-        /// `tickTime` in ms of every ensemble (load, memory, failover), for both servers.
-        #[arg(long, default_value_t = 200)]
-        tick_time: u32,
-        /// Java class path of ZooKeeper.
-        #[arg(
-            long,
-            default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
-        )]
-        zk_classpath: String,
+        #[command(flatten)]
+        ensembles: EnsembleArgs,
     },
+}
+
+/// How the benchmarks start their 3-member loopback ensembles, Ensemble's and ZooKeeper's.
+#[derive(Args)]
+struct EnsembleArgs {
+    /// `tickTime` in ms of every ensemble started, for both servers.
+    #[arg(long, default_value_t = 200)]
+    tick_time: u32,
+    /// Java class path of ZooKeeper (for ZooKeeper ensembles).
+    #[arg(
+        long,
+        default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
+    )]
+    zk_classpath: String,
 }
 
 fn main() -> Result<()> {
@@ -200,23 +193,18 @@ fn main() -> Result<()> {
         Command::Local { members, tick_time, keep } => local(members, tick_time, keep),
         Command::Status { server } => status(&server),
         Command::Bench { bench } => match bench {
-            Bench::Failover {
-                target,
-                runs,
-                tick_time,
-                init_limit,
-                sync_limit,
-                zk_classpath,
-                keep,
-            } => failover::run(&failover::Options {
-                target,
-                runs,
-                tick_time_ms: tick_time,
-                init_limit,
-                sync_limit,
-                zk_classpath,
-                keep,
-            })
+            Bench::Failover { target, runs, ensembles, init_limit, sync_limit, keep } => {
+                failover::run(&failover::Options {
+                    target,
+                    runs,
+                    tick_time_ms: ensembles.tick_time,
+                    init_limit,
+                    sync_limit,
+                    zk_classpath: ensembles.zk_classpath,
+                    keep,
+                })
+                .map(|_| ())
+            }
             .map(|_| ()),
             Bench::Load { servers, clients, op, size, reads, duration, warmup, threads } => {
                 bench::load(&bench::LoadOptions {
@@ -231,13 +219,13 @@ fn main() -> Result<()> {
                 })
                 .map(|_| ())
             }
-            Bench::Memory { target, znodes, size, tick_time, zk_classpath, keep } => {
+            Bench::Memory { target, znodes, size, ensembles, keep } => {
                 bench::memory(&bench::MemoryOptions {
                     target,
                     znodes,
                     size,
-                    tick_time_ms: tick_time,
-                    zk_classpath,
+                    tick_time_ms: ensembles.tick_time,
+                    zk_classpath: ensembles.zk_classpath,
                     keep,
                 })
                 .map(|_| ())
@@ -252,8 +240,7 @@ fn main() -> Result<()> {
                 rounds,
                 znodes,
                 failover_runs,
-                tick_time,
-                zk_classpath,
+                ensembles,
             } => bench::compare(&bench::CompareOptions {
                 clients,
                 size,
@@ -264,8 +251,8 @@ fn main() -> Result<()> {
                 rounds: rounds.max(1),
                 znodes,
                 failover_runs,
-                tick_time_ms: tick_time,
-                zk_classpath,
+                tick_time_ms: ensembles.tick_time,
+                zk_classpath: ensembles.zk_classpath,
             }),
         },
     }
