@@ -73,7 +73,7 @@ use crate::storage::names::{
     CURRENT_EPOCH_FILE, TEMP_SUFFIX,
 };
 use crate::storage::recovery::{self, purge_plan, Recovered, RecoveryError};
-use crate::storage::snapshot::encode_snapshot;
+use crate::storage::snapshot::snapshot_envelope;
 
 /// Where and how the disk keeps its files.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -370,7 +370,8 @@ impl<F: FileSystem> Disk<F> {
     fn write_snapshot(&mut self, zxid: Zxid, body: &[u8]) -> Result<(), DiskError> {
         let name = snapshot_file_name(zxid);
         let dir = self.cfg.data_dir.clone();
-        self.write_atomic(&dir, &name, &encode_snapshot(zxid, body))?;
+        let (header, trailer) = snapshot_envelope(zxid, body);
+        self.write_atomic_parts(&dir, &name, &[&header, body, &trailer])?;
         self.damaged_snapshots.remove(&name);
         self.zxid_last = self.zxid_last.max(zxid);
         tracing::info!(zxid = %zxid, bytes = body.len(), "snapshot written");
@@ -456,6 +457,16 @@ impl<F: FileSystem> Disk<F> {
 
     /// Replaces `dir/name` with `bytes` so that a crash leaves the old or the new contents.
     fn write_atomic(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
+        self.write_atomic_parts(dir, name, &[bytes])
+    }
+
+    /// [`Self::write_atomic`] of the concatenation of `parts`, without building it.
+    fn write_atomic_parts(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        parts: &[&[u8]],
+    ) -> Result<(), DiskError> {
         let path = dir.join(name);
         let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
         match self.fs.remove(&tmp) {
@@ -464,7 +475,11 @@ impl<F: FileSystem> Disk<F> {
             }
             _ => {}
         }
-        self.fs.create(&tmp, bytes).map_err(io_error("create", &tmp))?;
+        let (first, rest) = parts.split_first().map_or((&[][..], &[][..]), |(f, r)| (*f, r));
+        self.fs.create(&tmp, first).map_err(io_error("create", &tmp))?;
+        for part in rest {
+            self.fs.append(&tmp, part).map_err(io_error("write", &tmp))?;
+        }
         self.fs.sync(&tmp).map_err(io_error("fsync", &tmp))?;
         self.fs.rename(&tmp, &path).map_err(io_error("rename", &path))?;
         self.fs.sync_dir(dir).map_err(io_error("fsync directory", dir))

@@ -24,10 +24,10 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"ENSSNAP\0";
 pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// Bytes before the body.
-const HEADER_LEN: usize = 28;
+pub const HEADER_LEN: usize = 28;
 
 /// Bytes after the body.
-const TRAILER_LEN: usize = 4;
+pub const TRAILER_LEN: usize = 4;
 
 /// A snapshot file that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -65,17 +65,26 @@ pub enum SnapshotError {
     },
 }
 
-/// The file contents of a snapshot covering every txn `<= zxid`.
+/// The file contents of a snapshot covering every txn `<= zxid`, in one buffer.
 pub fn encode_snapshot(zxid: Zxid, body: &[u8]) -> Vec<u8> {
+    let (header, trailer) = snapshot_envelope(zxid, body);
     let mut bytes = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
-    bytes.extend_from_slice(&SNAPSHOT_MAGIC);
-    bytes.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&zxid.0.to_le_bytes());
-    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&header);
     bytes.extend_from_slice(body);
-    let crc = crc32c::crc32c(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes.extend_from_slice(&trailer);
     bytes
+}
+
+/// The bytes a snapshot file holds before and after `body`, so a writer can stream header,
+/// body and trailer without copying the body (a snapshot of 100k znodes is tens of MiB).
+pub fn snapshot_envelope(zxid: Zxid, body: &[u8]) -> ([u8; HEADER_LEN], [u8; TRAILER_LEN]) {
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(&SNAPSHOT_MAGIC);
+    header[8..12].copy_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&zxid.0.to_le_bytes());
+    header[20..28].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header), body);
+    (header, crc.to_le_bytes())
 }
 
 /// The zxid and body of a snapshot file; the body shares `bytes`' buffer.
