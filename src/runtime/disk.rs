@@ -621,6 +621,12 @@ impl PersistedReceiver {
         }
     }
 
+    /// What [`Self::recv`] would return now, without waiting: `None` if nothing new is
+    /// durable (and nothing failed).
+    pub fn try_recv(&mut self) -> Option<Result<WriteId, WriterError>> {
+        self.news()
+    }
+
     fn news(&mut self) -> Option<Result<WriteId, WriterError>> {
         let progress = self.progress.borrow_and_update();
         if let Some(error) = &progress.failed {
