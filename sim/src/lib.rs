@@ -37,10 +37,12 @@ pub mod net;
 pub mod options;
 mod peers;
 pub mod rng;
+mod roles;
 mod server;
 mod simulator;
 pub mod time;
 pub mod trace;
+pub mod tracefmt;
 pub mod workload;
 
 pub use checker::Violation;
