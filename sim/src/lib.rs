@@ -33,6 +33,7 @@ pub mod disk;
 pub mod event;
 pub mod faults;
 pub mod history;
+pub mod html;
 pub mod net;
 pub mod options;
 mod peers;

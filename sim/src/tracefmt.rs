@@ -24,6 +24,7 @@ use ensemble::core::ids::{ConnId, ServerId};
 
 use crate::history::{self, Entry, History, OpOutcome};
 use crate::options::Options;
+use crate::simulator::Simulator;
 use crate::time::SimTime;
 use crate::trace::{EffectTrace, InputTrace, RoleTrace, TraceEvent, TraceRecord};
 use crate::workload::ClientId;
@@ -162,6 +163,21 @@ pub fn write_text(
     out: &mut impl fmt::Write,
 ) -> fmt::Result {
     write_text_window(options, history, records, Window::ALL, out)
+}
+
+impl Simulator {
+    /// The trace as text (options header, then one aligned line per kept record in `window`).
+    pub fn trace_text_window(&self, window: Window) -> String {
+        let mut text = String::new();
+        write_text_window(self.options(), self.history(), self.trace_records(), window, &mut text)
+            .expect("writing to a String");
+        text
+    }
+
+    /// The kept trace records.
+    pub fn trace_records(&self) -> &[TraceRecord] {
+        self.trace.records()
+    }
 }
 
 /// Turns records into [`Line`]s, in order, keeping the roles and connections they imply.
