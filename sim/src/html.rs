@@ -212,11 +212,7 @@ impl Timeline {
                 }
             };
             match &record.event {
-                TraceEvent::Phase(phase) => {
-                    if shown {
-                        t.phases.push((at, format!("{phase:?}")));
-                    }
-                }
+                TraceEvent::Phase(phase) if shown => t.phases.push((at, format!("{phase:?}"))),
                 TraceEvent::Role { server, role } => {
                     if let Some(&lane) = lane_of.get(server) {
                         band(&mut t, lane, at, Some(role.name()));
@@ -548,3 +544,135 @@ fn escape_html(text: &str) -> String {
 
 /// The page: styles, the viewer script, and `{{DATA}}` for the JSON.
 const TEMPLATE: &str = include_str!("timeline.html");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Trace;
+    use crate::Phase;
+
+    const N1: ServerId = ServerId(1);
+    const N2: ServerId = ServerId(2);
+
+    fn three_nodes() -> Options {
+        let mut options = Options::quiet(1);
+        options.set_nodes(3);
+        options
+    }
+
+    fn send(from: ServerId, to: ServerId, name: &'static str) -> TraceEvent {
+        TraceEvent::Effect { server: from, effect: EffectTrace::Peer(to, name, true) }
+    }
+
+    fn take(at: ServerId, from: ServerId, name: &'static str) -> TraceEvent {
+        TraceEvent::Input { server: at, input: InputTrace::Peer(from, name) }
+    }
+
+    fn trace(records: &[(u64, TraceEvent)]) -> Trace {
+        let mut trace = Trace::new(true);
+        for (ms, event) in records {
+            trace.push(SimTime::from_ms(*ms), *event);
+        }
+        trace
+    }
+
+    #[test]
+    fn peer_messages_become_arrows_and_a_link_reset_drops_what_was_in_flight() {
+        let trace = trace(&[
+            (1, send(N1, N2, "PROPOSAL")),
+            (2, send(N1, N2, "COMMIT")),
+            (3, take(N2, N1, "PROPOSAL")),
+            (4, TraceEvent::LinkReset { a: N1, b: N2 }),
+            (5, send(N1, N2, "PING")),
+            (6, take(N2, N1, "PING")),
+        ]);
+        let history = History::new();
+        let t = Timeline::build(&three_nodes(), &history, trace.records(), Window::ALL);
+        let arrows: Vec<(u64, usize, u64, usize, &str)> = t
+            .arrows
+            .iter()
+            .map(|a| {
+                (
+                    a.from.0.as_ms(),
+                    a.from.1,
+                    a.to.0.as_ms(),
+                    a.to.1,
+                    t.labels[a.label as usize].as_str(),
+                )
+            })
+            .collect();
+        // The COMMIT was in flight when the link broke: no arrow, and the PING is not taken
+        // for it.
+        assert_eq!(arrows, [(1, 0, 3, 1, "PROPOSAL"), (5, 0, 6, 1, "PING")]);
+        assert_eq!(t.lanes, ["n1 voter", "n2 voter", "n3 voter", "clients"]);
+    }
+
+    #[test]
+    fn roles_become_bands_and_faults_become_marks() {
+        let trace = trace(&[
+            (0, TraceEvent::Phase(Phase::Safety)),
+            (1, TraceEvent::Role { server: N1, role: crate::trace::RoleTrace::Leading }),
+            (2, TraceEvent::Role { server: N1, role: crate::trace::RoleTrace::Leader }),
+            (5, TraceEvent::NodeCrash { server: N1, kept: 0, lost: 1 }),
+            (6, TraceEvent::NodePause { server: N2, ms: 100 }),
+            (9, TraceEvent::NodeStart { server: N1, incarnation: 1, zxid: 0 }),
+        ]);
+        let history = History::new();
+        let t = Timeline::build(&three_nodes(), &history, trace.records(), Window::ALL);
+        let bands: Vec<(usize, u64, u64, &str)> =
+            t.bands.iter().map(|b| (b.lane, b.from.as_ms(), b.to.as_ms(), b.role)).collect();
+        assert_eq!(bands, [(0, 1, 2, "leader~"), (0, 2, 5, "leader"), (0, 5, 9, "down")]);
+        let marks: Vec<(u64, usize, &str, Option<u64>)> = t
+            .marks
+            .iter()
+            .map(|m| (m.at.as_ms(), m.lane, m.kind, m.until.map(|u| u.as_ms())))
+            .collect();
+        assert_eq!(
+            marks,
+            [(5, 0, "crash", None), (6, 1, "pause", Some(106)), (9, 0, "restart", None)]
+        );
+        assert_eq!(t.phases.len(), 1);
+    }
+
+    #[test]
+    fn a_window_keeps_only_its_part_of_the_run() {
+        let trace = trace(&[
+            (1, send(N1, N2, "PING")),
+            (2, take(N2, N1, "PING")),
+            (50, send(N1, N2, "ACK")),
+            (51, take(N2, N1, "ACK")),
+        ]);
+        let history = History::new();
+        let window = Window::ms(Some(10), Some(60));
+        let t = Timeline::build(&three_nodes(), &history, trace.records(), window);
+        assert_eq!(t.arrows.len(), 1);
+        assert_eq!(t.lines.len(), 2);
+        assert_eq!((t.start.as_ms(), t.end.as_ms()), (50, 51));
+    }
+
+    #[test]
+    fn the_page_is_standalone_and_its_data_cannot_close_the_script() {
+        let trace = trace(&[(1, TraceEvent::Phase(Phase::Safety))]);
+        let summary = Summary {
+            verdict: "FAIL".into(),
+            violations: vec!["a note with </script><script>alert(1)</script>".into()],
+        };
+        let mut page = String::new();
+        write_html(
+            &three_nodes(),
+            &History::new(),
+            trace.records(),
+            Window::ALL,
+            &summary,
+            &mut page,
+        )
+        .expect("a String");
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert_eq!(page.matches("</script>").count(), 2, "only the two real script ends");
+        for external in ["src=", "href=", "<link", "@import", "url(http"] {
+            assert!(!page.contains(external), "the page loads {external}");
+        }
+        let data = &page[page.find("id=\"data\">").expect("the data block")..];
+        assert!(data.contains("\"lanes\":[\"n1 voter\",\"n2 voter\",\"n3 voter\",\"clients\"]"));
+    }
+}
