@@ -50,14 +50,20 @@ impl Simulator {
         if !leaders.active() {
             return;
         }
-        let report = wants_learners.then(|| node.report());
+        let (report, durable) = if wants_learners {
+            let durable: Vec<(ServerId, Option<u32>)> =
+                self.servers.iter().map(|s| (s.id, s.disk.durable().current_epoch)).collect();
+            (Some(node.report()), durable)
+        } else {
+            (None, Vec::new())
+        };
         let report = Report {
             mode,
             serving,
             epoch: node.epochs().1,
             leader: node.leader(),
             learners: report.as_ref().map_or(&[], |r| &r.learners),
-            durable_epoch: slot.disk.durable().current_epoch,
+            durable_epochs: &durable,
         };
         let violations = leaders.observe(self.now, server, life, &report);
         if !violations.is_empty() {

@@ -12,7 +12,9 @@
 //!   learners a not-yet-established leader reports in state `synced` or `broadcast` (it got
 //!   their ACK of NEWLEADER) are collected step by step, because a learner that acknowledged
 //!   and then disconnected still counts but disappears from the report. The leader's own
-//!   acknowledgement is its currentEpoch being durable.
+//!   acknowledgement is its currentEpoch being durable, and so is a voter's: when its leader
+//!   counts its ACK of NEWLEADER, the voter's currentEpoch must already be on its disk
+//!   (ZOOKEEPER-3911/4646 acknowledged before the synced state was durable).
 //! * **one leader per epoch**: no two establishments share an epoch.
 //! * **epochs only increase**: each member serves (as established leader, follower or
 //!   observer) epochs in non-decreasing order, across crashes too; and it serves an epoch only
@@ -43,6 +45,17 @@ pub enum LeaderViolation {
         epoch: u32,
         /// The voters known to have acknowledged (the leader included if it did).
         acked: Vec<ServerId>,
+    },
+    /// A voter's ACK of NEWLEADER was counted before its currentEpoch was durable.
+    AckNotDurable {
+        /// The voter.
+        learner: ServerId,
+        /// Its leader.
+        leader: ServerId,
+        /// The leader's epoch.
+        epoch: u32,
+        /// The currentEpoch on the voter's disk.
+        durable: Option<u32>,
     },
     /// A leader started serving before its own currentEpoch was durable (its own ACK).
     OwnEpochNotDurable {
@@ -108,8 +121,15 @@ pub struct Report<'a> {
     pub leader: Option<ServerId>,
     /// On a leader: its learners; empty otherwise.
     pub learners: &'a [LearnerReport],
-    /// On a leader: the currentEpoch on its disk.
-    pub durable_epoch: Option<u32>,
+    /// On a leader that is not established yet: the currentEpoch on every member's disk
+    /// (empty otherwise).
+    pub durable_epochs: &'a [(ServerId, Option<u32>)],
+}
+
+impl Report<'_> {
+    fn durable_epoch(&self, server: ServerId) -> Option<u32> {
+        self.durable_epochs.iter().find(|(id, _)| *id == server).and_then(|(_, e)| *e)
+    }
 }
 
 /// A leader's term as seen so far: the voters that acknowledged NEWLEADER of its epoch.
@@ -184,7 +204,7 @@ impl LeaderLog {
             violations.extend(self.check_role(server, report.mode));
         }
         if report.mode == Mode::Leader {
-            self.collect_acks(server, life, report);
+            violations.extend(self.collect_acks(server, life, report));
         }
         let started_serving = report.serving
             && before.is_none_or(|b| b.life != life || b.mode != report.mode || !b.serving);
@@ -205,8 +225,15 @@ impl LeaderLog {
         (!fits).then_some(LeaderViolation::WrongRole { server, member, mode: mode.as_str() })
     }
 
-    /// Adds the voters a leader reports as having acknowledged NEWLEADER of its epoch.
-    fn collect_acks(&mut self, leader: ServerId, life: u32, report: &Report<'_>) {
+    /// Adds the voters a leader reports as having acknowledged NEWLEADER of its epoch; each
+    /// must have its currentEpoch durable by then.
+    fn collect_acks(
+        &mut self,
+        leader: ServerId,
+        life: u32,
+        report: &Report<'_>,
+    ) -> Vec<LeaderViolation> {
+        let mut violations = Vec::new();
         let term = self.terms.entry(leader).or_insert_with(|| Term {
             life,
             epoch: report.epoch,
@@ -217,10 +244,20 @@ impl LeaderLog {
         }
         for learner in report.learners {
             let acked = matches!(learner.state, "synced" | "broadcast");
-            if acked && self.roles.get(&learner.id) == Some(&PeerRole::Participant) {
-                term.acked.insert(learner.id);
+            let voter = self.roles.get(&learner.id) == Some(&PeerRole::Participant);
+            if acked && voter && term.acked.insert(learner.id) {
+                let durable = report.durable_epoch(learner.id);
+                if durable.is_none_or(|d| d < report.epoch) {
+                    violations.push(LeaderViolation::AckNotDurable {
+                        learner: learner.id,
+                        leader,
+                        epoch: report.epoch,
+                        durable,
+                    });
+                }
             }
         }
+        violations
     }
 
     fn started_serving(
@@ -239,7 +276,8 @@ impl LeaderLog {
                 .filter(|t| t.life == life && t.epoch == epoch)
                 .map(|t| t.acked.iter().copied().collect())
                 .unwrap_or_default();
-            let own = report.durable_epoch == Some(epoch);
+            let own_durable = report.durable_epoch(server);
+            let own = own_durable.is_some_and(|d| d >= epoch);
             if own {
                 acked.push(server);
                 acked.sort();
@@ -247,7 +285,7 @@ impl LeaderLog {
                 violations.push(LeaderViolation::OwnEpochNotDurable {
                     leader: server,
                     epoch,
-                    durable: report.durable_epoch,
+                    durable: own_durable,
                 });
             }
             if !self.is_quorum(&acked) {
@@ -311,6 +349,11 @@ impl fmt::Display for LeaderViolation {
                  {}, not a quorum of voters",
                 ids(acked)
             ),
+            LeaderViolation::AckNotDurable { learner, leader, epoch, durable } => write!(
+                f,
+                "n{leader} counted n{learner}'s ACK of NEWLEADER for epoch {epoch} while \
+                 n{learner}'s durable currentEpoch was {durable:?}"
+            ),
             LeaderViolation::OwnEpochNotDurable { leader, epoch, durable } => write!(
                 f,
                 "n{leader} was established in epoch {epoch} while its durable currentEpoch was \
@@ -363,6 +406,10 @@ mod tests {
         LearnerReport { id, observer, state, sync: "DIFF", zxid: Default::default() }
     }
 
+    /// Every member's currentEpoch is durable, whatever epoch a test is at.
+    const DURABLE: &[(ServerId, Option<u32>)] =
+        &[(N1, Some(99)), (N2, Some(99)), (N3, Some(99)), (N4, Some(99))];
+
     fn leader(epoch: u32, serving: bool, learners: &[LearnerReport]) -> Report<'_> {
         Report {
             mode: Mode::Leader,
@@ -370,7 +417,7 @@ mod tests {
             epoch,
             leader: None,
             learners,
-            durable_epoch: Some(epoch),
+            durable_epochs: DURABLE,
         }
     }
 
@@ -381,7 +428,7 @@ mod tests {
             epoch,
             leader: Some(leader),
             learners: &[],
-            durable_epoch: None,
+            durable_epochs: &[],
         }
     }
 
@@ -445,13 +492,35 @@ mod tests {
     fn a_leader_whose_own_epoch_is_not_durable_is_rejected() {
         let mut log = log();
         let synced = [learner(N2, "synced", false), learner(N3, "broadcast", false)];
-        let mut report = leader(4, true, &synced);
-        report.durable_epoch = Some(3);
+        let durable = [(N1, Some(3)), (N2, Some(4)), (N3, Some(4))];
+        let report = Report { durable_epochs: &durable, ..leader(4, true, &synced) };
         let violations = log.observe(at(1), N1, 0, &report);
         assert_eq!(
             violations,
             vec![LeaderViolation::OwnEpochNotDurable { leader: N1, epoch: 4, durable: Some(3) }]
         );
+    }
+
+    #[test]
+    fn an_acknowledgement_counted_before_the_voter_made_its_epoch_durable_is_rejected() {
+        let mut log = log();
+        // n2's currentEpoch 6 is still in flight to its disk when n1 counts its ACK; the
+        // observer's is too, but observers do not count.
+        let durable = [(N1, Some(6)), (N2, Some(5)), (N4, None)];
+        let synced = [learner(N2, "synced", false), learner(N4, "synced", true)];
+        let report = Report { durable_epochs: &durable, ..leader(6, false, &synced) };
+        let violations = log.observe(at(1), N1, 0, &report);
+        assert_eq!(
+            violations,
+            vec![LeaderViolation::AckNotDurable {
+                learner: N2,
+                leader: N1,
+                epoch: 6,
+                durable: Some(5)
+            }]
+        );
+        // It is reported once, not at every step.
+        assert_eq!(log.observe(at(2), N1, 0, &report), vec![]);
     }
 
     #[test]
