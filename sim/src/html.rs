@@ -80,6 +80,15 @@ struct Arrow {
     from: (SimTime, usize),
     to: (SimTime, usize),
     label: u32,
+    /// For a client request or reply: the index of its operation in `Timeline::ops`.
+    op: Option<usize>,
+}
+
+/// A trace line, its columns apart so the page can share the repeated ones.
+struct TextLine {
+    at: SimTime,
+    actor: u32,
+    role: u32,
     text: String,
 }
 
@@ -119,7 +128,9 @@ struct Timeline {
     arrows: Vec<Arrow>,
     labels: Vec<String>,
     ops: Vec<Op>,
-    lines: Vec<(SimTime, String)>,
+    /// Actor and role column values, indexed by `TextLine::actor` / `role`.
+    columns: Vec<String>,
+    lines: Vec<TextLine>,
 }
 
 /// Per-connection frame times at the server, for matching client arrows.
@@ -164,7 +175,15 @@ impl Timeline {
             arrows: Vec::new(),
             labels: Vec::new(),
             ops: Vec::new(),
+            columns: Vec::new(),
             lines: Vec::new(),
+        };
+        let mut column_ids: BTreeMap<String, u32> = BTreeMap::new();
+        let mut column = |t: &mut Timeline, value: String| -> u32 {
+            *column_ids.entry(value).or_insert_with_key(|value| {
+                t.columns.push(value.clone());
+                t.columns.len() as u32 - 1
+            })
         };
         let mut label_ids: BTreeMap<String, u32> = BTreeMap::new();
         let mut label = |name: &str| -> u32 {
@@ -199,7 +218,9 @@ impl Timeline {
             let line = lines.line(record);
             let shown = in_window(at);
             if shown {
-                t.lines.push((at, line.to_string()));
+                let actor = column(&mut t, line.actor.to_string());
+                let role = column(&mut t, line.role.to_string());
+                t.lines.push(TextLine { at, actor, role, text: line.text });
             }
             let mark = |t: &mut Timeline,
                         lane: usize,
@@ -309,12 +330,11 @@ impl Timeline {
                         let ends = (lane_of.get(from), lane_of.get(server));
                         if let (Some(&a), Some(&b)) = ends {
                             if sent <= window.to && at >= window.from {
-                                let text = format!("{name} n{from} -> n{server}");
                                 t.arrows.push(Arrow {
                                     from: (sent, a),
                                     to: (at, b),
                                     label: label(name),
-                                    text,
+                                    op: None,
                                 });
                             }
                         }
@@ -396,24 +416,29 @@ impl Timeline {
             };
             let request = history::describe_request(&op.request);
             let text = format!("c{} #{} {request} -> {}", op.client.0, op.id.0, op.outcome);
+            let index = Some(t.ops.len());
             if let (Some(frames), Some(&lane)) = (conns.get(&op.conn), lane_of.get(&op.server)) {
-                let taken = frames.taken.iter().find(|at| **at >= op.invoked_at);
-                if let Some(&taken) = taken.filter(|at| returned.is_none_or(|r| **at <= r)) {
+                // Frame times are in order: the first taken at or after the invocation, the
+                // last sent at or before the reply arrived.
+                let first = frames.taken.partition_point(|at| *at < op.invoked_at);
+                let taken = frames.taken.get(first).copied();
+                if let Some(taken) = taken.filter(|at| returned.is_none_or(|r| *at <= r)) {
                     t.arrows.push(Arrow {
                         from: (op.invoked_at, client_lane),
                         to: (taken, lane),
                         label: request_label,
-                        text: text.clone(),
+                        op: index,
                     });
                     let reply = returned.filter(|_| outcome != "unknown").and_then(|r| {
-                        frames.sent.iter().rev().find(|at| **at <= r && **at >= taken)
+                        let after = frames.sent.partition_point(|at| *at <= r);
+                        after.checked_sub(1).map(|i| frames.sent[i]).filter(|at| *at >= taken)
                     });
-                    if let (Some(&sent), Some(r)) = (reply, returned) {
+                    if let (Some(sent), Some(r)) = (reply, returned) {
                         t.arrows.push(Arrow {
                             from: (sent, lane),
                             to: (r, client_lane),
                             label: reply_label,
-                            text: text.clone(),
+                            op: index,
                         });
                     }
                 }
@@ -478,10 +503,9 @@ impl Timeline {
         })?;
         out.push_str(",\"arrows\":");
         json_list(out, &self.arrows, |a, out| {
-            write!(out, "[{},{},{},{},{},", us(a.from.0), a.from.1, us(a.to.0), a.to.1, a.label)?;
-            json_str(&a.text, out);
-            out.push(']');
-            Ok(())
+            let op = a.op.map_or(-1, |op| op as i64);
+            let (from, to) = (us(a.from.0), us(a.to.0));
+            write!(out, "[{from},{},{to},{},{},{op}]", a.from.1, a.to.1, a.label)
         })?;
         out.push_str(",\"ops\":");
         json_list(out, &self.ops, |o, out| {
@@ -491,10 +515,15 @@ impl Timeline {
             out.push(']');
             Ok(())
         })?;
+        out.push_str(",\"columns\":");
+        json_list(out, &self.columns, |c, out| {
+            json_str(c, out);
+            Ok(())
+        })?;
         out.push_str(",\"lines\":");
-        json_list(out, &self.lines, |(at, text), out| {
-            write!(out, "[{},", us(*at))?;
-            json_str(text, out);
+        json_list(out, &self.lines, |line, out| {
+            write!(out, "[{},{},{},", us(line.at), line.actor, line.role)?;
+            json_str(&line.text, out);
             out.push(']');
             Ok(())
         })?;
