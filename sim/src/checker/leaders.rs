@@ -6,7 +6,7 @@
 //! ZooKeeper's `Leader.waitForNewLeaderAck`) rests on these. The checker is fed online, after
 //! every step of every ensemble member, with what the node itself reports
 //! ([`ServerReport`](ensemble::core::report::ServerReport): mode, serving, current epoch, and
-//! on a leader its [`LearnerReport`]s), and with the leader's durable currentEpoch:
+//! on a leader its [`LearnerReport`]s), and with every member's durable currentEpoch:
 //! * **quorum**: a leader is *established* (starts serving) only once a quorum of voters —
 //!   itself included, observers never counted — acknowledged NEWLEADER of its epoch. The
 //!   learners a not-yet-established leader reports in state `synced` or `broadcast` (it got
