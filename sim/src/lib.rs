@@ -33,14 +33,17 @@ pub mod disk;
 pub mod event;
 pub mod faults;
 pub mod history;
+pub mod html;
 pub mod net;
 pub mod options;
 mod peers;
 pub mod rng;
+mod roles;
 mod server;
 mod simulator;
 pub mod time;
 pub mod trace;
+pub mod tracefmt;
 pub mod workload;
 
 pub use checker::Violation;

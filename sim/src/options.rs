@@ -10,6 +10,8 @@
 use std::fmt;
 
 use ensemble::core::canary::Canary;
+use ensemble::core::ids::ServerId;
+use ensemble::core::zab::PeerRole;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -21,8 +23,11 @@ use crate::workload::OpKind;
 pub struct Options {
     /// The seed everything derives from.
     pub seed: u64,
-    /// Servers (1: standalone).
+    /// Voting servers (1: standalone).
     pub nodes: usize,
+    /// Observers in addition to the voters (ensembles only): members that receive committed
+    /// txns by INFORM, serve reads and forward writes, but never vote or acknowledge.
+    pub observers: usize,
     /// Workload clients.
     pub clients: usize,
     /// Length of the safety phase (faults on).
@@ -197,6 +202,7 @@ impl Options {
         let mut options = Options {
             seed,
             nodes: 1,
+            observers: 0,
             clients: rng::between(r, 1, 10) as usize,
             safety_ms: rng::between(r, 10_000, 60_000),
             liveness_ms: 0,
@@ -216,17 +222,35 @@ impl Options {
         // the options of every stored seed unchanged.
         options.faults.wall_step_every_ms = swarm_rate(r, 2_000, 30_000);
         options.faults.wall_step_max_ms = rng::between(r, 10, 3 * session_timeout_ms as u64);
+        // A third of the ensembles get one or two observers beside their voters.
+        if options.nodes > 1 && r.gen_bool(OBSERVER_SHARE) {
+            options.observers = rng::between(r, 1, 2) as usize;
+        }
         options
     }
 
-    /// Sets the number of servers and the liveness phase that goes with it: an ensemble needs
-    /// time to elect and sync before it can make progress (initLimit and syncLimit are 10 and 5
-    /// ticks).
+    /// Sets the number of voting servers (and no observers) and the liveness phase that goes
+    /// with it: an ensemble needs time to elect and sync before it can make progress
+    /// (initLimit and syncLimit are 10 and 5 ticks).
     pub fn set_nodes(&mut self, nodes: usize) {
         let election_ms = if nodes > 1 { 20 * self.server.tick_time_ms as u64 } else { 0 };
         self.nodes = nodes;
+        self.observers = 0;
         self.liveness_ms = 20_000 + election_ms;
         self.liveness_bound_ms = 15_000 + election_ms;
+    }
+
+    /// The members of the run with their roles, in id order: a standalone server is `0`; an
+    /// ensemble has voters `1..=nodes`, then its observers (observers need an ensemble).
+    pub fn members(&self) -> Vec<(ServerId, PeerRole)> {
+        if self.nodes <= 1 {
+            return vec![(ServerId(0), PeerRole::Participant)];
+        }
+        let voters = (1..=self.nodes as u64).map(|id| (ServerId(id), PeerRole::Participant));
+        let first_observer = self.nodes as u64 + 1;
+        let observers = (first_observer..first_observer + self.observers as u64)
+            .map(|id| (ServerId(id), PeerRole::Observer));
+        voters.chain(observers).collect()
     }
 
     /// Like [`Options::from_seed`] but with every fault switched off and perfect clocks: for
@@ -285,7 +309,12 @@ impl fmt::Display for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = self;
         writeln!(f, "seed                 = {:#018x}", o.seed)?;
-        writeln!(f, "nodes, clients       = {}, {}", o.nodes, o.clients)?;
+        if o.observers > 0 {
+            let members = format!("{} + {} observers", o.nodes, o.observers);
+            writeln!(f, "nodes, clients       = {members}, {}", o.clients)?;
+        } else {
+            writeln!(f, "nodes, clients       = {}, {}", o.nodes, o.clients)?;
+        }
         if !o.canaries.is_empty() {
             let names: Vec<&str> = o.canaries.iter().map(|c| c.name()).collect();
             writeln!(f, "CANARIES             = {}", names.join(", "))?;
@@ -352,6 +381,9 @@ impl fmt::Display for Options {
     }
 }
 
+/// The share of ensembles that get observers.
+const OBSERVER_SHARE: f64 = 1.0 / 3.0;
+
 /// A rate that is off for half the seeds and otherwise a mean gap in `[low, high]` ms.
 fn swarm_rate(rng: &mut ChaCha8Rng, low: u64, high: u64) -> u64 {
     if rng.gen_bool(0.5) {
@@ -405,6 +437,32 @@ mod tests {
             assert!(weight(OpKind::SetData) > Some(0));
             assert!(weight(OpKind::GetData) > Some(0));
         }
+    }
+
+    #[test]
+    fn some_ensembles_get_observers_and_standalone_servers_never_do() {
+        let options: Vec<_> = (0..200).map(Options::from_seed).collect();
+        assert!(options.iter().all(|o| o.nodes > 1 || o.observers == 0));
+        assert!(options.iter().all(|o| o.observers <= 2));
+        assert!(options.iter().any(|o| o.observers == 1));
+        assert!(options.iter().any(|o| o.observers == 2));
+        assert!(options.iter().any(|o| o.nodes > 1 && o.observers == 0));
+        let with = options.iter().find(|o| o.nodes == 3 && o.observers == 2).expect("such a seed");
+        let roles: Vec<(u64, PeerRole)> = with.members().iter().map(|(id, r)| (id.0, *r)).collect();
+        assert_eq!(
+            roles,
+            [
+                (1, PeerRole::Participant),
+                (2, PeerRole::Participant),
+                (3, PeerRole::Participant),
+                (4, PeerRole::Observer),
+                (5, PeerRole::Observer),
+            ]
+        );
+        assert!(with.to_string().contains("nodes, clients       = 3 + 2 observers,"));
+        let mut standalone = with.clone();
+        standalone.set_nodes(1);
+        assert_eq!(standalone.members(), [(ServerId(0), PeerRole::Participant)]);
     }
 
     #[test]

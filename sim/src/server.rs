@@ -54,7 +54,7 @@ pub(crate) struct ServerSlot {
 impl ServerSlot {
     pub(crate) fn new(
         id: ServerId,
-        members: &[ServerId],
+        members: &[(ServerId, PeerRole)],
         options: &Options,
         rngs: &mut Rngs,
     ) -> ServerSlot {
@@ -72,9 +72,7 @@ impl ServerSlot {
         config.rng_seed = rngs.nodes.next_u64();
         apply_canaries(&mut config, &options.canaries);
         if members.len() > 1 {
-            config.membership = Membership {
-                members: members.iter().map(|m| (*m, PeerRole::Participant)).collect(),
-            };
+            config.membership = Membership { members: members.iter().copied().collect() };
         }
         ServerSlot {
             id,
@@ -159,6 +157,7 @@ impl Simulator {
         self.start_fsync(idx);
         self.check_shadow(idx);
         self.observe_commits(idx);
+        self.observe_role(idx);
         self.reschedule_node_timer(idx, ticked);
     }
 

@@ -24,6 +24,7 @@ use crate::history::{History, OpOutcome};
 use crate::net::{self, ClientWire, Dir, Network, PeerNet};
 use crate::options::Options;
 use crate::rng::{self, Rngs};
+use crate::roles::RoleWatch;
 use crate::server::ServerSlot;
 use crate::time::SimTime;
 use crate::trace::{Trace, TraceEvent};
@@ -49,6 +50,7 @@ pub struct Simulator {
     pub(crate) peer_told: BTreeMap<(ServerId, ServerId), u64>,
     pub(crate) conn_next: u64,
     pub(crate) commit_log: CommitLog,
+    pub(crate) roles: RoleWatch,
     pub(crate) history: History,
     pub(crate) trace: Trace,
     pub(crate) phase: Phase,
@@ -77,13 +79,12 @@ impl Simulator {
     pub fn new(seed: u64, options: Options) -> Simulator {
         assert!(options.nodes >= 1, "a run needs a node");
         let mut rngs = Rngs::new(seed);
-        let ids: Vec<ServerId> = if options.nodes == 1 {
-            vec![ServerId(0)] // standalone, as ZooKeeper without myid
-        } else {
-            (1..=options.nodes as u64).map(ServerId).collect()
-        };
+        // Standalone is server 0, as ZooKeeper without myid; an ensemble's voters come first,
+        // then its observers. Clients may connect to any member.
+        let members = options.members();
+        let ids: Vec<ServerId> = members.iter().map(|(id, _)| *id).collect();
         let servers =
-            ids.iter().map(|&id| ServerSlot::new(id, &ids, &options, &mut rngs)).collect();
+            ids.iter().map(|&id| ServerSlot::new(id, &members, &options, &mut rngs)).collect();
         let clients = (0..options.clients as u32)
             .map(|c| {
                 let start =
@@ -107,6 +108,7 @@ impl Simulator {
             peer_told: BTreeMap::new(),
             conn_next: 1,
             commit_log: CommitLog::new(),
+            roles: RoleWatch::new(&members),
             history: History::new(),
             phase: Phase::Safety,
             heal_at: None,

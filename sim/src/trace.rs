@@ -7,21 +7,19 @@
 //! is the run's fingerprint: the same seed must give the same hash, which the determinism test
 //! checks, and it is kept even when the records themselves are not.
 //!
-//! Formatted, a trace reads as aligned columns — time, actor, event:
-//! ```text
-//!     0.012345s  n0      input frame conn#3 45B
-//!     0.012345s  n0      write #7 append 0x5
-//!     0.020000s  c3      ok     #12 create /k1 c3-4 flags=0 -> ok zxid=0x5 path=/k1
-//! ```
+//! Formatting is a separate layer: [`crate::tracefmt`] turns records into aligned text
+//! (time, actor, role, event), [`crate::html`] into a standalone HTML timeline.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use ensemble::core::ids::{ConnId, ServerId, SessionId};
+use ensemble::core::report::Mode;
 
-use crate::history::{self, Entry, History, OpOutcome};
+use crate::history::History;
 use crate::options::Options;
 use crate::time::SimTime;
+use crate::tracefmt;
 use crate::workload::ClientId;
 use crate::Phase;
 
@@ -172,6 +170,64 @@ pub enum TraceEvent {
     PartitionHeal,
     /// A history entry (operation invoked or returned, notification, session change, ...).
     History(u32),
+    /// A member's role changed (traced after the step that changed it).
+    Role {
+        /// The member.
+        server: ServerId,
+        /// Its new role.
+        role: RoleTrace,
+    },
+}
+
+/// A member's role: its mode and, for a leader or learner, whether it serves yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoleTrace {
+    /// Electing a leader.
+    Looking,
+    /// Elected leader, syncing its learners; not established yet.
+    Leading,
+    /// Established leader.
+    Leader,
+    /// Follower, syncing with its leader.
+    Following,
+    /// Serving follower.
+    Follower,
+    /// Observer, syncing with its leader.
+    Observing,
+    /// Serving observer.
+    Observer,
+    /// A standalone server.
+    Standalone,
+}
+
+impl RoleTrace {
+    /// The role of a node in `mode`, serving or not.
+    pub fn of(mode: Mode, serving: bool) -> RoleTrace {
+        match (mode, serving) {
+            (Mode::Looking, _) => RoleTrace::Looking,
+            (Mode::Leader, false) => RoleTrace::Leading,
+            (Mode::Leader, true) => RoleTrace::Leader,
+            (Mode::Follower, false) => RoleTrace::Following,
+            (Mode::Follower, true) => RoleTrace::Follower,
+            (Mode::Observer, false) => RoleTrace::Observing,
+            (Mode::Observer, true) => RoleTrace::Observer,
+            (Mode::Standalone, _) => RoleTrace::Standalone,
+        }
+    }
+
+    /// The short name the trace prints: a trailing `~` means "not serving yet".
+    pub fn name(self) -> &'static str {
+        match self {
+            RoleTrace::Looking => "looking",
+            RoleTrace::Leading => "leader~",
+            RoleTrace::Leader => "leader",
+            RoleTrace::Following => "follower~",
+            RoleTrace::Follower => "follower",
+            RoleTrace::Observing => "observer~",
+            RoleTrace::Observer => "observer",
+            RoleTrace::Standalone => "standalone",
+        }
+    }
 }
 
 /// What a node was handed.
@@ -279,191 +335,16 @@ impl Trace {
         &self.records
     }
 
-    /// Writes the options header and every kept record as aligned text.
+    /// Writes the options header and every kept record as aligned text (see
+    /// [`crate::tracefmt`], the formatting layer).
     pub fn format(
         &self,
         options: &Options,
         history: &History,
         out: &mut impl fmt::Write,
     ) -> fmt::Result {
-        for line in options.to_string().lines() {
-            writeln!(out, "# {line}")?;
-        }
-        let mut text = String::new();
-        for record in &self.records {
-            text.clear();
-            let actor = describe(&record.event, history, &mut text)?;
-            writeln!(out, "{:>14}  {:<6}  {}", record.at.to_string(), actor, text)?;
-        }
-        Ok(())
+        tracefmt::write_text(options, history, &self.records, out)
     }
-}
-
-/// Writes the event's text to `out` and returns its actor column (`n0`, `c3`, `sim`).
-fn describe(event: &TraceEvent, history: &History, out: &mut String) -> Result<String, fmt::Error> {
-    let node = |s: &ServerId| format!("n{}", s.0);
-    let client = |c: &ClientId| format!("c{}", c.0);
-    Ok(match event {
-        TraceEvent::Phase(phase) => {
-            write!(out, "=== phase {phase:?} ===")?;
-            "sim".into()
-        }
-        TraceEvent::NodeStart { server, incarnation, zxid } => {
-            write!(out, "start (life {incarnation}) at zxid {zxid:#x}")?;
-            node(server)
-        }
-        TraceEvent::NodeCrash { server, kept, lost } => {
-            write!(out, "CRASH: {lost} unsynced writes lost, {kept} kept")?;
-            node(server)
-        }
-        TraceEvent::NodePause { server, ms } => {
-            write!(out, "PAUSE for {ms} ms")?;
-            node(server)
-        }
-        TraceEvent::NodeResume { server, inputs } => {
-            write!(out, "resume with {inputs} queued inputs")?;
-            node(server)
-        }
-        TraceEvent::ClockJump { server, forward_ms, wall_ms } => {
-            write!(out, "CLOCK jumps +{forward_ms} ms, wall {wall_ms:+} ms")?;
-            node(server)
-        }
-        TraceEvent::Input { server, input } => {
-            match input {
-                InputTrace::Tick => write!(out, "input tick")?,
-                InputTrace::Connected(c) => write!(out, "input connected {c}")?,
-                InputTrace::Frame(c, len) => write!(out, "input frame {c} {len}B")?,
-                InputTrace::Closed(c) => write!(out, "input closed {c}")?,
-                InputTrace::Persisted(id) => write!(out, "input persisted up_to=#{id}")?,
-                InputTrace::Peer(from, name) => write!(out, "input {name} from n{}", from.0)?,
-                InputTrace::LinkUp(peer) => write!(out, "input link up n{}", peer.0)?,
-                InputTrace::LinkDown(peer) => write!(out, "input link DOWN n{}", peer.0)?,
-            }
-            node(server)
-        }
-        TraceEvent::Effect { server, effect } => {
-            match effect {
-                EffectTrace::Send(c, len) => write!(out, "send {c} {len}B")?,
-                EffectTrace::Close(c) => write!(out, "close {c}")?,
-                EffectTrace::Append(id, zxid) => write!(out, "write #{id} append {zxid:#x}")?,
-                EffectTrace::Snapshot(id, zxid) => write!(out, "write #{id} snapshot {zxid:#x}")?,
-                EffectTrace::Truncate(id, after) => {
-                    write!(out, "write #{id} truncate after {after:#x}")?
-                }
-                EffectTrace::Epoch(id, epoch, accepted) => {
-                    let which = if *accepted { "acceptedEpoch" } else { "currentEpoch" };
-                    write!(out, "write #{id} {which} {epoch}")?
-                }
-                EffectTrace::Peer(to, name, sent) => {
-                    let lost = if *sent { "" } else { " (link down: lost)" };
-                    write!(out, "send {name} to n{}{lost}", to.0)?
-                }
-            }
-            node(server)
-        }
-        TraceEvent::FsyncStart { server, up_to } => {
-            write!(out, "fsync start up_to=#{up_to}")?;
-            node(server)
-        }
-        TraceEvent::FsyncDone { server, up_to } => {
-            write!(out, "fsync done up_to=#{up_to}")?;
-            node(server)
-        }
-        TraceEvent::ConnOpen { client: c, server, conn } => {
-            write!(out, "open {conn} to n{}", server.0)?;
-            client(c)
-        }
-        TraceEvent::ConnReset { conn } => {
-            write!(out, "RESET {conn}")?;
-            "net".into()
-        }
-        TraceEvent::ConnClog { conn, ms } => {
-            write!(out, "CLOG {conn} for {ms} ms")?;
-            "net".into()
-        }
-        TraceEvent::ConnUnclog { conn } => {
-            write!(out, "unclog {conn}")?;
-            "net".into()
-        }
-        TraceEvent::LinkUp { a, b, generation } => {
-            write!(out, "link n{}-n{} up (gen {generation})", a.0, b.0)?;
-            "net".into()
-        }
-        TraceEvent::LinkReset { a, b } => {
-            write!(out, "link n{}-n{} RESET", a.0, b.0)?;
-            "net".into()
-        }
-        TraceEvent::Partition { a, b } => {
-            write!(out, "PARTITION n{} | n{}", a.0, b.0)?;
-            "net".into()
-        }
-        TraceEvent::PartitionHeal => {
-            write!(out, "partitions healed")?;
-            "net".into()
-        }
-        TraceEvent::Connect { client: c, conn, session, last_zxid } => {
-            write!(out, "connect {conn} session={session} last_zxid={last_zxid:#x}")?;
-            client(c)
-        }
-        TraceEvent::ClientClose { client: c, conn, why } => {
-            write!(out, "close {conn} ({why:?})")?;
-            client(c)
-        }
-        TraceEvent::History(index) => describe_entry(history, *index as usize, out)?,
-    })
-}
-
-fn describe_entry(history: &History, index: usize, out: &mut String) -> Result<String, fmt::Error> {
-    let Some((_, entry)) = history.entries.get(index) else {
-        write!(out, "history entry {index} (missing)")?;
-        return Ok("?".into());
-    };
-    let client = |c: ClientId| format!("c{}", c.0);
-    Ok(match entry {
-        Entry::Invoke(id) | Entry::Return(id) => {
-            let op = history.op(*id);
-            let request = history::describe_request(&op.request);
-            if matches!(entry, Entry::Invoke(_)) {
-                write!(out, "invoke #{} xid={} {request}", id.0, op.xid)?;
-            } else {
-                let tag = match op.outcome {
-                    OpOutcome::Ok { .. } => "ok    ",
-                    OpOutcome::Fail { .. } => "fail  ",
-                    _ => "unkwn ",
-                };
-                write!(out, "{tag}#{} {request} -> {}", id.0, op.outcome)?;
-            }
-            client(op.client)
-        }
-        Entry::Notify(n) => {
-            let n = &history.notifications[*n as usize];
-            let name = history::event_name(n.event.event_type);
-            write!(out, "watch  {name} {} zxid={:#x} on {}", n.event.path, n.zxid, n.conn)?;
-            client(n.client)
-        }
-        Entry::Pong { client: c, zxid, .. } => {
-            write!(out, "pong zxid={zxid:#x}")?;
-            client(*c)
-        }
-        Entry::Connected { client: c, session, server, conn, created } => {
-            let how = if *created { "new" } else { "resumed" };
-            write!(out, "session {session} {how} on n{} {conn}", server.0)?;
-            client(*c)
-        }
-        Entry::Disconnected { client: c, conn } => {
-            write!(out, "disconnected {conn}")?;
-            client(*c)
-        }
-        Entry::SessionExpired { client: c, session } => {
-            write!(out, "SESSION EXPIRED {session}")?;
-            client(*c)
-        }
-        Entry::Anomaly(a) => {
-            let a = &history.anomalies[*a as usize];
-            write!(out, "ANOMALY on {}: {:?}", a.conn, a.what)?;
-            client(a.client)
-        }
-    })
 }
 
 /// FNV-1a, 64 bit: tiny, fast on short inputs, and stable (unlike `DefaultHasher`).
@@ -526,18 +407,5 @@ mod tests {
         other.push(SimTime(1), TraceEvent::Phase(Phase::Safety));
         other.push(SimTime(2), TraceEvent::ConnReset { conn: ConnId(4) });
         assert_ne!(other.hash(), kept.hash());
-    }
-
-    #[test]
-    fn formatting_aligns_columns() {
-        let mut trace = Trace::new(true);
-        trace.push(
-            SimTime(12_345),
-            TraceEvent::Input { server: ServerId(0), input: InputTrace::Persisted(7) },
-        );
-        let mut text = String::new();
-        trace.format(&Options::quiet(1), &History::new(), &mut text).unwrap();
-        let last = text.lines().last().unwrap();
-        assert_eq!(last, "     0.012345s  n0      input persisted up_to=#7");
     }
 }

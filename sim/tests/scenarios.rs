@@ -3,11 +3,12 @@
 use bytes::Bytes;
 use ensemble::core::ids::ServerId;
 use ensemble::core::io::DurableWrite;
+use ensemble::core::report::Mode;
 use ensemble::core::txn::TxnOp;
-use ensemble::wire::proto::{CreateKind, CreateRequest, Request};
+use ensemble::wire::proto::{CreateKind, CreateRequest, Request, Response};
 use ensemble::wire::types::Acl;
 use ensemble_sim::checker::Violation;
-use ensemble_sim::history::{OpOutcome, UnknownReason};
+use ensemble_sim::history::{Entry, OpOutcome, UnknownReason};
 use ensemble_sim::{ClientId, Options, Simulator};
 
 const SERVER: ServerId = ServerId(0);
@@ -171,6 +172,124 @@ fn a_request_pipelined_behind_close_session_is_answered_in_order() {
     sim.submit(CLIENT, Request::CloseSession);
     sim.submit(CLIENT, create("/late"));
     sim.run_for(1_000);
+    let outcome = sim.finish();
+    assert!(outcome.passed(), "{:?}", outcome.violations);
+}
+
+/// The server `client` last established its session on.
+fn server_of(sim: &Simulator, client: ClientId) -> Option<ServerId> {
+    sim.history().entries.iter().rev().find_map(|(_, entry)| match entry {
+        Entry::Connected { client: c, server, .. } if *c == client => Some(*server),
+        _ => None,
+    })
+}
+
+/// Makes `client` reconnect until its session is live on `server` (clients go round the
+/// servers in order).
+fn move_to(sim: &mut Simulator, client: ClientId, server: ServerId) {
+    for _ in 0..8 {
+        let live = |s: &Simulator| s.client(client).is_live();
+        assert!(sim.run_until(60_000, live), "c{} never reconnected", client.0);
+        if server_of(sim, client) == Some(server) {
+            return;
+        }
+        sim.disconnect(client);
+    }
+    panic!("c{} never got to n{server}", client.0);
+}
+
+/// Submits `request` on `client` and runs until it completes; returns its outcome.
+fn call(sim: &mut Simulator, client: ClientId, request: Request) -> OpOutcome {
+    let before = sim.history().ops.len();
+    sim.submit(client, request);
+    let done = |s: &Simulator| {
+        s.history().ops.get(before).is_some_and(|op| op.outcome != OpOutcome::Pending)
+    };
+    assert!(sim.run_until(30_000, done), "the operation never completed");
+    sim.history().ops[before].outcome.clone()
+}
+
+fn established_leader(sim: &Simulator) -> Option<ServerId> {
+    sim.server_ids().into_iter().find(|id| sim.node(*id).and_then(|n| n.leader()) == Some(*id))
+}
+
+fn get(path: &str) -> Request {
+    Request::GetData { path: path.into(), watch: false }
+}
+
+fn read_value(outcome: &OpOutcome) -> Option<Vec<u8>> {
+    match outcome {
+        OpOutcome::Ok { response: Response::GetData { data, .. }, .. } => {
+            Some(data.as_ref().map_or(Vec::new(), |d| d.to_vec()))
+        }
+        _ => None,
+    }
+}
+
+/// An observer (n4 beside voters n1–n3) serves reads and forwards writes, keeps doing so
+/// under the next leader after the first one crashes, never acknowledges a proposal (it gets
+/// INFORMs), and ends with the same committed history as the voters.
+#[test]
+fn an_observer_serves_reads_and_forwards_writes_across_a_leader_change() {
+    const OBSERVER: ServerId = ServerId(4);
+    const OTHER: ClientId = ClientId(1);
+    let mut options = Options::manual(10, 2);
+    options.set_nodes(3);
+    options.observers = 1;
+    options.keep_trace = true;
+    let mut sim = Simulator::new(10, options);
+    assert_eq!(sim.server_ids(), [1, 2, 3, 4].map(ServerId));
+    let all_serving =
+        |s: &Simulator| s.server_ids().iter().all(|id| s.node(*id).is_some_and(|n| n.is_serving()));
+    assert!(sim.run_until(60_000, all_serving), "the ensemble never formed");
+    assert_eq!(sim.node(OBSERVER).map(|n| n.mode()), Some(Mode::Observer));
+    let first = established_leader(&sim).expect("an established leader");
+    assert_ne!(first, OBSERVER);
+
+    move_to(&mut sim, CLIENT, OBSERVER);
+    assert!(matches!(call(&mut sim, CLIENT, create("/via-observer")), OpOutcome::Ok { .. }));
+    assert_eq!(read_value(&call(&mut sim, CLIENT, get("/via-observer"))), Some(b"v".to_vec()));
+
+    sim.crash(first);
+    let next = |s: &Simulator| {
+        established_leader(s).is_some_and(|l| l != first)
+            && s.node(OBSERVER).is_some_and(|n| n.is_serving() && n.leader() != Some(first))
+    };
+    assert!(sim.run_until(60_000, next), "no new leader, or the observer never rejoined");
+    let second = established_leader(&sim).expect("the new leader");
+
+    // The observer's clients were moved off when it left its old leader; bring one back.
+    move_to(&mut sim, CLIENT, OBSERVER);
+    assert!(matches!(call(&mut sim, CLIENT, create("/after-change")), OpOutcome::Ok { .. }));
+    assert_eq!(read_value(&call(&mut sim, CLIENT, get("/via-observer"))), Some(b"v".to_vec()));
+    // A write through a voter reaches the observer too.
+    move_to(&mut sim, OTHER, second);
+    assert!(matches!(call(&mut sim, OTHER, create("/via-leader")), OpOutcome::Ok { .. }));
+    assert!(sim.run_until(5_000, |s| s
+        .node(OBSERVER)
+        .is_some_and(|n| n.tree().stat("/via-leader").is_some())));
+
+    sim.restart(first);
+    assert!(sim.run_until(60_000, all_serving), "the old leader never rejoined");
+    sim.run_for(2_000);
+    let states: Vec<_> = sim
+        .server_ids()
+        .iter()
+        .map(|id| {
+            let tree = sim.node(*id).expect("up").tree();
+            (tree.zxid_applied(), tree.digest())
+        })
+        .collect();
+    assert!(states.windows(2).all(|w| w[0] == w[1]), "members differ: {states:?}");
+
+    let trace = sim.trace_text();
+    let observer_lines: Vec<&str> = trace.lines().filter(|l| l.contains("  n4  ")).collect();
+    assert!(observer_lines.iter().any(|l| l.contains("input INFORM from")), "no INFORM");
+    assert!(observer_lines.iter().any(|l| l.contains("role observer~ -> observer")));
+    for line in &observer_lines {
+        assert!(!line.contains("send ACK to") && !line.contains("send PROPOSAL"), "{line}");
+        assert!(!line.contains("follower") && !line.contains("leader "), "{line}");
+    }
     let outcome = sim.finish();
     assert!(outcome.passed(), "{:?}", outcome.violations);
 }

@@ -5,13 +5,14 @@
 //! sequence of txns the ensemble committed, in zxid order, which the agreement checker builds
 //! online from what established leaders (or the standalone server) applied, and verifies every
 //! leader keeps. The agreement and recovery checkers run online, after every step of every
-//! node.
+//! node; so does the leaders checker, from what the nodes report.
 //!
 //! | file               | guarantee                                                          |
 //! |--------------------|--------------------------------------------------------------------|
 //! | `agreement.rs`     | one committed history; no leader forgets it; servers agree on it  |
 //! | `durability.rs`    | an acknowledged write is in the committed log, at its zxid         |
 //! | `recovery.rs`      | a node's tree equals the replay of its durable log                 |
+//! | `leaders.rs`       | one established leader per epoch, by a quorum; epochs only rise   |
 //! | `session_order.rs` | a session never sees zxids go backwards; replies in request order   |
 //! | `sessions.rs`      | a session is not expired while its client is being answered        |
 //! | `reads.rs`         | a read returns the state of the committed log at its reply zxid    |
@@ -20,6 +21,7 @@
 
 pub mod agreement;
 pub mod durability;
+pub mod leaders;
 pub mod liveness;
 pub mod reads;
 pub mod recovery;
@@ -55,6 +57,8 @@ pub enum Violation {
     Watches(watches::WatchViolation),
     /// The system stopped making progress after healing.
     Liveness(liveness::LivenessViolation),
+    /// Two leaders in an epoch, a leader without a quorum, or epochs going back.
+    Leaders(leaders::LeaderViolation),
     /// A node crashed on its own, failed to recover, or broke the disk contract.
     Node(NodeFailure),
 }
@@ -165,6 +169,7 @@ impl fmt::Display for Violation {
             Violation::Reads(v) => write!(f, "reads: {v}"),
             Violation::Watches(v) => write!(f, "watches: {v}"),
             Violation::Liveness(v) => write!(f, "liveness: {v}"),
+            Violation::Leaders(v) => write!(f, "leaders: {v}"),
             Violation::Node(v) => write!(f, "node: {v}"),
         }
     }
