@@ -36,6 +36,7 @@ pub mod history;
 pub mod net;
 pub mod options;
 mod peers;
+pub mod recipes;
 pub mod rng;
 mod server;
 mod simulator;

@@ -463,6 +463,11 @@ fn describe_entry(history: &History, index: usize, out: &mut String) -> Result<S
             write!(out, "ANOMALY on {}: {:?}", a.conn, a.what)?;
             client(a.client)
         }
+        Entry::Recipe(r) => {
+            let note = &history.recipes[*r as usize];
+            write!(out, "{} {} (session {})", note.role, note.event, note.session)?;
+            client(note.client)
+        }
     })
 }
 
