@@ -162,3 +162,42 @@ fn a_single_consumer_takes_each_producers_items_in_order_through_faults() {
     }
     assert_passes(&mut sim);
 }
+
+/// The swarm options of `seed` with short phases, all clients kept.
+fn short(seed: u64, keep_trace: bool) -> Options {
+    let mut options = Options::from_seed(seed);
+    options.safety_ms = options.safety_ms.min(6_000);
+    options.keep_trace = keep_trace;
+    options
+}
+
+/// Swarm seeds whose recipe clients run next to the mix, under that seed's faults: 5 (four lock
+/// clients), 11 (three election clients), 6 (a producer and a consumer). Each must pass, show
+/// its recipe at work, and replay byte for byte.
+#[test]
+fn swarm_seeds_with_recipes_pass_and_replay_exactly() {
+    for seed in [5, 11, 6] {
+        let options = short(seed, true);
+        assert!(!options.workload.recipes.roles.is_empty(), "seed {seed} has no recipe clients");
+        let mut first = Simulator::new(seed, options);
+        let outcome = first.run();
+        let violations: Vec<String> = outcome.violations.iter().map(|v| v.to_string()).collect();
+        assert!(
+            outcome.passed(),
+            "seed {seed}: {}\n{}",
+            violations.join("\n"),
+            outcome.replay_command()
+        );
+        let notes = &first.history().recipes;
+        assert!(
+            notes.iter().any(|n| matches!(
+                n.event,
+                RecipeEvent::Acquired { .. } | RecipeEvent::Produced { .. }
+            )),
+            "seed {seed}: the recipe clients achieved nothing"
+        );
+        let mut second = Simulator::new(seed, short(seed, true));
+        assert_eq!(outcome.trace_hash, second.run().trace_hash, "seed {seed}");
+        assert_eq!(first.trace_text(), second.trace_text(), "seed {seed}");
+    }
+}

@@ -9,9 +9,10 @@
 //! * **at most once**: no item is owned by two consumers; and no payload is owned more often
 //!   than the committed log has items carrying it. A producer whose create was lost in a
 //!   disconnect looks for the item by its protected name and creates it again only if it is
-//!   not there — but the first create may still commit later (a request sent on a dead
-//!   connection can outlive it), so a payload may legitimately sit in the queue twice; each
-//!   copy may then be consumed once.
+//!   not there — but a consumer may have taken the item before the producer looked, or the
+//!   first create may commit only later (a request sent on a dead connection can outlive it),
+//!   so a payload may legitimately be queued twice (seed 0xa shows the first case); each copy
+//!   may then be consumed once. Per item node, nothing is ever duplicated.
 //! * **owned items are real**: an owned item was committed with the payload the consumer read,
 //!   and deleted by the consumer's session.
 //! * **nothing lost**: every acknowledged item (its create was answered, or the producer found
