@@ -18,6 +18,12 @@ const REGRESSIONS: &[(u64, &str)] = &[
          clients the stale leader still answered (legitimate with timeout = syncLimit): the \
          sessions checker now counts a clock leap as a disturbance as long as the leap",
     ),
+    (
+        0x21b,
+        "a leader that left its role and won the next epoch answered REVALIDATE (and took pings \
+         and requests) from a follower still in its previous epoch, which then served a client \
+         whose session the new epoch expired; the leader now hears those only from learners",
+    ),
 ];
 
 /// Seeds that fail today because of a known bug in the core, with the bug. When it is fixed,
