@@ -6,7 +6,8 @@
 //! *unknown*, never failed: it may or may not have taken effect, and checkers must accept both.
 //! Besides operations the history keeps, in arrival order per client, every watch notification,
 //! ping reply, session establishment and protocol anomaly, so checkers can walk a session's
-//! view of the world in the order the client saw it.
+//! view of the world in the order the client saw it. Recipe clients add what they came to
+//! believe (holding a lock, leading, producing or consuming an item) as [`RecipeNote`]s.
 
 use std::fmt;
 
@@ -14,6 +15,7 @@ use ensemble::core::ids::{ConnId, ServerId, SessionId};
 use ensemble::wire::proto::{Request, Response, WatcherEvent};
 use ensemble::wire::types::{ErrorCode, EventType};
 
+use crate::recipes::RecipeNote;
 use crate::time::SimTime;
 use crate::workload::ClientId;
 
@@ -129,6 +131,8 @@ pub enum Entry {
     },
     /// The client saw something the protocol forbids (index into [`History::anomalies`]).
     Anomaly(u32),
+    /// A recipe client came to believe something (index into [`History::recipes`]).
+    Recipe(u32),
 }
 
 /// A watch notification as a client received it.
@@ -192,6 +196,8 @@ pub struct History {
     pub notifications: Vec<Notification>,
     /// Protocol anomalies.
     pub anomalies: Vec<Anomaly>,
+    /// What recipe clients came to believe (`recipes.rs`), in time order.
+    pub recipes: Vec<RecipeNote>,
 }
 
 /// Where an operation was sent.
@@ -259,6 +265,12 @@ impl History {
         let at = anomaly.at;
         self.entries.push((at, Entry::Anomaly(self.anomalies.len() as u32)));
         self.anomalies.push(anomaly);
+    }
+
+    /// Records what a recipe client came to believe.
+    pub fn recipe(&mut self, note: RecipeNote) {
+        self.entries.push((note.at, Entry::Recipe(self.recipes.len() as u32)));
+        self.recipes.push(note);
     }
 
     /// Marks every still-pending operation unknown (the run is over).

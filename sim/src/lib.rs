@@ -37,6 +37,7 @@ pub mod html;
 pub mod net;
 pub mod options;
 mod peers;
+pub mod recipes;
 pub mod rng;
 mod roles;
 mod server;

@@ -15,6 +15,7 @@ use ensemble::core::zab::PeerRole;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::recipes::RecipeOptions;
 use crate::rng::{self, Stream};
 use crate::workload::OpKind;
 
@@ -146,6 +147,8 @@ pub struct WorkloadOptions {
     pub keys: u32,
     /// Whether clients pick operations themselves (off for hand-scheduled scenarios).
     pub generate: bool,
+    /// Clients that run a ZooKeeper recipe instead of the mix (`recipes.rs`).
+    pub recipes: RecipeOptions,
 }
 
 impl Options {
@@ -198,6 +201,7 @@ impl Options {
             session_timeout_ms,
             keys: rng::between(r, 2, 10) as u32,
             generate: true,
+            recipes: RecipeOptions::default(), // drawn last, below
         };
         let mut options = Options {
             seed,
@@ -226,6 +230,7 @@ impl Options {
         if options.nodes > 1 && r.gen_bool(OBSERVER_SHARE) {
             options.observers = rng::between(r, 1, 2) as usize;
         }
+        options.workload.recipes = RecipeOptions::swarm(r, &mut options.clients);
         options
     }
 
@@ -276,6 +281,7 @@ impl Options {
         options.server = ServerOptions { tick_time_ms: 2000, snap_count: 100_000 };
         options.set_nodes(1);
         options.workload.generate = false;
+        options.workload.recipes = RecipeOptions::default();
         options.workload.session_timeout_ms = 30_000;
         options.workload.pipeline_max = 8;
         options
@@ -377,7 +383,11 @@ impl fmt::Display for Options {
             w.session_timeout_ms,
             w.keys,
             if w.generate { "" } else { ", manual" }
-        )
+        )?;
+        if !w.recipes.roles.is_empty() {
+            writeln!(f, "recipes              = {}", w.recipes)?;
+        }
+        Ok(())
     }
 }
 
@@ -430,8 +440,10 @@ mod tests {
         let options: Vec<_> = (0..64).map(Options::from_seed).collect();
         assert!(options.iter().any(|o| o.faults.crash_every_ms == 0));
         assert!(options.iter().any(|o| o.faults.crash_every_ms > 0));
-        assert!(options.iter().any(|o| o.clients == 1));
-        assert!(options.iter().all(|o| o.clients >= 1 && o.clients <= 10));
+        // Recipe clients (`recipes.rs`) come on top of the 1-10 clients of the mix.
+        let mix = |o: &Options| o.clients - o.workload.recipes.roles.len();
+        assert!(options.iter().any(|o| mix(o) == 1));
+        assert!(options.iter().all(|o| mix(o) >= 1 && mix(o) <= 10));
         for o in &options {
             let weight = |k: OpKind| o.workload.mix.iter().find(|(x, _)| *x == k).map(|x| x.1);
             assert!(weight(OpKind::SetData) > Some(0));

@@ -510,8 +510,12 @@ impl Simulator {
         let server = slot.id;
         self.trace.push(self.now, TraceEvent::ClockJump { server, forward_ms, wall_ms });
         if forward_ms > 0 {
-            // Monotonic time leaps: deadlines (session expiry among them) come due at once.
-            self.disturbed_for(0);
+            // Monotonic time leaps: deadlines (session expiry among them) come due at once, as
+            // after a pause of that length, and with the same after-effects: a follower that
+            // gives up on its leader starts an election, and the new leader restarts every
+            // session's clock while clients of the stale leader are still answered by it
+            // (seed 0x173).
+            self.disturbed_for(forward_ms);
         }
         self.reschedule_node_timer(idx, false);
     }

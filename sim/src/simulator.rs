@@ -71,6 +71,8 @@ pub struct Simulator {
 pub(crate) struct ClientSlot {
     pub(crate) client: Client,
     pub(crate) timer_at: Option<SimTime>,
+    /// Until then the client is cut off from every server ([`Simulator::isolate`]).
+    pub(crate) isolated_until: SimTime,
 }
 
 impl Simulator {
@@ -90,7 +92,7 @@ impl Simulator {
                 let start =
                     SimTime::from_ms(rng::between(&mut rngs.workload, 0, CLIENT_START_MAX_MS));
                 let client = Client::new(ClientId(c), ids.clone(), start, &mut rngs.workload);
-                ClientSlot { client, timer_at: None }
+                ClientSlot { client, timer_at: None, isolated_until: SimTime::ZERO }
             })
             .collect();
         let mut sim = Simulator {
@@ -387,6 +389,22 @@ impl Simulator {
         self.with_client(client, |c, ctx| c.disconnect(ctx));
     }
 
+    /// Cuts `client` off from every server for `ms` (a partition around the client): its
+    /// connection stops moving bytes until then, as with a clog, and every connection it opens
+    /// meanwhile is refused. It notices only by its own timeouts.
+    pub fn isolate(&mut self, client: ClientId, ms: u64) {
+        let until = self.now.plus_ms(ms);
+        self.clients[client.0 as usize].isolated_until = until;
+        self.disturbed_for(ms);
+        let Some(conn) = self.clients[client.0 as usize].client.conn() else { return };
+        if let Some(c) = self.net.get(conn) {
+            c.to_server.clog();
+            c.to_client.clog();
+            self.trace.push(self.now, TraceEvent::ConnClog { conn, ms });
+            self.queue.push(until, Event::Unclog { conn });
+        }
+    }
+
     // ------------------------------------------------------------------ clients
 
     /// Runs `f` on a client with its context, then carries out the actions it asked for.
@@ -437,6 +455,14 @@ impl Simulator {
                 let incarnation = self.servers[self.server_index(server)].incarnation;
                 self.net.open(conn, client, server, incarnation);
                 self.trace.push(self.now, TraceEvent::ConnOpen { client, server, conn });
+                if self.clients[client.0 as usize].isolated_until > self.now {
+                    // Refused: the server never hears of it, the client gets a reset.
+                    if let Some(c) = self.net.get(conn) {
+                        c.server_open = false;
+                    }
+                    self.reset_conn(conn);
+                    return;
+                }
                 self.send_wire(conn, Dir::ToServer, ClientWire::Open);
             }
             ClientAction::Send { conn, frame } => {

@@ -328,6 +328,7 @@ impl<'a> Lines<'a> {
             | Entry::Disconnected { client, .. }
             | Entry::SessionExpired { client, .. } => *client,
             Entry::Anomaly(a) => self.history.anomalies[*a as usize].client,
+            Entry::Recipe(r) => self.history.recipes[*r as usize].client,
         })
     }
 
@@ -371,6 +372,10 @@ impl<'a> Lines<'a> {
                 let a = &history.anomalies[*a as usize];
                 write!(out, "ANOMALY on {}: {:?}", a.conn, a.what)
             }
+            Entry::Recipe(r) => {
+                let note = &history.recipes[*r as usize];
+                write!(out, "{} {} (session {})", note.role, note.event, note.session)
+            }
         }
     }
 }
@@ -387,7 +392,7 @@ pub fn record_conn(event: &TraceEvent, history: &History) -> Option<ConnId> {
             (_, Entry::Disconnected { conn, .. }) => Some(*conn),
             (_, Entry::Notify(n)) => Some(history.notifications[*n as usize].conn),
             (_, Entry::Anomaly(a)) => Some(history.anomalies[*a as usize].conn),
-            (_, Entry::SessionExpired { .. }) => None,
+            (_, Entry::SessionExpired { .. } | Entry::Recipe(_)) => None,
         },
         _ => None,
     }

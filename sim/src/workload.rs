@@ -12,6 +12,11 @@
 //! `/kI/c0 .. c3`, sequential `/kI/s-…`) so that creates collide, versions conflict and deletes
 //! race. Every written value is unique (`c<client>-<n>`), so a read reveals which write it saw.
 //! Every operation and observation goes to the [`History`]; nothing here judges correctness.
+//!
+//! A client listed in `WorkloadOptions::recipes` runs a ZooKeeper recipe instead of the mix
+//! (`recipes.rs`: lock, leader election, FIFO queue): the recipe picks each request, one at a
+//! time, and hears every reply, notification, disconnect and session expiry; what it comes to
+//! believe goes to the history as recipe notes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -30,6 +35,7 @@ use crate::history::{
     Anomaly, AnomalyKind, Channel, Entry, History, Notification, OpId, OpOutcome, UnknownReason,
 };
 use crate::options::WorkloadOptions;
+use crate::recipes::{Input, Recipe, RecipeEvent, RecipeNote};
 use crate::rng;
 use crate::time::SimTime;
 use crate::trace::{CloseReason, Trace, TraceEvent};
@@ -182,6 +188,10 @@ pub struct Client {
     values_written: u64,
     /// A closeSession is in flight on the current connection.
     closing: bool,
+    /// The recipe this client runs instead of the mix, if any.
+    recipe: Option<Recipe>,
+    /// Whether `recipe` was looked up in the options yet (it is, at the first wake).
+    recipe_checked: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,6 +213,8 @@ struct InFlight {
     xid: i32,
     op: OpId,
     opcode: i32,
+    /// The recipe sent it (and hears its reply).
+    recipe: bool,
 }
 
 /// Children per key the workload uses.
@@ -237,6 +249,8 @@ impl Client {
             scripted: VecDeque::new(),
             values_written: 0,
             closing: false,
+            recipe: None,
+            recipe_checked: false,
         }
     }
 
@@ -263,6 +277,11 @@ impl Client {
         matches!(self.link, Link::Live { .. })
     }
 
+    /// The recipe the client runs, if any.
+    pub fn recipe(&self) -> Option<&Recipe> {
+        self.recipe.as_ref()
+    }
+
     /// Operations sent and not answered.
     pub fn inflight(&self) -> usize {
         self.inflight.len()
@@ -283,7 +302,11 @@ impl Client {
                 let read_deadline = last_recv.plus_ms(read_timeout_ms(timeout));
                 let ping_at = last_send.plus_ms(ping_interval_ms(timeout));
                 let mut wake = read_deadline.min(ping_at);
-                if self.can_send_op(options, generate) {
+                if let Some(recipe) = &self.recipe {
+                    if generate && self.inflight.is_empty() {
+                        wake = wake.min(recipe.wake_at().unwrap_or(wake));
+                    }
+                } else if self.can_send_op(options, generate) {
                     wake = wake.min(self.next_op_at);
                 }
                 Some(wake)
@@ -293,6 +316,12 @@ impl Client {
 
     /// Timers: reconnect, handshake and read timeouts, pings, next operation.
     pub fn on_wake(&mut self, ctx: &mut ClientCtx) {
+        if !self.recipe_checked {
+            self.recipe_checked = true;
+            let recipes = &ctx.options.recipes;
+            self.recipe =
+                recipes.roles.get(&self.id).map(|&role| Recipe::new(role, self.id, recipes));
+        }
         let now = ctx.now;
         match self.link.clone() {
             Link::Idle { retry_at } if now >= retry_at => self.connect(ctx),
@@ -416,6 +445,7 @@ impl Client {
             // expired; the application must start over with a new session.
             if let Some(lost) = self.session.take() {
                 ctx.observe(Entry::SessionExpired { client: self.id, session: lost.id });
+                self.recipe_input(ctx, Input::SessionExpired, lost.id);
             }
             self.close(ctx, conn, CloseReason::SessionExpired);
             self.link = Link::Idle { retry_at: ctx.now };
@@ -447,6 +477,8 @@ impl Client {
             ctx.trace_last_entry();
         }
         ctx.observe(Entry::Disconnected { client: self.id, conn });
+        let session = self.session.as_ref().map_or(SessionId(0), |s| s.id);
+        self.recipe_input(ctx, Input::Disconnected, session);
         self.closing = false;
         let backoff = rng::between(ctx.rng, 10, BACKOFF_MAX_MS);
         self.link = Link::Idle { retry_at: ctx.now.plus_ms(backoff) };
@@ -485,10 +517,14 @@ impl Client {
                         session,
                         conn,
                         zxid: header.zxid,
-                        event,
+                        event: event.clone(),
                         at: ctx.now,
                     });
                     ctx.trace_last_entry();
+                    if self.recipe.is_some() {
+                        self.recipe_input(ctx, Input::Watch(&event), session);
+                        self.send_ops(ctx, conn, server);
+                    }
                 }
                 Err(error) => self.anomaly(ctx, conn, "WatcherEvent", error),
             },
@@ -525,9 +561,18 @@ impl Client {
                 if header.zxid > 0 {
                     self.last_zxid_seen = header.zxid;
                 }
-                self.learn(ctx.history.op(front.op).request.clone(), &outcome);
+                let request = ctx.history.op(front.op).request.clone();
                 ctx.history.complete(ctx.now, front.op, outcome.clone());
                 ctx.trace_last_entry();
+                if front.recipe {
+                    self.recipe_input(
+                        ctx,
+                        Input::Reply { request: &request, outcome: &outcome },
+                        session,
+                    );
+                } else {
+                    self.learn(request, &outcome);
+                }
                 self.after_reply(ctx, conn, server, header.err, &outcome, front.op);
             }
         }
@@ -549,6 +594,7 @@ impl Client {
                 if !closed_session {
                     ctx.observe(Entry::SessionExpired { client: self.id, session: lost.id });
                 }
+                self.recipe_input(ctx, Input::SessionExpired, lost.id);
             }
             self.close(ctx, conn, CloseReason::SessionExpired);
             return;
@@ -596,25 +642,81 @@ impl Client {
     }
 
     fn send_ops(&mut self, ctx: &mut ClientCtx, conn: ConnId, server: ServerId) {
+        if self.recipe.is_some() {
+            return self.send_recipe_ops(ctx, conn, server);
+        }
         while self.is_live() && self.can_send_op(ctx.options, ctx.generate) {
             let Some(request) = self.scripted.pop_front().or_else(|| {
                 (ctx.now >= self.next_op_at).then(|| self.generate(ctx.rng, ctx.options))
             }) else {
                 return;
             };
-            let Some(session) = self.session.as_ref().map(|s| s.id) else { return };
-            let xid = self.xid_next;
-            self.xid_next = self.xid_next.wrapping_add(1).max(1);
-            let frame = wire::encode_request(xid, &request);
-            let opcode = request.opcode().code();
-            let channel = Channel { client: self.id, session, server, conn };
-            let op = ctx.history.invoke(ctx.now, channel, xid, request);
-            ctx.trace_last_entry();
-            self.closing = opcode == OpCode::CloseSession.code();
-            self.inflight.push_back(InFlight { xid, op, opcode });
-            self.send(ctx, conn, frame);
+            if !self.send_op(ctx, conn, server, request, false) {
+                return;
+            }
             let think = rng::exponential(ctx.rng, ctx.options.think_mean_ms * 1_000);
             self.next_op_at = ctx.now.plus_us(think);
+        }
+    }
+
+    /// A recipe client sends hand-scheduled requests first, then its recipe's, one at a time.
+    fn send_recipe_ops(&mut self, ctx: &mut ClientCtx, conn: ConnId, server: ServerId) {
+        while self.is_live() && self.inflight.len() < ctx.options.pipeline_max {
+            let Some(session) = self.session.as_ref().map(|s| s.id) else { return };
+            if let Some(request) = self.scripted.pop_front() {
+                self.send_op(ctx, conn, server, request, false);
+                continue;
+            }
+            if !ctx.generate || !self.inflight.is_empty() {
+                return;
+            }
+            let mut notes = Vec::new();
+            let recipe = self.recipe.as_mut().expect("only recipe clients get here");
+            let next = recipe.next_request(ctx.now, ctx.rng, &mut notes);
+            self.record_notes(ctx, notes, session);
+            let Some(request) = next else { return };
+            self.send_op(ctx, conn, server, request, true);
+        }
+    }
+
+    fn send_op(
+        &mut self,
+        ctx: &mut ClientCtx,
+        conn: ConnId,
+        server: ServerId,
+        request: Request,
+        recipe: bool,
+    ) -> bool {
+        let Some(session) = self.session.as_ref().map(|s| s.id) else { return false };
+        let xid = self.xid_next;
+        self.xid_next = self.xid_next.wrapping_add(1).max(1);
+        let frame = wire::encode_request(xid, &request);
+        let opcode = request.opcode().code();
+        let channel = Channel { client: self.id, session, server, conn };
+        let op = ctx.history.invoke(ctx.now, channel, xid, request);
+        ctx.trace_last_entry();
+        self.closing = opcode == OpCode::CloseSession.code();
+        self.inflight.push_back(InFlight { xid, op, opcode, recipe });
+        self.send(ctx, conn, frame);
+        true
+    }
+
+    /// Hands `input` to the recipe, if the client runs one, and records what it came to
+    /// believe under `session`.
+    fn recipe_input(&mut self, ctx: &mut ClientCtx, input: Input, session: SessionId) {
+        let Some(recipe) = self.recipe.as_mut() else { return };
+        let mut notes = Vec::new();
+        recipe.on(ctx.now, ctx.rng, input, &mut notes);
+        self.record_notes(ctx, notes, session);
+    }
+
+    fn record_notes(&mut self, ctx: &mut ClientCtx, notes: Vec<RecipeEvent>, session: SessionId) {
+        let Some(recipe) = self.recipe.as_ref() else { return };
+        for event in notes {
+            let note =
+                RecipeNote { client: self.id, session, role: recipe.role(), at: ctx.now, event };
+            ctx.history.recipe(note);
+            ctx.trace_last_entry();
         }
     }
 

@@ -18,11 +18,17 @@
 //! | `reads.rs`         | a read returns the state of the committed log at its reply zxid    |
 //! | `watches.rs`       | one-shot watches fire at most once, in order, before newer state  |
 //! | `liveness.rs`      | after faults heal, writes complete within a bound                  |
+//! | `lock.rs`          | lock recipe: no two holders whose sessions are both live           |
+//! | `election.rs`      | election recipe: at most one live leader; a leader after healing   |
+//! | `queue.rs`         | queue recipe: nothing lost or owned twice; deletes in FIFO order   |
 
 pub mod agreement;
 pub mod durability;
+pub mod election;
 pub mod leaders;
 pub mod liveness;
+pub mod lock;
+pub mod queue;
 pub mod reads;
 pub mod recovery;
 pub mod session_order;
@@ -59,6 +65,12 @@ pub enum Violation {
     Liveness(liveness::LivenessViolation),
     /// Two leaders in an epoch, a leader without a quorum, or epochs going back.
     Leaders(leaders::LeaderViolation),
+    /// The lock recipe had two live holders.
+    Lock(lock::LockViolation),
+    /// The election recipe had two live leaders, or none after healing.
+    Election(election::ElectionViolation),
+    /// The queue recipe lost, duplicated or reordered an item.
+    Queue(queue::QueueViolation),
     /// A node crashed on its own, failed to recover, or broke the disk contract.
     Node(NodeFailure),
 }
@@ -155,6 +167,10 @@ pub fn check_history(history: &History, committed: &Committed, facts: &RunFacts)
     if let Some(window) = &facts.liveness {
         violations.extend(liveness::check(history, window).into_iter().map(Violation::Liveness));
     }
+    violations.extend(lock::check(history, committed).into_iter().map(Violation::Lock));
+    let election = election::check(history, committed, facts.liveness.as_ref());
+    violations.extend(election.into_iter().map(Violation::Election));
+    violations.extend(queue::check(history, committed).into_iter().map(Violation::Queue));
     violations
 }
 
@@ -170,6 +186,9 @@ impl fmt::Display for Violation {
             Violation::Watches(v) => write!(f, "watches: {v}"),
             Violation::Liveness(v) => write!(f, "liveness: {v}"),
             Violation::Leaders(v) => write!(f, "leaders: {v}"),
+            Violation::Lock(v) => write!(f, "lock recipe: {v}"),
+            Violation::Election(v) => write!(f, "election recipe: {v}"),
+            Violation::Queue(v) => write!(f, "queue recipe: {v}"),
             Violation::Node(v) => write!(f, "node: {v}"),
         }
     }

@@ -180,6 +180,23 @@ impl Node {
         if let Some(learner) = self.leader_mut().and_then(|l| l.learners.get_mut(&from)) {
             learner.last_heard_ms = now;
         }
+        // ZK compat: requests, session pings and revalidations reach a ZooKeeper leader only
+        // through the LearnerHandler of a learner it is syncing or has synced. A follower still
+        // in an epoch this node led before (it left the role, then won again) is not one: it
+        // must not renew sessions, revalidate clients or forward writes until it has rejoined
+        // (sim seed 0x21b: such a follower revalidated a client and answered it while the new
+        // epoch expired the session).
+        let current =
+            self.leader_ref().and_then(|l| l.learners.get(&from)).is_some_and(|l| l.forwarding());
+        if !current
+            && matches!(
+                msg,
+                PeerMsg::Request { .. } | PeerMsg::Ping { .. } | PeerMsg::Revalidate { .. }
+            )
+        {
+            debug!(%from, msg = msg.name(), "from a peer that is not a current learner");
+            return;
+        }
         match msg {
             PeerMsg::FollowerInfo { accepted_epoch, zxid_logged, zxid_applied, observer } => self
                 .leader_on_follower_info(
