@@ -20,12 +20,14 @@
 
 pub mod agreement;
 pub mod durability;
+pub mod linearizable_writes;
 pub mod liveness;
 pub mod reads;
 pub mod recovery;
 pub mod session_order;
 pub mod sessions;
 pub mod watches;
+pub mod wgl;
 
 use std::fmt;
 
@@ -55,6 +57,10 @@ pub enum Violation {
     Watches(watches::WatchViolation),
     /// The system stopped making progress after healing.
     Liveness(liveness::LivenessViolation),
+    /// Writes are not linearizable in zxid order, or an outcome contradicts the replay.
+    Writes(linearizable_writes::WriteViolation),
+    /// The WGL search found a path whose writes no sequential order explains.
+    Wgl(wgl::WglViolation),
     /// A node crashed on its own, failed to recover, or broke the disk contract.
     Node(NodeFailure),
 }
@@ -137,19 +143,48 @@ pub struct RunFacts {
     pub disturbances: Vec<(SimTime, SimTime)>,
     /// Allowance for the session checker: message delays, tick rounding, drift.
     pub session_slack_ms: u64,
+    /// What each serving member holds at the end, for the per-member ephemeral check.
+    pub members: Vec<sessions::Member>,
+    /// Bounds for the WGL search (None: do not run it).
+    pub wgl: Option<wgl::Limits>,
 }
 
 /// Runs every end-of-run checker over the history.
 pub fn check_history(history: &History, committed: &Committed, facts: &RunFacts) -> Vec<Violation> {
+    check_history_noted(history, committed, facts, &mut Vec::new())
+}
+
+/// [`check_history`], also noting in `notes` what was left unchecked without being a violation
+/// (WGL paths skipped for size or inconclusive for budget).
+pub fn check_history_noted(
+    history: &History,
+    committed: &Committed,
+    facts: &RunFacts,
+    notes: &mut Vec<String>,
+) -> Vec<Violation> {
     let mut violations = Vec::new();
     violations.extend(durability::check(history, committed).into_iter().map(Violation::Durability));
+    let writes = linearizable_writes::check(history, committed);
+    violations.extend(writes.into_iter().map(Violation::Writes));
     violations.extend(session_order::check(history).into_iter().map(Violation::SessionOrder));
     violations.extend(reads::check(history, committed).into_iter().map(Violation::Reads));
     violations.extend(watches::check(history, committed).into_iter().map(Violation::Watches));
     let sessions = sessions::check(history, committed, &facts.disturbances, facts.session_slack_ms);
     violations.extend(sessions.into_iter().map(Violation::Sessions));
+    let ephemerals = sessions::check_ephemerals(history, committed, &facts.members);
+    violations.extend(ephemerals.into_iter().map(Violation::Sessions));
     if let Some(window) = &facts.liveness {
         violations.extend(liveness::check(history, window).into_iter().map(Violation::Liveness));
+    }
+    if let Some(limits) = &facts.wgl {
+        let report = wgl::check(history, limits);
+        for (path, ops) in &report.inconclusive {
+            notes.push(format!("wgl: {path} inconclusive ({ops} writes, budget spent)"));
+        }
+        for (path, ops) in &report.skipped {
+            notes.push(format!("wgl: {path} not checked ({ops} writes)"));
+        }
+        violations.extend(report.violations.into_iter().map(Violation::Wgl));
     }
     violations
 }
@@ -165,6 +200,8 @@ impl fmt::Display for Violation {
             Violation::Reads(v) => write!(f, "reads: {v}"),
             Violation::Watches(v) => write!(f, "watches: {v}"),
             Violation::Liveness(v) => write!(f, "liveness: {v}"),
+            Violation::Writes(v) => write!(f, "linearizable writes: {v}"),
+            Violation::Wgl(v) => write!(f, "wgl: {v}"),
             Violation::Node(v) => write!(f, "node: {v}"),
         }
     }
