@@ -364,6 +364,7 @@ pub fn describe_request(request: &Request) -> String {
         Request::Sync { path } => format!("sync {path}"),
         Request::Multi(ops) => format!("multi of {}", ops.len()),
         Request::CloseSession => "closeSession".to_string(),
+        Request::AddWatch { path, mode } => format!("addWatch {path} mode={mode}"),
         other => format!("{other:?}"),
     }
 }

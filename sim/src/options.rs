@@ -216,6 +216,12 @@ impl Options {
         // the options of every stored seed unchanged.
         options.faults.wall_step_every_ms = swarm_rate(r, 2_000, 30_000);
         options.faults.wall_step_max_ms = rng::between(r, 10, 3 * session_timeout_ms as u64);
+        let add_watch = if r.gen_bool(0.25) {
+            0
+        } else {
+            rng::between(r, 1, 10) as u32 * OpKind::AddWatch.base_weight()
+        };
+        options.workload.mix.push((OpKind::AddWatch, add_watch));
         options
     }
 

@@ -21,7 +21,7 @@ use ensemble::core::ids::{ConnId, ServerId, SessionId};
 use ensemble::wire::proto::{
     ConnectRequest, CreateKind, CreateRequest, MultiOp, OpResult, Request, Response,
 };
-use ensemble::wire::types::{Acl, ErrorCode, OpCode, Stat};
+use ensemble::wire::types::{Acl, AddWatchMode, ErrorCode, OpCode, Stat};
 use ensemble::wire::{self, DecodeError, XID_NOTIFICATION, XID_PING};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -75,6 +75,9 @@ pub enum OpKind {
     Multi,
     /// closeSession (the client then starts a new session).
     CloseSession,
+    /// addWatch, persistent or persistent-recursive (not in [`OpKind::ALL`]: its weight is
+    /// drawn after every other option, so that adding it left older seeds' options alone).
+    AddWatch,
 }
 
 impl OpKind {
@@ -100,6 +103,7 @@ impl OpKind {
     pub fn base_weight(self) -> u32 {
         match self {
             OpKind::CloseSession => 1,
+            OpKind::AddWatch => 2,
             OpKind::Sync | OpKind::Multi => 5,
             _ => 10,
         }
@@ -712,6 +716,20 @@ impl Client {
                 Request::Multi(ops)
             }
             OpKind::CloseSession => Request::CloseSession,
+            OpKind::AddWatch => {
+                let recursive = rng.gen_bool(0.5);
+                let path = match recursive {
+                    true if rng.gen_bool(0.2) => "/".to_string(),
+                    true => key(rng),
+                    false => any(rng),
+                };
+                let mode = if recursive {
+                    AddWatchMode::PersistentRecursive
+                } else {
+                    AddWatchMode::Persistent
+                };
+                Request::AddWatch { path, mode: mode.code() }
+            }
         }
     }
 

@@ -221,11 +221,9 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WriteViolation> {
             t.session == op.session && t.cxid == op.xid && matches!(t.op, TxnOp::Error { .. })
         });
         if own.is_none() {
-            let found = committed
-                .get(Zxid::from_wire(zxid))
-                .map_or("nothing".to_string(), |t| {
-                    format!("session {} cxid {}: {}", t.session, t.cxid, brief_txn(&t.op))
-                });
+            let found = committed.get(Zxid::from_wire(zxid)).map_or("nothing".to_string(), |t| {
+                format!("session {} cxid {}: {}", t.session, t.cxid, brief_txn(&t.op))
+            });
             violations.push(WriteViolation::FailureNotCommitted { op: op.id, zxid, code, found });
         }
     }
@@ -245,7 +243,9 @@ fn real_time_order(
     // Writes with a known completion, by the position of their return.
     let mut done: Vec<(usize, OpId)> = zxid_of
         .keys()
-        .filter(|id| matches!(history.op(**id).outcome, OpOutcome::Ok { .. } | OpOutcome::Fail { .. }))
+        .filter(|id| {
+            matches!(history.op(**id).outcome, OpOutcome::Ok { .. } | OpOutcome::Fail { .. })
+        })
         .filter_map(|id| spans[id.0 as usize].returned.map(|at| (at, *id)))
         .collect();
     done.sort_unstable();
@@ -521,7 +521,9 @@ impl Seen {
                 Decision::Ok { created: expected_path, version: expected_version },
             ) => {
                 (created.is_none() || created == expected_path)
-                    && (version.is_none() || expected_version.is_none() || version == expected_version)
+                    && (version.is_none()
+                        || expected_version.is_none()
+                        || version == expected_version)
             }
             _ => false,
         }
@@ -548,7 +550,11 @@ impl fmt::Display for Decision {
     }
 }
 
-fn write_ok(f: &mut fmt::Formatter<'_>, created: &Option<String>, version: &Option<i32>) -> fmt::Result {
+fn write_ok(
+    f: &mut fmt::Formatter<'_>,
+    created: &Option<String>,
+    version: &Option<i32>,
+) -> fmt::Result {
     write!(f, "ok")?;
     if let Some(path) = created {
         write!(f, " created {path}")?;
@@ -799,7 +805,13 @@ impl fmt::Display for WriteViolation {
             ),
             WriteViolation::Duplicated { op, zxids } => {
                 let zxids: Vec<String> = zxids.iter().map(|z| z.to_string()).collect();
-                write!(f, "op #{} was committed {} times: at {}", op.0, zxids.len(), zxids.join(", "))
+                write!(
+                    f,
+                    "op #{} was committed {} times: at {}",
+                    op.0,
+                    zxids.len(),
+                    zxids.join(", ")
+                )
             }
             WriteViolation::FailureNotCommitted { op, zxid, code, found } => write!(
                 f,
@@ -813,11 +825,9 @@ impl fmt::Display for WriteViolation {
                 "the log has {txn} at {zxid} for session {session} cxid {cxid}, which its client \
                  never sent"
             ),
-            WriteViolation::TxnMismatch { op, zxid, expected, found } => write!(
-                f,
-                "op #{} asked for {expected}, but its txn at {zxid} is {found}",
-                op.0
-            ),
+            WriteViolation::TxnMismatch { op, zxid, expected, found } => {
+                write!(f, "op #{} asked for {expected}, but its txn at {zxid} is {found}", op.0)
+            }
             WriteViolation::CommittedBeforeInvoked { op, zxid, committed_at, invoked_at } => {
                 write!(
                     f,
@@ -977,7 +987,9 @@ mod tests {
             "{violations:?}"
         );
         assert!(
-            violations.iter().any(|v| matches!(v, WriteViolation::TxnMismatch { op, .. } if *op == id)),
+            violations
+                .iter()
+                .any(|v| matches!(v, WriteViolation::TxnMismatch { op, .. } if *op == id)),
             "{violations:?}"
         );
     }
@@ -1085,11 +1097,13 @@ mod tests {
     fn a_multi_is_all_or_nothing() {
         let ops = vec![multi_create("/a"), MultiOp::Check { path: "/a".into(), version: 0 }];
         let request = Request::Multi(ops);
-        let good = vec![
-            OpResult::Create { path: "/a".into() },
-            OpResult::Check,
-        ];
-        let txn_ok = txn(1, 0, 1, TxnOp::Multi(vec![multi_create_txn("/a"), TxnOp::Check { path: "/a".into() }]));
+        let good = vec![OpResult::Create { path: "/a".into() }, OpResult::Check];
+        let txn_ok = txn(
+            1,
+            0,
+            1,
+            TxnOp::Multi(vec![multi_create_txn("/a"), TxnOp::Check { path: "/a".into() }]),
+        );
         let mut history = History::new();
         op(&mut history, 1, 0, 1, request.clone(), ok(1, Response::Multi(good)));
         assert_eq!(check(&history, &Committed::new(vec![txn_ok.clone()])), vec![]);
@@ -1108,16 +1122,10 @@ mod tests {
         );
 
         // A txn that applies one op and fails the other.
-        let half = txn(
-            1,
-            0,
-            1,
-            TxnOp::Multi(vec![multi_create_txn("/a"), TxnOp::Error { code: -103 }]),
-        );
-        let failed = vec![
-            OpResult::Error { err: 0 },
-            OpResult::Error { err: ErrorCode::BadVersion.code() },
-        ];
+        let half =
+            txn(1, 0, 1, TxnOp::Multi(vec![multi_create_txn("/a"), TxnOp::Error { code: -103 }]));
+        let failed =
+            vec![OpResult::Error { err: 0 }, OpResult::Error { err: ErrorCode::BadVersion.code() }];
         let mut history = History::new();
         let id = op(&mut history, 1, 0, 1, request, ok(1, Response::Multi(failed)));
         let violations = check(&history, &Committed::new(vec![half]));
@@ -1131,16 +1139,10 @@ mod tests {
     fn a_failed_multi_must_fail_where_the_replay_says() {
         // multi(create /a, check /a v0): nothing fails, yet the client was told check failed.
         let ops = vec![multi_create("/a"), MultiOp::Check { path: "/a".into(), version: 0 }];
-        let failed = vec![
-            OpResult::Error { err: 0 },
-            OpResult::Error { err: ErrorCode::BadVersion.code() },
-        ];
-        let error_txn = txn(
-            1,
-            0,
-            1,
-            TxnOp::Multi(vec![TxnOp::Error { code: 0 }, TxnOp::Error { code: -103 }]),
-        );
+        let failed =
+            vec![OpResult::Error { err: 0 }, OpResult::Error { err: ErrorCode::BadVersion.code() }];
+        let error_txn =
+            txn(1, 0, 1, TxnOp::Multi(vec![TxnOp::Error { code: 0 }, TxnOp::Error { code: -103 }]));
         let mut history = History::new();
         let id = op(&mut history, 1, 0, 1, Request::Multi(ops), ok(1, Response::Multi(failed)));
         let violations = check(&history, &Committed::new(vec![error_txn.clone()]));

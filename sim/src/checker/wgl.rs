@@ -615,7 +615,13 @@ mod tests {
     const PERSISTENT: i64 = 0;
     const BUDGET: u64 = 1_000_000;
 
-    fn op(id: u32, invoked: u64, returned: Option<u64>, action: Action, observed: Observed) -> PathOp {
+    fn op(
+        id: u32,
+        invoked: u64,
+        returned: Option<u64>,
+        action: Action,
+        observed: Observed,
+    ) -> PathOp {
         PathOp { id: OpId(id), invoked, returned, actions: vec![action], observed }
     }
 
@@ -687,7 +693,10 @@ mod tests {
         let Verdict::NotLinearizable { stuck, linearized, state } = verdict(&ops) else {
             panic!("accepted a stale conditional success");
         };
-        assert_eq!((stuck, linearized, state), (OpId(2), 2, Znode::Present { version: 1, owner: 0 }));
+        assert_eq!(
+            (stuck, linearized, state),
+            (OpId(2), 2, Znode::Present { version: 1, owner: 0 })
+        );
         // Concurrent with the other setData it is fine.
         let ops = [
             create(0, (0, 1), ok()),
@@ -718,16 +727,22 @@ mod tests {
         // NodeExists on a node that was never created.
         assert!(rejected(&[create(0, (0, 1), Observed::Failed(ErrorCode::NodeExists))]));
         // BadVersion with the right version.
-        let ops = [create(0, (0, 1), ok()), set(1, (2, 3), 0, Observed::Failed(ErrorCode::BadVersion))];
+        let ops =
+            [create(0, (0, 1), ok()), set(1, (2, 3), 0, Observed::Failed(ErrorCode::BadVersion))];
         assert!(rejected(&ops));
         // NoNode for a setData on an existing node.
-        let ops = [create(0, (0, 1), ok()), set(1, (2, 3), -1, Observed::Failed(ErrorCode::NoNode))];
+        let ops =
+            [create(0, (0, 1), ok()), set(1, (2, 3), -1, Observed::Failed(ErrorCode::NoNode))];
         assert!(rejected(&ops));
         // NotEmpty is a condition on children: allowed on a present node at the right version.
-        let ops = [create(0, (0, 1), ok()), delete(1, (2, 3), 0, Observed::Failed(ErrorCode::NotEmpty))];
+        let ops =
+            [create(0, (0, 1), ok()), delete(1, (2, 3), 0, Observed::Failed(ErrorCode::NotEmpty))];
         assert_eq!(verdict(&ops), Verdict::Linearizable);
         // A create failing NoNode (no parent) is allowed on an absent node only.
-        assert_eq!(verdict(&[create(0, (0, 1), Observed::Failed(ErrorCode::NoNode))]), Verdict::Linearizable);
+        assert_eq!(
+            verdict(&[create(0, (0, 1), Observed::Failed(ErrorCode::NoNode))]),
+            Verdict::Linearizable
+        );
         let ops = [create(0, (0, 1), ok()), create(1, (2, 3), Observed::Failed(ErrorCode::NoNode))];
         assert!(rejected(&ops));
     }
