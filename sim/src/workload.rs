@@ -717,12 +717,9 @@ impl Client {
             }
             OpKind::CloseSession => Request::CloseSession,
             OpKind::AddWatch => {
+                // Not recursive on "/": every change would notify every such connection.
                 let recursive = rng.gen_bool(0.5);
-                let path = match recursive {
-                    true if rng.gen_bool(0.2) => "/".to_string(),
-                    true => key(rng),
-                    false => any(rng),
-                };
+                let path = if recursive { key(rng) } else { any(rng) };
                 let mode = if recursive {
                     AddWatchMode::PersistentRecursive
                 } else {

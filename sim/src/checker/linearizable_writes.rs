@@ -332,16 +332,33 @@ impl<'r> Step<'r> {
         })
     }
 
-    /// The paths whose state decides this step.
-    fn paths(&self) -> Vec<String> {
-        let path = match self {
+    /// The paths whose state decides this step: its parent and itself.
+    fn paths(&self) -> (&'r str, &'r str) {
+        let path = match *self {
             Step::Create(create) => create.path.as_str(),
             Step::Delete { path, .. } | Step::SetData { path, .. } | Step::Check { path, .. } => {
                 path
             }
         };
-        vec![parent(path).to_string(), path.to_string()]
+        (parent(path), path)
     }
+}
+
+/// A snapshot of the nodes that decide a step, for a violation's message.
+fn describe(snapshot: &[(&str, Option<Node>); 2]) -> String {
+    let parts: Vec<String> = snapshot
+        .iter()
+        .enumerate()
+        .filter(|(i, (path, _))| *i == 0 || *path != snapshot[0].0)
+        .map(|(_, (path, node))| match node {
+            None => format!("{path} absent"),
+            Some(n) => format!(
+                "{path} version {} cversion {} children {} owner {:#x}",
+                n.version, n.cversion, n.children, n.owner
+            ),
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// What preparation decides for a step.
@@ -387,21 +404,10 @@ impl Before<'_> {
         self.overlay.insert(path.to_string(), node);
     }
 
-    fn describe(&self, paths: &[String]) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        for path in paths {
-            if parts.iter().any(|p| p.starts_with(&format!("{path} "))) {
-                continue;
-            }
-            parts.push(match self.get(path) {
-                None => format!("{path} absent"),
-                Some(n) => format!(
-                    "{path} version {} cversion {} children {} owner {:#x}",
-                    n.version, n.cversion, n.children, n.owner
-                ),
-            });
-        }
-        parts.join(", ")
+    /// The nodes that decide `step`, as they are now (formatted only if a violation needs it).
+    fn snapshot<'s>(&self, step: Step<'s>) -> [(&'s str, Option<Node>); 2] {
+        let (parent_path, path) = step.paths();
+        [(parent_path, self.get(parent_path)), (path, self.get(path))]
     }
 
     /// Decides `step` for `session` as `PrepRequestProcessor` would, and applies its effect.
@@ -568,16 +574,17 @@ fn write_ok(
 /// Judges one write whose txn is `txn`, against `tree`, the state just before it.
 fn judge(op: &Operation, txn: &Txn, tree: &DataTree, violations: &mut Vec<WriteViolation>) {
     let mut before = Before { tree, overlay: BTreeMap::new() };
-    let contradicted = |sub_op, seen: &Seen, decision: &Decision, state: String| {
-        WriteViolation::OutcomeContradicted {
-            op: op.id,
-            zxid: txn.zxid,
-            sub_op,
-            observed: seen.to_string(),
-            expected: decision.to_string(),
-            state,
-        }
-    };
+    let contradicted =
+        |sub_op, seen: &Seen, decision: &Decision, state: [(&str, Option<Node>); 2]| {
+            WriteViolation::OutcomeContradicted {
+                op: op.id,
+                zxid: txn.zxid,
+                sub_op,
+                observed: seen.to_string(),
+                expected: decision.to_string(),
+                state: describe(&state),
+            }
+        };
     match (&op.request, &op.outcome) {
         (Request::Multi(ops), outcome) => {
             let steps: Vec<Step> = ops.iter().map(Step::of_multi).collect();
@@ -627,7 +634,7 @@ fn judge(op: &Operation, txn: &Txn, tree: &DataTree, violations: &mut Vec<WriteV
                 if *seen == Seen::Nothing {
                     break;
                 }
-                let state = before.describe(&step.paths());
+                let state = before.snapshot(*step);
                 let decision = before.decide(*step, op.session);
                 if !seen.agrees(&decision) {
                     violations.push(contradicted(Some(index), seen, &decision, state));
@@ -641,7 +648,7 @@ fn judge(op: &Operation, txn: &Txn, tree: &DataTree, violations: &mut Vec<WriteV
         (request, OpOutcome::Ok { response, .. }) => {
             let Some(step) = Step::of_request(request) else { return };
             let seen = Seen::of_response(response);
-            let state = before.describe(&step.paths());
+            let state = before.snapshot(step);
             let decision = before.decide(step, op.session);
             if !seen.agrees(&decision) {
                 violations.push(contradicted(None, &seen, &decision, state));
@@ -650,7 +657,7 @@ fn judge(op: &Operation, txn: &Txn, tree: &DataTree, violations: &mut Vec<WriteV
         (request, OpOutcome::Fail { code, .. }) => {
             let Some(step) = Step::of_request(request) else { return };
             let seen = Seen::Err(*code);
-            let state = before.describe(&step.paths());
+            let state = before.snapshot(step);
             let decision = before.decide(step, op.session);
             if !seen.agrees(&decision) {
                 violations.push(contradicted(None, &seen, &decision, state));

@@ -122,20 +122,21 @@ type Changes = BTreeMap<String, Vec<(u64, EventType)>>;
 
 /// A persistent watch (addWatch) of one connection.
 #[derive(Clone, Debug)]
-struct Persistent {
+struct Persistent<'c> {
     /// The watched path.
     path: String,
+    /// The changes of that path (mode 0).
+    own: &'c [(u64, EventType)],
     /// Mode 1: the path and every descendant, without child events.
     recursive: bool,
     /// The addWatch reply's zxid.
     armed_at: i64,
-    /// Every change it covers after `armed_at`, in zxid order: (zxid, path, event).
-    covered: Vec<(u64, String, EventType)>,
-    /// How many of `covered` were checked.
+    /// The next change to check: an index into the path's changes (mode 0) or into the whole
+    /// timeline (mode 1).
     next: usize,
 }
 
-impl Persistent {
+impl Persistent<'_> {
     fn covers(&self, path: &str, event: EventType) -> bool {
         if self.recursive {
             event != EventType::NodeChildrenChanged && is_within(path, &self.path)
@@ -152,22 +153,30 @@ fn is_within(path: &str, root: &str) -> bool {
 
 /// What one connection has armed and received.
 #[derive(Debug, Default)]
-struct ConnWatches {
-    one_shot: BTreeMap<(String, WatchKind), i64>,
-    persistent: Vec<Persistent>,
+struct ConnWatches<'h> {
+    /// One-shot watches: (path, kind) → (armed at, the first change that fires it).
+    one_shot: BTreeMap<(String, WatchKind), (i64, Option<u64>)>,
+    persistent: Vec<Persistent<'h>>,
     /// Notifications received: (zxid, path, event type) → how many.
-    received: BTreeMap<(i64, String, i32), u32>,
+    received: BTreeMap<(i64, &'h str, i32), u32>,
 }
 
 /// Checks the notifications of `history` against the armed watches and `committed`.
 pub fn check(history: &History, committed: &Committed) -> Vec<WatchViolation> {
     let changes = replay_changes(committed);
-    let mut occurrences: BTreeMap<(i64, &str, i32), u32> = BTreeMap::new();
-    for (path, list) in &changes {
-        for (zxid, event) in list {
-            *occurrences.entry((*zxid as i64, path.as_str(), event.code())).or_default() += 1;
-        }
-    }
+    // Every change in zxid order, for recursive watches.
+    let mut timeline: Vec<(u64, &str, EventType)> = changes
+        .iter()
+        .flat_map(|(path, list)| list.iter().map(move |(z, e)| (*z, path.as_str(), *e)))
+        .collect();
+    timeline.sort_by_key(|(zxid, _, _)| *zxid);
+    // How often the log made `event` on `path` at `zxid` (a multi may make one twice).
+    let occurrences = |zxid: i64, path: &str, event: EventType| -> u32 {
+        let Some(list) = changes.get(path) else { return 0 };
+        let from = list.partition_point(|(z, _)| (*z as i64) < zxid);
+        let same = list[from..].iter().take_while(|(z, _)| *z as i64 == zxid);
+        same.filter(|(_, e)| *e == event).count() as u32
+    };
     let mut violations = Vec::new();
     let mut conns: BTreeMap<ConnId, ConnWatches> = BTreeMap::new();
     let mut notified: BTreeMap<ConnId, i64> = BTreeMap::new();
@@ -180,26 +189,42 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WatchViolation> {
                     _ => continue,
                 };
                 if let Some(watches) = conns.get_mut(&op.conn) {
-                    missed(op.client, op.conn, watches, &changes, zxid, zxid, &mut violations);
+                    missed(op.client, op.conn, watches, &timeline, zxid, zxid, &mut violations);
                 }
                 if let Some((path, kind)) = arms(&op.request, &op.outcome) {
                     let watches = conns.entry(op.conn).or_default();
-                    watches.one_shot.entry((path, kind)).or_insert(zxid);
+                    let fires_at = first_trigger(&changes, &path, kind, zxid);
+                    watches.one_shot.entry((path, kind)).or_insert((zxid, fires_at));
                 }
-                if let Some((path, recursive)) = adds_persistent(&op.request, &op.outcome) {
-                    let covered = covered_by(&changes, &path, recursive, zxid);
-                    let watch = Persistent { path, recursive, armed_at: zxid, covered, next: 0 };
+                let added =
+                    adds_persistent(&op.request, &op.outcome).filter(|(path, recursive)| {
+                        // Adding a watch the connection holds already changes nothing.
+                        let held = conns.get(&op.conn).is_some_and(|w| {
+                            w.persistent
+                                .iter()
+                                .any(|p| p.path == *path && p.recursive == *recursive)
+                        });
+                        !held
+                    });
+                if let Some((path, recursive)) = added {
+                    let own = changes.get(&path).map_or(&[][..], Vec::as_slice);
+                    let next = if recursive {
+                        timeline.partition_point(|(z, _, _)| *z as i64 <= zxid)
+                    } else {
+                        own.partition_point(|(z, _)| *z as i64 <= zxid)
+                    };
+                    let watch = Persistent { path, own, recursive, armed_at: zxid, next };
                     conns.entry(op.conn).or_default().persistent.push(watch);
                 }
             }
             Entry::Pong { client, conn, zxid, .. } => {
                 if let Some(watches) = conns.get_mut(conn) {
-                    missed(*client, *conn, watches, &changes, *zxid, *zxid, &mut violations);
+                    missed(*client, *conn, watches, &timeline, *zxid, *zxid, &mut violations);
                 }
             }
             Entry::Notify(index) => {
                 let n = &history.notifications[*index as usize];
-                let path = n.event.path.clone();
+                let path = n.event.path.as_str();
                 let last = notified.entry(n.conn).or_insert(n.zxid);
                 if n.zxid < *last {
                     violations.push(WatchViolation::OutOfOrder {
@@ -211,31 +236,29 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WatchViolation> {
                 }
                 *last = (*last).max(n.zxid);
                 let event = EventType::from_code(n.event.event_type);
-                let happened = event.map_or(0, |e| {
-                    occurrences.get(&(n.zxid, path.as_str(), e.code())).copied().unwrap_or(0)
-                });
+                let happened = event.map_or(0, |e| occurrences(n.zxid, path, e));
                 if happened == 0 {
                     violations.push(WatchViolation::Phantom {
                         client: n.client,
                         zxid: n.zxid,
                         event_type: n.event.event_type,
-                        path: path.clone(),
+                        path: path.to_string(),
                     });
                 }
                 let watches = conns.entry(n.conn).or_default();
                 let received =
-                    watches.received.entry((n.zxid, path.clone(), n.event.event_type)).or_default();
+                    watches.received.entry((n.zxid, path, n.event.event_type)).or_default();
                 *received += 1;
                 let duplicate = happened > 0 && *received > happened;
                 // Changes before this notification's zxid must have been notified already.
-                missed(n.client, n.conn, watches, &changes, n.zxid - 1, n.zxid, &mut violations);
+                missed(n.client, n.conn, watches, &timeline, n.zxid - 1, n.zxid, &mut violations);
                 let consumed = event.map_or(&[][..], fired_kinds);
                 let mut any = false;
                 for kind in consumed {
-                    any |= watches.one_shot.remove(&(path.clone(), *kind)).is_some();
+                    any |= watches.one_shot.remove(&(path.to_string(), *kind)).is_some();
                 }
                 let persistent = event.is_some_and(|e| {
-                    watches.persistent.iter().any(|p| p.armed_at < n.zxid && p.covers(&path, e))
+                    watches.persistent.iter().any(|p| p.armed_at < n.zxid && p.covers(path, e))
                 });
                 if duplicate || !(any || persistent) {
                     violations.push(WatchViolation::Unexpected {
@@ -243,7 +266,7 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WatchViolation> {
                         conn: n.conn,
                         zxid: n.zxid,
                         event_type: n.event.event_type,
-                        path,
+                        path: path.to_string(),
                     });
                 }
             }
@@ -256,6 +279,14 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WatchViolation> {
     violations
 }
 
+/// The first change after `armed_at` that fires a one-shot watch of `kind` on `path`.
+fn first_trigger(changes: &Changes, path: &str, kind: WatchKind, armed_at: i64) -> Option<u64> {
+    let path_changes = changes.get(path)?;
+    let after = path_changes.partition_point(|(zxid, _)| *zxid as i64 <= armed_at);
+    let first = path_changes[after..].iter().find(|(_, event)| fired_kinds(*event).contains(&kind));
+    first.map(|(zxid, _)| *zxid)
+}
+
 /// The persistent watch a completed addWatch leaves: (path, recursive).
 fn adds_persistent(request: &Request, outcome: &OpOutcome) -> Option<(String, bool)> {
     let Request::AddWatch { path, mode } = request else { return None };
@@ -266,39 +297,6 @@ fn adds_persistent(request: &Request, outcome: &OpOutcome) -> Option<(String, bo
         AddWatchMode::Persistent => Some((path.clone(), false)),
         AddWatchMode::PersistentRecursive => Some((path.clone(), true)),
     }
-}
-
-/// The changes after `armed_at` a persistent watch on `root` covers, in zxid order.
-fn covered_by(
-    changes: &Changes,
-    root: &str,
-    recursive: bool,
-    armed_at: i64,
-) -> Vec<(u64, String, EventType)> {
-    let mut covered = Vec::new();
-    let mut take = |path: &String, list: &Vec<(u64, EventType)>, children_too: bool| {
-        for (zxid, event) in list {
-            if (*zxid as i64) > armed_at
-                && (children_too || *event != EventType::NodeChildrenChanged)
-            {
-                covered.push((*zxid, path.clone(), *event));
-            }
-        }
-    };
-    if recursive {
-        for (path, list) in changes.range(root.to_string()..) {
-            if !path.starts_with(root) {
-                break;
-            }
-            if is_within(path, root) {
-                take(path, list, false);
-            }
-        }
-    } else if let Some(list) = changes.get(root) {
-        take(&root.to_string(), list, true);
-    }
-    covered.sort();
-    covered
 }
 
 /// The watch a completed read leaves, if any.
@@ -335,26 +333,22 @@ fn fired_kinds(event: EventType) -> &'static [WatchKind] {
 fn missed(
     client: ClientId,
     conn: ConnId,
-    watches: &mut ConnWatches,
-    changes: &Changes,
+    watches: &mut ConnWatches<'_>,
+    timeline: &[(u64, &str, EventType)],
     horizon: i64,
     seen: i64,
     violations: &mut Vec<WatchViolation>,
 ) {
     let mut fired = Vec::new();
-    for ((path, kind), armed_at) in watches.one_shot.iter() {
-        let Some(path_changes) = changes.get(path) else { continue };
-        let after = path_changes.partition_point(|(zxid, _)| *zxid as i64 <= *armed_at);
-        let first =
-            path_changes[after..].iter().find(|(_, event)| fired_kinds(*event).contains(kind));
-        if let Some((change_zxid, _)) = first.filter(|(zxid, _)| *zxid as i64 <= horizon) {
+    for ((path, kind), (armed_at, fires_at)) in watches.one_shot.iter() {
+        if let Some(change_zxid) = fires_at.filter(|zxid| *zxid as i64 <= horizon) {
             violations.push(WatchViolation::Missed {
                 client,
                 conn,
                 path: path.clone(),
                 kind: *kind,
                 armed_at: *armed_at,
-                change_zxid: *change_zxid,
+                change_zxid,
                 seen_zxid: seen,
             });
             fired.push((path.clone(), *kind));
@@ -364,22 +358,35 @@ fn missed(
         watches.one_shot.remove(&key);
     }
     for watch in &mut watches.persistent {
-        while let Some((zxid, path, event)) = watch.covered.get(watch.next) {
-            if *zxid as i64 > horizon {
+        loop {
+            let (zxid, path, event) = if watch.recursive {
+                match timeline.get(watch.next) {
+                    Some(&(zxid, path, event)) => (zxid, path, event),
+                    None => break,
+                }
+            } else {
+                match watch.own.get(watch.next) {
+                    Some(&(zxid, event)) => (zxid, watch.path.as_str(), event),
+                    None => break,
+                }
+            };
+            if zxid as i64 > horizon {
                 break;
             }
             watch.next += 1;
-            let key = (*zxid as i64, path.clone(), event.code());
-            if !watches.received.contains_key(&key) {
+            if !watch.covers(path, event) {
+                continue;
+            }
+            if !watches.received.contains_key(&(zxid as i64, path, event.code())) {
                 violations.push(WatchViolation::PersistentMissed {
                     client,
                     conn,
                     watch: watch.path.clone(),
                     recursive: watch.recursive,
                     armed_at: watch.armed_at,
-                    path: path.clone(),
+                    path: path.to_string(),
                     event_type: event.code(),
-                    change_zxid: *zxid,
+                    change_zxid: zxid,
                     seen_zxid: seen,
                 });
             }

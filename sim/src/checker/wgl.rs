@@ -61,7 +61,7 @@ pub struct Limits {
 impl Default for Limits {
     /// Cheap enough to run on every seed of a sweep.
     fn default() -> Limits {
-        Limits { max_ops_per_path: 200, steps_per_path: 50_000, steps_total: 400_000 }
+        Limits { max_ops_per_path: 5_000, steps_per_path: 60_000, steps_total: 300_000 }
     }
 }
 
@@ -536,51 +536,89 @@ pub fn search(ops: &[PathOp], init: Znode, budget: u64) -> (Verdict, u64) {
     let mut by_return: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].returned.is_some()).collect();
     by_return.sort_by_key(|&i| (ops[i].returned, i));
     let words = ops.len().div_ceil(64).max(1);
-    let start: (Bits, Znode) = (vec![0; words], init);
+    let start = Config { bits: vec![0; words], state: init, placed: 0, lo_return: 0, lo_invoke: 0 };
+
     let mut seen: HashSet<(Bits, Znode)> = HashSet::new();
-    seen.insert(start.clone());
-    let mut stack = vec![start];
+    seen.insert((start.bits.clone(), init));
+    // Depth first, one child at a time: each frame holds a configuration and the moves out of
+    // it not tried yet, answered operations first (unknown ones are rarely needed, and trying
+    // them last keeps the common search linear).
+    let mut stack: Vec<(Config, Vec<(usize, Znode)>)> = Vec::new();
     let mut steps = 0u64;
     // The configuration that placed the most answered operations, for the report.
     let mut deepest: (usize, Option<usize>, Znode) = (0, by_return.first().copied(), init);
     let mut next = Vec::new();
-    while let Some((bits, state)) = stack.pop() {
-        if steps >= budget {
-            return (Verdict::Inconclusive { steps }, steps);
-        }
-        steps += 1;
-        // The first answered operation not placed yet: everything placed next must have been
-        // sent before its reply.
-        let Some(first) = by_return.iter().copied().find(|&i| !has(&bits, i)) else {
-            return (Verdict::Linearizable, steps);
-        };
-        let placed = by_return.iter().filter(|&&i| has(&bits, i)).count();
-        if placed > deepest.0 || deepest.1.is_none() {
-            deepest = (placed, Some(first), state);
-        }
-        let deadline = ops[first].returned.expect("answered");
-        let mut children = Vec::new();
-        for &i in &by_invoke {
-            if ops[i].invoked > deadline {
-                break;
+    let mut pending = Some(start);
+    loop {
+        if let Some(mut config) = pending.take() {
+            if steps >= budget {
+                return (Verdict::Inconclusive { steps }, steps);
             }
-            if has(&bits, i) {
-                continue;
+            steps += 1;
+            // The first answered operation not placed yet: everything placed next must have
+            // been sent before its reply. Everything before `lo_*` is placed (it only grows).
+            while by_return.get(config.lo_return).is_some_and(|&i| has(&config.bits, i)) {
+                config.lo_return += 1;
             }
-            step(state, &ops[i], &mut next);
-            for &after in &next {
-                let child = (with(&bits, i), after);
-                if seen.insert(child.clone()) {
-                    children.push(child);
+            while by_invoke.get(config.lo_invoke).is_some_and(|&i| has(&config.bits, i)) {
+                config.lo_invoke += 1;
+            }
+            let Some(&first) = by_return.get(config.lo_return) else {
+                return (Verdict::Linearizable, steps);
+            };
+            if config.placed > deepest.0 || deepest.1.is_none() {
+                deepest = (config.placed, Some(first), config.state);
+            }
+            let deadline = ops[first].returned.expect("answered");
+            let (mut answered, mut unknown) = (Vec::new(), Vec::new());
+            for &i in &by_invoke[config.lo_invoke..] {
+                if ops[i].invoked > deadline {
+                    break;
                 }
+                if has(&config.bits, i) {
+                    continue;
+                }
+                step(config.state, &ops[i], &mut next);
+                let moves = if ops[i].returned.is_some() { &mut answered } else { &mut unknown };
+                moves.extend(next.iter().map(|&after| (i, after)));
             }
+            // Popped from the end: answered ones in invocation order, then unknown ones.
+            unknown.reverse();
+            answered.reverse();
+            unknown.extend(answered);
+            stack.push((config, unknown));
         }
-        // Depth first, earliest invocation first.
-        stack.extend(children.into_iter().rev());
+        let Some((config, moves)) = stack.last_mut() else { break };
+        let Some((i, after)) = moves.pop() else {
+            stack.pop();
+            continue;
+        };
+        let bits = with(&config.bits, i);
+        if seen.insert((bits.clone(), after)) {
+            pending = Some(Config {
+                bits,
+                state: after,
+                placed: config.placed + usize::from(ops[i].returned.is_some()),
+                lo_return: config.lo_return,
+                lo_invoke: config.lo_invoke,
+            });
+        }
     }
     let (linearized, stuck, state) = deepest;
     let stuck = ops[stuck.expect("a failed search leaves an answered op unplaced")].id;
     (Verdict::NotLinearizable { linearized, stuck, state }, steps)
+}
+
+/// A configuration of the search: which operations are placed, and the model state after them.
+struct Config {
+    bits: Bits,
+    state: Znode,
+    /// Answered operations placed.
+    placed: usize,
+    /// Every operation before this index of the return order is placed.
+    lo_return: usize,
+    /// Every operation before this index of the invocation order is placed.
+    lo_invoke: usize,
 }
 
 impl fmt::Display for Znode {
