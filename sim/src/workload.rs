@@ -186,6 +186,9 @@ pub struct Client {
     values_written: u64,
     /// A closeSession is in flight on the current connection.
     closing: bool,
+    /// Persistent watches added on the current connection (capped: each one notifies the
+    /// client of every change it covers for as long as the connection lives).
+    persistent_watches: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,6 +216,8 @@ struct InFlight {
 const CHILDREN: u32 = 4;
 /// Sequential nodes a client keeps before it must delete the oldest instead of creating more.
 const SEQUENTIALS_MAX: usize = 8;
+/// Persistent watches a client adds on one connection at most.
+const PERSISTENT_WATCHES_MAX: u32 = 2;
 /// Longest back-off between reconnects, ms.
 const BACKOFF_MAX_MS: u64 = 1_000;
 
@@ -241,6 +246,7 @@ impl Client {
             scripted: VecDeque::new(),
             values_written: 0,
             closing: false,
+            persistent_watches: 0,
         }
     }
 
@@ -399,6 +405,7 @@ impl Client {
         let connect_timeout = (timeout_ms.max(1) as u64) / self.servers.len() as u64;
         let deadline = ctx.now.plus_ms(connect_timeout.max(1));
         self.link = Link::Handshake { conn, server, deadline };
+        self.persistent_watches = 0;
     }
 
     fn on_connect_response(
@@ -716,7 +723,11 @@ impl Client {
                 Request::Multi(ops)
             }
             OpKind::CloseSession => Request::CloseSession,
+            OpKind::AddWatch if self.persistent_watches >= PERSISTENT_WATCHES_MAX => {
+                Request::GetData { path: any(rng), watch: true }
+            }
             OpKind::AddWatch => {
+                self.persistent_watches += 1;
                 // Not recursive on "/": every change would notify every such connection.
                 let recursive = rng.gen_bool(0.5);
                 let path = if recursive { key(rng) } else { any(rng) };

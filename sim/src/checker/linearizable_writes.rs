@@ -30,7 +30,7 @@
 //! The durability checker already requires an acknowledged write at the zxid of its reply, and
 //! the reads checker the Stat a write reports; this one does not repeat them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use ensemble::core::ids::{SessionId, Zxid};
@@ -155,47 +155,48 @@ fn is_conditional(code: i32) -> bool {
 /// Checks the write sub-history of `history` against `committed`.
 pub fn check(history: &History, committed: &Committed) -> Vec<WriteViolation> {
     let mut violations = Vec::new();
-    // (session, cxid) of every client write → the op; and where its txns sit in the log.
-    let mut by_request: BTreeMap<(SessionId, i32), OpId> = BTreeMap::new();
-    let mut sessions = std::collections::BTreeSet::new();
+    // (session, cxid) of every client write → the op (looked up only, never iterated).
+    let mut by_request: HashMap<(SessionId, i32), OpId> = HashMap::new();
+    let mut sessions = HashSet::new();
     for op in &history.ops {
         sessions.insert(op.session);
         if op.is_write() {
             by_request.insert((op.session, op.xid), op.id);
         }
     }
-    let mut placed: BTreeMap<OpId, Vec<usize>> = BTreeMap::new();
+    // Per op, where its txn sits in the log (the first, if several).
+    let mut zxid_of: Vec<Option<usize>> = vec![None; history.ops.len()];
+    let mut again: BTreeMap<OpId, Vec<Zxid>> = BTreeMap::new();
     for (index, txn) in committed.txns().iter().enumerate() {
         if txn.cxid <= 0 || !sessions.contains(&txn.session) {
             continue; // createSession, expiry, internal txns
         }
-        match by_request.get(&(txn.session, txn.cxid)) {
-            Some(&id) => placed.entry(id).or_default().push(index),
-            None => violations.push(WriteViolation::Invented {
+        let Some(&id) = by_request.get(&(txn.session, txn.cxid)) else {
+            violations.push(WriteViolation::Invented {
                 zxid: txn.zxid,
                 session: txn.session,
                 cxid: txn.cxid,
                 txn: brief_txn(&txn.op),
-            }),
-        }
-    }
-    // The zxid of each write, when its txn is in the log once.
-    let mut zxid_of: BTreeMap<OpId, usize> = BTreeMap::new();
-    for (&id, indexes) in &placed {
-        let op = history.op(id);
-        if indexes.len() > 1 {
-            violations.push(WriteViolation::Duplicated {
-                op: id,
-                zxids: indexes.iter().map(|&i| committed.txns()[i].zxid).collect(),
             });
             continue;
+        };
+        match zxid_of[id.0 as usize] {
+            None => zxid_of[id.0 as usize] = Some(index),
+            Some(first) => {
+                again.entry(id).or_insert_with(|| vec![committed.txns()[first].zxid]).push(txn.zxid)
+            }
         }
-        let index = indexes[0];
+    }
+    for (id, zxids) in again {
+        violations.push(WriteViolation::Duplicated { op: id, zxids });
+        zxid_of[id.0 as usize] = None;
+    }
+    for (id, index) in zxid_of.iter().enumerate().filter_map(|(i, z)| Some((i, (*z)?))) {
+        let op = &history.ops[id];
         let txn = &committed.txns()[index];
-        zxid_of.insert(id, index);
         if let Some(found) = mismatch(&op.request, op.session, &txn.op) {
             violations.push(WriteViolation::TxnMismatch {
-                op: id,
+                op: op.id,
                 zxid: txn.zxid,
                 expected: history::describe_request(&op.request),
                 found,
@@ -204,7 +205,7 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WriteViolation> {
         if let Some(committed_at) = committed.time(index) {
             if committed_at < op.invoked_at {
                 violations.push(WriteViolation::CommittedBeforeInvoked {
-                    op: id,
+                    op: op.id,
                     zxid: txn.zxid,
                     committed_at,
                     invoked_at: op.invoked_at,
@@ -236,21 +237,22 @@ pub fn check(history: &History, committed: &Committed) -> Vec<WriteViolation> {
 fn real_time_order(
     history: &History,
     committed: &Committed,
-    zxid_of: &BTreeMap<OpId, usize>,
+    zxid_of: &[Option<usize>],
 ) -> Vec<WriteViolation> {
     let spans = history.spans();
-    let zxid = |id: &OpId| committed.txns()[zxid_of[id]].zxid;
+    let zxid = |id: &OpId| committed.txns()[zxid_of[id.0 as usize].expect("placed")].zxid;
+    let placed =
+        || zxid_of.iter().enumerate().filter(|(_, z)| z.is_some()).map(|(i, _)| OpId(i as u32));
     // Writes with a known completion, by the position of their return.
-    let mut done: Vec<(usize, OpId)> = zxid_of
-        .keys()
+    let mut done: Vec<(usize, OpId)> = placed()
         .filter(|id| {
-            matches!(history.op(**id).outcome, OpOutcome::Ok { .. } | OpOutcome::Fail { .. })
+            matches!(history.op(*id).outcome, OpOutcome::Ok { .. } | OpOutcome::Fail { .. })
         })
-        .filter_map(|id| spans[id.0 as usize].returned.map(|at| (at, *id)))
+        .filter_map(|id| spans[id.0 as usize].returned.map(|at| (at, id)))
         .collect();
     done.sort_unstable();
     let mut begun: Vec<(usize, OpId)> =
-        zxid_of.keys().map(|id| (spans[id.0 as usize].invoked, *id)).collect();
+        placed().map(|id| (spans[id.0 as usize].invoked, id)).collect();
     begun.sort_unstable();
     let mut violations = Vec::new();
     let mut highest: Option<(Zxid, OpId)> = None;
@@ -285,17 +287,19 @@ fn real_time_order(
 fn replay(
     history: &History,
     committed: &Committed,
-    zxid_of: &BTreeMap<OpId, usize>,
+    zxid_of: &[Option<usize>],
 ) -> Vec<WriteViolation> {
-    let mut at_index: BTreeMap<usize, OpId> = BTreeMap::new();
-    for (&id, &index) in zxid_of {
-        at_index.insert(index, id);
+    let mut at_index: Vec<Option<OpId>> = vec![None; committed.txns().len()];
+    for (id, index) in zxid_of.iter().enumerate() {
+        if let Some(index) = index {
+            at_index[*index] = Some(OpId(id as u32));
+        }
     }
     let mut violations = Vec::new();
     let mut tree = DataTree::new();
     let mut events = Vec::new();
     for (index, txn) in committed.txns().iter().enumerate() {
-        if let Some(&id) = at_index.get(&index) {
+        if let Some(id) = at_index[index] {
             judge(history.op(id), txn, &tree, &mut violations);
         }
         tree.apply(txn, &mut events);
