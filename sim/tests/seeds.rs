@@ -12,6 +12,13 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "prep.close_session took the closing session's ephemerals from the applied tree, so a \
          node that a pending txn deleted and re-created was deleted in the speculative view",
     ),
+    (
+        0x81,
+        "ZOOKEEPER-1208: writes a follower forwarded before a session expired were prepared by \
+         the leader after the expiry committed, leaving ephemerals no close would delete (the \
+         leader now checks the session, as PrepRequestProcessor.checkSession does)",
+    ),
+    (0xd4, "the same orphaned-ephemeral bug as 0x81, in another ensemble"),
 ];
 
 /// Seeds that fail today because of a known bug in the core, with the bug. When it is fixed,

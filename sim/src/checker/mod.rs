@@ -7,16 +7,24 @@
 //! leader keeps. The agreement and recovery checkers run online, after every step of every
 //! node.
 //!
-//! | file               | guarantee                                                          |
-//! |--------------------|--------------------------------------------------------------------|
-//! | `agreement.rs`     | one committed history; no leader forgets it; servers agree on it  |
-//! | `durability.rs`    | an acknowledged write is in the committed log, at its zxid         |
-//! | `recovery.rs`      | a node's tree equals the replay of its durable log                 |
-//! | `session_order.rs` | a session never sees zxids go backwards; replies in request order   |
-//! | `sessions.rs`      | a session is not expired while its client is being answered        |
-//! | `reads.rs`         | a read returns the state of the committed log at its reply zxid    |
-//! | `watches.rs`       | one-shot watches fire at most once, in order, before newer state  |
-//! | `liveness.rs`      | after faults heal, writes complete within a bound                  |
+//! | file                    | guarantee                                                     |
+//! |-------------------------|---------------------------------------------------------------|
+//! | `agreement.rs`          | one committed history; no leader forgets it; servers agree on it |
+//! | `durability.rs`         | an acknowledged write is in the committed log, at its zxid    |
+//! | `recovery.rs`           | a node's tree equals the replay of its durable log            |
+//! | `linearizable_writes.rs`| zxids respect real time; each request committed once, as asked; |
+//! |                         | outcomes (conditional, multi) are what the replay decides     |
+//! | `wgl.rs`                | independent: some order of the writes explains every reply (WGL |
+//! |                         | search per path, bounded; "inconclusive" is a note, not a failure) |
+//! | `session_order.rs`      | a session never sees zxids go back (nor below its own write); |
+//! |                         | replies in request order                                      |
+//! | `sessions.rs`           | a session is not expired while its client is being answered;  |
+//! |                         | ephemerals live exactly until their session's close, everywhere |
+//! | `reads.rs`              | a read returns the state of the committed log at its reply zxid; |
+//! |                         | a sync is answered past every write completed before it      |
+//! | `watches.rs`            | one-shot watches fire at most once, in order, before newer state; |
+//! |                         | persistent watches deliver every change they cover            |
+//! | `liveness.rs`           | after faults heal, writes complete within a bound             |
 
 pub mod agreement;
 pub mod durability;

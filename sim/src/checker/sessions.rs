@@ -347,18 +347,21 @@ impl fmt::Display for SessionViolation {
             ),
             SessionViolation::EphemeralOutlivedSession { op, path, owner, closed, zxid } => write!(
                 f,
-                "op #{} answered at zxid {zxid:#x} showed {path} owned by session {owner}, whose                  close was committed at {closed}",
+                "op #{} answered at zxid {zxid:#x} showed {path} owned by session {owner}, whose \
+                 close was committed at {closed}",
                 op.0
             ),
             SessionViolation::EphemeralVanished { op, path, owner, created, zxid } => write!(
                 f,
-                "op #{} answered at zxid {zxid:#x} did not see {path}, an ephemeral of session                  {owner} created at {created} and neither deleted nor closed by then",
+                "op #{} answered at zxid {zxid:#x} did not see {path}, an ephemeral of session \
+                 {owner} created at {created} and neither deleted nor closed by then",
                 op.0
             ),
             SessionViolation::EphemeralOnMember { server, path, owner, closed, applied } => {
                 write!(
                     f,
-                    "n{server} has applied up to {applied}, past the close of session {owner} at                      {closed}, yet still holds its ephemeral {path}"
+                    "n{server} has applied up to {applied}, past the close of session {owner} at \
+                     {closed}, yet still holds its ephemeral {path}"
                 )
             }
         }
