@@ -847,7 +847,7 @@ mod tests {
             actions: vec![Action::Create { owner: 0 }, Action::SetData { version: 0 }],
             observed: Observed::Ok(vec![None, Some((1, 0))]),
         };
-        assert_eq!(verdict(&[multi.clone()]), Verdict::Linearizable);
+        assert_eq!(verdict(std::slice::from_ref(&multi)), Verdict::Linearizable);
         let wrong = PathOp { observed: Observed::Ok(vec![None, Some((0, 0))]), ..multi };
         assert!(rejected(&[wrong]));
     }
