@@ -286,6 +286,31 @@ impl History {
     pub fn op(&self, id: OpId) -> &Operation {
         &self.ops[id.0 as usize]
     }
+
+    /// For every operation, by id, where its invocation and its return sit in
+    /// [`History::entries`]. Positions order happenings exactly, even within one instant of
+    /// simulated time: an operation whose return comes before another's invocation really
+    /// completed before the other began (its client may have sent the second upon the reply).
+    pub fn spans(&self) -> Vec<Span> {
+        let mut spans = vec![Span { invoked: usize::MAX, returned: None }; self.ops.len()];
+        for (position, (_, entry)) in self.entries.iter().enumerate() {
+            match entry {
+                Entry::Invoke(id) => spans[id.0 as usize].invoked = position,
+                Entry::Return(id) => spans[id.0 as usize].returned = Some(position),
+                _ => {}
+            }
+        }
+        spans
+    }
+}
+
+/// Where an operation's invocation and return sit in [`History::entries`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Position of its `Invoke` entry.
+    pub invoked: usize,
+    /// Position of its `Return` entry (None while pending).
+    pub returned: Option<usize>,
 }
 
 impl Operation {
@@ -351,6 +376,7 @@ pub fn describe_request(request: &Request) -> String {
         Request::Sync { path } => format!("sync {path}"),
         Request::Multi(ops) => format!("multi of {}", ops.len()),
         Request::CloseSession => "closeSession".to_string(),
+        Request::AddWatch { path, mode } => format!("addWatch {path} mode={mode}"),
         other => format!("{other:?}"),
     }
 }

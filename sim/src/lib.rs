@@ -88,6 +88,9 @@ pub struct Outcome {
     pub crashes: u32,
     /// The deliberate bugs that were on.
     pub canaries: Vec<Canary>,
+    /// What the checkers left unchecked without finding a violation (e.g. a path the WGL
+    /// search gave up on).
+    pub notes: Vec<String>,
 }
 
 impl Outcome {

@@ -189,6 +189,9 @@ fn report(outcome: &Outcome) {
     for violation in &outcome.violations {
         println!("  violation: {violation}");
     }
+    for note in &outcome.notes {
+        println!("  note: {note}");
+    }
     if !outcome.passed() {
         println!("replay: {}", outcome.replay_command());
     }

@@ -231,6 +231,12 @@ impl Options {
             options.observers = rng::between(r, 1, 2) as usize;
         }
         options.workload.recipes = RecipeOptions::swarm(r, &mut options.clients);
+        let add_watch = if r.gen_bool(0.25) {
+            0
+        } else {
+            rng::between(r, 1, 10) as u32 * OpKind::AddWatch.base_weight()
+        };
+        options.workload.mix.push((OpKind::AddWatch, add_watch));
         options
     }
 

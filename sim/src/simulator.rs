@@ -59,6 +59,8 @@ pub struct Simulator {
     pub(crate) effects: Vec<Effect>,
     pub(crate) actions: Vec<ClientAction>,
     pub(crate) violations: Vec<Violation>,
+    /// What the end-of-run checkers left unchecked (not violations).
+    pub(crate) notes: Vec<String>,
     /// Intervals in which a fault could hide a live client from the servers.
     pub(crate) disturbances: Vec<(SimTime, SimTime)>,
     pub(crate) events: u64,
@@ -118,6 +120,7 @@ impl Simulator {
             effects: Vec::new(),
             actions: Vec::new(),
             violations: Vec::new(),
+            notes: Vec::new(),
             disturbances: Vec::new(),
             events: 0,
             crashes: 0,
@@ -242,8 +245,11 @@ impl Simulator {
                 liveness: self.liveness_window(),
                 disturbances: self.disturbances.clone(),
                 session_slack_ms: self.session_slack_ms(),
+                members: self.members(),
+                wgl: Some(checker::wgl::Limits::default()),
             };
-            let found = checker::check_history(&self.history, &committed, &facts);
+            let found =
+                checker::check_history_noted(&self.history, &committed, &facts, &mut self.notes);
             self.violations.extend(found);
         }
         Outcome {
@@ -261,7 +267,25 @@ impl Simulator {
                 .count(),
             crashes: self.crashes,
             canaries: self.options.canaries.clone(),
+            notes: self.notes.clone(),
         }
+    }
+
+    /// What each serving member holds at the end, for the checkers.
+    fn members(&self) -> Vec<checker::sessions::Member> {
+        let serving = self.servers.iter().filter_map(|s| Some((s.id, s.node.as_ref()?)));
+        serving
+            .filter(|(_, node)| node.is_serving())
+            .map(|(server, node)| {
+                let tree = node.tree();
+                let ephemerals = tree
+                    .sessions_with_ephemerals()
+                    .into_iter()
+                    .flat_map(|owner| tree.ephemerals(owner).into_iter().map(move |p| (owner, p)))
+                    .collect();
+                checker::sessions::Member { server, applied: tree.zxid_applied(), ephemerals }
+            })
+            .collect()
     }
 
     /// The committed history: what established leaders applied, in zxid order.

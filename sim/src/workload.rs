@@ -26,7 +26,7 @@ use ensemble::core::ids::{ConnId, ServerId, SessionId};
 use ensemble::wire::proto::{
     ConnectRequest, CreateKind, CreateRequest, MultiOp, OpResult, Request, Response,
 };
-use ensemble::wire::types::{Acl, ErrorCode, OpCode, Stat};
+use ensemble::wire::types::{Acl, AddWatchMode, ErrorCode, OpCode, Stat};
 use ensemble::wire::{self, DecodeError, XID_NOTIFICATION, XID_PING};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -81,6 +81,9 @@ pub enum OpKind {
     Multi,
     /// closeSession (the client then starts a new session).
     CloseSession,
+    /// addWatch, persistent or persistent-recursive (not in [`OpKind::ALL`]: its weight is
+    /// drawn after every other option, so that adding it left older seeds' options alone).
+    AddWatch,
 }
 
 impl OpKind {
@@ -106,6 +109,7 @@ impl OpKind {
     pub fn base_weight(self) -> u32 {
         match self {
             OpKind::CloseSession => 1,
+            OpKind::AddWatch => 2,
             OpKind::Sync | OpKind::Multi => 5,
             _ => 10,
         }
@@ -192,6 +196,9 @@ pub struct Client {
     recipe: Option<Recipe>,
     /// Whether `recipe` was looked up in the options yet (it is, at the first wake).
     recipe_checked: bool,
+    /// Persistent watches added on the current connection (capped: each one notifies the
+    /// client of every change it covers for as long as the connection lives).
+    persistent_watches: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +228,8 @@ struct InFlight {
 const CHILDREN: u32 = 4;
 /// Sequential nodes a client keeps before it must delete the oldest instead of creating more.
 const SEQUENTIALS_MAX: usize = 8;
+/// Persistent watches a client adds on one connection at most.
+const PERSISTENT_WATCHES_MAX: u32 = 2;
 /// Longest back-off between reconnects, ms.
 const BACKOFF_MAX_MS: u64 = 1_000;
 
@@ -251,6 +260,7 @@ impl Client {
             closing: false,
             recipe: None,
             recipe_checked: false,
+            persistent_watches: 0,
         }
     }
 
@@ -424,6 +434,7 @@ impl Client {
         let connect_timeout = (timeout_ms.max(1) as u64) / self.servers.len() as u64;
         let deadline = ctx.now.plus_ms(connect_timeout.max(1));
         self.link = Link::Handshake { conn, server, deadline };
+        self.persistent_watches = 0;
     }
 
     fn on_connect_response(
@@ -814,6 +825,21 @@ impl Client {
                 Request::Multi(ops)
             }
             OpKind::CloseSession => Request::CloseSession,
+            OpKind::AddWatch if self.persistent_watches >= PERSISTENT_WATCHES_MAX => {
+                Request::GetData { path: any(rng), watch: true }
+            }
+            OpKind::AddWatch => {
+                self.persistent_watches += 1;
+                // Not recursive on "/": every change would notify every such connection.
+                let recursive = rng.gen_bool(0.5);
+                let path = if recursive { key(rng) } else { any(rng) };
+                let mode = if recursive {
+                    AddWatchMode::PersistentRecursive
+                } else {
+                    AddWatchMode::Persistent
+                };
+                Request::AddWatch { path, mode: mode.code() }
+            }
         }
     }
 

@@ -528,6 +528,48 @@ fn a_session_moves_between_members_and_keeps_its_ephemerals() {
 }
 
 #[test]
+fn a_write_forwarded_before_its_session_expired_fails_when_it_arrives_after() {
+    // ZOOKEEPER-1208 (found by the simulator, seed 0x81): a follower forwards an ephemeral
+    // create, the session expires before the leader prepares it; the leader must not create a
+    // node that no close will ever delete.
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let leader = c.leaders()[0];
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).expect("a follower");
+    let conn = c.connect(follower, 1);
+    let session = {
+        let frames = c.client_frames.get(&(ServerId(follower), conn)).expect("frames");
+        let response = wire::decode_connect_response(&frames[0].slice(4..)).expect("response");
+        crate::core::ids::SessionId(response.session_id)
+    };
+    // No pings: the session expires and its close commits everywhere.
+    c.run(8_000);
+    assert!(c.node(leader).tree().zxid_applied() > Zxid::ZERO);
+    let ephemeral = CreateRequest {
+        path: "/late".into(),
+        data: None,
+        acl: Acl::open_unsafe(),
+        flags: 1,
+        ttl: None,
+    };
+    let frame = wire::encode_request(7, &Request::Create(CreateKind::Create, ephemeral)).slice(4..);
+    let op = crate::core::zab::Forwarded::Write { frame, ids: Vec::new() };
+    let msg = crate::core::zab::PeerMsg::Request { session, cxid: 7, op };
+    c.queue.push_back((ServerId(leader), Input::PeerMessage { from: ServerId(follower), msg }));
+    c.run(500);
+    for id in [1, 2, 3] {
+        assert!(c.node(id).tree().stat("/late").is_none(), "no orphan ephemeral on {id}");
+    }
+    let logged =
+        c.disks[&ServerId(leader)].txns.iter().find(|t| t.session == session && t.cxid == 7);
+    assert!(
+        matches!(logged.map(|t| &t.op), Some(crate::core::txn::TxnOp::Error { code })
+            if *code == crate::wire::types::ErrorCode::SessionExpired.code()),
+        "{logged:?}"
+    );
+}
+
+#[test]
 fn with_zookeepers_default_tick_no_member_spins_and_writes_commit() {
     TICK_MS.with(|t| t.set(2_000));
     let mut c = Cluster::new(&[1, 2, 3], &[]);

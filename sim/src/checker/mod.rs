@@ -7,25 +7,34 @@
 //! leader keeps. The agreement and recovery checkers run online, after every step of every
 //! node; so does the leaders checker, from what the nodes report.
 //!
-//! | file               | guarantee                                                          |
-//! |--------------------|--------------------------------------------------------------------|
-//! | `agreement.rs`     | one committed history; no leader forgets it; servers agree on it  |
-//! | `durability.rs`    | an acknowledged write is in the committed log, at its zxid         |
-//! | `recovery.rs`      | a node's tree equals the replay of its durable log                 |
-//! | `leaders.rs`       | one established leader per epoch, by a quorum; epochs only rise   |
-//! | `session_order.rs` | a session never sees zxids go backwards; replies in request order   |
-//! | `sessions.rs`      | a session is not expired while its client is being answered        |
-//! | `reads.rs`         | a read returns the state of the committed log at its reply zxid    |
-//! | `watches.rs`       | one-shot watches fire at most once, in order, before newer state  |
-//! | `liveness.rs`      | after faults heal, writes complete within a bound                  |
-//! | `lock.rs`          | lock recipe: no two holders whose sessions are both live           |
-//! | `election.rs`      | election recipe: at most one live leader; a leader after healing   |
-//! | `queue.rs`         | queue recipe: nothing lost or owned twice; deletes in FIFO order   |
+//! | file                    | guarantee                                                     |
+//! |-------------------------|---------------------------------------------------------------|
+//! | `agreement.rs`          | one committed history; no leader forgets it; servers agree on it |
+//! | `durability.rs`         | an acknowledged write is in the committed log, at its zxid    |
+//! | `recovery.rs`           | a node's tree equals the replay of its durable log            |
+//! | `linearizable_writes.rs`| zxids respect real time; each request committed once, as asked; |
+//! |                         | outcomes (conditional, multi) are what the replay decides     |
+//! | `wgl.rs`                | independent: some order of the writes explains every reply (WGL |
+//! |                         | search per path, bounded; "inconclusive" is a note, not a failure) |
+//! | `session_order.rs`      | a session never sees zxids go back (nor below its own write); |
+//! |                         | replies in request order                                      |
+//! | `sessions.rs`           | a session is not expired while its client is being answered;  |
+//! |                         | ephemerals live exactly until their session's close, everywhere |
+//! | `reads.rs`              | a read returns the state of the committed log at its reply zxid; |
+//! |                         | a sync is answered past every write completed before it      |
+//! | `watches.rs`            | one-shot watches fire at most once, in order, before newer state; |
+//! |                         | persistent watches deliver every change they cover            |
+//! | `liveness.rs`           | after faults heal, writes complete within a bound             |
+//! | `leaders.rs`            | one established leader per epoch, by a quorum; epochs only rise |
+//! | `lock.rs`               | lock recipe: no two holders whose sessions are both live      |
+//! | `election.rs`           | election recipe: at most one live leader; a leader after healing |
+//! | `queue.rs`              | queue recipe: nothing lost or owned twice; deletes in FIFO order |
 
 pub mod agreement;
 pub mod durability;
 pub mod election;
 pub mod leaders;
+pub mod linearizable_writes;
 pub mod liveness;
 pub mod lock;
 pub mod queue;
@@ -34,6 +43,7 @@ pub mod recovery;
 pub mod session_order;
 pub mod sessions;
 pub mod watches;
+pub mod wgl;
 
 use std::fmt;
 
@@ -71,6 +81,10 @@ pub enum Violation {
     Election(election::ElectionViolation),
     /// The queue recipe lost, duplicated or reordered an item.
     Queue(queue::QueueViolation),
+    /// Writes are not linearizable in zxid order, or an outcome contradicts the replay.
+    Writes(linearizable_writes::WriteViolation),
+    /// The WGL search found a path whose writes no sequential order explains.
+    Wgl(wgl::WglViolation),
     /// A node crashed on its own, failed to recover, or broke the disk contract.
     Node(NodeFailure),
 }
@@ -153,17 +167,36 @@ pub struct RunFacts {
     pub disturbances: Vec<(SimTime, SimTime)>,
     /// Allowance for the session checker: message delays, tick rounding, drift.
     pub session_slack_ms: u64,
+    /// What each serving member holds at the end, for the per-member ephemeral check.
+    pub members: Vec<sessions::Member>,
+    /// Bounds for the WGL search (None: do not run it).
+    pub wgl: Option<wgl::Limits>,
 }
 
 /// Runs every end-of-run checker over the history.
 pub fn check_history(history: &History, committed: &Committed, facts: &RunFacts) -> Vec<Violation> {
+    check_history_noted(history, committed, facts, &mut Vec::new())
+}
+
+/// [`check_history`], also noting in `notes` what was left unchecked without being a violation
+/// (WGL paths skipped for size or inconclusive for budget).
+pub fn check_history_noted(
+    history: &History,
+    committed: &Committed,
+    facts: &RunFacts,
+    notes: &mut Vec<String>,
+) -> Vec<Violation> {
     let mut violations = Vec::new();
     violations.extend(durability::check(history, committed).into_iter().map(Violation::Durability));
+    let writes = linearizable_writes::check(history, committed);
+    violations.extend(writes.into_iter().map(Violation::Writes));
     violations.extend(session_order::check(history).into_iter().map(Violation::SessionOrder));
     violations.extend(reads::check(history, committed).into_iter().map(Violation::Reads));
     violations.extend(watches::check(history, committed).into_iter().map(Violation::Watches));
     let sessions = sessions::check(history, committed, &facts.disturbances, facts.session_slack_ms);
     violations.extend(sessions.into_iter().map(Violation::Sessions));
+    let ephemerals = sessions::check_ephemerals(history, committed, &facts.members);
+    violations.extend(ephemerals.into_iter().map(Violation::Sessions));
     if let Some(window) = &facts.liveness {
         violations.extend(liveness::check(history, window).into_iter().map(Violation::Liveness));
     }
@@ -171,6 +204,16 @@ pub fn check_history(history: &History, committed: &Committed, facts: &RunFacts)
     let election = election::check(history, committed, facts.liveness.as_ref());
     violations.extend(election.into_iter().map(Violation::Election));
     violations.extend(queue::check(history, committed).into_iter().map(Violation::Queue));
+    if let Some(limits) = &facts.wgl {
+        let report = wgl::check(history, limits);
+        for (path, ops) in &report.inconclusive {
+            notes.push(format!("wgl: {path} inconclusive ({ops} writes, budget spent)"));
+        }
+        for (path, ops) in &report.skipped {
+            notes.push(format!("wgl: {path} not checked ({ops} writes)"));
+        }
+        violations.extend(report.violations.into_iter().map(Violation::Wgl));
+    }
     violations
 }
 
@@ -189,6 +232,8 @@ impl fmt::Display for Violation {
             Violation::Lock(v) => write!(f, "lock recipe: {v}"),
             Violation::Election(v) => write!(f, "election recipe: {v}"),
             Violation::Queue(v) => write!(f, "queue recipe: {v}"),
+            Violation::Writes(v) => write!(f, "linearizable writes: {v}"),
+            Violation::Wgl(v) => write!(f, "wgl: {v}"),
             Violation::Node(v) => write!(f, "node: {v}"),
         }
     }

@@ -9,6 +9,13 @@
 //! got), and a conditional failure (`NodeExists`, `NoNode`, `BadVersion`, `NotEmpty`,
 //! `NoChildrenForEphemerals`) must be justified by the state just before its txn. Linear in the
 //! log plus the history (after a sort).
+//!
+//! `sync` then read: a `sync` answered at zxid Z must have Z at least the zxid of every write
+//! (success or conditional failure) whose reply came before the `sync` was sent; the read that
+//! follows on the session is then at or past Z by session order. One exception is ZooKeeper's
+//! own (ZOOKEEPER-1675/2136, and the 2019 note on Jepsen's analysis): `sync` is not a quorum
+//! operation, so a leader deposed without noticing yet may still flush it, from an older epoch.
+//! A `sync` answered in an epoch older than the write's is therefore not judged.
 
 use std::fmt;
 
@@ -54,6 +61,17 @@ pub enum ReadViolation {
         expected: String,
         /// What the client got.
         got: String,
+    },
+    /// A `sync` answered below the zxid of a write that completed before it was sent.
+    SyncMissedWrite {
+        /// The sync.
+        sync: OpId,
+        /// Its reply zxid.
+        sync_zxid: i64,
+        /// The write.
+        write: OpId,
+        /// The write's zxid.
+        write_zxid: i64,
     },
     /// A write failed with an error the state before its txn does not justify.
     ErrorContradicted {
@@ -129,6 +147,58 @@ pub fn check(history: &History, committed: &Committed) -> Vec<ReadViolation> {
     }
     for &(_, phase, id) in &queries[next..] {
         violations.extend(check_one(history.op(id), phase, &tree));
+    }
+    violations.extend(check_syncs(history, committed));
+    violations
+}
+
+/// Every `sync` must be answered at or past every write completed before it was sent (unless a
+/// leader of an older epoch flushed it; see the module docs).
+fn check_syncs(history: &History, committed: &Committed) -> Vec<ReadViolation> {
+    let spans = history.spans();
+    let mut writes: Vec<(usize, i64, OpId)> = history
+        .ops
+        .iter()
+        .filter(|op| op.is_write())
+        .filter_map(|op| {
+            let zxid = match op.outcome {
+                OpOutcome::Ok { zxid, .. } | OpOutcome::Fail { zxid, .. } => zxid,
+                _ => return None,
+            };
+            let own = committed
+                .get(Zxid::from_wire(zxid))
+                .is_some_and(|t| t.session == op.session && t.cxid == op.xid);
+            Some((spans[op.id.0 as usize].returned?, zxid, op.id)).filter(|_| own)
+        })
+        .collect();
+    writes.sort_unstable();
+    let mut syncs: Vec<(usize, OpId)> = history
+        .ops
+        .iter()
+        .filter(|op| matches!(op.request, Request::Sync { .. }))
+        .filter(|op| matches!(op.outcome, OpOutcome::Ok { .. }))
+        .map(|op| (spans[op.id.0 as usize].invoked, op.id))
+        .collect();
+    syncs.sort_unstable();
+    let mut violations = Vec::new();
+    let mut highest: Option<(i64, OpId)> = None;
+    let mut next = 0;
+    for (invoked, sync) in syncs {
+        while let Some(&(returned, zxid, write)) = writes.get(next) {
+            if returned >= invoked {
+                break;
+            }
+            if highest.is_none_or(|(z, _)| zxid > z) {
+                highest = Some((zxid, write));
+            }
+            next += 1;
+        }
+        let Some((write_zxid, write)) = highest else { continue };
+        let OpOutcome::Ok { zxid: sync_zxid, .. } = history.op(sync).outcome else { continue };
+        let older_epoch = Zxid::from_wire(sync_zxid).epoch() < Zxid::from_wire(write_zxid).epoch();
+        if sync_zxid < write_zxid && !older_epoch {
+            violations.push(ReadViolation::SyncMissedWrite { sync, sync_zxid, write, write_zxid });
+        }
     }
     violations
 }
@@ -310,6 +380,12 @@ impl fmt::Display for ReadViolation {
                  {expected}",
                 op.0
             ),
+            ReadViolation::SyncMissedWrite { sync, sync_zxid, write, write_zxid } => write!(
+                f,
+                "sync op #{} was answered at zxid {sync_zxid:#x}, below write op #{} at \
+                 {write_zxid:#x}, which completed before the sync was sent",
+                sync.0, write.0
+            ),
             ReadViolation::ErrorContradicted { op, zxid, code, state } => write!(
                 f,
                 "write op #{} failed with {} at zxid {zxid:#x}, but before it {state}",
@@ -434,5 +510,46 @@ mod tests {
             &check(&wrong, &committed)[..],
             [ReadViolation::ErrorContradicted { .. }]
         ));
+    }
+
+    #[test]
+    fn a_sync_must_see_every_write_completed_before_it() {
+        let sync = |history: &mut History, at_ms, zxid: u64| {
+            let request = Request::Sync { path: "/".into() };
+            op(history, at_ms, 1, 7, request, ok(zxid, Response::Sync { path: "/".into() }))
+        };
+        let set = Request::SetData { path: "/a".into(), data: None, version: -1 };
+        let stat = state_at(2).stat("/a").unwrap();
+        let mut history = History::new();
+        let write = op(&mut history, 1, 0, 2, set.clone(), ok(2, Response::Stat(stat)));
+        sync(&mut history, 5, 2);
+        assert_eq!(check(&history, &log()), vec![]);
+        let mut history = History::new();
+        op(&mut history, 1, 0, 2, set.clone(), ok(2, Response::Stat(stat)));
+        let stale = sync(&mut history, 5, 1);
+        assert_eq!(
+            check(&history, &log()),
+            vec![ReadViolation::SyncMissedWrite {
+                sync: stale,
+                sync_zxid: 1,
+                write,
+                write_zxid: 2
+            }]
+        );
+        // A sync sent before the write completed may be answered before it.
+        let mut history = History::new();
+        let s = history.invoke(
+            crate::time::SimTime::from_ms(1),
+            channel(1),
+            7,
+            Request::Sync { path: "/".into() },
+        );
+        op(&mut history, 2, 0, 2, set, ok(2, Response::Stat(stat)));
+        history.complete(
+            crate::time::SimTime::from_ms(9),
+            s,
+            ok(1, Response::Sync { path: "/".into() }),
+        );
+        assert_eq!(check(&history, &log()), vec![]);
     }
 }

@@ -10,13 +10,16 @@
 //! one connection come back in request order; the client records any reply that does not
 //! match its oldest outstanding request as an anomaly, and any undecodable frame too. Negative
 //! zxids (ZooKeeper's "no zxid", e.g. -1 with `Unimplemented`) carry no order and are skipped.
+//!
+//! Read-your-writes is the special case the violation names on its own: when the floor a reply
+//! went below was set by the session's own write, the session failed to see its write.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use ensemble::core::ids::{ConnId, SessionId};
 
-use crate::history::{AnomalyKind, Entry, History, OpOutcome};
+use crate::history::{AnomalyKind, Entry, History, OpId, OpOutcome};
 use crate::time::SimTime;
 use crate::workload::ClientId;
 
@@ -38,6 +41,24 @@ pub enum OrderViolation {
         /// In what (`reply to op #3`, `ping reply`, `notification`).
         what: String,
     },
+    /// A reply after the session's own write carried a zxid below that write's: the session
+    /// did not see its own write.
+    StaleAfterOwnWrite {
+        /// The client.
+        client: ClientId,
+        /// The session.
+        session: SessionId,
+        /// The write.
+        write: OpId,
+        /// Its zxid.
+        write_zxid: i64,
+        /// The reply that went back, and what it answered.
+        what: String,
+        /// Its zxid.
+        zxid: i64,
+        /// When.
+        at: SimTime,
+    },
     /// The client saw something a correct server never sends.
     Anomaly {
         /// The client.
@@ -54,8 +75,9 @@ pub enum OrderViolation {
 /// Checks every session's zxids and every recorded anomaly.
 pub fn check(history: &History) -> Vec<OrderViolation> {
     let mut violations = Vec::new();
-    // The floor a session's replies may not go below, and the last zxid of each connection.
-    let mut floor: BTreeMap<SessionId, i64> = BTreeMap::new();
+    // The floor a session's replies may not go below (with the write that set it, if one
+    // did), and the last zxid of each connection.
+    let mut floor: BTreeMap<SessionId, (i64, Option<OpId>)> = BTreeMap::new();
     let mut on_conn: BTreeMap<ConnId, i64> = BTreeMap::new();
     for (at, entry) in &history.entries {
         let (client, session, conn, zxid, reply, what) = match entry {
@@ -65,15 +87,23 @@ pub fn check(history: &History) -> Vec<OrderViolation> {
                     OpOutcome::Ok { zxid, .. } | OpOutcome::Fail { zxid, .. } => zxid,
                     _ => continue,
                 };
-                (op.client, op.session, op.conn, zxid, true, format!("reply to op #{}", id.0))
+                let write = op.is_write().then_some(*id);
+                (
+                    op.client,
+                    op.session,
+                    op.conn,
+                    zxid,
+                    Some(write),
+                    format!("reply to op #{}", id.0),
+                )
             }
             Entry::Pong { client, session, conn, zxid } => {
-                (*client, *session, *conn, *zxid, false, "ping reply".to_string())
+                (*client, *session, *conn, *zxid, None, "ping reply".to_string())
             }
             Entry::Notify(index) => {
                 let n = &history.notifications[*index as usize];
                 let what = format!("notification {}", n.event.path);
-                (n.client, n.session, n.conn, n.zxid, false, what)
+                (n.client, n.session, n.conn, n.zxid, None, what)
             }
             Entry::Anomaly(index) => {
                 let a = &history.anomalies[*index as usize];
@@ -90,23 +120,32 @@ pub fn check(history: &History) -> Vec<OrderViolation> {
         if zxid < 0 {
             continue;
         }
-        let session_floor = floor.get(&session).copied().unwrap_or(0);
+        let (session_floor, set_by) = floor.get(&session).copied().unwrap_or((0, None));
         let conn_last = on_conn.get(&conn).copied().unwrap_or(0);
         let previous = session_floor.max(conn_last);
         if zxid < previous {
-            violations.push(OrderViolation::ZxidWentBack {
-                client,
-                session,
-                previous,
-                zxid,
-                at: *at,
-                what,
-            });
+            let violation = match set_by {
+                Some(write) if zxid < session_floor && reply.is_some() => {
+                    OrderViolation::StaleAfterOwnWrite {
+                        client,
+                        session,
+                        write,
+                        write_zxid: session_floor,
+                        what,
+                        zxid,
+                        at: *at,
+                    }
+                }
+                _ => {
+                    OrderViolation::ZxidWentBack { client, session, previous, zxid, at: *at, what }
+                }
+            };
+            violations.push(violation);
             continue;
         }
         on_conn.insert(conn, zxid);
-        if reply {
-            floor.insert(session, zxid);
+        if let Some(write) = reply {
+            floor.insert(session, (zxid, write));
         }
     }
     violations
@@ -119,6 +158,20 @@ impl fmt::Display for OrderViolation {
                 f,
                 "{client} session {session} at {at}: {what} has zxid {zxid:#x} after it saw \
                  {previous:#x}"
+            ),
+            OrderViolation::StaleAfterOwnWrite {
+                client,
+                session,
+                write,
+                write_zxid,
+                what,
+                zxid,
+                at,
+            } => write!(
+                f,
+                "{client} session {session} at {at}: {what} has zxid {zxid:#x}, below its own \
+                 write op #{} at {write_zxid:#x} (read-your-writes)",
+                write.0
             ),
             OrderViolation::Anomaly { client, conn, at, what } => {
                 write!(f, "{client} on {conn} at {at}: {what:?}")
@@ -206,5 +259,31 @@ mod tests {
             what: AnomalyKind::UnexpectedXid { expected: Some(4), got: 5 },
         });
         assert_eq!(check(&history).len(), 1);
+    }
+
+    #[test]
+    fn a_read_that_misses_the_sessions_own_write_is_flagged() {
+        let mut history = History::new();
+        let set = Request::SetData { path: "/a".into(), data: None, version: -1 };
+        let write = op(&mut history, 1, 0, 1, set, ok(7, Response::Stat(Default::default())));
+        // The client reconnects to a server at zxid 5 (it should have been refused).
+        let c = channel(0);
+        let moved = crate::history::Channel { conn: ConnId(50), ..c };
+        let id = history.invoke(
+            SimTime::from_ms(3),
+            moved,
+            2,
+            Request::Exists { path: "/a".into(), watch: false },
+        );
+        history.complete(SimTime::from_ms(4), id, ok(5, Response::Stat(Default::default())));
+        let violations = check(&history);
+        assert!(
+            matches!(
+                &violations[..],
+                [OrderViolation::StaleAfterOwnWrite { write: w, write_zxid: 7, zxid: 5, .. }]
+                    if *w == write
+            ),
+            "{violations:?}"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! A session does not expire while its client is being heard from.
+//! A session does not expire while its client is being heard from, and its ephemerals live
+//! exactly as long as it does.
 //!
 //! ZooKeeper expires a session only after the server has heard nothing from its client for the
 //! whole negotiated timeout (measured on the server's *monotonic* clock; `SessionTrackerImpl`).
@@ -9,16 +10,30 @@
 //! a live session — unless something could legitimately have hidden the client from it: a
 //! pause, a monotonic clock jump, a clog, a partition or a crash anywhere in the window (the
 //! simulator lists those as *disturbances*). A wall-clock step is not a disturbance: expiry
-//! must not depend on the wall clock (ZOOKEEPER-1366).
+//! must not depend on the wall clock (ZOOKEEPER-1366). Drift and offsets are no excuse either:
+//! only the slack covers drift, so a session expired early on a node whose clock is fast or
+//! far off is flagged.
+//!
+//! Ephemerals ([`check_ephemerals`]): the committed log alone, without the core's `DataTree`,
+//! gives each ephemeral a lifetime — from its create to its delete or to the commit of its
+//! owner's closeSession (client close or expiry). Then, ZOOKEEPER-2355's class of bug:
+//! * a read answered at a zxid inside a lifetime must see the node (getData, exists, and the
+//!   parent's getChildren), on whichever member answered: an ephemeral disappears only after
+//!   its session's close commits;
+//! * a read answered at or after the owner's close must not show the node with that owner;
+//! * at the end, no serving member that has applied the close still holds one of the
+//!   session's ephemerals.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ensemble::core::ids::{SessionId, Zxid};
-use ensemble::core::txn::TxnOp;
+use ensemble::core::ids::{ServerId, SessionId, Zxid};
+use ensemble::core::txn::{NodeKind, TxnOp};
+use ensemble::wire::proto::{Request, Response};
+use ensemble::wire::types::ErrorCode;
 
 use crate::checker::Committed;
-use crate::history::{Entry, History, OpOutcome};
+use crate::history::{Entry, History, OpId, OpOutcome};
 use crate::time::SimTime;
 use crate::workload::ClientId;
 
@@ -40,6 +55,210 @@ pub enum SessionViolation {
         /// The session's timeout.
         timeout_ms: i32,
     },
+    /// A read at or after the commit of a session's close still showed one of its ephemerals.
+    EphemeralOutlivedSession {
+        /// The read.
+        op: OpId,
+        /// The node.
+        path: String,
+        /// Its owner.
+        owner: SessionId,
+        /// Where the owner's close was committed.
+        closed: Zxid,
+        /// The read's reply zxid.
+        zxid: i64,
+    },
+    /// A read inside an ephemeral's lifetime did not see it.
+    EphemeralVanished {
+        /// The read.
+        op: OpId,
+        /// The node.
+        path: String,
+        /// Its owner.
+        owner: SessionId,
+        /// Where it was created.
+        created: Zxid,
+        /// The read's reply zxid.
+        zxid: i64,
+    },
+    /// At the end a member that applied a session's close still holds one of its ephemerals.
+    EphemeralOnMember {
+        /// The member.
+        server: ServerId,
+        /// The node.
+        path: String,
+        /// Its owner.
+        owner: SessionId,
+        /// Where the owner's close was committed.
+        closed: Zxid,
+        /// What the member has applied.
+        applied: Zxid,
+    },
+}
+
+/// What a serving member holds at the end of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Member {
+    /// The member.
+    pub server: ServerId,
+    /// The last zxid it applied.
+    pub applied: Zxid,
+    /// Its ephemerals: (owner, path).
+    pub ephemerals: Vec<(SessionId, String)>,
+}
+
+/// One ephemeral's life in the committed log.
+#[derive(Clone, Copy, Debug)]
+struct Life {
+    owner: SessionId,
+    created: Zxid,
+    /// Where it ended, and whether by its owner's close.
+    ended: Option<(Zxid, bool)>,
+}
+
+impl Life {
+    /// Whether the node exists after applying every txn up to `zxid`.
+    fn alive_at(&self, zxid: Zxid) -> bool {
+        self.created <= zxid && self.ended.is_none_or(|(end, _)| end > zxid)
+    }
+}
+
+/// Every ephemeral's lives by path, and the zxid of each session's first close.
+fn lives(committed: &Committed) -> (BTreeMap<String, Vec<Life>>, BTreeMap<SessionId, Zxid>) {
+    let mut lives: BTreeMap<String, Vec<Life>> = BTreeMap::new();
+    let mut open: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
+    let mut closed: BTreeMap<SessionId, Zxid> = BTreeMap::new();
+    for txn in committed.txns() {
+        let ops = match &txn.op {
+            TxnOp::Multi(ops) => ops.as_slice(),
+            op => std::slice::from_ref(op),
+        };
+        for op in ops {
+            match op {
+                TxnOp::Create { path, ephemeral_owner, .. } => {
+                    if let NodeKind::Ephemeral(owner) = NodeKind::from_owner(*ephemeral_owner) {
+                        let life = Life { owner, created: txn.zxid, ended: None };
+                        lives.entry(path.clone()).or_default().push(life);
+                        open.entry(owner).or_default().push(path.clone());
+                    }
+                }
+                TxnOp::Delete { path } => {
+                    if let Some(life) = lives.get_mut(path).and_then(|l| l.last_mut()) {
+                        if life.ended.is_none() {
+                            life.ended = Some((txn.zxid, false));
+                            if let Some(paths) = open.get_mut(&life.owner) {
+                                paths.retain(|p| p != path);
+                            }
+                        }
+                    }
+                }
+                TxnOp::CloseSession => {
+                    closed.entry(txn.session).or_insert(txn.zxid);
+                    for path in open.remove(&txn.session).unwrap_or_default() {
+                        if let Some(life) = lives.get_mut(&path).and_then(|l| l.last_mut()) {
+                            life.ended = Some((txn.zxid, true));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    (lives, closed)
+}
+
+/// Checks ephemerals' lifetimes against what reads saw and what `members` hold at the end.
+pub fn check_ephemerals(
+    history: &History,
+    committed: &Committed,
+    members: &[Member],
+) -> Vec<SessionViolation> {
+    let (lives, closed) = lives(committed);
+    let mut violations = Vec::new();
+    for op in &history.ops {
+        let (zxid, seen) = match (&op.request, &op.outcome) {
+            (_, OpOutcome::Ok { zxid, response }) => (*zxid, Some(response)),
+            (_, OpOutcome::Fail { zxid, code }) if *code == ErrorCode::NoNode.code() => {
+                (*zxid, None)
+            }
+            _ => continue,
+        };
+        if zxid < 0 || Zxid::from_wire(zxid) > committed.last_zxid() {
+            continue; // the reads checker reports replies beyond the log
+        }
+        let at = Zxid::from_wire(zxid);
+        let vanished = |path: &str, violations: &mut Vec<SessionViolation>| {
+            if let Some(life) = lives.get(path).and_then(|l| l.iter().find(|l| l.alive_at(at))) {
+                violations.push(SessionViolation::EphemeralVanished {
+                    op: op.id,
+                    path: path.to_string(),
+                    owner: life.owner,
+                    created: life.created,
+                    zxid,
+                });
+            }
+        };
+        match (&op.request, seen) {
+            (Request::GetData { path, .. } | Request::Exists { path, .. }, None) => {
+                vanished(path, &mut violations)
+            }
+            (
+                Request::GetData { path, .. } | Request::Exists { path, .. },
+                Some(Response::GetData { stat, .. } | Response::Stat(stat)),
+            ) => {
+                let NodeKind::Ephemeral(owner) = NodeKind::from_owner(stat.ephemeral_owner) else {
+                    continue;
+                };
+                let Some(path_lives) = lives.get(path) else { continue };
+                if path_lives.iter().any(|l| l.owner == owner && l.alive_at(at)) {
+                    continue;
+                }
+                let outlived = path_lives.iter().find(|l| {
+                    l.owner == owner
+                        && l.created <= at
+                        && l.ended.is_some_and(|(end, by_close)| by_close && end <= at)
+                });
+                if let Some(&(end, _)) = outlived.and_then(|l| l.ended.as_ref()) {
+                    violations.push(SessionViolation::EphemeralOutlivedSession {
+                        op: op.id,
+                        path: path.clone(),
+                        owner,
+                        closed: end,
+                        zxid,
+                    });
+                }
+            }
+            (
+                Request::GetChildren { path, .. },
+                Some(Response::GetChildren { children } | Response::GetChildren2 { children, .. }),
+            ) => {
+                let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
+                for (child, _) in lives.range(prefix.clone()..) {
+                    let Some(name) = child.strip_prefix(&prefix) else { break };
+                    if name.contains('/') || children.iter().any(|c| c == name) {
+                        continue;
+                    }
+                    vanished(child, &mut violations);
+                }
+            }
+            _ => {}
+        }
+    }
+    for member in members {
+        for (owner, path) in &member.ephemerals {
+            let Some(&close) = closed.get(owner) else { continue };
+            if close <= member.applied {
+                violations.push(SessionViolation::EphemeralOnMember {
+                    server: member.server,
+                    path: path.clone(),
+                    owner: *owner,
+                    closed: close,
+                    applied: member.applied,
+                });
+            }
+        }
+    }
+    violations
 }
 
 /// Checks every expiry in `committed` (which must carry commit times) against when the
@@ -126,6 +345,25 @@ impl fmt::Display for SessionViolation {
                  after the server last answered it at {heard_at}; its timeout is {timeout_ms} ms",
                 expired_at.since(*heard_at) / 1_000
             ),
+            SessionViolation::EphemeralOutlivedSession { op, path, owner, closed, zxid } => write!(
+                f,
+                "op #{} answered at zxid {zxid:#x} showed {path} owned by session {owner}, whose \
+                 close was committed at {closed}",
+                op.0
+            ),
+            SessionViolation::EphemeralVanished { op, path, owner, created, zxid } => write!(
+                f,
+                "op #{} answered at zxid {zxid:#x} did not see {path}, an ephemeral of session \
+                 {owner} created at {created} and neither deleted nor closed by then",
+                op.0
+            ),
+            SessionViolation::EphemeralOnMember { server, path, owner, closed, applied } => {
+                write!(
+                    f,
+                    "n{server} has applied up to {applied}, past the close of session {owner} at \
+                     {closed}, yet still holds its ephemeral {path}"
+                )
+            }
         }
     }
 }
@@ -187,5 +425,111 @@ mod tests {
             vec![SimTime::from_ms(100), SimTime::from_ms(1_100)],
         );
         assert_eq!(check(&heard_at(1_000), &committed, &[], 1_000), vec![]);
+    }
+
+    fn ephemeral_log() -> Committed {
+        use bytes::Bytes;
+        use ensemble::wire::types::Acl;
+        let create = TxnOp::Create {
+            path: "/e".into(),
+            data: Some(Bytes::from_static(b"x")),
+            acl: Acl::open_unsafe(),
+            ephemeral_owner: session(0).0,
+        };
+        Committed::new(vec![
+            txn(1, 0, 0, TxnOp::CreateSession { timeout_ms: 10_000, password: [0; 16] }),
+            txn(2, 0, 1, create),
+            create_txn(3, 1, 1, "/p", "y"),
+            txn(4, 0, 0, TxnOp::CloseSession),
+        ])
+    }
+
+    fn read_e(history: &mut History, zxid: u64, owner: i64) -> OpId {
+        use ensemble::wire::proto::{Request, Response};
+        use ensemble::wire::types::Stat;
+        let stat = Stat { ephemeral_owner: owner, ..Stat::default() };
+        let request = Request::Exists { path: "/e".into(), watch: false };
+        op(history, zxid * 10, 1, zxid as i32, request, ok(zxid, Response::Stat(stat)))
+    }
+
+    fn absent_e(history: &mut History, zxid: u64) -> OpId {
+        use ensemble::wire::proto::Request;
+        let request = Request::GetData { path: "/e".into(), watch: false };
+        let no_node = OpOutcome::Fail { zxid: zxid as i64, code: ErrorCode::NoNode.code() };
+        op(history, zxid * 10 + 1, 1, 100 + zxid as i32, request, no_node)
+    }
+
+    #[test]
+    fn an_ephemeral_seen_within_its_life_passes() {
+        let mut history = History::new();
+        absent_e(&mut history, 1);
+        read_e(&mut history, 2, session(0).0);
+        read_e(&mut history, 3, session(0).0);
+        absent_e(&mut history, 4);
+        assert_eq!(check_ephemerals(&history, &ephemeral_log(), &[]), vec![]);
+    }
+
+    #[test]
+    fn an_ephemeral_seen_after_its_session_closed_is_flagged() {
+        let mut history = History::new();
+        let id = read_e(&mut history, 4, session(0).0);
+        let violations = check_ephemerals(&history, &ephemeral_log(), &[]);
+        assert_eq!(
+            violations,
+            vec![SessionViolation::EphemeralOutlivedSession {
+                op: id,
+                path: "/e".into(),
+                owner: session(0),
+                closed: Zxid(4),
+                zxid: 4,
+            }]
+        );
+    }
+
+    #[test]
+    fn an_ephemeral_missing_before_its_session_closed_is_flagged() {
+        use ensemble::wire::proto::{Request, Response};
+        let mut history = History::new();
+        let id = absent_e(&mut history, 3);
+        let violations = check_ephemerals(&history, &ephemeral_log(), &[]);
+        assert!(
+            matches!(
+                &violations[..],
+                [SessionViolation::EphemeralVanished { op, created: Zxid(2), zxid: 3, .. }]
+                    if *op == id
+            ),
+            "{violations:?}"
+        );
+        // The root's children at zxid 3 must list it too.
+        let mut history = History::new();
+        let request = Request::GetChildren { path: "/".into(), watch: false, with_stat: false };
+        let children = vec!["zookeeper".to_string(), "p".to_string()];
+        op(&mut history, 1, 1, 1, request.clone(), ok(3, Response::GetChildren { children }));
+        assert_eq!(check_ephemerals(&history, &ephemeral_log(), &[]).len(), 1);
+        let children = vec!["zookeeper".to_string(), "p".to_string(), "e".to_string()];
+        let mut history = History::new();
+        op(&mut history, 1, 1, 1, request, ok(3, Response::GetChildren { children }));
+        assert_eq!(check_ephemerals(&history, &ephemeral_log(), &[]), vec![]);
+    }
+
+    #[test]
+    fn a_member_keeping_a_closed_sessions_ephemeral_is_flagged() {
+        let member = |applied| Member {
+            server: ServerId(2),
+            applied: Zxid(applied),
+            ephemerals: vec![(session(0), "/e".to_string())],
+        };
+        // Behind the close: fine.
+        assert_eq!(check_ephemerals(&History::new(), &ephemeral_log(), &[member(3)]), vec![]);
+        assert_eq!(
+            check_ephemerals(&History::new(), &ephemeral_log(), &[member(4)]),
+            vec![SessionViolation::EphemeralOnMember {
+                server: ServerId(2),
+                path: "/e".into(),
+                owner: session(0),
+                closed: Zxid(4),
+                applied: Zxid(4),
+            }]
+        );
     }
 }

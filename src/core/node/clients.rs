@@ -535,6 +535,14 @@ impl Node {
         let zxid = self.next_zxid();
         if matches!(request, Request::CloseSession) {
             self.sessions.set_closing(session);
+        } else if !self.sessions.is_live(session) {
+            // ZK compat: PrepRequestProcessor checks the session (`checkSession`) before it
+            // prepares any write. A write of a session that is closing or gone — one a learner
+            // forwarded before the expiry and that arrives after it — fails with an error txn;
+            // prepared, it would leave an ephemeral no close will ever delete (ZOOKEEPER-1208).
+            let op = session_expired(request);
+            self.leader_propose_at(zxid, session, cxid, op, effects);
+            return;
         }
         let mut prep = self.prep(session, ids, zxid);
         let op = match request {
@@ -906,6 +914,22 @@ pub(super) fn multi_shape(ops: &[MultiOp]) -> Vec<MultiShape> {
 }
 
 /// The reply to an applied write: header error code and optional body.
+/// The error txn of a write whose session expired: a multi fails at its first op, as
+/// ZooKeeper's multi records a failed sub-op (the rest `RuntimeInconsistency`).
+fn session_expired(request: &Request) -> TxnOp {
+    let expired = ErrorCode::SessionExpired.code();
+    match request {
+        Request::Multi(ops) if !ops.is_empty() => TxnOp::Multi(
+            (0..ops.len())
+                .map(|i| TxnOp::Error {
+                    code: if i == 0 { expired } else { ErrorCode::RuntimeInconsistency.code() },
+                })
+                .collect(),
+        ),
+        _ => TxnOp::Error { code: expired },
+    }
+}
+
 pub(super) fn write_response(
     shape: &Shape,
     outcome: ApplyOutcome,
