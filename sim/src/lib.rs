@@ -39,6 +39,7 @@ mod peers;
 pub mod rng;
 mod server;
 mod simulator;
+pub mod sweep;
 pub mod time;
 pub mod trace;
 pub mod workload;

@@ -229,6 +229,33 @@ impl Options {
         self.liveness_bound_ms = 15_000 + election_ms;
     }
 
+    /// The standard configuration that `ensemble-sim bench` measures and the speed target is
+    /// stated for: a 5-member ensemble, ten clients and one simulated minute of faults (every
+    /// class on, at the seed's rate where the swarm drew one, else a middle rate), then the
+    /// usual liveness phase and drain. Delays, clocks, the op mix and the rest come from the
+    /// seed.
+    pub fn standard(seed: u64) -> Options {
+        let mut options = Options::from_seed(seed);
+        options.set_nodes(5);
+        options.clients = 10;
+        options.safety_ms = 60_000;
+        let f = &mut options.faults;
+        for (rate, middle) in [
+            (&mut f.crash_every_ms, 10_000),
+            (&mut f.disconnect_every_ms, 3_000),
+            (&mut f.pause_every_ms, 10_000),
+            (&mut f.clock_jump_every_ms, 10_000),
+            (&mut f.wall_step_every_ms, 10_000),
+            (&mut f.clog_every_ms, 5_000),
+            (&mut f.partition_every_ms, 8_000),
+        ] {
+            if *rate == 0 {
+                *rate = middle;
+            }
+        }
+        options
+    }
+
     /// Like [`Options::from_seed`] but with every fault switched off and perfect clocks: for
     /// tests that want a calm system (they may still inject faults by hand).
     pub fn quiet(seed: u64) -> Options {
