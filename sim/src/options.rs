@@ -16,6 +16,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::rng::{self, Stream};
 use crate::workload::OpKind;
 
+/// A workload whose clients together offer more operations per simulated second than this
+/// (clients / mean think time) runs in bursts: see [`Options::bursts`].
+pub const BURST_ABOVE_OPS_PER_S: u64 = 100;
+
 /// Every knob of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -141,6 +145,10 @@ pub struct WorkloadOptions {
     pub keys: u32,
     /// Whether clients pick operations themselves (off for hand-scheduled scenarios).
     pub generate: bool,
+    /// Length of a burst, for a workload that runs in bursts (see [`Options::bursts`]).
+    pub burst_ms: u64,
+    /// The pause between two bursts.
+    pub rest_ms: u64,
 }
 
 impl Options {
@@ -193,6 +201,8 @@ impl Options {
             session_timeout_ms,
             keys: rng::between(r, 2, 10) as u32,
             generate: true,
+            burst_ms: 0,
+            rest_ms: 0,
         };
         let mut options = Options {
             seed,
@@ -216,7 +226,27 @@ impl Options {
         // the options of every stored seed unchanged.
         options.faults.wall_step_every_ms = swarm_rate(r, 2_000, 30_000);
         options.faults.wall_step_max_ms = rng::between(r, 10, 3 * session_timeout_ms as u64);
+        let period = rng::between(r, 1_000, 4_000);
+        options.workload.burst_ms = period * rng::between(r, 10, 25) / 100;
+        options.workload.rest_ms = period - options.workload.burst_ms;
         options
+    }
+
+    /// `Some((burst_ms, period_ms))` if the clients generate operations only during the first
+    /// `burst_ms` of every period, all in step (pings and session traffic go on in the rests).
+    ///
+    /// A fast workload does: one whose clients together would offer more than
+    /// [`BURST_ABOVE_OPS_PER_S`] operations per simulated second on average. A client with a
+    /// pipeline and no think time issues hundreds of requests per simulated second, which costs
+    /// wall time in proportion and finds nothing that bursts of them do not; in a burst the
+    /// contention is as high as the think time, pipeline and client count make it, while the
+    /// mean rate, and so a seed's cost, is bounded.
+    pub fn bursts(&self) -> Option<(u64, u64)> {
+        let w = &self.workload;
+        let offered = self.clients as u64 * 1_000 / w.think_mean_ms.max(1);
+        let period = w.burst_ms + w.rest_ms;
+        (w.burst_ms > 0 && w.rest_ms > 0 && offered > BURST_ABOVE_OPS_PER_S)
+            .then_some((w.burst_ms, period))
     }
 
     /// Sets the number of servers and the liveness phase that goes with it: an ensemble needs
@@ -367,7 +397,7 @@ impl fmt::Display for Options {
             write!(f, " {kind:?}:{weight}")?;
         }
         writeln!(f)?;
-        writeln!(
+        write!(
             f,
             "workload             = think {} ms, pipeline {}, session timeout {} ms, keys {}{}",
             w.think_mean_ms,
@@ -375,7 +405,11 @@ impl fmt::Display for Options {
             w.session_timeout_ms,
             w.keys,
             if w.generate { "" } else { ", manual" }
-        )
+        )?;
+        if let Some((burst, period)) = o.bursts() {
+            write!(f, ", bursts of {burst} ms every {period} ms")?;
+        }
+        writeln!(f)
     }
 }
 

@@ -131,6 +131,9 @@ impl Simulator {
             sim.reschedule_client(ClientId(c as u32));
         }
         sim.schedule_faults();
+        if let Some((_, period)) = sim.options.bursts() {
+            sim.queue.push(SimTime::from_ms(period), Event::BurstStart);
+        }
         sim.queue.push(SimTime::from_ms(sim.options.safety_ms), Event::PhaseEnd);
         sim
     }
@@ -194,6 +197,7 @@ impl Simulator {
             Event::Resume { server, incarnation } => self.resume_server(server, incarnation),
             Event::Unclog { conn } => self.on_unclog(conn),
             Event::Fault(kind) => self.on_fault(kind),
+            Event::BurstStart => self.on_burst_start(),
             Event::PhaseEnd => self.on_phase_end(),
         }
         !self.halted
@@ -415,7 +419,25 @@ impl Simulator {
     }
 
     fn generating(&self) -> bool {
-        self.options.workload.generate && matches!(self.phase, Phase::Safety | Phase::Liveness)
+        let in_burst = self
+            .options
+            .bursts()
+            .is_none_or(|(burst, period)| self.now.0 % (period * 1_000) < burst * 1_000);
+        self.options.workload.generate
+            && in_burst
+            && matches!(self.phase, Phase::Safety | Phase::Liveness)
+    }
+
+    /// A burst begins (bursts start at every multiple of the period): every client may send
+    /// again, and the next burst is scheduled while the workload runs.
+    fn on_burst_start(&mut self) {
+        for c in 0..self.clients.len() {
+            self.reschedule_client(ClientId(c as u32));
+        }
+        let bursts = self.options.bursts();
+        if let (Some((_, period)), Phase::Safety | Phase::Liveness) = (bursts, self.phase) {
+            self.queue.push(self.now.plus_ms(period), Event::BurstStart);
+        }
     }
 
     pub(crate) fn reschedule_client(&mut self, id: ClientId) {
