@@ -12,6 +12,23 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "prep.close_session took the closing session's ephemerals from the applied tree, so a \
          node that a pending txn deleted and re-created was deleted in the speculative view",
     ),
+    (
+        0x491,
+        "a leader paused past syncLimit resumes and, stale, resumes a reconnecting session while \
+         the new leader expires it (ZooKeeper does the same): a fault now excuses expiries for \
+         two syncLimits after it (checker false positive)",
+    ),
+    (
+        0x4af,
+        "a new leader answered REVALIDATE from a follower of its previous leadership, which \
+         then served the session while the leader heard none of its pings; the leader now \
+         answers only its learners",
+    ),
+    (0x4ca, "a minority leader and its follower, stale after a clock jump (as 0x491)"),
+    (0x67a, "session expired by a new leader while a stale server served it (as 0x491)"),
+    (0x6d3, "session expired by a new leader while a stale server served it (as 0x491)"),
+    (0x71a, "session expired by a new leader while a stale server served it (as 0x491)"),
+    (0x763, "session expired by a new leader while a stale server served it (as 0x491)"),
 ];
 
 /// Seeds that fail today because of a known bug in the core, with the bug. When it is fixed,

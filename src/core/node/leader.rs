@@ -216,6 +216,14 @@ impl Node {
                 }
             }
             PeerMsg::Revalidate { session, timeout_ms } => {
+                // ZK compat: only a LearnerHandler answers REVALIDATE, so only a learner of
+                // this leadership gets an answer. A follower of an earlier one (the link
+                // outlived the leadership here) would otherwise resume a session for a client
+                // whose pings this leader never hears of (sim seed 0x4af).
+                if self.leader_ref().and_then(|l| l.learners.get(&from)).is_none() {
+                    debug!(%from, %session, "REVALIDATE from a server that is not our learner");
+                    return;
+                }
                 let valid = self.sessions.is_live(session);
                 if valid {
                     self.sessions.set_timeout(session, timeout_ms, self.session_now());
@@ -848,6 +856,19 @@ mod tests {
             node.log.tail.push_back(txn(*e, *c));
         }
         node
+    }
+
+    #[test]
+    fn revalidate_from_a_server_that_is_not_a_learner_gets_no_answer() {
+        use crate::core::io::Input;
+        let mut node = Node::new(NodeConfig::standalone(), Now::default());
+        let mut effects = Vec::new();
+        node.step(Now::default(), Input::Tick, &mut effects);
+        assert!(node.leader_ref().is_some(), "a standalone node leads");
+        effects.clear();
+        let revalidate = PeerMsg::Revalidate { session: SessionId(5), timeout_ms: 4_000 };
+        node.leader_on_message(ServerId(2), revalidate, &mut effects);
+        assert_eq!(effects, Vec::new());
     }
 
     fn zxids(txns: &[Txn]) -> Vec<(u32, u32)> {
