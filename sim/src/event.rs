@@ -117,6 +117,8 @@ pub enum Event {
     },
     /// The fault injector's next move in one fault class.
     Fault(FaultKind),
+    /// A workload burst begins: the clients may generate operations again.
+    BurstStart,
     /// The run moves to its next phase.
     PhaseEnd,
 }

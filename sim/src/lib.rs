@@ -42,6 +42,7 @@ pub mod rng;
 mod roles;
 mod server;
 mod simulator;
+pub mod sweep;
 pub mod time;
 pub mod trace;
 pub mod tracefmt;

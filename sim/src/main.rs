@@ -5,18 +5,22 @@
 //! ensemble-sim replay --seed 0x2a --trace    # the same run, with its full event trace
 //! ensemble-sim replay --seed 0x2a --html run.html --from-ms 2000 --to-ms 3000
 //! ensemble-sim sweep --count 1000 --start 0  # many seeds; every failure with its command
+//! ensemble-sim bench --count 20              # the standard configuration: wall time per seed
 //! ```
-//! The only wall-clock reading is the sweep's speed report.
+//! The only wall-clock readings are the speed reports of `sweep` and `bench`. Both run seeds on
+//! `--jobs` threads (each seed on one) and print per-seed lines in seed order, so their output
+//! is the same for any number of jobs apart from the timing figures.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use ensemble::core::canary::Canary;
 use ensemble_sim::html::Summary;
+use ensemble_sim::sweep::{default_jobs, in_seed_order};
 use ensemble_sim::tracefmt::Window;
 use ensemble_sim::{replay_command_with, Options, Outcome, Simulator};
 
@@ -73,6 +77,23 @@ enum Command {
         /// Print a line for every seed, not only for failures.
         #[arg(long)]
         verbose: bool,
+        /// Seeds run at once, each on its own OS thread (default: available parallelism).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Run the standard configuration (5 voters, 10 clients, 60 s of faults, then liveness and
+    /// drain) over consecutive seeds and report wall time per seed.
+    Bench {
+        /// How many seeds.
+        #[arg(long, default_value_t = 20)]
+        count: u64,
+        /// The first seed (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_seed, default_value = "0")]
+        start: u64,
+        /// Seeds run at once (default 1, so that per-seed wall times are not inflated by
+        /// sharing the machine with each other).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
 }
 
@@ -127,7 +148,11 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             Ok(outcome.passed())
         }
-        Command::Sweep { count, start, canary, verbose } => sweep(start, count, &canary, verbose),
+        Command::Sweep { count, start, canary, verbose, jobs } => {
+            let jobs = jobs.unwrap_or_else(default_jobs);
+            sweep(start, count, &canary, verbose, jobs)
+        }
+        Command::Bench { count, start, jobs } => bench(start, count, jobs),
     }
 }
 
@@ -197,19 +222,30 @@ fn report(outcome: &Outcome) {
     }
 }
 
-fn sweep(start: u64, count: u64, canaries: &[Canary], verbose: bool) -> anyhow::Result<bool> {
-    let began = Instant::now();
-    let (mut failures, mut events, mut simulated_us) = (0u64, 0u64, 0u64);
-    for seed in start..start.saturating_add(count) {
-        let options = Options { canaries: canaries.to_vec(), ..Options::from_seed(seed) };
-        let members = match options.observers {
-            0 => options.nodes.to_string(),
-            observers => format!("{}+{observers}obs", options.nodes),
-        };
-        match simulate(seed, options, |_, _| ()) {
-            Ok((outcome, ())) => {
-                events += outcome.events;
-                simulated_us += outcome.sim_time.0;
+/// Totals of a sweep, for its speed report.
+#[derive(Default)]
+struct Totals {
+    seeds: u64,
+    events: u64,
+    simulated_us: u64,
+    /// Failed seeds with their replay commands, in seed order.
+    failures: Vec<(u64, String)>,
+}
+
+impl Totals {
+    /// Counts one seed's result and prints its line (failures always, passes if `verbose`).
+    fn add<T>(
+        &mut self,
+        seed: u64,
+        members: &str,
+        result: &anyhow::Result<(Outcome, T)>,
+        verbose: bool,
+    ) {
+        self.seeds += 1;
+        match result {
+            Ok((outcome, _)) => {
+                self.events += outcome.events;
+                self.simulated_us += outcome.sim_time.0;
                 if verbose && outcome.passed() {
                     println!(
                         "ok   {seed:#018x}: {} nodes, {} simulated, {} events, {} ops",
@@ -217,25 +253,112 @@ fn sweep(start: u64, count: u64, canaries: &[Canary], verbose: bool) -> anyhow::
                     );
                 }
                 if !outcome.passed() {
-                    failures += 1;
                     println!("FAIL {seed:#018x} ({members} nodes): {}", outcome.violations[0]);
                     println!("  replay: {}", outcome.replay_command());
+                    self.failures.push((seed, outcome.replay_command()));
                 }
             }
             Err(error) => {
-                failures += 1;
                 println!("FAIL {seed:#018x}: {error:#}");
+                self.failures.push((seed, format!("{error:#}")));
             }
         }
     }
-    let wall = began.elapsed().as_secs_f64().max(1e-9);
+
+    /// The closing report: seeds, failures with their replay commands, simulated time and
+    /// speed.
+    fn report(&self, start: u64, jobs: usize, wall: Duration) {
+        let wall = wall.as_secs_f64().max(1e-9);
+        let simulated = self.simulated_us as f64 / 1e6;
+        println!(
+            "sweep: {} seeds from {start:#x} on {jobs} jobs, {} failed",
+            self.seeds,
+            self.failures.len()
+        );
+        for (seed, replay) in &self.failures {
+            println!("  failed {seed:#018x}: {}", replay.lines().last().unwrap_or_default());
+        }
+        println!(
+            "  simulated {:.2} h in {wall:.1} s wall: {:.0} simulated s per wall s, {:.0} events \
+             per wall s, {:.3} s wall per seed",
+            simulated / 3600.0,
+            simulated / wall,
+            self.events as f64 / wall,
+            wall / self.seeds.max(1) as f64,
+        );
+    }
+}
+
+/// `5` or `3+1obs`: the voters and observers of a run.
+fn members(options: &Options) -> String {
+    match options.observers {
+        0 => options.nodes.to_string(),
+        observers => format!("{}+{observers}obs", options.nodes),
+    }
+}
+
+fn sweep(
+    start: u64,
+    count: u64,
+    canaries: &[Canary],
+    verbose: bool,
+    jobs: usize,
+) -> anyhow::Result<bool> {
+    let began = Instant::now();
+    let mut totals = Totals::default();
+    let run = |seed: u64| {
+        let options = Options { canaries: canaries.to_vec(), ..Options::from_seed(seed) };
+        let members = members(&options);
+        (members, simulate(seed, options, |_, _| ()))
+    };
+    in_seed_order(seed_range(start, count), jobs, run, |seed, (members, result)| {
+        totals.add(seed, &members, &result, verbose)
+    });
+    totals.report(start, jobs, began.elapsed());
+    Ok(totals.failures.is_empty())
+}
+
+/// Runs [`Options::standard`] over `count` seeds and reports wall time per seed.
+fn bench(start: u64, count: u64, jobs: usize) -> anyhow::Result<bool> {
+    print!("{}", Options::standard(start));
+    println!("(options of the first seed; each seed draws its own within the standard shape)");
+    let began = Instant::now();
+    let mut totals = Totals::default();
+    let mut walls = Vec::new();
+    let run = |seed: u64| {
+        let began = Instant::now();
+        let result = simulate(seed, Options::standard(seed), |_, _| ());
+        (result, began.elapsed())
+    };
+    in_seed_order(seed_range(start, count), jobs.max(1), run, |seed, (result, wall)| {
+        if let Ok((outcome, _)) = &result {
+            println!(
+                "seed {seed:#018x}: {:.3} s wall, {} simulated, {} events, {} ops",
+                wall.as_secs_f64(),
+                outcome.sim_time,
+                outcome.events,
+                outcome.ops
+            );
+        }
+        totals.add(seed, &members(&Options::standard(seed)), &result, false);
+        walls.push(wall.as_secs_f64());
+    });
+    let wall = began.elapsed();
+    let mean = walls.iter().sum::<f64>() / walls.len().max(1) as f64;
+    let max = walls.iter().copied().fold(0.0, f64::max);
+    let busy: f64 = walls.iter().sum();
     println!(
-        "{count} seeds from {start:#x}: {failures} failed; {:.1} s simulated in {wall:.2} s wall, \
-         {:.0} events/s",
-        simulated_us as f64 / 1e6,
-        events as f64 / wall
+        "bench: {} seeds of the standard configuration; wall per seed mean {mean:.3} s, max \
+         {max:.3} s; {:.0} events per wall s",
+        walls.len(),
+        totals.events as f64 / busy.max(1e-9),
     );
-    Ok(failures == 0)
+    totals.report(start, jobs, wall);
+    Ok(totals.failures.is_empty())
+}
+
+fn seed_range(start: u64, count: u64) -> std::ops::Range<u64> {
+    start..start.saturating_add(count)
 }
 
 fn parse_canary(text: &str) -> anyhow::Result<Canary> {

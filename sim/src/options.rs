@@ -19,6 +19,10 @@ use crate::recipes::RecipeOptions;
 use crate::rng::{self, Stream};
 use crate::workload::OpKind;
 
+/// A workload whose clients together offer more operations per simulated second than this
+/// (clients / mean think time) runs in bursts: see [`Options::bursts`].
+pub const BURST_ABOVE_OPS_PER_S: u64 = 100;
+
 /// Every knob of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -149,6 +153,10 @@ pub struct WorkloadOptions {
     pub generate: bool,
     /// Clients that run a ZooKeeper recipe instead of the mix (`recipes.rs`).
     pub recipes: RecipeOptions,
+    /// Length of a burst, for a workload that runs in bursts (see [`Options::bursts`]).
+    pub burst_ms: u64,
+    /// The pause between two bursts.
+    pub rest_ms: u64,
 }
 
 impl Options {
@@ -202,6 +210,8 @@ impl Options {
             keys: rng::between(r, 2, 10) as u32,
             generate: true,
             recipes: RecipeOptions::default(), // drawn last, below
+            burst_ms: 0,
+            rest_ms: 0,
         };
         let mut options = Options {
             seed,
@@ -237,7 +247,27 @@ impl Options {
             rng::between(r, 1, 10) as u32 * OpKind::AddWatch.base_weight()
         };
         options.workload.mix.push((OpKind::AddWatch, add_watch));
+        let period = rng::between(r, 1_000, 4_000);
+        options.workload.burst_ms = period * rng::between(r, 10, 25) / 100;
+        options.workload.rest_ms = period - options.workload.burst_ms;
         options
+    }
+
+    /// `Some((burst_ms, period_ms))` if the clients generate operations only during the first
+    /// `burst_ms` of every period, all in step (pings and session traffic go on in the rests).
+    ///
+    /// A fast workload does: one whose clients together would offer more than
+    /// [`BURST_ABOVE_OPS_PER_S`] operations per simulated second on average. A client with a
+    /// pipeline and no think time issues hundreds of requests per simulated second, which costs
+    /// wall time in proportion and finds nothing that bursts of them do not; in a burst the
+    /// contention is as high as the think time, pipeline and client count make it, while the
+    /// mean rate, and so a seed's cost, is bounded.
+    pub fn bursts(&self) -> Option<(u64, u64)> {
+        let w = &self.workload;
+        let offered = self.clients as u64 * 1_000 / w.think_mean_ms.max(1);
+        let period = w.burst_ms + w.rest_ms;
+        (w.burst_ms > 0 && w.rest_ms > 0 && offered > BURST_ABOVE_OPS_PER_S)
+            .then_some((w.burst_ms, period))
     }
 
     /// Sets the number of voting servers (and no observers) and the liveness phase that goes
@@ -262,6 +292,33 @@ impl Options {
         let observers = (first_observer..first_observer + self.observers as u64)
             .map(|id| (ServerId(id), PeerRole::Observer));
         voters.chain(observers).collect()
+    }
+
+    /// The standard configuration that `ensemble-sim bench` measures and the speed target is
+    /// stated for: a 5-member ensemble, ten clients and one simulated minute of faults (every
+    /// class on, at the seed's rate where the swarm drew one, else a middle rate), then the
+    /// usual liveness phase and drain. Delays, clocks, the op mix and the rest come from the
+    /// seed.
+    pub fn standard(seed: u64) -> Options {
+        let mut options = Options::from_seed(seed);
+        options.set_nodes(5);
+        options.clients = 10;
+        options.safety_ms = 60_000;
+        let f = &mut options.faults;
+        for (rate, middle) in [
+            (&mut f.crash_every_ms, 10_000),
+            (&mut f.disconnect_every_ms, 3_000),
+            (&mut f.pause_every_ms, 10_000),
+            (&mut f.clock_jump_every_ms, 10_000),
+            (&mut f.wall_step_every_ms, 10_000),
+            (&mut f.clog_every_ms, 5_000),
+            (&mut f.partition_every_ms, 8_000),
+        ] {
+            if *rate == 0 {
+                *rate = middle;
+            }
+        }
+        options
     }
 
     /// Like [`Options::from_seed`] but with every fault switched off and perfect clocks: for
@@ -381,7 +438,7 @@ impl fmt::Display for Options {
             write!(f, " {kind:?}:{weight}")?;
         }
         writeln!(f)?;
-        writeln!(
+        write!(
             f,
             "workload             = think {} ms, pipeline {}, session timeout {} ms, keys {}{}",
             w.think_mean_ms,
@@ -390,6 +447,10 @@ impl fmt::Display for Options {
             w.keys,
             if w.generate { "" } else { ", manual" }
         )?;
+        if let Some((burst, period)) = o.bursts() {
+            write!(f, ", bursts of {burst} ms every {period} ms")?;
+        }
+        writeln!(f)?;
         if !w.recipes.roles.is_empty() {
             writeln!(f, "recipes              = {}", w.recipes)?;
         }

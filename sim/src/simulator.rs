@@ -138,6 +138,9 @@ impl Simulator {
             sim.reschedule_client(ClientId(c as u32));
         }
         sim.schedule_faults();
+        if let Some((_, period)) = sim.options.bursts() {
+            sim.queue.push(SimTime::from_ms(period), Event::BurstStart);
+        }
         sim.queue.push(SimTime::from_ms(sim.options.safety_ms), Event::PhaseEnd);
         sim
     }
@@ -201,6 +204,7 @@ impl Simulator {
             Event::Resume { server, incarnation } => self.resume_server(server, incarnation),
             Event::Unclog { conn } => self.on_unclog(conn),
             Event::Fault(kind) => self.on_fault(kind),
+            Event::BurstStart => self.on_burst_start(),
             Event::PhaseEnd => self.on_phase_end(),
         }
         !self.halted
@@ -303,8 +307,26 @@ impl Simulator {
     }
 
     /// Records that from now for `ms` a fault may hide clients from the servers.
+    ///
+    /// In an ensemble its effect outlasts it by [`Simulator::stale_window_ms`]: a fault that
+    /// costs a leader its quorum (a pause, a clock jump, a partition, a crash) leaves servers
+    /// that have not noticed yet — a leader notices after syncLimit, its remaining followers
+    /// a syncLimit after that — and they go on answering clients (accepting a reconnecting
+    /// session, replying to pings) while the new leader, which hears nothing of those clients,
+    /// expires their sessions. ZooKeeper behaves the same (seeds 0x491, 0x4ca).
     pub(crate) fn disturbed_for(&mut self, ms: u64) {
-        self.disturbances.push((self.now, self.now.plus_ms(ms)));
+        let until = self.now.plus_ms(ms + self.stale_window_ms());
+        self.disturbances.push((self.now, until));
+    }
+
+    /// How long after a fault a server of an ensemble may still serve clients on a stale view
+    /// of the leadership: two syncLimits (leader, then its followers) and a tick each.
+    fn stale_window_ms(&self) -> u64 {
+        if self.servers.len() < 2 {
+            return 0;
+        }
+        let config = &self.servers[0].config;
+        2 * (u64::from(config.sync_limit) + 1) * u64::from(config.tick_time_ms)
     }
 
     fn liveness_window(&self) -> Option<liveness::Window> {
@@ -459,7 +481,25 @@ impl Simulator {
     }
 
     fn generating(&self) -> bool {
-        self.options.workload.generate && matches!(self.phase, Phase::Safety | Phase::Liveness)
+        let in_burst = self
+            .options
+            .bursts()
+            .is_none_or(|(burst, period)| self.now.0 % (period * 1_000) < burst * 1_000);
+        self.options.workload.generate
+            && in_burst
+            && matches!(self.phase, Phase::Safety | Phase::Liveness)
+    }
+
+    /// A burst begins (bursts start at every multiple of the period): every client may send
+    /// again, and the next burst is scheduled while the workload runs.
+    fn on_burst_start(&mut self) {
+        for c in 0..self.clients.len() {
+            self.reschedule_client(ClientId(c as u32));
+        }
+        let bursts = self.options.bursts();
+        if let (Some((_, period)), Phase::Safety | Phase::Liveness) = (bursts, self.phase) {
+            self.queue.push(self.now.plus_ms(period), Event::BurstStart);
+        }
     }
 
     pub(crate) fn reschedule_client(&mut self, id: ClientId) {

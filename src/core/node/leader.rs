@@ -185,7 +185,7 @@ impl Node {
         // in an epoch this node led before (it left the role, then won again) is not one: it
         // must not renew sessions, revalidate clients or forward writes until it has rejoined
         // (sim seed 0x21b: such a follower revalidated a client and answered it while the new
-        // epoch expired the session).
+        // epoch expired the session; found again as seed 0x4af).
         let current =
             self.leader_ref().and_then(|l| l.learners.get(&from)).is_some_and(|l| l.forwarding());
         if !current
@@ -865,6 +865,19 @@ mod tests {
             node.log.tail.push_back(txn(*e, *c));
         }
         node
+    }
+
+    #[test]
+    fn revalidate_from_a_server_that_is_not_a_learner_gets_no_answer() {
+        use crate::core::io::Input;
+        let mut node = Node::new(NodeConfig::standalone(), Now::default());
+        let mut effects = Vec::new();
+        node.step(Now::default(), Input::Tick, &mut effects);
+        assert!(node.leader_ref().is_some(), "a standalone node leads");
+        effects.clear();
+        let revalidate = PeerMsg::Revalidate { session: SessionId(5), timeout_ms: 4_000 };
+        node.leader_on_message(ServerId(2), revalidate, &mut effects);
+        assert_eq!(effects, Vec::new());
     }
 
     fn zxids(txns: &[Txn]) -> Vec<(u32, u32)> {

@@ -54,6 +54,12 @@ impl Znode {
         self.children.iter().flat_map(|children| children.iter().map(|name| &**name))
     }
 
+    /// Sorted child names as the set's own iterator (empty for a leaf), for walks that keep
+    /// one iterator per level.
+    pub(super) fn child_names(&self) -> std::collections::btree_set::Iter<'_, Box<str>> {
+        self.children.as_ref().map(|children| children.iter()).unwrap_or_default()
+    }
+
     /// Whether the node has no children.
     pub(super) fn is_leaf(&self) -> bool {
         self.children.is_none()

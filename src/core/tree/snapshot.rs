@@ -33,7 +33,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::node::{FixedState, Znode};
-use super::path::{self, name, parent, validate_path, CONFIG, QUOTA, ROOT, ZOOKEEPER};
+use super::path::{name, parent, validate_path, CONFIG, QUOTA, ROOT, ZOOKEEPER};
 use super::{DataTree, StatPersisted};
 use crate::core::ids::Zxid;
 use crate::core::txn::NodeKind;
@@ -149,53 +149,97 @@ impl DataTree {
     /// The snapshot image of this tree (see the module docs for the format). Deterministic:
     /// equal trees give equal bytes.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        // First pass: number the ACL lists in order of first use, and size the image, so the
-        // second pass writes straight into one buffer (an image is about 100 B per znode).
-        let mut acl_index: HashMap<&[Acl], u32, FixedState> = HashMap::default();
+        let mut out = Vec::new();
+        self.encode_snapshot_into(&mut out);
+        out
+    }
+
+    /// Appends the snapshot image of this tree to `out` (so a caller can wrap it without
+    /// copying it), and returns its length.
+    ///
+    /// One pre-order walk collects the nodes with their paths (one path buffer, one hash lookup
+    /// per node); the ACL lists are numbered in order of first use, looked up by the shared
+    /// `Arc` first (equal lists are interned, so a content comparison is needed once per list);
+    /// then the image is sized and written into `out` in one go.
+    pub fn encode_snapshot_into(&self, out: &mut Vec<u8>) -> usize {
+        let mut walk = Preorder::with_capacity(self.nodes.len());
+        self.preorder_into(&mut walk);
+
         let mut acl_lists: Vec<&[Acl]> = Vec::new();
-        let mut size = MAGIC.len() + 8 + 4 + 8 + 8 + 4;
-        self.preorder(|path, node| {
-            acl_index.entry(&node.acl).or_insert_with(|| {
-                acl_lists.push(&node.acl);
-                u32::try_from(acl_lists.len() - 1).expect("fewer ACL lists than nodes")
-            });
-            size += NODE_MIN_BYTES + path.len() + node.data.as_ref().map_or(0, Bytes::len);
-        });
+        let mut by_arc: Vec<(*const Acl, u32)> = Vec::new();
+        let mut by_content: HashMap<&[Acl], u32, FixedState> = HashMap::default();
+        let mut acl_of = Vec::with_capacity(walk.nodes.len());
+        let mut size = MAGIC.len() + 8 + 4 + 8 + 8 + 4 + walk.paths.len();
+        for (_, _, node) in &walk.nodes {
+            let arc = node.acl.as_ptr();
+            let index = match by_arc.iter().find(|(seen, _)| *seen == arc) {
+                Some(&(_, index)) => index,
+                None => {
+                    let index = *by_content.entry(&node.acl).or_insert_with(|| {
+                        acl_lists.push(&node.acl);
+                        u32::try_from(acl_lists.len() - 1).expect("fewer ACL lists than nodes")
+                    });
+                    by_arc.push((arc, index));
+                    index
+                }
+            };
+            acl_of.push(index);
+            size += NODE_MIN_BYTES + node.data.as_ref().map_or(0, Bytes::len);
+        }
         for list in &acl_lists {
             let entry_len = |e: &Acl| ACL_ENTRY_MIN_BYTES + e.id.scheme.len() + e.id.id.len();
             size += 4 + list.iter().map(entry_len).sum::<usize>();
         }
 
-        let mut out = Vec::with_capacity(size);
+        let start = out.len();
+        out.reserve(size);
         out.extend_from_slice(MAGIC);
-        put_u64(&mut out, self.zxid_applied.0);
-        put_u32(&mut out, count_u32(acl_lists.len()));
+        put_u64(out, self.zxid_applied.0);
+        put_u32(out, count_u32(acl_lists.len()));
         for list in &acl_lists {
-            put_u32(&mut out, count_u32(list.len()));
+            put_u32(out, count_u32(list.len()));
             for entry in list.iter() {
                 out.extend_from_slice(&entry.perms.to_le_bytes());
-                put_str(&mut out, &entry.id.scheme);
-                put_str(&mut out, &entry.id.id);
+                put_str(out, &entry.id.scheme);
+                put_str(out, &entry.id.id);
             }
         }
-        put_u64(&mut out, self.nodes.len() as u64);
-        self.preorder(|path, node| write_node(&mut out, path, node, acl_index[&*node.acl]));
-        put_u64(&mut out, self.digest);
-        let checksum = crc32c::crc32c(&out);
-        put_u32(&mut out, checksum);
-        debug_assert_eq!(out.len(), size, "sizing pass agrees with the writing pass");
-        out
+        put_u64(out, walk.nodes.len() as u64);
+        for (&(from, to, node), acl_index) in walk.nodes.iter().zip(acl_of) {
+            write_node(out, &walk.paths[from..to], node, acl_index);
+        }
+        put_u64(out, self.digest);
+        let checksum = crc32c::crc32c(&out[start..]);
+        put_u32(out, checksum);
+        debug_assert_eq!(out.len() - start, size, "sizing pass agrees with the writing pass");
+        out.len() - start
     }
 
-    /// Visits every node parent first, children in name order.
-    fn preorder<'a>(&'a self, mut visit: impl FnMut(&str, &'a Znode)) {
-        let mut pending: Vec<String> = vec![ROOT.to_string()];
-        while let Some(path) = pending.pop() {
+    /// Collects every node parent first, children in name order, with its path.
+    fn preorder_into<'a>(&'a self, walk: &mut Preorder<'a>) {
+        let root = &self.nodes[ROOT];
+        let mut path = String::from(ROOT);
+        walk.push(&path, root);
+        // Per level: the children still to visit, and the length of their parent's path.
+        let mut stack: Vec<(ChildNames<'a>, usize)> = vec![(root.child_names(), path.len())];
+        while let Some((children, parent_len)) = stack.last_mut() {
+            let Some(child) = children.next() else {
+                stack.pop();
+                continue;
+            };
+            let parent_len = *parent_len;
+            path.truncate(parent_len);
+            if parent_len > ROOT.len() {
+                path.push('/');
+            }
+            path.push_str(child);
             let node = &self.nodes[path.as_str()];
-            visit(&path, node);
-            // Reverse order on the stack pops the smallest name first.
-            pending.extend(node.children().rev().map(|child| path::join(&path, child)));
+            walk.push(&path, node);
+            if !node.is_leaf() {
+                stack.push((node.child_names(), path.len()));
+            }
         }
+        debug_assert_eq!(walk.nodes.len(), self.nodes.len(), "every node is reachable from /");
     }
 
     /// Rebuilds a tree from a snapshot image, or says why the image is not a consistent tree.
@@ -257,6 +301,28 @@ impl DataTree {
             });
         }
         Ok(tree)
+    }
+}
+
+/// The nodes of a pre-order walk, with their paths side by side in one string.
+struct Preorder<'a> {
+    paths: String,
+    /// Per node: where its path starts and ends in `paths`, and the node.
+    nodes: Vec<(usize, usize, &'a Znode)>,
+}
+
+/// A node's child names in order.
+type ChildNames<'a> = std::collections::btree_set::Iter<'a, Box<str>>;
+
+impl<'a> Preorder<'a> {
+    fn with_capacity(nodes: usize) -> Preorder<'a> {
+        Preorder { paths: String::with_capacity(nodes * 24), nodes: Vec::with_capacity(nodes) }
+    }
+
+    fn push(&mut self, path: &str, node: &'a Znode) {
+        let start = self.paths.len();
+        self.paths.push_str(path);
+        self.nodes.push((start, self.paths.len(), node));
     }
 }
 
