@@ -242,8 +242,15 @@ fn sweep(
     let run = |seed: u64| {
         simulate(seed, Options { canaries: canaries.to_vec(), ..Options::from_seed(seed) })
     };
+    let tenth = (count / 10).max(1);
     in_seed_order(seed_range(start, count), jobs, run, |seed, result| {
-        totals.add(seed, &result, verbose)
+        totals.add(seed, &result, verbose);
+        // Progress on stderr for long sweeps (CI logs), so stdout stays reproducible.
+        if count >= 1_000 && totals.seeds % tenth == 0 && totals.seeds < count {
+            let (done, failed) = (totals.seeds, totals.failures.len());
+            let wall = began.elapsed().as_secs_f64();
+            eprintln!("  ... {done}/{count} seeds, {failed} failed, {wall:.0} s");
+        }
     });
     totals.report(start, jobs, began.elapsed());
     Ok(totals.failures.is_empty())
