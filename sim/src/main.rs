@@ -189,8 +189,8 @@ impl Totals {
                 self.simulated_us += outcome.sim_time.0;
                 if verbose && outcome.passed() {
                     println!(
-                        "ok   {seed:#018x}: {} simulated, {} events, {} ops",
-                        outcome.sim_time, outcome.events, outcome.ops
+                        "ok   {seed:#018x}: {} simulated, {} events, {} ops, trace hash {:#018x}",
+                        outcome.sim_time, outcome.events, outcome.ops, outcome.trace_hash
                     );
                 }
                 if !outcome.passed() {
