@@ -248,8 +248,9 @@ impl Totals {
                 self.simulated_us += outcome.sim_time.0;
                 if verbose && outcome.passed() {
                     println!(
-                        "ok   {seed:#018x}: {} nodes, {} simulated, {} events, {} ops",
-                        members, outcome.sim_time, outcome.events, outcome.ops
+                        "ok   {seed:#018x}: {} nodes, {} simulated, {} events, {} ops, trace hash \
+                         {:#018x}",
+                        members, outcome.sim_time, outcome.events, outcome.ops, outcome.trace_hash
                     );
                 }
                 if !outcome.passed() {
@@ -311,8 +312,15 @@ fn sweep(
         let members = members(&options);
         (members, simulate(seed, options, |_, _| ()))
     };
+    let tenth = (count / 10).max(1);
     in_seed_order(seed_range(start, count), jobs, run, |seed, (members, result)| {
-        totals.add(seed, &members, &result, verbose)
+        totals.add(seed, &members, &result, verbose);
+        // Progress on stderr for long sweeps (CI logs), so stdout stays reproducible.
+        if count >= 1_000 && totals.seeds % tenth == 0 && totals.seeds < count {
+            let (done, failed) = (totals.seeds, totals.failures.len());
+            let wall = began.elapsed().as_secs_f64();
+            eprintln!("  ... {done}/{count} seeds, {failed} failed, {wall:.0} s");
+        }
     });
     totals.report(start, jobs, began.elapsed());
     Ok(totals.failures.is_empty())

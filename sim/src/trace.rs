@@ -3,8 +3,8 @@
 //!
 //! A record is a `Copy` enum of ids and numbers (no strings, no frames), so tracing costs a
 //! push and a few hash rounds per event. Operations, notifications and anomalies refer to the
-//! [`History`] by index and are formatted from it. The rolling FNV-1a hash over every record
-//! is the run's fingerprint: the same seed must give the same hash, which the determinism test
+//! [`History`] by index and are formatted from it. The rolling hash over every record
+//! ([`RecordHasher`], a word at a time) is the run's fingerprint: the same seed must give the same hash, which the determinism test
 //! checks, and it is kept even when the records themselves are not.
 //!
 //! Formatting is a separate layer: [`crate::tracefmt`] turns records into aligned text
@@ -300,14 +300,14 @@ pub struct TraceRecord {
 pub struct Trace {
     records: Vec<TraceRecord>,
     keep: bool,
-    hasher: Fnv64,
+    hasher: RecordHasher,
     count: u64,
 }
 
 impl Trace {
     /// A trace that keeps its records if `keep`, and hashes them always.
     pub fn new(keep: bool) -> Trace {
-        Trace { records: Vec::new(), keep, hasher: Fnv64::new(), count: 0 }
+        Trace { records: Vec::new(), keep, hasher: RecordHasher::default(), count: 0 }
     }
 
     /// Appends a record.
@@ -344,6 +344,71 @@ impl Trace {
         out: &mut impl fmt::Write,
     ) -> fmt::Result {
         tracefmt::write_text(options, history, &self.records, out)
+    }
+}
+
+/// The trace fingerprint's hasher: a word at a time (a record is a handful of integers, so
+/// FNV's byte-at-a-time rounds cost more than the rest of tracing), each word folded in by a
+/// 64×64→128-bit multiply whose halves are xored, which spreads every input bit over the state.
+/// Stable across platforms and releases (unlike `DefaultHasher`); not for adversarial input.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordHasher(u64);
+
+impl RecordHasher {
+    const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+    const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+    fn mix(&mut self, word: u64) {
+        let product = u128::from(self.0 ^ word) * u128::from(Self::MULTIPLIER);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Default for RecordHasher {
+    fn default() -> Self {
+        RecordHasher(Self::SEED)
+    }
+}
+
+impl Hasher for RecordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.mix(u64::from_le_bytes(word.try_into().expect("chunks_exact(8)")));
+        }
+        let tail = words.remainder();
+        let mut last = [0u8; 8];
+        last[..tail.len()].copy_from_slice(tail);
+        // The tail's length goes in too, so "ab" and "ab\0" differ.
+        self.mix(u64::from_le_bytes(last) ^ ((tail.len() as u64) << 56));
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.mix(u64::from(value));
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.mix(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.mix(value);
+    }
+
+    fn write_i64(&mut self, value: i64) {
+        self.mix(value as u64);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.mix(value as u64);
+    }
+
+    fn write_isize(&mut self, value: isize) {
+        self.mix(value as u64);
     }
 }
 

@@ -335,6 +335,9 @@ const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4 + 4;
 /// The smallest ACL entry: perms and two empty strings.
 const ACL_ENTRY_MIN_BYTES: usize = 4 + 4 + 4;
 
+/// Bytes of a node record after its path and data: ACL index, stat, child count.
+const NODE_FIXED_BYTES: usize = 4 + 4 * 8 + 3 * 4 + 2 * 8 + 4;
+
 fn write_node(out: &mut Vec<u8>, path: &str, node: &Znode, acl_index: u32) {
     put_str(out, path);
     match &node.data {
@@ -344,18 +347,28 @@ fn write_node(out: &mut Vec<u8>, path: &str, node: &Znode, acl_index: u32) {
             out.extend_from_slice(data);
         }
     }
-    put_u32(out, acl_index);
+    // The fixed-size rest is assembled on the stack and appended at once: per-field appends
+    // cost a capacity check and a copy call each, several times the work of the bytes.
     let stat = &node.stat;
+    let mut fixed = [0u8; NODE_FIXED_BYTES];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        fixed[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&acl_index.to_le_bytes());
     for value in [stat.czxid, stat.mzxid, stat.ctime, stat.mtime] {
-        out.extend_from_slice(&value.to_le_bytes());
+        put(&value.to_le_bytes());
     }
     for value in [stat.version, stat.cversion, stat.aversion] {
-        out.extend_from_slice(&value.to_le_bytes());
+        put(&value.to_le_bytes());
     }
     for value in [stat.ephemeral_owner, stat.pzxid] {
-        out.extend_from_slice(&value.to_le_bytes());
+        put(&value.to_le_bytes());
     }
-    put_u32(out, node.num_children().unsigned_abs());
+    put(&node.num_children().unsigned_abs().to_le_bytes());
+    debug_assert_eq!(at, NODE_FIXED_BYTES);
+    out.extend_from_slice(&fixed);
 }
 
 fn read_acl_lists(
