@@ -532,7 +532,7 @@ impl Node {
         ids: &[Id],
         effects: &mut Vec<Effect>,
     ) {
-        let zxid = self.next_zxid();
+        let Some(zxid) = self.next_zxid() else { return };
         if matches!(request, Request::CloseSession) {
             self.sessions.set_closing(session);
         } else if !self.sessions.is_live(session) {

@@ -591,7 +591,7 @@ impl Node {
                 self.become_looking("lost contact with a quorum for syncLimit", effects);
                 return;
             }
-            if self.zxid_proposed.counter() >= u32::MAX - 1 && !self.canary(Canary::ZxidRollover) {
+            if self.zxid_exhausted() {
                 // ZK compat: the leader steps down before the zxid counter wraps.
                 self.become_looking("zxid counter exhausted", effects);
                 return;
@@ -611,7 +611,19 @@ impl Node {
 
     // ---------------------------------------------------------------- broadcast
 
-    pub(super) fn next_zxid(&mut self) -> Zxid {
+    /// Whether this epoch's zxid counter is used up. ZK compat: `Leader.propose` never
+    /// proposes a counter of 0xffffffff; it forces a re-election instead (ZOOKEEPER-1277),
+    /// which the next ping tick does here.
+    pub(super) fn zxid_exhausted(&self) -> bool {
+        self.zxid_proposed.counter() >= u32::MAX - 1 && !self.canary(Canary::ZxidRollover)
+    }
+
+    /// The zxid of the next proposal; `None` once the counter is used up: the request is
+    /// dropped, and the leader steps down at its next tick, closing every connection.
+    pub(super) fn next_zxid(&mut self) -> Option<Zxid> {
+        if self.zxid_exhausted() {
+            return None;
+        }
         let zxid = Zxid(self.zxid_proposed.0 + 1);
         if !self.canary(Canary::ZxidRollover) {
             assert!(zxid.counter() != 0, "zxid counter overflow at {}", self.zxid_proposed);
@@ -622,7 +634,7 @@ impl Node {
             self.log.zxid_logged
         );
         self.zxid_proposed = zxid;
-        zxid
+        Some(zxid)
     }
 
     /// Proposes a txn with the next zxid.
@@ -633,7 +645,7 @@ impl Node {
         op: TxnOp,
         effects: &mut Vec<Effect>,
     ) {
-        let zxid = self.next_zxid();
+        let Some(zxid) = self.next_zxid() else { return };
         self.leader_propose_at(zxid, session, cxid, op, effects);
     }
 
@@ -814,7 +826,7 @@ impl Node {
 
     /// Session expiry on the leader: a closeSession txn for it.
     pub(super) fn expire(&mut self, session: SessionId, effects: &mut Vec<Effect>) {
-        let zxid = self.next_zxid();
+        let Some(zxid) = self.next_zxid() else { return };
         let mut prep = self.prep(session, &[], zxid);
         let op = prep.close_session();
         self.leader_propose_at(zxid, session, 0, op, effects);
@@ -826,6 +838,9 @@ impl Node {
             self.tree.reap_candidates(self.now.wall_ms, self.config.container_never_used_ms);
         let super_ids = [crate::wire::types::Id::new("super", "")];
         for path in candidates {
+            if self.zxid_exhausted() {
+                return;
+            }
             let zxid = Zxid(self.zxid_proposed.0 + 1);
             let mut prep = self.prep(SessionId(0), &super_ids, zxid);
             let op = prep.write(Write::Delete { path: &path, version: -1 });
@@ -833,7 +848,7 @@ impl Node {
                 continue; // it gained a child or went away meanwhile
             }
             debug!(%path, "reaping");
-            let zxid = self.next_zxid();
+            let Some(zxid) = self.next_zxid() else { return };
             self.leader_propose_at(zxid, SessionId(0), 0, op, effects);
         }
     }

@@ -91,6 +91,13 @@ impl Node {
         }
     }
 
+    /// Whether `from` is the leader we follow and has answered our FOLLOWERINFO: a LOOKING
+    /// notification from it then means it left its role since (it is sent after LEADERINFO
+    /// on the same FIFO link).
+    pub(super) fn is_answered_leader(&self, from: ServerId) -> bool {
+        self.learner_ref().is_some_and(|l| l.leader == from && l.phase != Phase::Connecting)
+    }
+
     /// Sends a message to our leader (dropped if we have none).
     pub(super) fn learner_send(&mut self, msg: PeerMsg, effects: &mut Vec<Effect>) {
         if let Some(learner) = self.learner_ref() {

@@ -651,6 +651,13 @@ impl Node {
         state: PeerState,
         effects: &mut Vec<Effect>,
     ) {
+        if state == PeerState::Looking && self.is_answered_leader(from) {
+            // ZK compat: a leader that shuts down closes its learners' connections, and they
+            // look for a new one. Our link to it stays up (it carries elections too), so its
+            // LOOKING notification is the news; without it we would keep following a leader
+            // that, re-elected, no longer counts us (sessions on us would expire).
+            self.become_looking("the leader is looking", effects);
+        }
         let Role::Looking(election) = &mut self.role else {
             // ZK compat: a member that is not looking answers a looking one with the leader
             // it follows, so a rejoining member finds the established ensemble.
