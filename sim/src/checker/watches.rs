@@ -1,4 +1,5 @@
-//! One-shot watches fire at most once, in zxid order, and before the client sees newer state.
+//! One-shot watches fire at most once, in zxid order, and before the client sees newer state;
+//! persistent watches deliver every change they cover.
 //!
 //! The checker follows each connection's watches as the client saw them: a successful
 //! `getData`/`exists` with `watch` arms a data watch (so does `exists` answered `NoNode`), a
@@ -14,7 +15,14 @@
 //!   next server may be behind the last one, as in ZooKeeper);
 //! * once a watch is armed at zxid R, the client must get its notification before any reply
 //!   with a zxid at or beyond the first triggering change (ZooKeeper sends the event before it
-//!   answers anything that reflects the change).
+//!   answers anything that reflects the change);
+//! * a successful `addWatch` arms a persistent watch at its reply zxid (mode 0: data and child
+//!   events of the path; mode 1, recursive: data events of the path and every descendant, no
+//!   `NodeChildrenChanged`). It is never consumed: every change it covers after it was armed
+//!   must reach the connection before the client sees a zxid at or past the change — missing
+//!   one is a violation — and it justifies the notifications it covers;
+//! * a connection gets each change at most once (ZooKeeper notifies a connection once per
+//!   change, however many of its watches match), unless the txn made that change twice.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -865,6 +865,140 @@ mod tests {
         assert_eq!(steps, 10);
     }
 
+    mod from_history {
+        //! The projection of a real history onto paths, end to end.
+
+        use bytes::Bytes;
+        use ensemble::wire::proto::{CreateKind, MultiOp, OpResult, Request, Response};
+        use ensemble::wire::types::{Acl, Stat};
+
+        use super::*;
+        use crate::checker::fixtures::{create_request, ok, op};
+        use crate::history::History;
+
+        fn set(path: &str, version: i32) -> Request {
+            Request::SetData { path: path.into(), data: Some(Bytes::from_static(b"v")), version }
+        }
+
+        fn stat(version: i32) -> Response {
+            Response::Stat(Stat { version, ..Stat::default() })
+        }
+
+        #[test]
+        fn a_lost_write_in_a_history_is_reported_on_its_path() {
+            let mut history = History::new();
+            op(
+                &mut history,
+                1,
+                0,
+                1,
+                create_request("/a", "x"),
+                ok(1, Response::Create { path: "/a".into() }),
+            );
+            op(&mut history, 3, 0, 2, set("/a", -1), ok(2, stat(1)));
+            let lost = op(&mut history, 5, 1, 1, set("/a", -1), ok(3, stat(1)));
+            op(
+                &mut history,
+                7,
+                1,
+                2,
+                create_request("/b", "y"),
+                ok(4, Response::Create { path: "/b".into() }),
+            );
+            let report = check(&history, &Limits::default());
+            assert_eq!(report.checked, 2);
+            assert!(
+                matches!(&report.violations[..], [v] if v.path == "/a" && v.stuck == lost),
+                "{report:?}"
+            );
+        }
+
+        #[test]
+        fn multis_sequentials_and_unjudged_failures_are_projected_soundly() {
+            let mut history = History::new();
+            let create_b = MultiOp::Create(
+                CreateKind::Create,
+                ensemble::wire::proto::CreateRequest {
+                    path: "/b".into(),
+                    data: None,
+                    acl: Acl::open_unsafe(),
+                    flags: 0,
+                    ttl: None,
+                },
+            );
+            op(
+                &mut history,
+                1,
+                0,
+                1,
+                create_request("/a", "x"),
+                ok(1, Response::Create { path: "/a".into() }),
+            );
+            // multi(create /b, setData /a v0) succeeded: /a is at version 1, /b exists.
+            let multi = Request::Multi(vec![
+                create_b.clone(),
+                MultiOp::SetData { path: "/a".into(), data: None, version: 0 },
+            ]);
+            let results = vec![
+                OpResult::Create { path: "/b".into() },
+                OpResult::SetData { stat: Stat { version: 1, ..Stat::default() } },
+            ];
+            op(&mut history, 3, 0, 2, multi, ok(2, Response::Multi(results)));
+            // A failed multi(check /a v1, create /b): NodeExists at /b; /a guarded at v1.
+            let failed =
+                Request::Multi(vec![MultiOp::Check { path: "/a".into(), version: 1 }, create_b]);
+            let codes = vec![
+                OpResult::Error { err: 0 },
+                OpResult::Error { err: ErrorCode::NodeExists.code() },
+            ];
+            op(&mut history, 5, 1, 1, failed, ok(3, Response::Multi(codes)));
+            // A sequential create and a SessionExpired write constrain nothing.
+            let mut sequential = create_request("/a/s-", "z");
+            if let Request::Create(_, c) = &mut sequential {
+                c.flags = 2;
+            }
+            op(
+                &mut history,
+                7,
+                1,
+                2,
+                sequential,
+                ok(4, Response::Create { path: "/a/s-0000000000".into() }),
+            );
+            let expired = OpOutcome::Fail { zxid: 4, code: ErrorCode::SessionExpired.code() };
+            op(&mut history, 9, 1, 3, set("/a", 7), expired);
+            let paths = partition(&history);
+            assert_eq!(paths.keys().collect::<Vec<_>>(), vec!["/a", "/b"]);
+            assert_eq!(paths["/a"].len(), 3);
+            assert_eq!(paths["/a"][2].observed, Observed::Guard);
+            assert_eq!(paths["/b"][1].observed, Observed::Failed(ErrorCode::NodeExists));
+            let report = check(&history, &Limits::default());
+            assert_eq!((report.checked, report.violations.len()), (2, 0), "{report:?}");
+        }
+
+        #[test]
+        fn a_path_over_the_limits_is_a_note_not_a_violation() {
+            let mut history = History::new();
+            op(
+                &mut history,
+                1,
+                0,
+                1,
+                create_request("/a", "x"),
+                ok(1, Response::Create { path: "/a".into() }),
+            );
+            op(&mut history, 3, 0, 2, set("/a", -1), ok(2, stat(7)));
+            let tight = Limits { max_ops_per_path: 1, ..Limits::default() };
+            let report = check(&history, &tight);
+            assert_eq!(report.skipped, vec![("/a".to_string(), 2)]);
+            assert!(report.violations.is_empty());
+            let starved = Limits { steps_per_path: 1, ..Limits::default() };
+            let report = check(&history, &starved);
+            assert_eq!(report.inconclusive, vec![("/a".to_string(), 2)]);
+            assert!(report.violations.is_empty());
+        }
+    }
+
     // ---------------------------------------------------------------- property tests
 
     /// A random sequential run of one path: actions with their true outcomes.
