@@ -545,6 +545,39 @@ mod tests {
     }
 
     #[test]
+    fn only_fast_workloads_run_in_bursts() {
+        let mut options = Options::from_seed(3);
+        options.clients = 2;
+        options.workload.think_mean_ms = 0;
+        let (burst, period) = options.bursts().expect("no think time: bursts");
+        assert!((1_000..=4_000).contains(&period) && burst * 4 <= period, "{burst}/{period}");
+        assert!(options.to_string().contains(&format!("bursts of {burst} ms every {period}")));
+        options.workload.think_mean_ms = 50;
+        assert_eq!(options.bursts(), None, "2 clients at 50 ms offer 40 ops/s");
+        options.clients = 10;
+        assert!(options.bursts().is_some(), "10 clients at 50 ms offer 200 ops/s");
+    }
+
+    #[test]
+    fn the_standard_configuration_has_every_fault_on() {
+        for seed in 0..16 {
+            let o = Options::standard(seed);
+            assert_eq!((o.nodes, o.clients, o.safety_ms), (5, 10, 60_000));
+            let f = &o.faults;
+            let rates = [
+                f.crash_every_ms,
+                f.disconnect_every_ms,
+                f.pause_every_ms,
+                f.clock_jump_every_ms,
+                f.wall_step_every_ms,
+                f.clog_every_ms,
+                f.partition_every_ms,
+            ];
+            assert!(rates.iter().all(|r| *r > 0), "seed {seed}: {rates:?}");
+        }
+    }
+
+    #[test]
     fn display_starts_with_the_seed() {
         let text = Options::from_seed(0xabc).to_string();
         assert!(text.starts_with("seed                 = 0x0000000000000abc"), "{text}");
