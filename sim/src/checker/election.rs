@@ -106,15 +106,6 @@ mod tests {
     use crate::checker::fixtures::*;
     use crate::checker::lock::tests::{closed_at, hold};
 
-    fn window() -> Window {
-        Window {
-            heal_at: SimTime::from_ms(100),
-            bound_ms: 50,
-            end: SimTime::from_ms(500),
-            clients: vec![ClientId(0), ClientId(1)],
-        }
-    }
-
     /// Client `c` ran for leader (it created the election directory).
     fn candidate(history: &mut History, c: u32, ms: u64) {
         let created = ok(2, Response::Create { path: ELECTION.into() });

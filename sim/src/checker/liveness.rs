@@ -104,15 +104,6 @@ mod tests {
     use crate::checker::fixtures::*;
     use crate::history::UnknownReason;
 
-    fn window() -> Window {
-        Window {
-            heal_at: SimTime::from_ms(100),
-            bound_ms: 50,
-            end: SimTime::from_ms(500),
-            clients: vec![ClientId(0), ClientId(1)],
-        }
-    }
-
     #[test]
     fn progress_after_healing_passes() {
         let mut history = History::new();

@@ -267,6 +267,17 @@ pub(crate) mod fixtures {
     use crate::time::SimTime;
     use crate::workload::ClientId;
 
+    /// A liveness window for two clients: healed at 100 ms, a 50 ms bound, the run over at
+    /// 500 ms.
+    pub fn window() -> crate::checker::liveness::Window {
+        crate::checker::liveness::Window {
+            heal_at: SimTime::from_ms(100),
+            bound_ms: 50,
+            end: SimTime::from_ms(500),
+            clients: vec![ClientId(0), ClientId(1)],
+        }
+    }
+
     /// Session of client `c`.
     pub fn session(c: u32) -> SessionId {
         SessionId(0x100 + c as i64)
