@@ -276,15 +276,6 @@ mod tests {
     use super::*;
     use crate::checker::fixtures::*;
 
-    fn tree_of(txns: &[Txn]) -> DataTree {
-        let mut tree = DataTree::new();
-        let mut events = Vec::new();
-        for txn in txns {
-            tree.apply(txn, &mut events);
-        }
-        tree
-    }
-
     #[test]
     fn a_leader_that_keeps_the_history_passes() {
         let t1 = create_txn(1, 0, 1, "/a", "x");

@@ -267,6 +267,16 @@ pub(crate) mod fixtures {
     use crate::time::SimTime;
     use crate::workload::ClientId;
 
+    /// The tree after applying `txns` in order to an empty one.
+    pub fn tree_of(txns: &[Txn]) -> ensemble::core::tree::DataTree {
+        let mut tree = ensemble::core::tree::DataTree::new();
+        let mut events = Vec::new();
+        for txn in txns {
+            tree.apply(txn, &mut events);
+        }
+        tree
+    }
+
     /// A liveness window for two clients: healed at 100 ms, a 50 ms bound, the run over at
     /// 500 ms.
     pub fn window() -> crate::checker::liveness::Window {

@@ -137,15 +137,6 @@ mod tests {
     use super::*;
     use crate::checker::fixtures::*;
 
-    fn tree_of(txns: &[Txn]) -> DataTree {
-        let mut tree = DataTree::new();
-        let mut events = Vec::new();
-        for txn in txns {
-            tree.apply(txn, &mut events);
-        }
-        tree
-    }
-
     #[test]
     fn a_node_that_follows_its_log_passes() {
         let log = vec![create_txn(1, 0, 1, "/a", "x"), set_txn(2, 0, 2, "/a", "y", 1)];
