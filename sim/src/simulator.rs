@@ -57,6 +57,12 @@ pub struct Simulator {
     pub(crate) effects: Vec<Effect>,
     pub(crate) actions: Vec<ClientAction>,
     pub(crate) violations: Vec<Violation>,
+    /// Fault points (BUGGIFY) and peer-link stalls.
+    pub(crate) fault_points: crate::faults::FaultPoints,
+    /// Peer messages per member and window (the flood checker).
+    pub(crate) flood: checker::flood::FloodMeter,
+    /// What was committed when each node took each currentEpoch (the promise checker).
+    pub(crate) epoch_writes: checker::promises::EpochWrites,
     /// Intervals in which a fault could hide a live client from the servers.
     pub(crate) disturbances: Vec<(SimTime, SimTime)>,
     pub(crate) events: u64,
@@ -114,6 +120,9 @@ impl Simulator {
             effects: Vec::new(),
             actions: Vec::new(),
             violations: Vec::new(),
+            fault_points: Default::default(),
+            flood: Default::default(),
+            epoch_writes: Default::default(),
             disturbances: Vec::new(),
             events: 0,
             crashes: 0,

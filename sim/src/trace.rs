@@ -170,6 +170,26 @@ pub enum TraceEvent {
     },
     /// Every partition healed.
     PartitionHeal,
+    /// One direction of a peer link stalls.
+    PeerStall {
+        /// The sending end.
+        from: ServerId,
+        /// The receiving end.
+        to: ServerId,
+        /// For how long.
+        ms: u64,
+    },
+    /// A fault point fired: a crash of the node (or a power loss) will land after the delay.
+    Buggify {
+        /// The node that reached the site.
+        server: ServerId,
+        /// The site.
+        site: crate::faults::Site,
+        /// Every node goes down, not only this one.
+        power_loss: bool,
+        /// When the crash lands, after the step.
+        delay_us: u64,
+    },
     /// A history entry (operation invoked or returned, notification, session change, ...).
     History(u32),
 }
@@ -400,6 +420,15 @@ fn describe(event: &TraceEvent, history: &History, out: &mut String) -> Result<S
         TraceEvent::PartitionHeal => {
             write!(out, "partitions healed")?;
             "net".into()
+        }
+        TraceEvent::PeerStall { from, to, ms } => {
+            write!(out, "STALL link n{}->n{} for {ms} ms", from.0, to.0)?;
+            "net".into()
+        }
+        TraceEvent::Buggify { server, site, power_loss, delay_us } => {
+            let what = if *power_loss { "POWER LOSS" } else { "CRASH" };
+            write!(out, "BUGGIFY {}: {what} in {delay_us} µs", site.name())?;
+            node(server)
         }
         TraceEvent::Connect { client: c, conn, session, last_zxid } => {
             write!(out, "connect {conn} session={session} last_zxid={last_zxid:#x}")?;

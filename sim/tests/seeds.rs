@@ -12,6 +12,27 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "prep.close_session took the closing session's ephemerals from the applied tree, so a \
          node that a pending txn deleted and re-created was deleted in the speculative view",
     ),
+    (
+        0x10,
+        "zxid counter near the roll-over: a leader proposed twice between two ping ticks and \
+         hit the counter-overflow assertion; it now drops the request and steps down",
+    ),
+    (
+        0x125,
+        "checker: a node that installed a SNAP in an epoch that never got established later \
+         led from that snapshot; its log lacked the txns below it (now the sender's history)",
+    ),
+    (
+        0x173,
+        "a leader that stepped down (zxid counter used up) and was re-elected without a \
+         follower kept it as a zombie: sessions on it expired; a LOOKING notification from the \
+         leader now sends the learner looking",
+    ),
+    (
+        0x181,
+        "checker: a currentEpoch of an epoch never established need not come with txns \
+         committed later by another leader",
+    ),
 ];
 
 /// Seeds that fail today because of a known bug in the core, with the bug. When it is fixed,

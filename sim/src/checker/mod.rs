@@ -17,10 +17,15 @@
 //! | `reads.rs`         | a read returns the state of the committed log at its reply zxid    |
 //! | `watches.rs`       | one-shot watches fire at most once, in order, before newer state  |
 //! | `liveness.rs`      | after faults heal, writes complete within a bound                  |
+//! | `promises.rs`      | Zab promises (ACKEPOCH, ACK(NEWLEADER), ACK) are durable when sent;|
+//! |                    | a durable currentEpoch keeps what was committed when it was taken  |
+//! | `flood.rs`         | no member sends peer messages without bound (a message loop)       |
 
 pub mod agreement;
 pub mod durability;
+pub mod flood;
 pub mod liveness;
+pub mod promises;
 pub mod reads;
 pub mod recovery;
 pub mod session_order;
@@ -57,6 +62,10 @@ pub enum Violation {
     Liveness(liveness::LivenessViolation),
     /// A node crashed on its own, failed to recover, or broke the disk contract.
     Node(NodeFailure),
+    /// A Zab message promised what the sender's disk did not hold.
+    Promise(promises::PromiseViolation),
+    /// A member sent peer messages without bound.
+    Flood(flood::FloodViolation),
 }
 
 /// A node that failed outright.
@@ -166,6 +175,8 @@ impl fmt::Display for Violation {
             Violation::Watches(v) => write!(f, "watches: {v}"),
             Violation::Liveness(v) => write!(f, "liveness: {v}"),
             Violation::Node(v) => write!(f, "node: {v}"),
+            Violation::Promise(v) => write!(f, "promise: {v}"),
+            Violation::Flood(v) => write!(f, "flood: {v}"),
         }
     }
 }
