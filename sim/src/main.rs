@@ -4,8 +4,9 @@
 //! ensemble-sim run --seed 0x2a               # one seed: options, verdict, replay command
 //! ensemble-sim replay --seed 0x2a --trace    # the same run, with its full event trace
 //! ensemble-sim sweep --count 1000 --start 0  # many seeds; every failure with its command
+//! ensemble-sim canaries --budget 2000 --jobs 2  # every canary caught (`--features canary`)
 //! ```
-//! The only wall-clock reading is the sweep's speed report.
+//! The only wall-clock readings are the speed reports of sweeps and canary campaigns.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use ensemble::core::canary::Canary;
+use ensemble_sim::canaries::{Campaign, Hunt, Verdict};
 use ensemble_sim::{replay_command_with, Options, Outcome, Simulator};
 
 #[derive(Parser)]
@@ -61,6 +63,22 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Hunt every canary (needs `--features canary`): seeds with it on until a checker fails;
+    /// then the correct build must pass every seed that caught one.
+    Canaries {
+        /// Seeds per canary before it counts as surviving.
+        #[arg(long, default_value_t = 2000)]
+        budget: u64,
+        /// The first seed (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_seed, default_value = "0")]
+        start: u64,
+        /// Seeds run at once (threads; each run stays single-threaded).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Only this canary; repeatable.
+        #[arg(long, value_parser = parse_canary)]
+        only: Vec<Canary>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,7 +120,73 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             Ok(outcome.passed())
         }
         Command::Sweep { count, start, canary, verbose } => sweep(start, count, &canary, verbose),
+        Command::Canaries { budget, start, jobs, only } => {
+            let canaries = if only.is_empty() { Canary::ALL.to_vec() } else { only };
+            canaries_campaign(Campaign { start, budget, jobs, canaries })
+        }
     }
+}
+
+/// Runs a canary campaign and prints one line per canary, then the correct build's verdicts.
+fn canaries_campaign(campaign: Campaign) -> anyhow::Result<bool> {
+    if !cfg!(feature = "canary") {
+        bail!("canaries need the canary feature: cargo run -p ensemble-sim --features canary");
+    }
+    println!(
+        "{:<29} {:>18} {:>6} {:>8}  caught by",
+        "canary", "first failing seed", "seeds", "wall"
+    );
+    let report = campaign.run(|hunt: &Hunt| {
+        let (seed, by) = match &hunt.caught {
+            Some((seed, Verdict::Fail { kind, message })) => {
+                (format!("{seed:#x}"), format!("{kind}: {message}"))
+            }
+            Some((seed, Verdict::SimulatorPanic(message))) => {
+                (format!("{seed:#x}"), format!("SIMULATOR PANIC: {message}"))
+            }
+            Some((seed, Verdict::Pass)) => (format!("{seed:#x}"), "?".to_string()),
+            None => ("-".to_string(), "SURVIVED".to_string()),
+        };
+        println!(
+            "{:<29} {seed:>18} {:>6} {:>7.1}s  {by}",
+            hunt.canary.name(),
+            hunt.seeds,
+            hunt.wall.as_secs_f64()
+        );
+    });
+    for hunt in &report.hunts {
+        if let Some((seed, _)) = &hunt.caught {
+            println!(
+                "  replay {}: {}",
+                hunt.canary.name(),
+                replay_command_with(*seed, &[hunt.canary])
+            );
+        }
+    }
+    let failed: Vec<_> = report.controls.iter().filter(|c| !c.verdict.passed()).collect();
+    println!(
+        "correct build on the {} first-failing seeds: {} passed, {} failed ({:.1}s)",
+        report.controls.len(),
+        report.controls.len() - failed.len(),
+        failed.len(),
+        report.controls_wall.as_secs_f64()
+    );
+    for control in failed {
+        println!(
+            "  FAIL {:#x} (seed of {}): {:?}",
+            control.seed,
+            control.canary.name(),
+            control.verdict
+        );
+        println!("  replay: {}", replay_command_with(control.seed, &[]));
+    }
+    let survivors: Vec<&str> =
+        report.hunts.iter().filter(|h| h.caught.is_none()).map(|h| h.canary.name()).collect();
+    if !survivors.is_empty() {
+        println!("survived {} seeds: {}", campaign.budget, survivors.join(", "));
+    }
+    println!("canaries: {}", if report.ok() { "OK" } else { "FAILED" });
+    Ok(report.ok())
 }
 
 /// Runs a seed; a panic in the simulator itself (not in a node) becomes an error that still
