@@ -11,6 +11,11 @@
 //!
 //! Durable state is what `Node::recover` reads back: the latest snapshot, every logged txn (the
 //! simulator keeps the full log, so checkers can replay it from the start), and the epochs.
+//!
+//! For the checkers the disk also answers "which txns make up this node's history": its log,
+//! except below a snapshot that a leader sent it (SNAP), where the history is the sender's —
+//! the driver hands those txns over ([`Disk::snapped`]) — and the node's own older log
+//! entries there no longer count.
 
 use std::collections::VecDeque;
 
@@ -31,6 +36,9 @@ pub struct Disk {
     syncing_up_to: Option<WriteId>,
     submitted_last: Option<WriteId>,
     durable: Durable,
+    /// The history a snapshot from a leader (SNAP) stands for: its zxid and the sender's txns
+    /// up to it, above what was committed when it was installed.
+    snapped: Option<(Zxid, Vec<Txn>)>,
 }
 
 /// What survives a crash.
@@ -92,8 +100,21 @@ impl Disk {
             }
         }
         self.submitted_last = Some(id);
+        if let (DurableWrite::Truncate { after }, Some((zxid, txns))) = (&write, &mut self.snapped)
+        {
+            if *after < *zxid {
+                txns.retain(|t| t.zxid <= *after);
+                *zxid = *after;
+            }
+        }
         self.pending.push_back((id, write));
         Ok(())
+    }
+
+    /// The snapshot at `zxid` just submitted came from a leader (SNAP): below it, the node's
+    /// history is the sender's, whose txns above the committed history are `txns`.
+    pub fn snapped(&mut self, zxid: Zxid, txns: Vec<Txn>) {
+        self.snapped = Some((zxid, txns));
     }
 
     /// Starts an fsync if none is running and something is pending; returns the last write it
@@ -137,6 +158,11 @@ impl Disk {
         self.pending.clear();
         self.syncing_up_to = None;
         self.submitted_last = None;
+        if let Some((zxid, _)) = &self.snapped {
+            if !self.durable.snapshots.iter().any(|(z, _)| z == zxid) {
+                self.snapped = None; // the snapshot was lost: the node's own log is its history
+            }
+        }
         Ok(CrashLoss { kept: kept as u32, lost: (total - kept) as u32 })
     }
 
@@ -158,9 +184,23 @@ impl Disk {
         self.pending.iter()
     }
 
-    /// The txns the node's log holds (durable or pending, truncations applied) with zxid in
-    /// `(after, up_to]`, in zxid order.
+    /// The txns of the node's history (durable or pending, truncations applied) with zxid in
+    /// `(after, up_to]`, in zxid order: below a snapshot a leader sent, the sender's txns
+    /// (those handed over), above it the node's log.
     pub fn logged_between(&self, after: Zxid, up_to: Zxid) -> Vec<Txn> {
+        let Some((snapped, given)) = &self.snapped else {
+            return self.log_between(after, up_to);
+        };
+        let mut txns: Vec<Txn> =
+            given.iter().filter(|t| t.zxid > after && t.zxid <= up_to).cloned().collect();
+        if up_to > *snapped {
+            txns.extend(self.log_between(after.max(*snapped), up_to));
+        }
+        txns
+    }
+
+    /// The txns of the node's own log in `(after, up_to]`.
+    fn log_between(&self, after: Zxid, up_to: Zxid) -> Vec<Txn> {
         let start = self.durable.txns.partition_point(|t| t.zxid <= after);
         let mut txns: Vec<Txn> =
             self.durable.txns[start..].iter().take_while(|t| t.zxid <= up_to).cloned().collect();
@@ -345,6 +385,37 @@ mod tests {
         assert_eq!(zxids, vec![1, 5]);
         assert_eq!(disk.logged_at(Zxid(2)), None);
         assert_eq!(disk.logged_at(Zxid(5)).map(|t| t.zxid), Some(Zxid(5)));
+    }
+
+    #[test]
+    fn below_a_leaders_snapshot_the_history_is_the_senders() {
+        let mut disk = Disk::new();
+        for id in 1..=3 {
+            disk.submit(WriteId(id), append(id)).unwrap();
+        }
+        disk.start_sync();
+        disk.sync_done(WriteId(3)).unwrap();
+        // SNAP at 5: the node keeps its own 1..3 in the log, but its history is the sender's.
+        let theirs = |zxid: u64| match append(zxid) {
+            DurableWrite::Append(txn) => Txn { cxid: 100, ..txn },
+            _ => unreachable!(),
+        };
+        disk.submit(WriteId(4), DurableWrite::Truncate { after: Zxid(5) }).unwrap();
+        disk.submit(WriteId(5), DurableWrite::Snapshot { zxid: Zxid(5), body: Bytes::new() })
+            .unwrap();
+        disk.snapped(Zxid(5), vec![theirs(3), theirs(5)]);
+        disk.submit(WriteId(6), append(6)).unwrap();
+        let history = |disk: &Disk| -> Vec<(u64, i32)> {
+            disk.logged_between(Zxid(1), Zxid(9)).iter().map(|t| (t.zxid.0, t.cxid)).collect()
+        };
+        assert_eq!(history(&disk), vec![(3, 100), (5, 100), (6, 6)]);
+        assert_eq!(disk.logged_at(Zxid(2)), None);
+        // A later TRUNC below the snapshot cuts the sender's part too.
+        disk.submit(WriteId(7), DurableWrite::Truncate { after: Zxid(4) }).unwrap();
+        assert_eq!(history(&disk), vec![(3, 100)]);
+        // A crash that loses the snapshot leaves the node's own log as its history.
+        disk.crash(&mut ChaCha8Rng::seed_from_u64(1), 0.0).unwrap();
+        assert_eq!(history(&disk), vec![(2, 2), (3, 3)]);
     }
 
     #[test]

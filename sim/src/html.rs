@@ -278,6 +278,21 @@ impl Timeline {
                         mark(&mut t, lane, kind, None, text);
                     }
                 }
+                TraceEvent::PeerStall { from, to, ms } => {
+                    if let Some(&lane) = lane_of.get(from) {
+                        let until = Some(at.plus_ms(*ms));
+                        let text = format!("link n{from}->n{to} STALLS for {ms} ms");
+                        mark(&mut t, lane, "stall", until, text);
+                    }
+                }
+                TraceEvent::Buggify { server, site, power_loss, delay_us } => {
+                    if let Some(&lane) = lane_of.get(server) {
+                        let what = if *power_loss { "POWER LOSS" } else { "CRASH" };
+                        let text =
+                            format!("n{server} BUGGIFY {}: {what} in {delay_us} µs", site.name());
+                        mark(&mut t, lane, "buggify", None, text);
+                    }
+                }
                 TraceEvent::Partition { a, b } => {
                     partition_since.get_or_insert(at);
                     for (me, other) in [(a, b), (b, a)] {

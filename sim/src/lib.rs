@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod canaries;
 pub mod checker;
 pub mod clock;
 pub mod disk;

@@ -6,10 +6,11 @@
 //! ensemble-sim replay --seed 0x2a --html run.html --from-ms 2000 --to-ms 3000
 //! ensemble-sim sweep --count 1000 --start 0  # many seeds; every failure with its command
 //! ensemble-sim bench --count 20              # the standard configuration: wall time per seed
+//! ensemble-sim canaries --budget 2000 --jobs 2  # every canary caught (`--features canary`)
 //! ```
-//! The only wall-clock readings are the speed reports of `sweep` and `bench`. Both run seeds on
-//! `--jobs` threads (each seed on one) and print per-seed lines in seed order, so their output
-//! is the same for any number of jobs apart from the timing figures.
+//! The only wall-clock readings are the speed reports of `sweep`, `bench` and `canaries`. Each
+//! runs seeds on `--jobs` threads (each seed on one) and prints per-seed lines in seed order, so
+//! its output is the same for any number of jobs apart from the timing figures.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use ensemble::core::canary::Canary;
+use ensemble_sim::canaries::{Campaign, Hunt, Verdict};
 use ensemble_sim::html::Summary;
 use ensemble_sim::sweep::{default_jobs, in_seed_order};
 use ensemble_sim::tracefmt::Window;
@@ -95,6 +97,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         jobs: usize,
     },
+    /// Hunt every canary (needs `--features canary`): seeds with it on until a checker fails;
+    /// then the correct build must pass every seed that caught one.
+    Canaries {
+        /// Seeds per canary before it counts as surviving.
+        #[arg(long, default_value_t = 2000)]
+        budget: u64,
+        /// The first seed (decimal or 0x-hex).
+        #[arg(long, value_parser = parse_seed, default_value = "0")]
+        start: u64,
+        /// Seeds run at once, each on its own OS thread (default: available parallelism).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Only this canary; repeatable.
+        #[arg(long, value_parser = parse_canary)]
+        only: Vec<Canary>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -153,7 +171,74 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             sweep(start, count, &canary, verbose, jobs)
         }
         Command::Bench { count, start, jobs } => bench(start, count, jobs),
+        Command::Canaries { budget, start, jobs, only } => {
+            let canaries = if only.is_empty() { Canary::ALL.to_vec() } else { only };
+            let jobs = jobs.unwrap_or_else(default_jobs);
+            canaries_campaign(Campaign { start, budget, jobs, canaries })
+        }
     }
+}
+
+/// Runs a canary campaign and prints one line per canary, then the correct build's verdicts.
+fn canaries_campaign(campaign: Campaign) -> anyhow::Result<bool> {
+    if !cfg!(feature = "canary") {
+        bail!("canaries need the canary feature: cargo run -p ensemble-sim --features canary");
+    }
+    println!(
+        "{:<29} {:>18} {:>6} {:>8}  caught by",
+        "canary", "first failing seed", "seeds", "wall"
+    );
+    let report = campaign.run(|hunt: &Hunt| {
+        let (seed, by) = match &hunt.caught {
+            Some((seed, Verdict::Fail { kind, message })) => {
+                (format!("{seed:#x}"), format!("{kind}: {message}"))
+            }
+            Some((seed, Verdict::SimulatorPanic(message))) => {
+                (format!("{seed:#x}"), format!("SIMULATOR PANIC: {message}"))
+            }
+            Some((seed, Verdict::Pass)) => (format!("{seed:#x}"), "?".to_string()),
+            None => ("-".to_string(), "SURVIVED".to_string()),
+        };
+        println!(
+            "{:<29} {seed:>18} {:>6} {:>7.1}s  {by}",
+            hunt.canary.name(),
+            hunt.seeds,
+            hunt.wall.as_secs_f64()
+        );
+    });
+    for hunt in &report.hunts {
+        if let Some((seed, _)) = &hunt.caught {
+            println!(
+                "  replay {}: {}",
+                hunt.canary.name(),
+                replay_command_with(*seed, &[hunt.canary])
+            );
+        }
+    }
+    let failed: Vec<_> = report.controls.iter().filter(|c| !c.verdict.passed()).collect();
+    println!(
+        "correct build on the {} first-failing seeds: {} passed, {} failed ({:.1}s)",
+        report.controls.len(),
+        report.controls.len() - failed.len(),
+        failed.len(),
+        report.controls_wall.as_secs_f64()
+    );
+    for control in failed {
+        println!(
+            "  FAIL {:#x} (seed of {}): {:?}",
+            control.seed,
+            control.canary.name(),
+            control.verdict
+        );
+        println!("  replay: {}", replay_command_with(control.seed, &[]));
+    }
+    let survivors: Vec<&str> =
+        report.hunts.iter().filter(|h| h.caught.is_none()).map(|h| h.canary.name()).collect();
+    if !survivors.is_empty() {
+        println!("survived {} seeds: {}", campaign.budget, survivors.join(", "));
+    }
+    println!("canaries: {}", if report.ok() { "OK" } else { "FAILED" });
+    Ok(report.ok())
 }
 
 /// Runs a seed, then `after` on the finished simulator; a panic in the simulator itself (not in

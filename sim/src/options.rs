@@ -15,6 +15,7 @@ use ensemble::core::zab::PeerRole;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::faults::Site;
 use crate::recipes::RecipeOptions;
 use crate::rng::{self, Stream};
 use crate::workload::OpKind;
@@ -55,6 +56,8 @@ pub struct Options {
     pub faults: FaultOptions,
     /// Client behaviour.
     pub workload: WorkloadOptions,
+    /// BUGGIFY-style fault points (a crash or power loss at a protocol moment).
+    pub buggify: BuggifyOptions,
     /// Keep every trace record in memory (for `replay --trace`); the hash is kept regardless.
     pub keep_trace: bool,
     /// Deliberate bugs switched on in every node (needs the `canary` feature).
@@ -68,6 +71,9 @@ pub struct ServerOptions {
     pub tick_time_ms: u32,
     /// `snapCount`: txns between snapshots.
     pub snap_count: u64,
+    /// The zxid counter a new leader starts its epoch from (ZooKeeper: 0). Near `u32::MAX` an
+    /// epoch runs out of zxids after a few txns, so the counter roll-over is reached quickly.
+    pub zxid_counter_start: u32,
 }
 
 /// Network behaviour.
@@ -134,6 +140,44 @@ pub struct FaultOptions {
     pub partition_every_ms: u64,
     /// Longest partition.
     pub partition_max_ms: u64,
+    /// One direction of a peer link stalls (TCP keeps the bytes; they arrive late, in order).
+    pub peer_stall_every_ms: u64,
+    /// Longest peer-link stall.
+    pub peer_stall_max_ms: u64,
+    /// The share of reconnects, in percent, (a client that holds a session opening a new connection) that
+    /// the network routes to the serving member with the lowest last zxid instead of the one the
+    /// client named, as a connect string, DNS name or load balancer may: the member must then
+    /// refuse a client that has seen more than it has (`processConnectRequest`).
+    pub reconnect_to_laggard_pct: u32,
+}
+
+/// BUGGIFY-style fault points (FoundationDB's `BUGGIFY`): instead of striking at a random
+/// time, a fault strikes right when a node reaches a protocol moment the driver can see in
+/// its inputs and effects (an epoch write, an ACKEPOCH, a NEWLEADER acknowledgement...). A
+/// site is on for some seeds only, and then fires with its own chance each time it is reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuggifyOptions {
+    /// For each [`Site`] (indexed by `Site as usize`), the chance that it fires when reached;
+    /// 0: the site is off in this run.
+    pub fire: [f64; Site::COUNT],
+    /// Chance that a firing is a power loss (every node crashes at once, each restarting after
+    /// its own down time) rather than a crash of the node at the site.
+    pub power_loss: f64,
+    /// The crash lands a uniform [0, this] µs after the step (0: at once, before an fsync or a
+    /// message of that step can complete).
+    pub delay_max_us: u64,
+}
+
+impl BuggifyOptions {
+    /// Every site off.
+    pub fn none() -> BuggifyOptions {
+        BuggifyOptions { fire: [0.0; Site::COUNT], power_loss: 0.0, delay_max_us: 0 }
+    }
+
+    /// Whether any site is on.
+    pub fn any(&self) -> bool {
+        self.fire.iter().any(|p| *p > 0.0)
+    }
 }
 
 /// Client behaviour.
@@ -167,7 +211,11 @@ impl Options {
         let tick_time_ms = *pick(r, &[200, 500, 1000, 2000]);
         let delay_min_us = rng::between(r, 50, 500);
         let fsync_min_us = rng::between(r, 100, 2_000);
-        let server = ServerOptions { tick_time_ms, snap_count: *pick(r, &[4, 16, 64, 100_000]) };
+        let server = ServerOptions {
+            tick_time_ms,
+            snap_count: *pick(r, &[4, 16, 64, 100_000]),
+            zxid_counter_start: 0, // drawn last, below
+        };
         let delay_spread = *pick(r, &[1_000, 5_000, 20_000]);
         let net = NetOptions {
             delay_min_us,
@@ -200,6 +248,9 @@ impl Options {
             clog_max_ms: rng::between(r, 10, 2 * session_timeout_ms as u64),
             partition_every_ms: swarm_rate(r, 2_000, 20_000),
             partition_max_ms: rng::between(r, 100, 20_000),
+            peer_stall_every_ms: 0, // drawn last, below
+            peer_stall_max_ms: 0,
+            reconnect_to_laggard_pct: 0, // drawn last, below
         };
         let nodes = *pick(r, &[1, 1, 3, 3, 3, 5]);
         let workload = WorkloadOptions {
@@ -228,6 +279,7 @@ impl Options {
             clock,
             faults,
             workload,
+            buggify: BuggifyOptions::none(),
             keep_trace: false,
             canaries: Vec::new(),
         };
@@ -250,6 +302,19 @@ impl Options {
         let period = rng::between(r, 1_000, 4_000);
         options.workload.burst_ms = period * rng::between(r, 10, 25) / 100;
         options.workload.rest_ms = period - options.workload.burst_ms;
+        options.faults.peer_stall_every_ms = swarm_rate(r, 500, 10_000);
+        // Up to past syncLimit (5 ticks), so a stalled follower sometimes gives up its leader
+        // and sometimes keeps serving while it lags.
+        options.faults.peer_stall_max_ms = rng::between(r, 10, 8 * tick_time_ms as u64);
+        options.buggify = swarm_buggify(r);
+        // A quarter of the seeds start every epoch a few hundred zxids before the counter
+        // wraps, so leaders reach the roll-over (ZOOKEEPER-1277) and must step down.
+        if r.gen_bool(0.25) {
+            options.server.zxid_counter_start = u32::MAX - rng::between(r, 20, 2_000) as u32;
+        }
+        if r.gen_bool(0.5) {
+            options.faults.reconnect_to_laggard_pct = rng::between(r, 20, 80) as u32;
+        }
         options
     }
 
@@ -326,6 +391,7 @@ impl Options {
     pub fn quiet(seed: u64) -> Options {
         let mut options = Options::from_seed(seed);
         options.faults = FaultOptions::none();
+        options.buggify = BuggifyOptions::none();
         options.clock = ClockOptions { offset_max_ms: 0, drift_max_ppm: 0 };
         options.disk.crash_keep_unsynced = 0.0;
         options
@@ -341,7 +407,8 @@ impl Options {
         options.net = NetOptions { delay_min_us: 1_000, delay_max_us: 1_000 };
         options.disk.fsync_min_us = 10_000;
         options.disk.fsync_max_us = 10_000;
-        options.server = ServerOptions { tick_time_ms: 2000, snap_count: 100_000 };
+        options.server =
+            ServerOptions { tick_time_ms: 2000, snap_count: 100_000, zxid_counter_start: 0 };
         options.set_nodes(1);
         options.workload.generate = false;
         options.workload.recipes = RecipeOptions::default();
@@ -369,6 +436,9 @@ impl FaultOptions {
             clog_max_ms: 1_000,
             partition_every_ms: 0,
             partition_max_ms: 1_000,
+            peer_stall_every_ms: 0,
+            peer_stall_max_ms: 1_000,
+            reconnect_to_laggard_pct: 0,
         }
     }
 }
@@ -395,8 +465,13 @@ impl fmt::Display for Options {
         )?;
         writeln!(
             f,
-            "server               = tickTime {} ms, snapCount {}",
-            o.server.tick_time_ms, o.server.snap_count
+            "server               = tickTime {} ms, snapCount {}{}",
+            o.server.tick_time_ms,
+            o.server.snap_count,
+            match o.server.zxid_counter_start {
+                0 => String::new(),
+                start => format!(", zxid counter starts at {start:#x}"),
+            }
         )?;
         writeln!(f, "net delay µs         = {}..={}", o.net.delay_min_us, o.net.delay_max_us)?;
         writeln!(
@@ -416,7 +491,8 @@ impl fmt::Display for Options {
         writeln!(
             f,
             "faults every ms      = crash {} (down {}..={}), disconnect {}, pause {} (max {}), \
-             clock jump {} (max {}), wall step {} (max {}), clog {} (max {}), partition {} (max {})",
+             clock jump {} (max {}), wall step {} (max {}), clog {} (max {}), partition {} (max {}), \
+             peer stall {} (max {}); reconnects to the laggard {}%",
             fo.crash_every_ms,
             fo.down_min_ms,
             fo.down_max_ms,
@@ -430,8 +506,22 @@ impl fmt::Display for Options {
             fo.clog_every_ms,
             fo.clog_max_ms,
             fo.partition_every_ms,
-            fo.partition_max_ms
+            fo.partition_max_ms,
+            fo.peer_stall_every_ms,
+            fo.peer_stall_max_ms,
+            fo.reconnect_to_laggard_pct
         )?;
+        let b = &o.buggify;
+        if b.any() {
+            write!(f, "buggify              =")?;
+            for site in Site::ALL {
+                let p = b.fire[site as usize];
+                if p > 0.0 {
+                    write!(f, " {}:{p:.2}", site.name())?;
+                }
+            }
+            writeln!(f, "; power loss p={:.2}, delay ≤{} µs", b.power_loss, b.delay_max_us)?;
+        }
         let w = &o.workload;
         write!(f, "workload mix         =")?;
         for (kind, weight) in &w.mix {
@@ -468,6 +558,23 @@ fn swarm_rate(rng: &mut ChaCha8Rng, low: u64, high: u64) -> u64 {
     } else {
         0
     }
+}
+
+/// Fault points for half the seeds; each site is then on with probability 0.3 (FoundationDB
+/// activates a quarter of its sites per run) and fires with its own chance.
+fn swarm_buggify(rng: &mut ChaCha8Rng) -> BuggifyOptions {
+    let mut buggify = BuggifyOptions::none();
+    if !rng.gen_bool(0.5) {
+        return buggify;
+    }
+    for fire in buggify.fire.iter_mut() {
+        if rng.gen_bool(0.3) {
+            *fire = rng.gen_range(0.1..0.6);
+        }
+    }
+    buggify.power_loss = if rng.gen_bool(0.5) { rng.gen_range(0.2..1.0) } else { 0.0 };
+    buggify.delay_max_us = *pick(rng, &[0, 0, 5_000, 50_000]);
+    buggify
 }
 
 /// Operation weights: each kind is dropped for a quarter of the seeds, but at least one

@@ -75,7 +75,8 @@ impl Simulator {
         to: ServerId,
         wire: PeerWire<PeerMsg>,
     ) -> bool {
-        let delay = net::delay(&mut self.rngs.net, &self.options.net);
+        let delay = net::delay(&mut self.rngs.net, &self.options.net)
+            + self.fault_points.stall_us(from, to, self.now);
         match self.peers.send(from, to, self.now, delay, wire) {
             Some((at, generation)) => {
                 self.queue.push(at, Event::PeerDeliver { from, to, generation });

@@ -16,10 +16,11 @@ use ensemble::core::config::NodeConfig;
 use ensemble::core::ids::{ServerId, WriteId, Zxid};
 use ensemble::core::io::{DurableWrite, Effect, Input};
 use ensemble::core::report::Mode;
-use ensemble::core::zab::{Membership, PeerRole};
+use ensemble::core::zab::{Membership, PeerMsg, PeerRole};
 use ensemble::core::{Node, Now};
 use rand::{Rng, RngCore};
 
+use crate::checker::promises;
 use crate::checker::recovery::{RecoveryViolation, Shadow};
 use crate::checker::{NodeFailure, Violation};
 use crate::clock::Clock;
@@ -70,6 +71,7 @@ impl ServerSlot {
         config.session_timeout_max_ms = 20 * options.server.tick_time_ms as i32;
         config.snap_count = options.server.snap_count;
         config.rng_seed = rngs.nodes.next_u64();
+        config.zxid_counter_start = options.server.zxid_counter_start;
         apply_canaries(&mut config, &options.canaries);
         if members.len() > 1 {
             config.membership = Membership { members: members.iter().copied().collect() };
@@ -120,10 +122,15 @@ impl Simulator {
     /// One `Node::step`, its effects carried out, its timer re-armed, its state checked.
     pub(crate) fn step_node(&mut self, idx: usize, input: Input) {
         let ticked = input == Input::Tick;
-        let slot = &mut self.servers[idx];
-        let server = slot.id;
-        let Some(node) = slot.node.as_mut() else { return };
+        let server = self.servers[idx].id;
+        if self.servers[idx].node.is_none() {
+            return;
+        }
         self.trace.push(self.now, TraceEvent::Input { server, input: input_trace(&input) });
+        self.site_input(&input);
+        let snap = self.snap_history(&input);
+        let slot = &mut self.servers[idx];
+        let Some(node) = slot.node.as_mut() else { return };
         let now = slot.clock.now(self.now);
         let mut effects = std::mem::take(&mut self.effects);
         let stepped = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -144,7 +151,19 @@ impl Simulator {
             if let Effect::Write { id, .. } = &effect {
                 last_write = Some(*id);
             }
+            self.site_effect(&effect);
+            self.check_effect(idx, &effect);
+            let installs = match (&effect, &snap) {
+                (
+                    Effect::Write { write: DurableWrite::Snapshot { zxid, .. }, .. },
+                    Some((at, _)),
+                ) => zxid == at,
+                _ => false,
+            };
             self.dispatch(idx, effect);
+            if let (true, Some((zxid, txns))) = (installs, &snap) {
+                self.servers[idx].disk.snapped(*zxid, txns.clone());
+            }
         }
         self.effects = effects;
         if self.halted {
@@ -159,6 +178,7 @@ impl Simulator {
         self.observe_commits(idx);
         self.observe_role(idx);
         self.reschedule_node_timer(idx, ticked);
+        self.sites_fire(idx);
     }
 
     fn dispatch(&mut self, idx: usize, effect: Effect) {
@@ -199,6 +219,41 @@ impl Simulator {
                     self.halted = true;
                 }
             }
+        }
+    }
+
+    /// For a SNAP input: the snapshot's zxid and the sender's history up to it above the
+    /// committed history, which the receiver's snapshot will stand for.
+    fn snap_history(&self, input: &Input) -> Option<(Zxid, Vec<ensemble::core::txn::Txn>)> {
+        let Input::PeerMessage { from, msg: PeerMsg::Snap { zxid, .. } } = input else {
+            return None;
+        };
+        let sender = &self.servers[self.server_index(*from)].disk;
+        Some((*zxid, sender.logged_between(self.commit_log.last_zxid(), *zxid)))
+    }
+
+    /// Online checks of an effect: a peer message claims only what the node's disk holds,
+    /// and the node is not flooding its peers; a currentEpoch write is noted for the check of
+    /// what survives a crash.
+    fn check_effect(&mut self, idx: usize, effect: &Effect) {
+        if let Effect::Write { write: DurableWrite::CurrentEpoch(epoch), .. } = effect {
+            let server = self.servers[idx].id;
+            self.epoch_writes.written(server, *epoch, self.commit_log.last_zxid());
+        }
+        let Effect::SendPeer { msg, .. } = effect else { return };
+        let slot = &self.servers[idx];
+        let Some(node) = slot.node.as_ref() else { return };
+        let sender = promises::Sender {
+            server: slot.id,
+            epochs: node.epochs(),
+            durable: slot.disk.durable(),
+        };
+        let violation = promises::check(sender, msg)
+            .map(Violation::Promise)
+            .or_else(|| self.flood.sent(slot.id, msg.name(), self.now).map(Violation::Flood));
+        if let Some(violation) = violation {
+            self.violations.push(violation);
+            self.halted = true;
         }
     }
 
@@ -303,6 +358,13 @@ impl Simulator {
             Ok(loss) => {
                 let event = TraceEvent::NodeCrash { server, kept: loss.kept, lost: loss.lost };
                 self.trace.push(self.now, event);
+                let durable = slot.disk.durable();
+                if let Some(violation) =
+                    self.epoch_writes.check_crash(server, durable, self.commit_log.txns())
+                {
+                    self.violations.push(Violation::Promise(violation));
+                    self.halted = true;
+                }
             }
             Err(error) => {
                 self.violations.push(Violation::Node(NodeFailure::Disk { server, error }));

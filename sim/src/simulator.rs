@@ -20,6 +20,7 @@ use crate::checker::agreement::CommitLog;
 use crate::checker::{self, liveness, Committed, RunFacts, Violation};
 use crate::disk::Disk;
 use crate::event::{Event, EventQueue};
+use crate::faults::FaultKind;
 use crate::history::{History, OpOutcome};
 use crate::net::{self, ClientWire, Dir, Network, PeerNet};
 use crate::options::Options;
@@ -30,6 +31,7 @@ use crate::time::SimTime;
 use crate::trace::{Trace, TraceEvent};
 use crate::workload::{strip_length, Client, ClientAction, ClientCtx, ClientId};
 use crate::{Outcome, Phase};
+use rand::Rng;
 
 /// Latest time a client makes its first connection attempt, ms.
 const CLIENT_START_MAX_MS: u64 = 200;
@@ -61,6 +63,12 @@ pub struct Simulator {
     pub(crate) violations: Vec<Violation>,
     /// What the end-of-run checkers left unchecked (not violations).
     pub(crate) notes: Vec<String>,
+    /// Fault points (BUGGIFY) and peer-link stalls.
+    pub(crate) fault_points: crate::faults::FaultPoints,
+    /// Peer messages per member and window (the flood checker).
+    pub(crate) flood: checker::flood::FloodMeter,
+    /// What was committed when each node took each currentEpoch (the promise checker).
+    pub(crate) epoch_writes: checker::promises::EpochWrites,
     /// Intervals in which a fault could hide a live client from the servers.
     pub(crate) disturbances: Vec<(SimTime, SimTime)>,
     pub(crate) events: u64,
@@ -121,6 +129,9 @@ impl Simulator {
             actions: Vec::new(),
             violations: Vec::new(),
             notes: Vec::new(),
+            fault_points: Default::default(),
+            flood: Default::default(),
+            epoch_writes: Default::default(),
             disturbances: Vec::new(),
             events: 0,
             crashes: 0,
@@ -513,9 +524,36 @@ impl Simulator {
         }
     }
 
+    /// The member a new connection reaches: the one the client named, or, for a share of the
+    /// reconnects (`FaultOptions::reconnect_to_laggard_pct`), the serving member furthest behind
+    /// (lowest last zxid; the lowest id among equals), which the client is then told of.
+    fn route(&mut self, client: ClientId, conn: ConnId, named: ServerId) -> ServerId {
+        let share = self.options.faults.reconnect_to_laggard_pct;
+        let slot = &self.clients[client.0 as usize];
+        if share == 0 || slot.client.session().is_none() {
+            return named;
+        }
+        if !self.rngs.faults[FaultKind::Laggard as usize].gen_ratio(share.min(100), 100) {
+            return named;
+        }
+        let laggard = self
+            .servers
+            .iter()
+            .filter_map(|s| {
+                s.node.as_ref().filter(|n| n.is_serving()).map(|n| (n.zxid_last(), s.id))
+            })
+            .min()
+            .map_or(named, |(_, id)| id);
+        if laggard != named {
+            self.clients[client.0 as usize].client.rerouted(conn, laggard);
+        }
+        laggard
+    }
+
     fn client_action(&mut self, client: ClientId, action: ClientAction) {
         match action {
             ClientAction::Open { conn, server } => {
+                let server = self.route(client, conn, server);
                 let incarnation = self.servers[self.server_index(server)].incarnation;
                 self.net.open(conn, client, server, incarnation);
                 self.trace.push(self.now, TraceEvent::ConnOpen { client, server, conn });

@@ -168,6 +168,26 @@ pub enum TraceEvent {
     },
     /// Every partition healed.
     PartitionHeal,
+    /// One direction of a peer link stalls.
+    PeerStall {
+        /// The sending end.
+        from: ServerId,
+        /// The receiving end.
+        to: ServerId,
+        /// For how long.
+        ms: u64,
+    },
+    /// A fault point fired: a crash of the node (or a power loss) will land after the delay.
+    Buggify {
+        /// The node that reached the site.
+        server: ServerId,
+        /// The site.
+        site: crate::faults::Site,
+        /// Every node goes down, not only this one.
+        power_loss: bool,
+        /// When the crash lands, after the step.
+        delay_us: u64,
+    },
     /// A history entry (operation invoked or returned, notification, session change, ...).
     History(u32),
     /// A member's role changed (traced after the step that changed it).

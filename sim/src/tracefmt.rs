@@ -225,7 +225,8 @@ impl<'a> Lines<'a> {
             | TraceEvent::LinkUp { .. }
             | TraceEvent::LinkReset { .. }
             | TraceEvent::Partition { .. }
-            | TraceEvent::PartitionHeal => Actor::Net,
+            | TraceEvent::PartitionHeal
+            | TraceEvent::PeerStall { .. } => Actor::Net,
             TraceEvent::ConnOpen { client, .. }
             | TraceEvent::Connect { client, .. }
             | TraceEvent::ClientClose { client, .. } => Actor::Client(*client),
@@ -238,6 +239,7 @@ impl<'a> Lines<'a> {
             | TraceEvent::Effect { server, .. }
             | TraceEvent::FsyncStart { server, .. }
             | TraceEvent::FsyncDone { server, .. }
+            | TraceEvent::Buggify { server, .. }
             | TraceEvent::Role { server, .. } => Actor::Node(*server),
         }
     }
@@ -310,6 +312,13 @@ impl<'a> Lines<'a> {
             TraceEvent::LinkReset { a, b } => write!(out, "link n{}-n{} RESET", a.0, b.0),
             TraceEvent::Partition { a, b } => write!(out, "PARTITION n{} | n{}", a.0, b.0),
             TraceEvent::PartitionHeal => write!(out, "partitions healed"),
+            TraceEvent::PeerStall { from, to, ms } => {
+                write!(out, "STALL link n{}->n{} for {ms} ms", from.0, to.0)
+            }
+            TraceEvent::Buggify { site, power_loss, delay_us, .. } => {
+                let what = if *power_loss { "POWER LOSS" } else { "CRASH" };
+                write!(out, "BUGGIFY {}: {what} in {delay_us} µs", site.name())
+            }
             TraceEvent::Connect { conn, session, last_zxid, .. } => {
                 write!(out, "connect {conn} session={session} last_zxid={last_zxid:#x}")
             }

@@ -401,6 +401,15 @@ impl Client {
 
     // ------------------------------------------------------------------ connection
 
+    /// The network took connection `conn` to `server` instead of the member the client named.
+    pub fn rerouted(&mut self, conn: ConnId, server: ServerId) {
+        if let Link::Handshake { conn: c, server: s, .. } = &mut self.link {
+            if *c == conn {
+                *s = server;
+            }
+        }
+    }
+
     fn connect(&mut self, ctx: &mut ClientCtx) {
         let conn = ConnId(*ctx.conn_next);
         *ctx.conn_next += 1;

@@ -224,6 +224,11 @@ impl CommitLog {
         })
     }
 
+    /// The committed txns so far, in zxid order (without copying them).
+    pub fn txns(&self) -> &[Txn] {
+        &self.txns
+    }
+
     /// The committed history, for the end-of-run checkers.
     pub fn committed(&self) -> Committed {
         Committed::with_times(self.txns.clone(), self.times.clone())

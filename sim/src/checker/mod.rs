@@ -29,14 +29,19 @@
 //! | `lock.rs`               | lock recipe: no two holders whose sessions are both live      |
 //! | `election.rs`           | election recipe: at most one live leader; a leader after healing |
 //! | `queue.rs`              | queue recipe: nothing lost or owned twice; deletes in FIFO order |
+//! | `promises.rs`           | Zab promises (ACKEPOCH, ACK(NEWLEADER), ACK) are durable when sent; |
+//! |                         | a durable currentEpoch keeps what was committed when it was taken |
+//! | `flood.rs`              | no member sends peer messages without bound (a message loop)  |
 
 pub mod agreement;
 pub mod durability;
 pub mod election;
+pub mod flood;
 pub mod leaders;
 pub mod linearizable_writes;
 pub mod liveness;
 pub mod lock;
+pub mod promises;
 pub mod queue;
 pub mod reads;
 pub mod recovery;
@@ -87,6 +92,10 @@ pub enum Violation {
     Wgl(wgl::WglViolation),
     /// A node crashed on its own, failed to recover, or broke the disk contract.
     Node(NodeFailure),
+    /// A Zab message promised what the sender's disk did not hold.
+    Promise(promises::PromiseViolation),
+    /// A member sent peer messages without bound.
+    Flood(flood::FloodViolation),
 }
 
 /// A node that failed outright.
@@ -235,6 +244,8 @@ impl fmt::Display for Violation {
             Violation::Writes(v) => write!(f, "linearizable writes: {v}"),
             Violation::Wgl(v) => write!(f, "wgl: {v}"),
             Violation::Node(v) => write!(f, "node: {v}"),
+            Violation::Promise(v) => write!(f, "promise: {v}"),
+            Violation::Flood(v) => write!(f, "flood: {v}"),
         }
     }
 }
