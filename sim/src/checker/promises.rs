@@ -5,7 +5,8 @@
 //! raft-rs's `persisted_messages`, openraft's `IOFlushed`). The simulator sees every message
 //! a node sends and the node's disk, so it checks each promise as it is made, online:
 //! * **LEADERINFO(e)** (NEWEPOCH) from a leader: its `acceptedEpoch` ≥ e is durable;
-//! * **ACKEPOCH** from a learner: the `acceptedEpoch` it holds is durable;
+//! * **ACKEPOCH** from a learner, when it counts toward the epoch quorum: the `acceptedEpoch`
+//!   it holds is durable (one that does not count, ZooKeeper's epoch -1, promises nothing);
 //! * **ACK(NEWLEADER e)**: its `currentEpoch` ≥ e is durable (and, the disk being written in
 //!   order, the history synced before it);
 //! * **ACK(z)** of a proposal: txn z is in the durable log;
@@ -110,7 +111,8 @@ pub fn check(sender: Sender<'_>, msg: &PeerMsg) -> Option<PromiseViolation> {
                 durable: durable.accepted_epoch,
             })
         }
-        PeerMsg::AckEpoch { .. } if !accepted_durable(accepted) => {
+        // An ACKEPOCH that does not count (the epoch was accepted before) promises nothing.
+        PeerMsg::AckEpoch { counts: true, .. } if !accepted_durable(accepted) => {
             Some(PromiseViolation::EpochNotDurable {
                 server,
                 message: "ACKEPOCH",
@@ -229,8 +231,12 @@ mod tests {
             check(sender(&disk, (4, 2)), &info),
             Some(PromiseViolation::EpochNotDurable { epoch: 4, durable: Some(3), .. })
         ));
-        let ack = PeerMsg::AckEpoch { current_epoch: 2, zxid_logged: Zxid::new(2, 5) };
+        let ack =
+            PeerMsg::AckEpoch { current_epoch: 2, zxid_logged: Zxid::new(2, 5), counts: true };
         assert!(check(sender(&disk, (4, 2)), &ack).is_some());
+        let uncounted =
+            PeerMsg::AckEpoch { current_epoch: 2, zxid_logged: Zxid::new(2, 5), counts: false };
+        assert_eq!(check(sender(&disk, (4, 2)), &uncounted), None);
         assert_eq!(check(sender(&disk, (3, 2)), &ack), None);
         disk.accepted_epoch = Some(4);
         assert_eq!(check(sender(&disk, (4, 2)), &info), None);

@@ -207,8 +207,8 @@ impl Node {
                     observer,
                     effects,
                 ),
-            PeerMsg::AckEpoch { current_epoch, zxid_logged } => {
-                self.leader_on_ack_epoch(from, current_epoch, zxid_logged, effects)
+            PeerMsg::AckEpoch { current_epoch, zxid_logged, counts } => {
+                self.leader_on_ack_epoch(from, current_epoch, zxid_logged, counts, effects)
             }
             PeerMsg::AckNewLeader { epoch } => {
                 if self.leader_ref().and_then(|l| l.epoch) == Some(epoch) {
@@ -337,6 +337,7 @@ impl Node {
         from: ServerId,
         current_epoch: u32,
         zxid_logged: Zxid,
+        counts: bool,
         effects: &mut Vec<Effect>,
     ) {
         let ours = (self.epoch_current, self.log.zxid_logged);
@@ -354,8 +355,9 @@ impl Node {
         }
         learner.phase = Phase::AckedEpoch;
         learner.zxid_logged = zxid_logged;
-        let observer = learner.observer;
-        if !observer {
+        // ZK compat: `Leader.waitForEpochAck` counts a voter only if its ACKEPOCH carries an
+        // epoch (not -1, "accepted before").
+        if counts && !learner.observer {
             leader.acked_epoch.insert(from);
         }
         if leader.syncing_started {
@@ -880,6 +882,87 @@ mod tests {
             node.log.tail.push_back(txn(*e, *c));
         }
         node
+    }
+
+    /// A member of a three-voter ensemble (ids 1, 2, 3).
+    fn voter(id: u64) -> Node {
+        use crate::core::zab::{Membership, PeerRole};
+        let mut membership = Membership::default();
+        for member in 1..=3 {
+            membership.members.insert(ServerId(member), PeerRole::Participant);
+        }
+        let config = NodeConfig { server_id: ServerId(id), membership, ..NodeConfig::standalone() };
+        Node::new(config, Now::default())
+    }
+
+    fn ack_epochs(effects: &[Effect]) -> Vec<(ServerId, bool)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::SendPeer { to, msg: PeerMsg::AckEpoch { counts, .. } } => {
+                    Some((*to, *counts))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// ZK compat: `Learner.registerWithLeader` answers a LEADERINFO of the epoch it already
+    /// accepted with ACKEPOCH -1, which does not count: it may have acknowledged that epoch
+    /// to another leader that proposed the same number.
+    #[test]
+    fn a_learner_acknowledges_an_epoch_it_accepted_before_without_counting() {
+        use crate::core::node::learner::Learner;
+        let mut node = voter(2);
+        node.epoch_accepted = 5;
+        node.role = Role::Learning(Box::new(Learner::new(ServerId(1), false, 10_000)));
+        let mut effects = Vec::new();
+        node.learner_on_message(PeerMsg::LeaderInfo { epoch: 5 }, &mut effects);
+        assert_eq!(ack_epochs(&effects), vec![(ServerId(1), false)]);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Write { .. })), "{effects:?}");
+
+        // A newer epoch is accepted, written, and acknowledged (counting) once durable.
+        let mut node = voter(2);
+        node.epoch_accepted = 5;
+        node.role = Role::Learning(Box::new(Learner::new(ServerId(1), false, 10_000)));
+        let mut effects = Vec::new();
+        node.learner_on_message(PeerMsg::LeaderInfo { epoch: 6 }, &mut effects);
+        assert_eq!(ack_epochs(&effects), vec![], "not before the write is durable");
+        assert!(effects
+            .iter()
+            .any(|e| matches!(e, Effect::Write { write: DurableWrite::AcceptedEpoch(6), .. })));
+    }
+
+    /// Two leaders that propose the same epoch cannot both gather a quorum through one
+    /// member: the leader counts an ACKEPOCH only when it is the member's first for the epoch.
+    #[test]
+    fn an_uncounted_epoch_acknowledgement_does_not_make_a_quorum() {
+        let mut node = voter(1);
+        node.role = Role::Leading(Box::new(Leader::new(0, 10_000)));
+        let mut effects = Vec::new();
+        for from in [2, 3] {
+            let info = PeerMsg::FollowerInfo {
+                accepted_epoch: 4,
+                zxid_logged: Zxid::ZERO,
+                zxid_applied: Zxid::ZERO,
+                observer: false,
+            };
+            node.leader_on_message(ServerId(from), info, &mut effects);
+        }
+        node.leader_epoch_accepted(&mut effects); // as if acceptedEpoch 5 became durable
+        assert_eq!(node.leader_ref().and_then(|l| l.epoch), Some(5));
+        let started = |node: &Node| node.leader_ref().is_some_and(|l| l.syncing_started);
+
+        let uncounted =
+            PeerMsg::AckEpoch { current_epoch: 0, zxid_logged: Zxid::ZERO, counts: false };
+        node.leader_on_message(ServerId(2), uncounted, &mut effects);
+        assert!(!started(&node), "the leader and an uncounted ACKEPOCH are not a quorum");
+
+        let counted = PeerMsg::AckEpoch { current_epoch: 0, zxid_logged: Zxid::ZERO, counts: true };
+        node.leader_on_message(ServerId(3), counted, &mut effects);
+        assert!(started(&node), "the leader and a counted ACKEPOCH are a quorum of three");
+        let acked = node.leader_ref().map(|l| l.acked_epoch.clone()).unwrap_or_default();
+        assert_eq!(acked, BTreeSet::from([ServerId(1), ServerId(3)]));
     }
 
     #[test]

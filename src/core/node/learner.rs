@@ -251,6 +251,7 @@ impl Node {
             let msg = PeerMsg::AckEpoch {
                 current_epoch: self.epoch_current,
                 zxid_logged: self.log.zxid_logged,
+                counts: true,
             };
             self.learner_send(msg, effects);
         } else if epoch > self.epoch_accepted {
@@ -262,9 +263,14 @@ impl Node {
                 effects,
             );
         } else {
+            // We accepted this epoch before, perhaps from another leader that proposed the same
+            // number: Zab lets a member acknowledge an epoch once, so this answer only lets the
+            // handshake go on and does not count toward the epoch's quorum. It promises nothing
+            // either, so it need not wait for an acceptedEpoch write still in flight.
             let msg = PeerMsg::AckEpoch {
                 current_epoch: self.epoch_current,
                 zxid_logged: self.log.zxid_logged,
+                counts: false,
             };
             self.learner_send(msg, effects);
         }

@@ -846,6 +846,7 @@ impl Node {
                 let msg = PeerMsg::AckEpoch {
                     current_epoch: self.epoch_current,
                     zxid_logged: self.log.zxid_logged,
+                    counts: true,
                 };
                 self.learner_send(msg, effects);
             }

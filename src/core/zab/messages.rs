@@ -101,6 +101,11 @@ pub enum PeerMsg {
         current_epoch: u32,
         /// Its last logged zxid.
         zxid_logged: Zxid,
+        /// Whether the acknowledgement counts toward the leader's epoch quorum: false when the
+        /// learner had accepted this epoch before this LEADERINFO (ZK compat: ACKEPOCH with
+        /// epoch -1, `Learner.registerWithLeader`). It may have acknowledged the same epoch to
+        /// another leader already; counting it twice could establish two leaders in one epoch.
+        counts: bool,
     },
     /// Leader → learner: send the txns after the learner's last zxid (DIFF).
     Diff {
