@@ -321,23 +321,26 @@ impl Simulator {
     ///
     /// In an ensemble its effect outlasts it by [`Simulator::stale_window_ms`]: a fault that
     /// costs a leader its quorum (a pause, a clock jump, a partition, a crash) leaves servers
-    /// that have not noticed yet — a leader notices after syncLimit, its remaining followers
-    /// a syncLimit after that — and they go on answering clients (accepting a reconnecting
-    /// session, replying to pings) while the new leader, which hears nothing of those clients,
-    /// expires their sessions. ZooKeeper behaves the same (seeds 0x491, 0x4ca).
+    /// that have not noticed yet — a leader notices after syncLimit (checked every half tick),
+    /// a follower cut off from it after syncLimit too — and they go on answering clients
+    /// (accepting a reconnecting session, replying to pings) while the new leader, which hears
+    /// nothing of those clients, expires their sessions. ZooKeeper behaves the same (seeds
+    /// 0x491, 0x4ca).
     pub(crate) fn disturbed_for(&mut self, ms: u64) {
         let until = self.now.plus_ms(ms + self.stale_window_ms());
         self.disturbances.push((self.now, until));
     }
 
     /// How long after a fault a server of an ensemble may still serve clients on a stale view
-    /// of the leadership: two syncLimits (leader, then its followers) and a tick each.
+    /// of the leadership: one syncLimit and a tick. Followers still in touch with a leader that
+    /// steps down do not add a second one: its LOOKING notification sends them looking at once
+    /// (as ZooKeeper's closed learner sockets do).
     fn stale_window_ms(&self) -> u64 {
         if self.servers.len() < 2 {
             return 0;
         }
         let config = &self.servers[0].config;
-        2 * (u64::from(config.sync_limit) + 1) * u64::from(config.tick_time_ms)
+        (u64::from(config.sync_limit) + 1) * u64::from(config.tick_time_ms)
     }
 
     fn liveness_window(&self) -> Option<liveness::Window> {

@@ -584,3 +584,67 @@ fn with_zookeepers_default_tick_no_member_spins_and_writes_commit() {
     c.run(30_000);
     assert_eq!(c.leaders().len(), 1, "no re-election while everyone is healthy");
 }
+
+/// The serving followers of a three-member ensemble.
+fn followers(c: &Cluster) -> Vec<u64> {
+    [1, 2, 3]
+        .into_iter()
+        .filter(|id| c.node(*id).mode() == Mode::Follower && c.node(*id).is_serving())
+        .collect()
+}
+
+#[test]
+fn a_follower_that_left_its_leader_on_a_link_that_stayed_up_rejoins_it() {
+    // Sim seed 0x4ca: a learner that leaves its role (here its clock leaps past syncLimit)
+    // and comes back to the same leader over the same link sends a fresh FOLLOWERINFO. The
+    // leader used to take it for a resent copy and ignore it, pinging the learner as if it
+    // were still synced; the learner never rejoined.
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let leader = c.leaders();
+    assert_eq!(leader.len(), 1);
+    let follower = followers(&c)[0];
+    let conn = c.connect(follower, 1);
+    assert!(!c.closed.contains(&(ServerId(follower), conn)));
+    c.skew.insert(ServerId(follower), (2_000, 0));
+    c.run(20);
+    assert!(
+        c.closed.contains(&(ServerId(follower), conn)),
+        "the leap sent the follower looking (it closed its clients)"
+    );
+    // Within two initLimits (1 s each) it is back, under the same leader.
+    c.run(2_000);
+    assert_eq!(c.leaders(), leader, "the leader kept its role");
+    assert_eq!(c.node(follower).mode(), Mode::Follower);
+    assert!(c.node(follower).is_serving(), "the follower rejoined its leader");
+    let conn = c.connect(follower, 2);
+    c.send(follower, conn, 1, &create("/after-rejoin"));
+    c.run(500);
+    assert_eq!(c.reply(follower, conn, 1).map(|(h, _)| h.err), Some(0));
+}
+
+#[test]
+fn followers_stop_serving_as_soon_as_their_leader_steps_down() {
+    // ZK compat: a leader that shuts down closes its learners' sockets and they look at once.
+    // Our links stay up (they carry elections too), so the leader's LOOKING notification is
+    // the news: a follower must not go on serving clients until its own syncLimit timeout.
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let leader = c.leaders()[0];
+    let conns: Vec<(u64, ConnId)> = followers(&c)
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| (f, c.connect(f, 10 + i as u64)))
+        .collect();
+    assert_eq!(conns.len(), 2);
+    let on_leader = c.connect(leader, 20);
+    // The leader's clock leaps past syncLimit: it finds its quorum quiet and steps down.
+    c.skew.insert(ServerId(leader), (2_000, 0));
+    c.run(20);
+    // (It may well be elected again at once: it has the longest history.)
+    assert!(c.closed.contains(&(ServerId(leader), on_leader)), "the leader stepped down");
+    for (follower, conn) in conns {
+        // 20 ms is far below syncLimit (500 ms): only the leader's notice explains it.
+        assert!(c.closed.contains(&(ServerId(follower), conn)), "follower {follower} left at once");
+    }
+}

@@ -49,6 +49,8 @@ struct LearnerInfo {
     phase: Phase,
     sync: &'static str,
     last_heard_ms: u64,
+    /// When its FOLLOWERINFO started this handshake: it must be synced within initLimit.
+    since_ms: u64,
 }
 
 impl LearnerInfo {
@@ -258,12 +260,22 @@ impl Node {
         let observer = observer || !self.config.membership.is_voter(from);
         let now = self.now.mono_ms;
         let Some(leader) = self.leader_mut() else { return };
-        // Learners resend FOLLOWERINFO until LEADERINFO arrives; a copy that crossed our
-        // answer must not send a learner that is already further back to discovery. (A learner
-        // that reconnects was forgotten when its link broke, so it starts over properly.)
-        if leader.learners.get(&from).is_some_and(|l| l.phase > Phase::Info) {
-            return;
-        }
+        // Learners resend FOLLOWERINFO until LEADERINFO arrives, so a copy may cross our
+        // answer; it still finds the learner in `Info` (links are FIFO and the learner sends
+        // ACKEPOCH only after the answer, so every copy arrives before it) and is answered
+        // again, which the learner ignores. A FOLLOWERINFO from a learner past `Info` is
+        // therefore no copy: the learner left its role (a clock jump, a quiet syncLimit, an
+        // unexpected message) and came back on a link that stayed up. ZK compat: it connects
+        // anew and gets a fresh `LearnerHandler`, so it starts over here too (sim seed 0x4ca:
+        // ignoring it kept the learner out for good while the leader went on pinging it).
+        let since_ms = match leader.learners.get(&from) {
+            Some(old) if old.phase > Phase::Info => {
+                info!(learner = %from, phase = ?old.phase, "learner restarted its handshake");
+                now
+            }
+            Some(old) => old.since_ms,
+            None => now,
+        };
         let info = LearnerInfo {
             observer,
             accepted_epoch,
@@ -272,6 +284,7 @@ impl Node {
             phase: Phase::Info,
             sync: "-",
             last_heard_ms: now,
+            since_ms,
         };
         leader.learners.insert(from, info);
         match (leader.epoch, leader.epoch_durable) {
@@ -575,6 +588,23 @@ impl Node {
             self.become_looking("no quorum synced within initLimit", effects);
             return;
         }
+        // ZK compat: a `LearnerHandler` reads with an initLimit timeout until its learner is
+        // synced; one that is not by then is dropped (the learner gives up on its own side
+        // after initLimit too, and starts over with a new FOLLOWERINFO).
+        let init_ms = self.init_limit_ms();
+        let stuck: Vec<ServerId> = leader
+            .learners
+            .iter()
+            .filter(|(_, l)| l.phase < Phase::Synced && now >= l.since_ms + init_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stuck {
+            info!(learner = %id, "learner not synced within initLimit");
+            if let Some(leader) = self.leader_mut() {
+                leader.learners.remove(&id);
+            }
+        }
+        let Some(leader) = self.leader_ref() else { return };
         if now < leader.ping_at_ms {
             return;
         }

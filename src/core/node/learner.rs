@@ -167,6 +167,17 @@ impl Node {
             PeerMsg::LeaderInfo { epoch } if phase == Phase::Connecting => {
                 self.learner_on_leader_info(epoch, effects)
             }
+            // The leader answers a FOLLOWERINFO with LEADERINFO before anything else, so until
+            // then its messages belong to our previous handshake with it (we left the role on
+            // a link that stayed up): pings, proposals, commits on their way when it heard
+            // our FOLLOWERINFO. ZK compat: they went down the old socket, which the learner
+            // closed. Answering them would keep that handshake alive in the leader's eyes;
+            // taking them for a protocol violation would start us over again and again (sim
+            // seed 0x4ca).
+            other if phase == Phase::Connecting => {
+                debug!(msg = other.name(), "from the leader before it answered FOLLOWERINFO");
+                Ok(())
+            }
             // A second answer to a resent FOLLOWERINFO.
             PeerMsg::LeaderInfo { epoch }
                 if self.learner_ref().and_then(|l| l.epoch) == Some(epoch) =>
