@@ -128,6 +128,16 @@ impl Simulator {
         }
         self.trace.push(self.now, TraceEvent::Input { server, input: input_trace(&input) });
         self.site_input(&input);
+        if let Input::PeerMessage {
+            msg:
+                PeerMsg::Diff { committed, .. }
+                | PeerMsg::Trunc { committed, .. }
+                | PeerMsg::Snap { committed, .. },
+            ..
+        } = &input
+        {
+            self.epoch_writes.synced(server, *committed);
+        }
         let snap = self.snap_history(&input);
         let slot = &mut self.servers[idx];
         let Some(node) = slot.node.as_mut() else { return };
@@ -238,7 +248,11 @@ impl Simulator {
     fn check_effect(&mut self, idx: usize, effect: &Effect) {
         if let Effect::Write { write: DurableWrite::CurrentEpoch(epoch), .. } = effect {
             let server = self.servers[idx].id;
-            self.epoch_writes.written(server, *epoch, self.commit_log.last_zxid());
+            let learner = self.servers[idx]
+                .node
+                .as_ref()
+                .is_some_and(|n| matches!(n.mode(), Mode::Follower | Mode::Observer));
+            self.epoch_writes.written(server, *epoch, self.commit_log.last_zxid(), learner);
         }
         let Effect::SendPeer { msg, .. } = effect else { return };
         let slot = &self.servers[idx];

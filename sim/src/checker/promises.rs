@@ -137,10 +137,18 @@ pub fn check(sender: Sender<'_>, msg: &PeerMsg) -> Option<PromiseViolation> {
     }
 }
 
-/// The committed history's last zxid when each node first wrote each `currentEpoch`.
+/// What each node promised to hold when it first wrote each `currentEpoch`: the committed
+/// history up to a bound. A leader takes its epoch holding every committed txn, so its bound
+/// is the committed history's end. A learner takes it at NEWLEADER, after the leader's sync
+/// (DIFF, TRUNC or SNAP), which carries everything committed when the leader planned it; a
+/// txn committed after that (by a quorum without this learner) comes behind NEWLEADER and
+/// need not be there: the learner's vote (epoch, last zxid) then loses to every member of
+/// that txn's quorum. So a learner's bound is the lower of the two.
 #[derive(Debug, Default)]
 pub struct EpochWrites {
     committed_at: BTreeMap<(ServerId, u32), Zxid>,
+    /// The committed bound of the last sync each node received.
+    synced: BTreeMap<ServerId, Zxid>,
 }
 
 impl EpochWrites {
@@ -150,9 +158,18 @@ impl EpochWrites {
     }
 
     /// `server` writes currentEpoch `epoch` while the committed history ends at `committed`
-    /// (a repeated write of the same epoch keeps the first, weaker, bound).
-    pub fn written(&mut self, server: ServerId, epoch: u32, committed: Zxid) {
-        self.committed_at.entry((server, epoch)).or_insert(committed);
+    /// (a repeated write of the same epoch keeps the first, weaker, bound); `learner`: it
+    /// takes the epoch from a leader's sync, so the sync's bound caps it.
+    pub fn written(&mut self, server: ServerId, epoch: u32, committed: Zxid, learner: bool) {
+        let synced = self.synced.get(&server).copied().filter(|_| learner);
+        let bound = synced.map_or(committed, |synced| synced.min(committed));
+        self.committed_at.entry((server, epoch)).or_insert(bound);
+    }
+
+    /// `server` received a sync (DIFF, TRUNC or SNAP) saying everything up to `committed` is
+    /// committed.
+    pub fn synced(&mut self, server: ServerId, committed: Zxid) {
+        self.synced.insert(server, committed);
     }
 
     /// Checks what survived a crash of `server`: its durable currentEpoch must come with every
@@ -274,8 +291,8 @@ mod tests {
         let committed: Vec<Txn> =
             [Zxid::new(1, 1), Zxid::new(1, 2), Zxid::new(2, 1)].into_iter().map(txn).collect();
         let mut writes = EpochWrites::new();
-        writes.written(ServerId(3), 2, Zxid::new(1, 2));
-        writes.written(ServerId(3), 2, Zxid::new(2, 1)); // the first write's bound stays
+        writes.written(ServerId(3), 2, Zxid::new(1, 2), false);
+        writes.written(ServerId(3), 2, Zxid::new(2, 1), false); // the first write's bound stays
         let mut disk = Durable { current_epoch: Some(2), ..Default::default() };
         disk.txns.push(txn(Zxid::new(1, 1)));
         assert_eq!(
@@ -290,7 +307,7 @@ mod tests {
         disk.txns.push(txn(Zxid::new(1, 2)));
         assert_eq!(writes.check_crash(ServerId(3), &disk, &committed), None);
         // A snapshot covers what it includes; no epoch written, nothing promised.
-        writes.written(ServerId(3), 3, Zxid::new(2, 1));
+        writes.written(ServerId(3), 3, Zxid::new(2, 1), false);
         let snapshotted = Durable {
             current_epoch: Some(3),
             snapshots: vec![(Zxid::new(2, 1), Bytes::new())],
@@ -298,6 +315,35 @@ mod tests {
         };
         assert_eq!(writes.check_crash(ServerId(3), &snapshotted, &committed), None);
         assert_eq!(writes.check_crash(ServerId(3), &Durable::default(), &committed), None);
+    }
+
+    /// A learner promises what its leader's sync said was committed, not what a quorum
+    /// without it committed while the sync was on its way (sim seed 0xac8).
+    #[test]
+    fn a_learner_promises_what_its_sync_said_was_committed() {
+        let committed: Vec<Txn> =
+            [(1, 1), (1, 2), (2, 1)].map(|(e, c)| txn(Zxid::new(e, c))).to_vec();
+        let mut disk = Durable { current_epoch: Some(2), ..Default::default() };
+        disk.txns.push(txn(Zxid::new(1, 1)));
+        disk.txns.push(txn(Zxid::new(1, 2)));
+        let mut writes = EpochWrites::new();
+        writes.synced(ServerId(4), Zxid::new(1, 2));
+        writes.written(ServerId(4), 2, Zxid::new(2, 1), true);
+        assert_eq!(writes.check_crash(ServerId(4), &disk, &committed), None);
+        disk.txns.pop();
+        assert_eq!(
+            writes.check_crash(ServerId(4), &disk, &committed),
+            Some(PromiseViolation::EpochWithoutHistory {
+                server: ServerId(4),
+                epoch: 2,
+                missing: Zxid::new(1, 2)
+            })
+        );
+        // A leader's bound is the whole committed history when it writes its epoch.
+        let mut writes = EpochWrites::new();
+        writes.synced(ServerId(4), Zxid::new(1, 1));
+        writes.written(ServerId(4), 2, Zxid::new(1, 2), false);
+        assert!(writes.check_crash(ServerId(4), &disk, &committed).is_some());
     }
 
     #[test]
