@@ -16,10 +16,12 @@ use ensemble::core::config::NodeConfig;
 use ensemble::core::ids::{ServerId, WriteId, Zxid};
 use ensemble::core::io::{DurableWrite, Effect, Input};
 use ensemble::core::report::Mode;
+use ensemble::core::tree::DataTree;
 use ensemble::core::zab::{Membership, PeerMsg, PeerRole};
 use ensemble::core::{Node, Now};
 use rand::{Rng, RngCore};
 
+use crate::checker::agreement::AgreementViolation;
 use crate::checker::promises;
 use crate::checker::recovery::{RecoveryViolation, Shadow};
 use crate::checker::{NodeFailure, Violation};
@@ -534,13 +536,22 @@ impl Simulator {
         }
     }
 
-    /// End of run: a serving node's tree against the replay of the committed history.
-    pub(crate) fn final_agreement_check(&mut self, idx: usize) {
-        let slot = &self.servers[idx];
-        let Some(node) = slot.node.as_ref().filter(|n| n.is_serving()) else { return };
-        if let Some(violation) = self.commit_log.final_state(slot.id, node.tree()) {
-            self.violations.push(Violation::Agreement(violation));
+    /// End of run: each serving node's tree against the replay of the committed history up to
+    /// it, by server index (`None` for a server not serving or in agreement).
+    pub(crate) fn final_agreement_checks(&self) -> Vec<Option<AgreementViolation>> {
+        let serving: Vec<(usize, ServerId, &DataTree)> = (self.servers.iter().enumerate())
+            .filter_map(|(idx, slot)| {
+                let node = slot.node.as_ref().filter(|n| n.is_serving())?;
+                Some((idx, slot.id, node.tree()))
+            })
+            .collect();
+        let trees: Vec<(ServerId, &DataTree)> =
+            serving.iter().map(|&(_, server, tree)| (server, tree)).collect();
+        let mut found = vec![None; self.servers.len()];
+        for (&(idx, _, _), violation) in serving.iter().zip(self.commit_log.final_states(&trees)) {
+            found[idx] = violation;
         }
+        found
     }
 
     /// Stops a server from processing for `ms` (its inputs queue up).

@@ -251,9 +251,10 @@ impl Simulator {
         if !self.finished {
             self.finished = true;
             self.history.finish(self.now);
-            for idx in 0..self.servers.len() {
+            let agreement = self.final_agreement_checks();
+            for (idx, violation) in agreement.into_iter().enumerate() {
                 self.final_recovery_check(idx);
-                self.final_agreement_check(idx);
+                self.violations.extend(violation.map(Violation::Agreement));
             }
             let committed = self.committed();
             let facts = RunFacts {

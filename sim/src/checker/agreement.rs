@@ -208,20 +208,36 @@ impl CommitLog {
 
     /// End of run: `tree` (of a serving server) against the replay of the history up to it.
     pub fn final_state(&self, server: ServerId, tree: &DataTree) -> Option<AgreementViolation> {
-        let zxid = tree.zxid_applied();
+        self.final_states(&[(server, tree)]).pop().flatten()
+    }
+
+    /// [`CommitLog::final_state`] for each of `trees`, in their order, with one replay of the
+    /// history taken past each tree's applied zxid in turn (rather than one replay per tree).
+    pub fn final_states(&self, trees: &[(ServerId, &DataTree)]) -> Vec<Option<AgreementViolation>> {
+        let mut order: Vec<usize> = (0..trees.len()).collect();
+        order.sort_by_key(|&i| trees[i].1.zxid_applied());
+        let mut found = vec![None; trees.len()];
         let mut replay = DataTree::new();
         let mut events = Vec::new();
-        for txn in self.txns.iter().take_while(|t| t.zxid <= zxid) {
-            replay.apply(txn, &mut events);
-            events.clear();
+        let mut next = 0;
+        for i in order {
+            let (server, tree) = trees[i];
+            let zxid = tree.zxid_applied();
+            while let Some(txn) = self.txns.get(next).filter(|t| t.zxid <= zxid) {
+                replay.apply(txn, &mut events);
+                events.clear();
+                next += 1;
+            }
+            let (node_digest, replay_digest) = (tree.digest(), replay.digest());
+            found[i] =
+                (node_digest != replay_digest).then_some(AgreementViolation::FinalStateDiffers {
+                    server,
+                    zxid,
+                    node_digest,
+                    replay_digest,
+                });
         }
-        let (node_digest, replay_digest) = (tree.digest(), replay.digest());
-        (node_digest != replay_digest).then_some(AgreementViolation::FinalStateDiffers {
-            server,
-            zxid,
-            node_digest,
-            replay_digest,
-        })
+        found
     }
 
     /// The committed txns so far, in zxid order (without copying them).
@@ -370,5 +386,31 @@ mod tests {
             matches!(violation, Some(AgreementViolation::FinalStateDiffers { .. })),
             "{violation:?}"
         );
+    }
+
+    #[test]
+    fn one_replay_judges_every_tree_as_its_own_replay_would() {
+        let txns: Vec<Txn> =
+            (1..=4).map(|z| create_txn(z, 0, z as i32, &format!("/n{z}"), "x")).collect();
+        let mut log = CommitLog::new();
+        log.leader_applied(ServerId(1), 0, Zxid(4), txns.clone(), SimTime::ZERO);
+        let behind = tree_of(&txns[..1]);
+        let ahead = tree_of(&txns);
+        let wrong = tree_of(&[txns[0].clone(), txns[2].clone()]);
+        let empty = tree_of(&[]);
+        // Out of zxid order, with a diverged tree between two good ones.
+        let trees = [
+            (ServerId(1), &ahead),
+            (ServerId(2), &wrong),
+            (ServerId(3), &behind),
+            (ServerId(4), &empty),
+        ];
+        let one_by_one: Vec<_> =
+            trees.iter().map(|&(server, tree)| log.final_state(server, tree)).collect();
+        assert!(matches!(
+            one_by_one[..],
+            [None, Some(AgreementViolation::FinalStateDiffers { zxid: Zxid(3), .. }), None, None]
+        ));
+        assert_eq!(log.final_states(&trees), one_by_one);
     }
 }

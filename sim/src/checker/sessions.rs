@@ -24,7 +24,7 @@
 //! * at the end, no serving member that has applied the close still holds one of the
 //!   session's ephemerals.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
 
 use ensemble::core::ids::{ServerId, SessionId, Zxid};
@@ -117,6 +117,7 @@ struct Life {
 }
 
 impl Life {
+    #[cfg(test)]
     /// Whether the node exists after applying every txn up to `zxid`.
     fn alive_at(&self, zxid: Zxid) -> bool {
         self.created <= zxid && self.ended.is_none_or(|(end, _)| end > zxid)
@@ -167,15 +168,41 @@ fn lives(committed: &Committed) -> (BTreeMap<String, Vec<Life>>, BTreeMap<Sessio
     (lives, closed)
 }
 
+/// A read the ephemeral check judges: its position in `history.ops`, the zxid it was answered
+/// at, and what it saw (`None`: no node).
+struct Read<'a> {
+    index: usize,
+    at: Zxid,
+    zxid: i64,
+    seen: Option<&'a Response>,
+}
+
+/// Every ephemeral alive at one zxid of the log, kept up to date as a sweep moves forward
+/// through the committed log, so each read costs only what is alive when it was answered
+/// (rather than every life its path or parent ever had).
+#[derive(Default)]
+struct Sweep<'a> {
+    /// Paths with a live ephemeral, with the indices (into the path's lives) of the lives
+    /// alive now: normally one, more only in a log that created a path twice.
+    alive: BTreeMap<&'a str, BTreeSet<usize>>,
+    /// By path and owner, the first life (index into the path's lives) that its owner's close
+    /// has ended by now.
+    closed: BTreeMap<(&'a str, SessionId), usize>,
+}
+
 /// Checks ephemerals' lifetimes against what reads saw and what `members` hold at the end.
+///
+/// The reads are judged in zxid order by a sweep over every life's start and end, so the cost
+/// is O((reads + lives) log) plus what each read's answer lists; violations come out in
+/// operation order, each read's as it finds them.
 pub fn check_ephemerals(
     history: &History,
     committed: &Committed,
     members: &[Member],
 ) -> Vec<SessionViolation> {
     let (lives, closed) = lives(committed);
-    let mut violations = Vec::new();
-    for op in &history.ops {
+    let mut reads = Vec::new();
+    for (index, op) in history.ops.iter().enumerate() {
         let (zxid, seen) = match (&op.request, &op.outcome) {
             (_, OpOutcome::Ok { zxid, response }) => (*zxid, Some(response)),
             (_, OpOutcome::Fail { zxid, code }) if *code == ErrorCode::NoNode.code() => {
@@ -186,21 +213,72 @@ pub fn check_ephemerals(
         if zxid < 0 || Zxid::from_wire(zxid) > committed.last_zxid() {
             continue; // the reads checker reports replies beyond the log
         }
-        let at = Zxid::from_wire(zxid);
-        let vanished = |path: &str, violations: &mut Vec<SessionViolation>| {
-            if let Some(life) = lives.get(path).and_then(|l| l.iter().find(|l| l.alive_at(at))) {
-                violations.push(SessionViolation::EphemeralVanished {
+        let judged = matches!(
+            (&op.request, seen),
+            (Request::GetData { .. } | Request::Exists { .. }, _)
+                | (Request::GetChildren { .. }, Some(_))
+        );
+        if judged {
+            reads.push(Read { index, at: Zxid::from_wire(zxid), zxid, seen });
+        }
+    }
+    reads.sort_by_key(|read| (read.at, read.index));
+    // Every life's start (false) and end (true), in log order, a start before an end at the
+    // same zxid (a life created and ended by one multi is never alive).
+    let mut changes: Vec<(Zxid, bool, &str, usize)> = Vec::new();
+    for (path, path_lives) in &lives {
+        for (i, life) in path_lives.iter().enumerate() {
+            changes.push((life.created, false, path.as_str(), i));
+            if let Some((end, _)) = life.ended {
+                changes.push((end, true, path.as_str(), i));
+            }
+        }
+    }
+    changes.sort_unstable();
+    let mut changes = changes.into_iter().peekable();
+    let mut sweep = Sweep::default();
+    let mut found: Vec<(usize, SessionViolation)> = Vec::new();
+    for read in reads {
+        while let Some((_, ended, path, i)) = changes.next_if(|change| change.0 <= read.at) {
+            if !ended {
+                sweep.alive.entry(path).or_default().insert(i);
+                continue;
+            }
+            if let Some(alive) = sweep.alive.get_mut(path) {
+                alive.remove(&i);
+                if alive.is_empty() {
+                    sweep.alive.remove(path);
+                }
+            }
+            let life = &lives[path][i];
+            if life.ended.is_some_and(|(_, by_close)| by_close) {
+                let first = sweep.closed.entry((path, life.owner)).or_insert(i);
+                *first = (*first).min(i);
+            }
+        }
+        let op = &history.ops[read.index];
+        let zxid = read.zxid;
+        // The first life of `path` alive at the read's zxid, if any.
+        let alive_life = |path: &str| {
+            sweep.alive.get(path).and_then(|alive| alive.first()).map(|&i| &lives[path][i])
+        };
+        let mut vanished = |path: &str, life: &Life| {
+            found.push((
+                read.index,
+                SessionViolation::EphemeralVanished {
                     op: op.id,
                     path: path.to_string(),
                     owner: life.owner,
                     created: life.created,
                     zxid,
-                });
-            }
+                },
+            ));
         };
-        match (&op.request, seen) {
+        match (&op.request, read.seen) {
             (Request::GetData { path, .. } | Request::Exists { path, .. }, None) => {
-                vanished(path, &mut violations)
+                if let Some(life) = alive_life(path) {
+                    vanished(path, life);
+                }
             }
             (
                 Request::GetData { path, .. } | Request::Exists { path, .. },
@@ -209,23 +287,26 @@ pub fn check_ephemerals(
                 let NodeKind::Ephemeral(owner) = NodeKind::from_owner(stat.ephemeral_owner) else {
                     continue;
                 };
-                let Some(path_lives) = lives.get(path) else { continue };
-                if path_lives.iter().any(|l| l.owner == owner && l.alive_at(at)) {
+                let path_lives = match lives.get(path) {
+                    Some(path_lives) => path_lives,
+                    None => continue,
+                };
+                let alive = sweep.alive.get(path.as_str());
+                if alive.is_some_and(|alive| alive.iter().any(|&i| path_lives[i].owner == owner)) {
                     continue;
                 }
-                let outlived = path_lives.iter().find(|l| {
-                    l.owner == owner
-                        && l.created <= at
-                        && l.ended.is_some_and(|(end, by_close)| by_close && end <= at)
-                });
+                let outlived = sweep.closed.get(&(path.as_str(), owner)).map(|&i| &path_lives[i]);
                 if let Some(&(end, _)) = outlived.and_then(|l| l.ended.as_ref()) {
-                    violations.push(SessionViolation::EphemeralOutlivedSession {
-                        op: op.id,
-                        path: path.clone(),
-                        owner,
-                        closed: end,
-                        zxid,
-                    });
+                    found.push((
+                        read.index,
+                        SessionViolation::EphemeralOutlivedSession {
+                            op: op.id,
+                            path: path.clone(),
+                            owner,
+                            closed: end,
+                            zxid,
+                        },
+                    ));
                 }
             }
             (
@@ -233,17 +314,27 @@ pub fn check_ephemerals(
                 Some(Response::GetChildren { children } | Response::GetChildren2 { children, .. }),
             ) => {
                 let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
-                for (child, _) in lives.range(prefix.clone()..) {
+                let mut listed: Option<HashSet<&str>> = None;
+                for (&child, alive) in sweep.alive.range(prefix.as_str()..) {
                     let Some(name) = child.strip_prefix(&prefix) else { break };
-                    if name.contains('/') || children.iter().any(|c| c == name) {
+                    if name.contains('/') {
                         continue;
                     }
-                    vanished(child, &mut violations);
+                    let listed =
+                        listed.get_or_insert_with(|| children.iter().map(String::as_str).collect());
+                    if listed.contains(name) {
+                        continue;
+                    }
+                    if let Some(&i) = alive.first() {
+                        vanished(child, &lives[child][i]);
+                    }
                 }
             }
             _ => {}
         }
     }
+    found.sort_by_key(|(index, _)| *index);
+    let mut violations: Vec<SessionViolation> = found.into_iter().map(|(_, v)| v).collect();
     for member in members {
         for (owner, path) in &member.ephemerals {
             let Some(&close) = closed.get(owner) else { continue };
@@ -531,5 +622,193 @@ mod tests {
                 applied: Zxid(4),
             }]
         );
+    }
+
+    /// The ephemeral check as first written, a scan of every life per read: the oracle the
+    /// sweep in [`check_ephemerals`] must agree with exactly.
+    fn reference(
+        history: &History,
+        committed: &Committed,
+        members: &[Member],
+    ) -> Vec<SessionViolation> {
+        use ensemble::wire::proto::{Request, Response};
+        let (lives, closed) = lives(committed);
+        let mut violations = Vec::new();
+        for op in &history.ops {
+            let (zxid, seen) = match (&op.request, &op.outcome) {
+                (_, OpOutcome::Ok { zxid, response }) => (*zxid, Some(response)),
+                (_, OpOutcome::Fail { zxid, code }) if *code == ErrorCode::NoNode.code() => {
+                    (*zxid, None)
+                }
+                _ => continue,
+            };
+            if zxid < 0 || Zxid::from_wire(zxid) > committed.last_zxid() {
+                continue;
+            }
+            let at = Zxid::from_wire(zxid);
+            let vanished = |path: &str, violations: &mut Vec<SessionViolation>| {
+                if let Some(life) = lives.get(path).and_then(|l| l.iter().find(|l| l.alive_at(at)))
+                {
+                    violations.push(SessionViolation::EphemeralVanished {
+                        op: op.id,
+                        path: path.to_string(),
+                        owner: life.owner,
+                        created: life.created,
+                        zxid,
+                    });
+                }
+            };
+            match (&op.request, seen) {
+                (Request::GetData { path, .. } | Request::Exists { path, .. }, None) => {
+                    vanished(path, &mut violations)
+                }
+                (
+                    Request::GetData { path, .. } | Request::Exists { path, .. },
+                    Some(Response::GetData { stat, .. } | Response::Stat(stat)),
+                ) => {
+                    let NodeKind::Ephemeral(owner) = NodeKind::from_owner(stat.ephemeral_owner)
+                    else {
+                        continue;
+                    };
+                    let Some(path_lives) = lives.get(path) else { continue };
+                    if path_lives.iter().any(|l| l.owner == owner && l.alive_at(at)) {
+                        continue;
+                    }
+                    let outlived = path_lives.iter().find(|l| {
+                        l.owner == owner
+                            && l.created <= at
+                            && l.ended.is_some_and(|(end, by_close)| by_close && end <= at)
+                    });
+                    if let Some(&(end, _)) = outlived.and_then(|l| l.ended.as_ref()) {
+                        violations.push(SessionViolation::EphemeralOutlivedSession {
+                            op: op.id,
+                            path: path.clone(),
+                            owner,
+                            closed: end,
+                            zxid,
+                        });
+                    }
+                }
+                (
+                    Request::GetChildren { path, .. },
+                    Some(
+                        Response::GetChildren { children }
+                        | Response::GetChildren2 { children, .. },
+                    ),
+                ) => {
+                    let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
+                    for (child, _) in lives.range(prefix.clone()..) {
+                        let Some(name) = child.strip_prefix(&prefix) else { break };
+                        if name.contains('/') || children.iter().any(|c| c == name) {
+                            continue;
+                        }
+                        vanished(child, &mut violations);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for member in members {
+            for (owner, path) in &member.ephemerals {
+                let Some(&close) = closed.get(owner) else { continue };
+                if close <= member.applied {
+                    violations.push(SessionViolation::EphemeralOnMember {
+                        server: member.server,
+                        path: path.clone(),
+                        owner: *owner,
+                        closed: close,
+                        applied: member.applied,
+                    });
+                }
+            }
+        }
+        violations
+    }
+
+    /// Random logs (including ones no correct leader would commit: a path created twice, a
+    /// multi that creates and deletes a node, closes of unknown sessions) and random reads of
+    /// them: the sweep finds exactly what the per-read scan finds, in the same order.
+    #[test]
+    fn the_sweep_agrees_with_the_scan() {
+        use bytes::Bytes;
+        use ensemble::wire::proto::{Request, Response};
+        use ensemble::wire::types::{Acl, Stat};
+        use rand::{Rng, SeedableRng};
+        use rand_chacha::ChaCha8Rng;
+
+        const PATHS: [&str; 7] = ["/a", "/b", "/a/x", "/a/y", "/a/x/z", "/ab", "/c"];
+        let mut found = 0;
+        for seed in 0..300u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let create = |rng: &mut ChaCha8Rng| TxnOp::Create {
+                path: PATHS[rng.gen_range(0..PATHS.len())].into(),
+                data: Some(Bytes::from_static(b"x")),
+                acl: Acl::open_unsafe(),
+                ephemeral_owner: if rng.gen_bool(0.8) { session(rng.gen_range(0..3)).0 } else { 0 },
+            };
+            let delete = |rng: &mut ChaCha8Rng| TxnOp::Delete {
+                path: PATHS[rng.gen_range(0..PATHS.len())].into(),
+            };
+            let mut txns = Vec::new();
+            for zxid in 1..rng.gen_range(2..40u64) {
+                let c = rng.gen_range(0..4);
+                let op = match rng.gen_range(0..10) {
+                    0..=3 => create(&mut rng),
+                    4..=6 => delete(&mut rng),
+                    7 => TxnOp::CloseSession,
+                    8 => TxnOp::Multi(vec![create(&mut rng), delete(&mut rng), create(&mut rng)]),
+                    _ => TxnOp::CreateSession { timeout_ms: 10_000, password: [0; 16] },
+                };
+                txns.push(txn(zxid, c, 0, op));
+            }
+            let last = txns.len() as u64;
+            let committed = Committed::new(txns);
+            let mut history = History::new();
+            for xid in 0..rng.gen_range(0..30) {
+                let path = PATHS[rng.gen_range(0..PATHS.len())].to_string();
+                let zxid = rng.gen_range(0..last + 2);
+                let outcome = match rng.gen_range(0..5) {
+                    0 => OpOutcome::Fail { zxid: zxid as i64, code: ErrorCode::NoNode.code() },
+                    1 | 2 => {
+                        let owner =
+                            if rng.gen_bool(0.9) { session(rng.gen_range(0..3)).0 } else { 0 };
+                        let stat = Stat { ephemeral_owner: owner, ..Stat::default() };
+                        if rng.gen_bool(0.5) {
+                            ok(zxid, Response::Stat(stat))
+                        } else {
+                            ok(zxid, Response::GetData { data: None, stat })
+                        }
+                    }
+                    _ => {
+                        let children = ["a", "b", "x", "y", "z", "ab", "c"]
+                            .into_iter()
+                            .filter(|_| rng.gen_bool(0.5))
+                            .map(String::from)
+                            .collect();
+                        ok(zxid, Response::GetChildren { children })
+                    }
+                };
+                let request = match (&outcome, rng.gen_range(0..4)) {
+                    (OpOutcome::Ok { response: Response::GetChildren { .. }, .. }, 0) => {
+                        Request::GetChildren { path: "/".into(), watch: false, with_stat: false }
+                    }
+                    (OpOutcome::Ok { response: Response::GetChildren { .. }, .. }, _) => {
+                        Request::GetChildren { path, watch: false, with_stat: false }
+                    }
+                    (_, 0) => Request::Exists { path, watch: false },
+                    _ => Request::GetData { path, watch: false },
+                };
+                op(&mut history, xid as u64 * 10, rng.gen_range(0..3), xid, request, outcome);
+            }
+            let members = [Member {
+                server: ServerId(1),
+                applied: Zxid(rng.gen_range(0..last + 1)),
+                ephemerals: vec![(session(1), "/a".into()), (session(2), "/b".into())],
+            }];
+            let expected = reference(&history, &committed, &members);
+            found += expected.len();
+            assert_eq!(check_ephemerals(&history, &committed, &members), expected, "seed {seed}");
+        }
+        assert!(found > 100, "the random cases find too little to compare: {found}");
     }
 }
