@@ -335,6 +335,16 @@ pub fn check_ephemerals(
     }
     found.sort_by_key(|(index, _)| *index);
     let mut violations: Vec<SessionViolation> = found.into_iter().map(|(_, v)| v).collect();
+    kept_after_close(members, &closed, &mut violations);
+    violations
+}
+
+/// Flags every ephemeral a member still holds past its owner's committed close.
+fn kept_after_close(
+    members: &[Member],
+    closed: &BTreeMap<SessionId, Zxid>,
+    violations: &mut Vec<SessionViolation>,
+) {
     for member in members {
         for (owner, path) in &member.ephemerals {
             let Some(&close) = closed.get(owner) else { continue };
@@ -349,7 +359,6 @@ pub fn check_ephemerals(
             }
         }
     }
-    violations
 }
 
 /// Checks every expiry in `committed` (which must carry commit times) against when the
@@ -708,20 +717,7 @@ mod tests {
                 _ => {}
             }
         }
-        for member in members {
-            for (owner, path) in &member.ephemerals {
-                let Some(&close) = closed.get(owner) else { continue };
-                if close <= member.applied {
-                    violations.push(SessionViolation::EphemeralOnMember {
-                        server: member.server,
-                        path: path.clone(),
-                        owner: *owner,
-                        closed: close,
-                        applied: member.applied,
-                    });
-                }
-            }
-        }
+        kept_after_close(members, &closed, &mut violations);
         violations
     }
 
