@@ -316,21 +316,8 @@ pub struct Span {
 impl Operation {
     /// Whether the request changes state (and so takes a zxid when it succeeds).
     pub fn is_write(&self) -> bool {
-        is_write(&self.request)
+        self.request.is_write()
     }
-}
-
-/// Whether a request is a write: create, delete, setData, setACL, multi or closeSession.
-pub fn is_write(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::Create(..)
-            | Request::Delete { .. }
-            | Request::SetData { .. }
-            | Request::SetAcl { .. }
-            | Request::Multi(_)
-            | Request::CloseSession
-    )
 }
 
 impl fmt::Display for OpOutcome {

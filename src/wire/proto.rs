@@ -266,6 +266,28 @@ pub enum Request {
     CloseSession,
 }
 
+impl Request {
+    /// Whether the request changes the tree or the sessions: create, delete, setData, setACL,
+    /// multi, closeSession. Each becomes a txn (an error txn when it fails), in zxid order.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Request::Create(..)
+                | Request::Delete { .. }
+                | Request::SetData { .. }
+                | Request::SetAcl { .. }
+                | Request::Multi(_)
+                | Request::CloseSession
+        )
+    }
+
+    /// Whether a server must send the request through the leader, in order with the writes:
+    /// every write, and `sync`.
+    pub fn is_ordered(&self) -> bool {
+        self.is_write() || matches!(self, Request::Sync { .. })
+    }
+}
+
 /// One result of a multi or multiRead. ZK compat: `OpResult`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpResult {

@@ -452,13 +452,7 @@ impl Node {
             Request::Auth { scheme, auth, .. } => {
                 self.on_auth(conn_id, header.xid, &scheme, &auth, effects)
             }
-            Request::Create(..)
-            | Request::Delete { .. }
-            | Request::SetData { .. }
-            | Request::SetAcl { .. }
-            | Request::Multi(_)
-            | Request::CloseSession
-            | Request::Sync { .. } => {
+            request if request.is_ordered() => {
                 self.on_write(conn_id, session, header.xid, request, frame, received_ms, effects)
             }
             read => {
