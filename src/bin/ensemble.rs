@@ -35,6 +35,13 @@ enum Command {
         /// A ZooKeeper `zoo.cfg`.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Threads running the server's tasks (the disk writer has its own). 1, the default,
+        /// is a single-threaded runtime: the node loop is one task that does the protocol
+        /// work and writes the replies itself, and a second worker mostly adds cross-thread
+        /// wake-ups (about a third more CPU per write on a 2-core machine). More threads
+        /// spread the connection readers over more cores.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        threads: u16,
     },
     /// Run an N-member ensemble on 127.0.0.1 in this process, with temporary data dirs.
     Local {
@@ -189,7 +196,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Server { config } => serve(config),
+        Command::Server { config, threads } => serve(config, threads.into()),
         Command::Local { members, tick_time, keep } => local(members, tick_time, keep),
         Command::Status { server } => status(&server),
         Command::Bench { bench } => match bench {
@@ -265,14 +272,26 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
-fn serve(config_path: Option<PathBuf>) -> Result<()> {
+/// The runtime of `ensemble server`: single-threaded for one thread, else `threads` workers.
+fn server_runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all().build().context("starting the tokio runtime")
+}
+
+fn serve(config_path: Option<PathBuf>, threads: usize) -> Result<()> {
     let (config, server_id) = match &config_path {
         None => (ServerConfig::standalone_default(), ServerId(0)),
         Some(path) => {
             ServerConfig::load(path).with_context(|| format!("loading {}", path.display()))?
         }
     };
-    tokio_runtime()?.block_on(async move {
+    server_runtime(threads)?.block_on(async move {
         let server =
             ensemble::runtime::start(config, server_id).await.context("starting the server")?;
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;

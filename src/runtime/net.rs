@@ -1,16 +1,22 @@
 //! The client port: accepts TCP connections, answers four-letter words, splits the stream into
 //! frames for the node and writes the node's frames back.
 //!
-//! Each connection has a reader task (bytes → `Input::ClientFrame`) and a writer task (frames
-//! from the node → socket, batched per wake-up). The node's input channel is bounded, so a flood
-//! of requests slows the readers down instead of growing a queue without limit.
+//! Each connection has a reader task (bytes → `Input::ClientFrame`) and an outgoing buffer
+//! ([`ConnWriter`]). The node's loop appends its frames to the buffer and, once per drain,
+//! writes each touched buffer to its socket itself, without blocking: a reply costs one `send`
+//! and no task wake-up. Only when a socket is full does the connection's writer task take over
+//! until the buffer is empty again (it then waits on the socket with a real waker), and it
+//! carries out the close. The node's input channel is bounded, so a flood of requests slows
+//! the readers down instead of growing a queue without limit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{debug, info, warn};
@@ -33,13 +39,156 @@ pub enum ToNode {
     Report(oneshot::Sender<ServerReport>),
 }
 
-/// Frames a connection's writer may hold before the connection is dropped as too slow.
-/// ZK compat: ZooKeeper closes a connection whose outgoing buffer overflows.
+/// Frames a connection may have waiting (queued since its buffer was last empty) before the
+/// connection is dropped as too slow. ZK compat: ZooKeeper closes a connection whose outgoing
+/// buffer overflows.
 pub const CONN_OUT_QUEUE_MAX: usize = 16_384;
 
-/// The node loop's handle on a connection's writer: length-prefixed frames to send. Dropping
-/// it closes the connection once the frames queued before are written.
-pub type ConnWriter = mpsc::Sender<Bytes>;
+/// The connection's outgoing buffer is over [`CONN_OUT_QUEUE_MAX`] frames: the client does
+/// not read its replies.
+#[derive(Debug)]
+pub struct OutQueueFull;
+
+/// The node loop's handle on a connection's outgoing side: [`ConnWriter::queue`] frames,
+/// then [`ConnWriter::flush`] them. Dropping it closes the connection once the frames queued
+/// before are written.
+pub struct ConnWriter {
+    out: Arc<ConnOut>,
+}
+
+/// A connection's outgoing side, shared by the node loop (through [`ConnWriter`]) and the
+/// connection's writer task.
+struct ConnOut {
+    state: Mutex<OutState>,
+    /// Wakes the writer task: the socket is full, broken, or the connection is to close.
+    wake: Notify,
+}
+
+struct OutState {
+    socket: WriteHalf<TcpStream>,
+    /// Length-prefixed frames not yet written, in order.
+    queued: BytesMut,
+    /// Frames queued since `queued` was last empty (the slow-client bound).
+    frames: usize,
+    /// The socket was full: the writer task writes until `queued` is empty, and nobody else
+    /// touches the socket meanwhile (a write with the node loop's no-op waker would replace
+    /// the task's waker, and the task would never wake).
+    handed_over: bool,
+    /// The node dropped its handle: close once `queued` is written.
+    closing: bool,
+    /// A write failed; nothing more is written.
+    broken: bool,
+}
+
+/// What the writer task found when it finished writing.
+enum Drained {
+    /// Everything queued is written; wait for the next hand-over.
+    Idle,
+    /// Everything queued is written and the node closed the connection, or the socket failed.
+    Done,
+}
+
+impl ConnOut {
+    fn lock(&self) -> MutexGuard<'_, OutState> {
+        // The lock is only held across non-blocking socket calls and buffer copies.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl OutState {
+    /// Writes `queued` until it is empty (then flushes: a no-op on a real socket, but madsim's
+    /// socket delivers on it) or the socket is full (`Pending`, with `cx`'s waker registered).
+    fn write_queued(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.queued.is_empty() {
+            match Pin::new(&mut self.socket).poll_write(cx, &self.queued) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(written)) => self.queued.advance(written),
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.frames = 0;
+        Pin::new(&mut self.socket).poll_flush(cx)
+    }
+}
+
+impl ConnWriter {
+    /// Appends one length-prefixed frame to the outgoing buffer (written by the next
+    /// [`Self::flush`]). Fails when the client has not read [`CONN_OUT_QUEUE_MAX`] frames.
+    pub fn queue(&self, frame: &[u8]) -> Result<(), OutQueueFull> {
+        let mut state = self.out.lock();
+        if state.broken {
+            // The reader sees the connection end and tells the node.
+            return Ok(());
+        }
+        if state.frames >= CONN_OUT_QUEUE_MAX {
+            return Err(OutQueueFull);
+        }
+        state.queued.extend_from_slice(frame);
+        state.frames += 1;
+        Ok(())
+    }
+
+    /// Writes what is queued without blocking. If the socket is full (or fails), the
+    /// connection's writer task takes over.
+    pub fn flush(&self) {
+        let mut state = self.out.lock();
+        if state.handed_over || state.broken || state.queued.is_empty() {
+            return;
+        }
+        match state.write_queued(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => return,
+            Poll::Ready(Err(error)) => {
+                debug!(%error, "write failed");
+                state.broken = true;
+            }
+            Poll::Pending => state.handed_over = true,
+        }
+        drop(state);
+        self.out.wake.notify_one();
+    }
+}
+
+impl Drop for ConnWriter {
+    fn drop(&mut self) {
+        self.out.lock().closing = true;
+        self.out.wake.notify_one();
+    }
+}
+
+/// The writer task of a connection: idle until the node loop hands it a full socket, a
+/// failure or the close; returns once the connection is closed (everything queued written)
+/// or broken.
+async fn write_out(out: Arc<ConnOut>) {
+    loop {
+        out.wake.notified().await;
+        let drained = std::future::poll_fn(|cx| {
+            let mut state = out.lock();
+            if !state.broken {
+                match state.write_queued(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(error)) => {
+                        debug!(%error, "write failed");
+                        state.broken = true;
+                    }
+                    Poll::Pending => {
+                        state.handed_over = true;
+                        return Poll::Pending;
+                    }
+                }
+            }
+            state.handed_over = false;
+            Poll::Ready(if state.broken || state.closing { Drained::Done } else { Drained::Idle })
+        })
+        .await;
+        if let Drained::Done = drained {
+            break;
+        }
+    }
+    let _ = std::future::poll_fn(|cx| Pin::new(&mut out.lock().socket).poll_shutdown(cx)).await;
+}
 
 /// Shared by the acceptor and every connection.
 pub struct ClientPort {
@@ -122,33 +271,26 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
         return;
     }
 
-    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(CONN_OUT_QUEUE_MAX);
-    port.writers.lock().expect("writer table lock").insert(conn, out_tx);
+    let out = Arc::new(ConnOut {
+        state: Mutex::new(OutState {
+            socket: writer,
+            queued: BytesMut::new(),
+            frames: 0,
+            handed_over: false,
+            closing: false,
+            broken: false,
+        }),
+        wake: Notify::new(),
+    });
+    port.writers.lock().expect("writer table lock").insert(conn, ConnWriter { out: out.clone() });
     if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr })).await.is_err() {
+        drop(port.writers.lock().expect("writer table lock").remove(&conn));
         return;
     }
     let closed = Arc::new(Notify::new());
     let closed_by_writer = closed.clone();
     let writer_task = tokio::spawn(async move {
-        // Everything queued at a wake-up goes out in one write; the loop ends when the node
-        // drops its sender (close) and the queue is drained, or the socket fails.
-        let mut batch = BytesMut::new();
-        while let Some(frame) = out_rx.recv().await {
-            batch.extend_from_slice(&frame);
-            while let Ok(more) = out_rx.try_recv() {
-                batch.extend_from_slice(&more);
-            }
-            // `flush` is a no-op on a real socket; madsim's socket delivers on it.
-            let written = match writer.write_all(&batch).await {
-                Ok(()) => writer.flush().await,
-                Err(error) => Err(error),
-            };
-            if written.is_err() {
-                break;
-            }
-            batch.clear();
-        }
-        let _ = writer.shutdown().await;
+        write_out(out).await;
         closed_by_writer.notify_one();
     });
 
@@ -190,3 +332,6 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
     let _ = port.to_node.send(ToNode::Input(Input::ClientClosed { conn })).await;
     let _ = writer_task.await;
 }
+
+#[cfg(all(test, not(madsim)))]
+mod tests;
