@@ -93,14 +93,7 @@ fn tree_after(txns: &[Txn]) -> DataTree {
 }
 
 fn client_frames() -> Vec<Vec<u8>> {
-    let connect = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 30_000,
-        session_id: 0,
-        password: Bytes::from_static(&[0; 16]),
-        read_only: Some(false),
-    };
+    let connect = ConnectRequest::new_session(30_000);
     let create = CreateRequest {
         path: "/app".into(),
         data: Some(Bytes::from_static(b"x")),

@@ -264,14 +264,7 @@ impl Cluster {
         let (sid, conn) = (ServerId(server), ConnId(conn));
         let addr: SocketAddr = "127.0.0.1:5000".parse().expect("literal");
         self.queue.push_back((sid, Input::ClientConnected { conn, addr }));
-        let request = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 5_000,
-            session_id: 0,
-            password: Bytes::from_static(&[0; 16]),
-            read_only: Some(false),
-        };
+        let request = ConnectRequest::new_session(5_000);
         let frame = wire::encode_connect_request(&request).slice(4..);
         self.queue.push_back((sid, Input::ClientFrame { conn, frame }));
         self.run(200);

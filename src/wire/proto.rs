@@ -22,6 +22,21 @@ pub struct ConnectRequest {
     pub read_only: Option<bool>,
 }
 
+impl ConnectRequest {
+    /// What a client sends to open a new session with this timeout: no session, an all-zero
+    /// password, nothing seen yet, and the read-only flag present and off.
+    pub fn new_session(timeout_ms: i32) -> ConnectRequest {
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms,
+            session_id: 0,
+            password: Bytes::from_static(&[0; 16]),
+            read_only: Some(false),
+        }
+    }
+}
+
 /// The first frame the server sends. ZK compat: jute `ConnectResponse`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectResponse {

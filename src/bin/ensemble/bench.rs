@@ -376,14 +376,7 @@ impl Conn {
             decoder: FrameDecoder::new(FRAME_LEN_MAX_DEFAULT),
             xid: 0,
         };
-        let request = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: SESSION_TIMEOUT_MS,
-            session_id: 0,
-            password: Bytes::from_static(&[0; 16]),
-            read_only: Some(false),
-        };
+        let request = ConnectRequest::new_session(SESSION_TIMEOUT_MS);
         conn.stream.write_all(&wire::encode_connect_request(&request)).await?;
         let frame = tokio::time::timeout(OP_TIMEOUT, conn.next_frame())
             .await

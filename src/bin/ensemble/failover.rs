@@ -400,14 +400,7 @@ impl Client {
         let mut stream = TcpStream::connect_timeout(&addr, OP_TIMEOUT)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(OP_TIMEOUT))?;
-        let request = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 4_000,
-            session_id: 0,
-            password: Bytes::from_static(&[0; 16]),
-            read_only: Some(false),
-        };
+        let request = ConnectRequest::new_session(4_000);
         stream.write_all(&wire::encode_connect_request(&request))?;
         let response = wire::decode_connect_response(&read_frame(&mut stream)?)?;
         if response.session_id == 0 {

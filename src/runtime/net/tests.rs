@@ -30,14 +30,7 @@ impl Client {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut client =
             Client { stream, inbound: BytesMut::new(), decoder: FrameDecoder::new(4 << 20) };
-        let request = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 30_000,
-            session_id: 0,
-            password: Bytes::from_static(&[0; 16]),
-            read_only: Some(false),
-        };
+        let request = ConnectRequest::new_session(30_000);
         client.stream.write_all(&wire::encode_connect_request(&request)).await.expect("send");
         let frame = client.frame().await;
         let response = wire::decode_connect_response(&frame).expect("a connect response");
