@@ -9,11 +9,14 @@ use std::sync::mpsc as std_mpsc;
 use bytes::Bytes;
 use ensemble::core::ids::{SessionId, WriteId, Zxid};
 use ensemble::core::io::DurableWrite;
+use ensemble::core::snapshot::SnapshotImage;
+use ensemble::core::tree::DataTree;
 use ensemble::core::txn::{Txn, TxnOp};
 use ensemble::runtime::disk::{
     recover, spawn_writer, Disk, DiskConfig, DiskError, FileDisk, FileSystem, MemDisk, WriterError,
 };
 use ensemble::storage::names::{segment_file_name, snapshot_file_name};
+use ensemble::wire::types::Acl;
 use proptest::prelude::*;
 
 fn txn(epoch: u32, counter: u32) -> Txn {
@@ -61,6 +64,21 @@ fn files(dir: &Path, prefix: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// A snapshot image whose tree holds a node naming `zxid`, so that images of different zxids
+/// differ.
+fn image(zxid: Zxid) -> SnapshotImage {
+    let mut tree = DataTree::new();
+    let path = format!("/at-{zxid}");
+    let op = TxnOp::Create { path, data: None, acl: Acl::open_unsafe(), ephemeral_owner: 0 };
+    tree.apply(&Txn { zxid, session: SessionId(1), cxid: 0, time_ms: 0, op }, &mut Vec::new());
+    SnapshotImage::new(zxid, &tree, Vec::new())
+}
+
+/// A periodic snapshot of [`image`].
+fn snapshot(zxid: Zxid) -> DurableWrite {
+    DurableWrite::Snapshot { zxid, image: image(zxid), background: true }
 }
 
 #[test]
@@ -139,8 +157,9 @@ fn snapshots_are_purged_to_the_retain_count_and_recovery_falls_back() {
         }
         // Snapshot a few txns behind the log, as a follower with uncommitted txns would.
         let zxid = Zxid::new(1, round * 10 + 7);
-        let body = Bytes::from(format!("tree at {zxid}"));
-        disk.write(&DurableWrite::Snapshot { zxid, body }).expect("snapshot");
+        disk.write(&snapshot(zxid)).expect("snapshot");
+        // Written in the background: purging waits for it to be durable.
+        disk.poll_snapshot(true);
     }
     disk.sync().expect("sync");
     drop(disk);
@@ -156,7 +175,7 @@ fn snapshots_are_purged_to_the_retain_count_and_recovery_falls_back() {
     assert_eq!(recovered.snapshot.as_ref().map(|(zxid, _)| *zxid), Some(Zxid::new(1, 47)));
     assert_eq!(
         recovered.snapshot.as_ref().map(|(_, body)| body.clone()),
-        Some("tree at 0x10000002f".into())
+        Some(image(Zxid::new(1, 47)).encode())
     );
     assert_eq!(zxids(&recovered.txns), [Zxid::new(1, 48), Zxid::new(1, 49), Zxid::new(1, 50)]);
 
@@ -180,13 +199,11 @@ fn truncate_drops_later_txns_across_segments_and_snapshots() {
     for write in appends(1, 1..=20) {
         disk.write(&write).expect("append");
     }
-    let body = Bytes::from_static(b"tree");
-    disk.write(&DurableWrite::Snapshot { zxid: Zxid::new(1, 10), body: body.clone() })
-        .expect("snapshot");
+    disk.write(&snapshot(Zxid::new(1, 10))).expect("snapshot");
     for write in appends(1, 21..=40) {
         disk.write(&write).expect("append");
     }
-    disk.write(&DurableWrite::Snapshot { zxid: Zxid::new(1, 30), body }).expect("snapshot");
+    disk.write(&snapshot(Zxid::new(1, 30))).expect("snapshot");
     assert!(files(&cfg.data_log_dir, "log.").len() > 4);
     disk.write(&DurableWrite::Truncate { after: Zxid::new(1, 25) }).expect("truncate");
     // The leader's new epoch continues the truncated history.
@@ -212,7 +229,7 @@ async fn the_writer_reports_every_write_in_order() {
     let (mut writer, mut persisted) = spawn_writer(disk).expect("spawn");
     let mut writes = vec![DurableWrite::AcceptedEpoch(3)];
     writes.extend(appends(3, 1..=100));
-    writes.push(DurableWrite::Snapshot { zxid: Zxid::new(3, 60), body: Bytes::from_static(b"t") });
+    writes.push(snapshot(Zxid::new(3, 60)));
     writes.push(DurableWrite::CurrentEpoch(3));
     writes.extend(appends(3, 101..=200));
     let last = WriteId(writes.len() as u64);
@@ -319,7 +336,8 @@ async fn a_failed_write_stops_the_writer_and_is_reported() {
     let (mut writer, mut persisted) = spawn_writer(disk).expect("spawn");
     writer.submit(WriteId(1), appends(1, 1..=1).remove(0)).await.expect("submit");
     assert_eq!(persisted.recv().await.expect("durable"), WriteId(1));
-    let snapshot = DurableWrite::Snapshot { zxid: Zxid::new(1, 1), body: Bytes::new() };
+    let zxid = Zxid::new(1, 1);
+    let snapshot = DurableWrite::Snapshot { zxid, image: image(zxid), background: false };
     writer.submit(WriteId(2), snapshot).await.expect("submit");
     let error = persisted.recv().await.expect_err("the snapshot fails");
     assert!(matches!(&error, WriterError::Failed(e) if e.to_string().contains("injected")));
@@ -466,8 +484,7 @@ fn run(disk: &mut Disk<PowerCut>, model: &mut Model, steps: Vec<Step>) -> Allowa
                     continue;
                 };
                 allowance.snapshots.push(Some(last));
-                let body = Bytes::from(last.0.to_be_bytes().to_vec());
-                disk.write(&DurableWrite::Snapshot { zxid: last, body }).map(|()| {
+                disk.write(&snapshot(last)).map(|()| {
                     model.durable = model.history.len();
                     model.snapshot = Some(last);
                 })

@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use ensemble::core::ids::{WriteId, Zxid};
 use ensemble::core::io::DurableWrite;
+use ensemble::core::snapshot::SnapshotImage;
 use ensemble::core::txn::Txn;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -44,8 +45,9 @@ pub struct Disk {
 /// What survives a crash.
 #[derive(Clone, Debug, Default)]
 pub struct Durable {
-    /// Snapshots, oldest first: (last zxid covered, body).
-    pub snapshots: Vec<(Zxid, Bytes)>,
+    /// Snapshots, oldest first: (last zxid covered, image). Kept as the node's frozen image
+    /// and encoded only when a restart reads one back (the same bytes a server writes).
+    pub snapshots: Vec<(Zxid, SnapshotImage)>,
     /// Every logged txn, in log order (zxid order unless the node misbehaves).
     pub txns: Vec<Txn>,
     /// The last `AcceptedEpoch` write.
@@ -166,12 +168,12 @@ impl Disk {
         Ok(CrashLoss { kept: kept as u32, lost: (total - kept) as u32 })
     }
 
-    /// What a restarting node reads back: the latest snapshot and the txns after it.
-    pub fn recovery(&self) -> (Option<&Bytes>, Vec<Txn>) {
+    /// What a restarting node reads back: the latest snapshot (encoded) and the txns after it.
+    pub fn recovery(&self) -> (Option<Bytes>, Vec<Txn>) {
         let snapshot = self.durable.snapshots.last();
         let after = snapshot.map_or(Zxid::ZERO, |(zxid, _)| *zxid);
         let start = self.durable.txns.partition_point(|t| t.zxid <= after);
-        (snapshot.map(|(_, body)| body), self.durable.txns[start..].to_vec())
+        (snapshot.map(|(_, image)| image.encode()), self.durable.txns[start..].to_vec())
     }
 
     /// The durable state.
@@ -243,8 +245,10 @@ impl Durable {
                 }
                 self.txns.push(txn);
             }
-            DurableWrite::Snapshot { zxid, body } => {
-                self.snapshots.push((zxid, body));
+            // Periodic and SNAP snapshots alike are durable in order here: the simulated disk
+            // makes no use of the freedom a periodic one has.
+            DurableWrite::Snapshot { zxid, image, .. } => {
+                self.snapshots.push((zxid, image));
                 if self.snapshots.len() > SNAPSHOTS_KEPT {
                     self.snapshots.remove(0);
                 }
@@ -283,6 +287,14 @@ mod tests {
             time_ms: 0,
             op: TxnOp::Delete { path: format!("/n{zxid}") },
         })
+    }
+
+    fn image(zxid: u64) -> SnapshotImage {
+        SnapshotImage::new(Zxid(zxid), &ensemble::core::tree::DataTree::new(), Vec::new())
+    }
+
+    fn snapshot(image: &SnapshotImage) -> DurableWrite {
+        DurableWrite::Snapshot { zxid: image.zxid(), image: image.clone(), background: true }
     }
 
     fn zxids(disk: &Disk) -> Vec<u64> {
@@ -343,13 +355,12 @@ mod tests {
         for id in 1..=4 {
             disk.submit(WriteId(id), append(id)).unwrap();
         }
-        let body = Bytes::from_static(b"snap");
-        disk.submit(WriteId(5), DurableWrite::Snapshot { zxid: Zxid(2), body: body.clone() })
-            .unwrap();
+        let image = image(2);
+        disk.submit(WriteId(5), snapshot(&image)).unwrap();
         disk.start_sync();
         disk.sync_done(WriteId(5)).unwrap();
         let (snapshot, txns) = disk.recovery();
-        assert_eq!(snapshot, Some(&body));
+        assert_eq!(snapshot, Some(image.encode()));
         assert_eq!(txns.iter().map(|t| t.zxid.0).collect::<Vec<_>>(), vec![3, 4]);
     }
 
@@ -359,8 +370,7 @@ mod tests {
         for id in 1..=4 {
             disk.submit(WriteId(id), append(id)).unwrap();
         }
-        disk.submit(WriteId(5), DurableWrite::Snapshot { zxid: Zxid(3), body: Bytes::new() })
-            .unwrap();
+        disk.submit(WriteId(5), snapshot(&image(3))).unwrap();
         disk.submit(WriteId(6), DurableWrite::Truncate { after: Zxid(2) }).unwrap();
         disk.submit(WriteId(7), DurableWrite::AcceptedEpoch(4)).unwrap();
         disk.start_sync();
@@ -401,8 +411,7 @@ mod tests {
             _ => unreachable!(),
         };
         disk.submit(WriteId(4), DurableWrite::Truncate { after: Zxid(5) }).unwrap();
-        disk.submit(WriteId(5), DurableWrite::Snapshot { zxid: Zxid(5), body: Bytes::new() })
-            .unwrap();
+        disk.submit(WriteId(5), snapshot(&image(5))).unwrap();
         disk.snapped(Zxid(5), vec![theirs(3), theirs(5)]);
         disk.submit(WriteId(6), append(6)).unwrap();
         let history = |disk: &Disk| -> Vec<(u64, i32)> {

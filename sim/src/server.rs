@@ -411,7 +411,6 @@ impl Simulator {
         slot.config.rng_seed = seed;
         let now = slot.clock.now(self.now);
         let (snapshot, txns) = slot.disk.recovery();
-        let snapshot = snapshot.cloned();
         let config = slot.config.clone();
         let (accepted, current) =
             (slot.disk.durable().accepted_epoch, slot.disk.durable().current_epoch);

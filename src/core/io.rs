@@ -5,6 +5,7 @@ use ::core::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::core::ids::{ConnId, ServerId, WriteId, Zxid};
+use crate::core::snapshot::SnapshotImage;
 use crate::core::txn::Txn;
 use crate::core::zab::PeerMsg;
 
@@ -99,12 +100,19 @@ pub enum DurableWrite {
     /// Append one txn to the transaction log.
     Append(Txn),
     /// Store a snapshot of the tree and session table that reflects every txn `<= zxid`, then
-    /// start a new log segment for the appends that follow.
+    /// start a new log segment for the appends that follow. The driver encodes the image
+    /// (`SnapshotImage::encoder`), off the node loop.
     Snapshot {
         /// The last txn the snapshot covers.
         zxid: Zxid,
-        /// The encoded snapshot body (see `core::snapshot`).
-        body: Bytes,
+        /// The state to store, frozen and shared.
+        image: SnapshotImage,
+        /// A periodic snapshot (every `snapCount` txns, or after a restart): nothing waits
+        /// for it, so the driver may write it in the background and count the write done at
+        /// once, as long as it keeps the log it covers until the snapshot is durable (and
+        /// never lets a later truncation be undone by it). `false` for a snapshot that
+        /// replaces the history (a learner's SNAP): durable in order, like any other write.
+        background: bool,
     },
     /// Drop every logged txn with zxid `> after` (Zab TRUNC).
     Truncate {

@@ -60,7 +60,7 @@ impl Harness {
                 self.write_last = *id;
                 match write {
                     DurableWrite::Append(txn) => self.log.push(txn.clone()),
-                    DurableWrite::Snapshot { body, .. } => self.snapshots.push(body.clone()),
+                    DurableWrite::Snapshot { image, .. } => self.snapshots.push(image.encode()),
                     _ => {}
                 }
             }

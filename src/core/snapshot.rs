@@ -15,13 +15,17 @@
 //! tree         u64 length, then the tree image (`DataTree::encode_snapshot`)
 //! ```
 //!
-//! Written by hand: the tree image is written straight into the body (no second copy, no
-//! per-byte serializer call), which matters because a server snapshots every `snapCount` txns.
+//! Written by hand and streamed: a [`SnapshotImage`] (taken in O(pages) inside `Node::step`)
+//! is encoded by the driver, off the node loop, straight into the file, so neither the node
+//! nor memory holds a second copy of the tree.
+
+use std::io::{self, Write};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::core::ids::{SessionId, Zxid};
-use crate::core::tree::DataTree;
+use crate::core::tree::{DataTree, ImageEncoder, TreeImage};
 
 /// Version of the body layout.
 const SNAPSHOT_BODY_VERSION: u32 = 1;
@@ -53,22 +57,87 @@ pub enum SnapshotError {
     Tree(String),
 }
 
-/// Encodes the state as of `zxid`.
-pub fn encode(zxid: Zxid, tree: &DataTree, sessions: &[(SessionId, i32, [u8; 16])]) -> Bytes {
-    let mut out = Vec::with_capacity(4 + 8 + 8 + sessions.len() * SESSION_BYTES + 8);
-    out.extend_from_slice(&SNAPSHOT_BODY_VERSION.to_le_bytes());
-    out.extend_from_slice(&zxid.0.to_le_bytes());
-    out.extend_from_slice(&(sessions.len() as u64).to_le_bytes());
-    for (id, timeout_ms, password) in sessions {
-        out.extend_from_slice(&id.0.to_le_bytes());
-        out.extend_from_slice(&timeout_ms.to_le_bytes());
-        out.extend_from_slice(password);
+/// A session record: id, timeout (ms), password.
+pub type SessionRecord = (SessionId, i32, [u8; 16]);
+
+/// The state as of one zxid, frozen and shared: what a snapshot holds before it is encoded.
+/// Cheap to take (the tree's pages are shared, see [`DataTree::image`]) and to clone, and
+/// encodable on any thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotImage {
+    zxid: Zxid,
+    sessions: Arc<Vec<SessionRecord>>,
+    tree: TreeImage,
+}
+
+impl SnapshotImage {
+    /// The state of `tree` and `sessions` as of `zxid`.
+    pub fn new(zxid: Zxid, tree: &DataTree, sessions: Vec<SessionRecord>) -> SnapshotImage {
+        SnapshotImage { zxid, sessions: Arc::new(sessions), tree: tree.image() }
     }
-    let length_at = out.len();
-    out.extend_from_slice(&0u64.to_le_bytes());
-    let tree_len = tree.encode_snapshot_into(&mut out);
-    out[length_at..length_at + 8].copy_from_slice(&(tree_len as u64).to_le_bytes());
-    Bytes::from(out)
+
+    /// The last txn the image covers.
+    pub fn zxid(&self) -> Zxid {
+        self.zxid
+    }
+
+    /// Number of znodes in the image.
+    pub fn node_count(&self) -> usize {
+        self.tree.node_count()
+    }
+
+    /// Plans the encoding (one pass over the tree's slots) and gives its exact length.
+    pub fn encoder(&self) -> BodyEncoder<'_> {
+        BodyEncoder { image: self, tree: self.tree.encoder() }
+    }
+
+    /// The encoded body.
+    pub fn encode(&self) -> Bytes {
+        let encoder = self.encoder();
+        let mut out = Vec::with_capacity(encoder.len());
+        encoder.write_to(&mut out).expect("writing to a Vec cannot fail");
+        Bytes::from(out)
+    }
+}
+
+/// A body ready to be written, with its exact length.
+pub struct BodyEncoder<'a> {
+    image: &'a SnapshotImage,
+    tree: ImageEncoder<'a>,
+}
+
+impl BodyEncoder<'_> {
+    /// The body's length in bytes.
+    pub fn len(&self) -> usize {
+        4 + 8 + 8 + self.image.sessions.len() * SESSION_BYTES + 8 + self.tree.len()
+    }
+
+    /// Whether the body is empty (never: it has a header).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Streams the body to `out`.
+    pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        let sessions = &self.image.sessions;
+        let mut head = Vec::with_capacity(4 + 8 + 8 + sessions.len() * SESSION_BYTES + 8);
+        head.extend_from_slice(&SNAPSHOT_BODY_VERSION.to_le_bytes());
+        head.extend_from_slice(&self.image.zxid.0.to_le_bytes());
+        head.extend_from_slice(&(sessions.len() as u64).to_le_bytes());
+        for (id, timeout_ms, password) in sessions.iter() {
+            head.extend_from_slice(&id.0.to_le_bytes());
+            head.extend_from_slice(&timeout_ms.to_le_bytes());
+            head.extend_from_slice(password);
+        }
+        head.extend_from_slice(&(self.tree.len() as u64).to_le_bytes());
+        out.write_all(&head)?;
+        self.tree.write_to(out)
+    }
+}
+
+/// Encodes the state as of `zxid`.
+pub fn encode(zxid: Zxid, tree: &DataTree, sessions: &[SessionRecord]) -> Bytes {
+    SnapshotImage::new(zxid, tree, sessions.to_vec()).encode()
 }
 
 /// Decodes a body; never panics on damaged input. Bytes after the tree image are ignored.

@@ -37,7 +37,9 @@ impl Disk {
     fn apply(&mut self, write: &DurableWrite) {
         match write {
             DurableWrite::Append(txn) => self.txns.push(txn.clone()),
-            DurableWrite::Snapshot { zxid, body } => self.snapshot = Some((*zxid, body.clone())),
+            DurableWrite::Snapshot { zxid, image, .. } => {
+                self.snapshot = Some((*zxid, image.encode()))
+            }
             DurableWrite::Truncate { after } => self.txns.retain(|t| t.zxid <= *after),
             DurableWrite::AcceptedEpoch(e) => self.accepted = *e,
             DurableWrite::CurrentEpoch(e) => self.current = *e,

@@ -65,6 +65,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::core::ids::{WriteId, Zxid};
 use crate::core::io::DurableWrite;
+use crate::core::snapshot::SnapshotImage;
 use crate::core::txn::Txn;
 use crate::storage::epoch::encode_epoch;
 use crate::storage::log::{encode_header, encode_record, scan_segment, LogError};
@@ -73,7 +74,7 @@ use crate::storage::names::{
     CURRENT_EPOCH_FILE, TEMP_SUFFIX,
 };
 use crate::storage::recovery::{self, purge_plan, Recovered, RecoveryError};
-use crate::storage::snapshot::snapshot_envelope;
+use crate::storage::snapshot::write_snapshot;
 
 /// Where and how the disk keeps its files.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +143,9 @@ pub enum DiskError {
         #[source]
         source: LogError,
     },
+    /// The thread writing a background snapshot ended without saying how it went.
+    #[error("the snapshot thread died")]
+    SnapshotThread,
 }
 
 /// The file operations the disk needs: the seam between `Disk` and the operating system.
@@ -167,6 +171,14 @@ pub trait FileSystem: Send + 'static {
     fn remove(&mut self, path: &Path) -> io::Result<()>;
     /// Makes a directory's entries (creations, renames, removals) durable.
     fn sync_dir(&mut self, dir: &Path) -> io::Result<()>;
+    /// Another handle on the same files for a background snapshot thread, or `None` where
+    /// snapshots must be written in line (simulated file systems: no threads there).
+    fn background(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// Recovery plus the write logic over a `FileSystem`. Blocking; run it off the async
@@ -184,6 +196,15 @@ pub struct Disk<F: FileSystem> {
     damaged_snapshots: BTreeSet<String>,
     /// How many times appends were made durable (one per batch that appended).
     log_syncs: u64,
+    /// The periodic snapshot being written in the background, if any.
+    snapshot_job: Option<SnapshotJob>,
+}
+
+/// A periodic snapshot being written on its own thread.
+struct SnapshotJob {
+    name: String,
+    zxid: Zxid,
+    done: std::sync::mpsc::Receiver<Result<(), DiskError>>,
 }
 
 /// The segment being appended to.
@@ -215,6 +236,7 @@ impl<F: FileSystem> Disk<F> {
             zxid_last: Zxid::ZERO,
             damaged_snapshots: BTreeSet::new(),
             log_syncs: 0,
+            snapshot_job: None,
         };
         let names = disk.listing()?;
         for name in &names {
@@ -257,14 +279,22 @@ impl<F: FileSystem> Disk<F> {
     pub fn write(&mut self, write: &DurableWrite) -> Result<(), DiskError> {
         match write {
             DurableWrite::Append(txn) => self.append(txn),
-            DurableWrite::Snapshot { zxid, body } => {
+            DurableWrite::Snapshot { zxid, image, background } => {
                 self.sync()?;
                 self.segment = None;
-                self.write_snapshot(*zxid, body)?;
+                self.zxid_last = self.zxid_last.max(*zxid);
+                if *background {
+                    return self.start_snapshot(*zxid, image);
+                }
+                // It replaces the history: no older snapshot may land after it.
+                self.poll_snapshot(true);
+                self.write_snapshot(*zxid, image)?;
                 self.purge();
                 Ok(())
             }
             DurableWrite::Truncate { after } => {
+                // A snapshot still being written may hold txns the truncation drops.
+                self.poll_snapshot(true);
                 self.sync()?;
                 self.segment = None;
                 self.truncate(*after)
@@ -367,15 +397,75 @@ impl<F: FileSystem> Disk<F> {
         Ok(())
     }
 
-    fn write_snapshot(&mut self, zxid: Zxid, body: &[u8]) -> Result<(), DiskError> {
+    /// Writes a snapshot here, in order: durable when this returns.
+    fn write_snapshot(&mut self, zxid: Zxid, image: &SnapshotImage) -> Result<(), DiskError> {
         let name = snapshot_file_name(zxid);
-        let dir = self.cfg.data_dir.clone();
-        let (header, trailer) = snapshot_envelope(zxid, body);
-        self.write_atomic_parts(&dir, &name, &[&header, body, &trailer])?;
+        store_snapshot(&mut self.fs, &self.cfg.data_dir, &name, zxid, image)?;
         self.damaged_snapshots.remove(&name);
-        self.zxid_last = self.zxid_last.max(zxid);
-        tracing::info!(zxid = %zxid, bytes = body.len(), "snapshot written");
         Ok(())
+    }
+
+    /// Starts writing a periodic snapshot on a thread of its own (inline where the file
+    /// system has no background handle, as under simulation). The log is already rolled, and
+    /// nothing is purged until the snapshot is durable, so the write counts as done at once.
+    /// ZK compat: `SyncRequestProcessor` snapshots on its own thread and skips a snapshot
+    /// while the previous one is still being written ("Too busy to snap, skipping").
+    fn start_snapshot(&mut self, zxid: Zxid, image: &SnapshotImage) -> Result<(), DiskError> {
+        self.poll_snapshot(false);
+        if let Some(job) = &self.snapshot_job {
+            tracing::warn!(%zxid, writing = %job.zxid, "a snapshot is still being written; skipping this one");
+            return Ok(());
+        }
+        let Some(mut fs) = self.fs.background() else {
+            self.write_snapshot(zxid, image)?;
+            self.purge();
+            return Ok(());
+        };
+        let (dir, name) = (self.cfg.data_dir.clone(), snapshot_file_name(zxid));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let job_image = image.clone();
+        let job_name = name.clone();
+        let spawned =
+            std::thread::Builder::new().name("ensemble-snapshot".to_owned()).spawn(move || {
+                let result = store_snapshot(&mut fs, &dir, &job_name, zxid, &job_image);
+                drop(job_image); // the pages this snapshot alone still held go here
+                let _ = done_tx.send(result);
+            });
+        match spawned {
+            Ok(_) => self.snapshot_job = Some(SnapshotJob { name, zxid, done }),
+            Err(error) => {
+                tracing::warn!(%error, "no thread for the snapshot; writing it in line");
+                self.write_snapshot(zxid, image)?;
+                self.purge();
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in a finished background snapshot (waiting for it if `wait`): a durable one
+    /// lets older files be purged; a failed one is logged, and the log it covers is kept.
+    pub fn poll_snapshot(&mut self, wait: bool) {
+        let Some(job) = &self.snapshot_job else {
+            return;
+        };
+        let result = match wait {
+            true => job.done.recv().unwrap_or(Err(DiskError::SnapshotThread)),
+            false => match job.done.try_recv() {
+                Ok(result) => result,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(DiskError::SnapshotThread),
+            },
+        };
+        let job = self.snapshot_job.take().expect("checked above");
+        match result {
+            Ok(()) => {
+                self.damaged_snapshots.remove(&job.name);
+                self.purge();
+            }
+            Err(error) => {
+                tracing::error!(zxid = %job.zxid, %error, "snapshot failed; the log it covers is kept")
+            }
+        }
     }
 
     /// Deletes the snapshots and segments `purge_plan` no longer needs. Best effort: a file
@@ -457,32 +547,7 @@ impl<F: FileSystem> Disk<F> {
 
     /// Replaces `dir/name` with `bytes` so that a crash leaves the old or the new contents.
     fn write_atomic(&mut self, dir: &Path, name: &str, bytes: &[u8]) -> Result<(), DiskError> {
-        self.write_atomic_parts(dir, name, &[bytes])
-    }
-
-    /// [`Self::write_atomic`] of the concatenation of `parts`, without building it.
-    fn write_atomic_parts(
-        &mut self,
-        dir: &Path,
-        name: &str,
-        parts: &[&[u8]],
-    ) -> Result<(), DiskError> {
-        let path = dir.join(name);
-        let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-        match self.fs.remove(&tmp) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                return Err(io_error("remove", &tmp)(error));
-            }
-            _ => {}
-        }
-        let (first, rest) = parts.split_first().map_or((&[][..], &[][..]), |(f, r)| (*f, r));
-        self.fs.create(&tmp, first).map_err(io_error("create", &tmp))?;
-        for part in rest {
-            self.fs.append(&tmp, part).map_err(io_error("write", &tmp))?;
-        }
-        self.fs.sync(&tmp).map_err(io_error("fsync", &tmp))?;
-        self.fs.rename(&tmp, &path).map_err(io_error("rename", &path))?;
-        self.fs.sync_dir(dir).map_err(io_error("fsync directory", dir))
+        write_atomic_with(&mut self.fs, dir, name, |out| out.write_all(bytes))
     }
 
     /// Our files: snapshots, epochs and temporaries from `data_dir`, segments from
@@ -671,6 +736,8 @@ impl<F: FileSystem> Writer<F> {
                 return;
             }
         }
+        // The handle is gone: let a background snapshot finish before the disk goes.
+        self.disk.poll_snapshot(true);
     }
 
     #[cfg(madsim)]
@@ -698,6 +765,7 @@ impl<F: FileSystem> Writer<F> {
     /// Makes a batch durable and reports it. Returns false after a failure (the writer
     /// stops: nothing later may become durable before the failed write).
     fn commit(&mut self, batch: &[(WriteId, DurableWrite)]) -> bool {
+        self.disk.poll_snapshot(false);
         let result = batch
             .iter()
             .try_for_each(|(_, write)| self.disk.write(write))
@@ -713,6 +781,72 @@ impl<F: FileSystem> Writer<F> {
         self.stats.log_syncs.store(self.disk.log_sync_count(), Ordering::Relaxed);
         self.progress.send_modify(|progress| progress.durable = Some(*up_to));
         true
+    }
+}
+
+/// Writes a snapshot file atomically (temporary file, fsync, rename, directory fsync),
+/// encoding the image as it goes.
+fn store_snapshot<F: FileSystem>(
+    fs: &mut F,
+    dir: &Path,
+    name: &str,
+    zxid: Zxid,
+    image: &SnapshotImage,
+) -> Result<(), DiskError> {
+    let started = std::time::Instant::now();
+    let body = image.encoder();
+    let bytes = body.len();
+    write_atomic_with(fs, dir, name, |out| write_snapshot(zxid, &body, out))?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(%zxid, bytes, nodes = image.node_count(), elapsed_ms, "snapshot written");
+    Ok(())
+}
+
+/// Replaces `dir/name` with what `fill` writes so that a crash leaves the old or the new
+/// contents: a `.tmp` file, fsync, rename, directory fsync.
+fn write_atomic_with<F: FileSystem>(
+    fs: &mut F,
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<(), DiskError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}{TEMP_SUFFIX}"));
+    match fs.remove(&tmp) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            return Err(io_error("remove", &tmp)(error));
+        }
+        _ => {}
+    }
+    let mut out = FsWriter { fs: &mut *fs, path: &tmp, created: false };
+    fill(&mut out).map_err(io_error("write", &tmp))?;
+    if !out.created {
+        fs.create(&tmp, &[]).map_err(io_error("create", &tmp))?;
+    }
+    fs.sync(&tmp).map_err(io_error("fsync", &tmp))?;
+    fs.rename(&tmp, &path).map_err(io_error("rename", &path))?;
+    fs.sync_dir(dir).map_err(io_error("fsync directory", dir))
+}
+
+/// `io::Write` over a `FileSystem` file: the first write creates it, later ones append.
+struct FsWriter<'a, F: FileSystem> {
+    fs: &'a mut F,
+    path: &'a Path,
+    created: bool,
+}
+
+impl<F: FileSystem> io::Write for FsWriter<'_, F> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self.created {
+            true => self.fs.append(self.path, bytes)?,
+            false => self.fs.create(self.path, bytes)?,
+        }
+        self.created = true;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -748,6 +882,14 @@ impl FileDisk {
 impl FileSystem for FileDisk {
     fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
+    }
+
+    fn background(&self) -> Option<FileDisk> {
+        // Under madsim the writer is a simulated task: no real threads.
+        match cfg!(madsim) {
+            true => None,
+            false => Some(FileDisk::new()),
+        }
     }
 
     fn list(&mut self, dir: &Path) -> io::Result<Vec<String>> {

@@ -219,8 +219,8 @@ impl fmt::Display for PromiseViolation {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
     use ensemble::core::ids::SessionId;
+    use ensemble::core::snapshot::SnapshotImage;
     use ensemble::core::txn::TxnOp;
 
     use super::*;
@@ -310,7 +310,14 @@ mod tests {
         writes.written(ServerId(3), 3, Zxid::new(2, 1), false);
         let snapshotted = Durable {
             current_epoch: Some(3),
-            snapshots: vec![(Zxid::new(2, 1), Bytes::new())],
+            snapshots: vec![(
+                Zxid::new(2, 1),
+                SnapshotImage::new(
+                    Zxid::new(2, 1),
+                    &ensemble::core::tree::DataTree::new(),
+                    Vec::new(),
+                ),
+            )],
             ..Default::default()
         };
         assert_eq!(writes.check_crash(ServerId(3), &snapshotted, &committed), None);

@@ -309,7 +309,9 @@ impl Node {
         if let Some(body) = snapshot {
             let zxid = truncate_to.unwrap_or_default();
             self.install_snapshot(zxid, &body).map_err(|e| format!("SNAP: {e}"))?;
-            self.write(DurableWrite::Snapshot { zxid, body }, AfterPersist::Nothing, effects);
+            let image = self.snapshot_image();
+            let write = DurableWrite::Snapshot { zxid, image, background: false };
+            self.write(write, AfterPersist::Nothing, effects);
         }
         if self.canary(Canary::EpochBeforeLog) {
             if let Some(learner) = self.learner_mut() {

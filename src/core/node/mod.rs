@@ -36,7 +36,7 @@ use crate::core::io::{DurableWrite, Effect, Input};
 use crate::core::prep::Speculative;
 use crate::core::report::{ConnectionReport, Mode, ServerReport, SessionReport};
 use crate::core::session::SessionTable;
-use crate::core::snapshot::{self, SnapshotError};
+use crate::core::snapshot::{self, SnapshotError, SnapshotImage};
 use crate::core::time::Now;
 use crate::core::tree::{acl, DataTree, TreeEvent};
 use crate::core::txn::{Txn, TxnOp};
@@ -312,7 +312,10 @@ impl Node {
         node.zxid_proposed = node.log.zxid_logged;
         node.epoch_current = node.log.zxid_logged.epoch();
         node.epoch_accepted = node.epoch_current;
-        node.snapshot_due = replayed > 0;
+        // A short log since the last snapshot is cheaper to replay again than to snapshot
+        // now; a long one counts toward the next periodic snapshot like live txns do.
+        node.txns_since_snapshot = replayed;
+        node.snapshot_due = replayed >= node.snapshot_threshold;
         info!(zxid = %node.log.zxid_logged, replayed, nodes = node.tree.node_count(), "recovered");
         Ok(node)
     }
@@ -930,19 +933,27 @@ impl Node {
         }
     }
 
-    fn snapshot_body(&self) -> Bytes {
+    /// The tree and session table as they are now, frozen (O(pages); no encoding here).
+    fn snapshot_image(&self) -> SnapshotImage {
         let sessions: Vec<_> =
             self.sessions.iter().map(|(id, s)| (id, s.timeout_ms, s.password)).collect();
-        snapshot::encode(self.tree.zxid_applied(), &self.tree, &sessions)
+        SnapshotImage::new(self.tree.zxid_applied(), &self.tree, sessions)
     }
 
+    /// The encoded snapshot body, for a SNAP sync.
+    fn snapshot_body(&self) -> Bytes {
+        self.snapshot_image().encode()
+    }
+
+    /// Hands the driver a periodic snapshot to store in the background.
     fn write_snapshot(&mut self, effects: &mut Vec<Effect>) {
         let zxid = self.tree.zxid_applied();
-        let body = self.snapshot_body();
+        let image = self.snapshot_image();
         self.txns_since_snapshot = 0;
         self.snapshot_threshold = snapshot_threshold(&mut self.rng, self.config.snap_count);
-        info!(%zxid, bytes = body.len(), "snapshot");
-        self.write(DurableWrite::Snapshot { zxid, body }, AfterPersist::Nothing, effects);
+        info!(%zxid, nodes = image.node_count(), "snapshot");
+        let write = DurableWrite::Snapshot { zxid, image, background: true };
+        self.write(write, AfterPersist::Nothing, effects);
     }
 
     /// Replaces the tree and session table with a leader's snapshot (SNAP).

@@ -4,10 +4,11 @@
 //! getAllChildrenNumber, approximateDataSize), `DataNode`, `ContainerManager.getCandidates`
 //! and the getEphemerals branch of `FinalRequestProcessor` (protocol reference §4.3, §5).
 //!
-//! Storage: one hash table from full path to node (O(1) lookups on the read path), each node
-//! keeping its child *names* in a sorted set. Nothing iterates the hash table into an output:
-//! listings, snapshots, ephemerals and reaping all walk sorted structures, so outputs never
-//! depend on hash order. Indexes by owner (session ephemerals, containers, TTL nodes) are kept
+//! Storage (`store`): every node is a slot in copy-on-write pages, found through a path index,
+//! with per-parent child lists; [`DataTree::image`] shares the pages with a snapshot in
+//! O(pages), so the node never stops to copy or encode the tree. Listings sort child names
+//! when asked; ephemerals and reaping walk sorted indexes, so outputs never depend on hash
+//! order or slot layout. Indexes by owner (session ephemerals, containers, TTL nodes) are kept
 //! beside the table and rebuilt when a snapshot is loaded.
 //!
 //! Invariants (checked by [`DataTree::check_invariants`]):
@@ -21,27 +22,25 @@
 //! changes nothing. ZK compat: like `DataTree.processTxn`, the sub-ops of a multi are applied one
 //! by one, so an inconsistent sub-op (which preparation never produces) does not undo earlier ones.
 //!
-//! Memory (64-bit, measured by `tests/tree_memory.rs` on 100k znodes with 23-byte paths and
-//! 16 bytes of data): about 270 bytes requested per znode, about 310 with malloc's rounding,
-//! so 100k znodes take about 30 MiB. Most of it is the hash table slot (path box + 120-byte
-//! `Znode`, at the table's load factor), then the path, the child name in the parent and the
-//! data. A node whose data has been read once carries another ~32 bytes: the shared refcount
-//! `Bytes` allocates on its first clone.
+//! Memory (64-bit, measured by `tests/tree_memory.rs`): a 96-byte slot per node, one
+//! allocation for its path and data, about 10 bytes of index and 8 of child list.
 
 pub mod acl;
 mod node;
 pub mod path;
 mod snapshot;
+mod store;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use self::node::{len_i32, AclCache, FixedState, Znode};
+use self::node::{client_stat, len_i32, AclCache};
 use self::path::{is_builtin, name, parent, validate_path, CONFIG, QUOTA, ROOT, ZOOKEEPER};
-pub use self::snapshot::SnapshotError;
+pub use self::snapshot::{ImageEncoder, SnapshotError, TreeImage};
+use self::store::{Slot, Store};
 use crate::core::ids::{SessionId, Zxid};
 use crate::core::txn::{NodeKind, Txn, TxnOp};
 use crate::wire::types::{Acl, ErrorCode, EventType, Stat};
@@ -122,8 +121,8 @@ pub enum ApplyOutcome {
 
 /// The tree.
 pub struct DataTree {
-    /// Every node by full path.
-    nodes: HashMap<Box<str>, Znode, FixedState>,
+    /// Every node.
+    nodes: Store,
     /// Shared ACL lists.
     acl_cache: AclCache,
     /// Session ephemerals by owner. No empty sets.
@@ -159,45 +158,70 @@ impl DataTree {
 
     /// What preparation needs about `path`, if it exists.
     pub fn view(&self, path: &str) -> Option<NodeView> {
-        let node = self.nodes.get(path)?;
+        let id = self.nodes.find(path)?;
+        let slot = self.nodes.slot(id);
         Some(NodeView {
-            stat: node.stat,
-            num_children: node.num_children(),
-            acl: Arc::clone(&node.acl),
+            stat: slot.stat,
+            num_children: len_i32(self.nodes.child_count(id)),
+            acl: Arc::clone(&slot.acl),
         })
     }
 
     /// The client-visible Stat of `path`.
     pub fn stat(&self, path: &str) -> Option<Stat> {
-        self.nodes.get(path).map(Znode::client_stat)
+        self.nodes.find(path).map(|id| self.client_stat(id))
     }
 
-    /// Data and Stat of `path`. The data is shared, not copied.
+    /// Data and Stat of `path` (the data copied out of the tree).
     pub fn data(&self, path: &str) -> Option<(Option<Bytes>, Stat)> {
-        let node = self.nodes.get(path)?;
-        Some((node.data.clone(), node.client_stat()))
+        let id = self.nodes.find(path)?;
+        let data = self.nodes.slot(id).data().map(Bytes::copy_from_slice);
+        Some((data, self.client_stat(id)))
     }
 
     /// ACL and Stat of `path`.
     pub fn acl(&self, path: &str) -> Option<(Arc<[Acl]>, Stat)> {
-        let node = self.nodes.get(path)?;
-        Some((Arc::clone(&node.acl), node.client_stat()))
+        let id = self.nodes.find(path)?;
+        Some((Arc::clone(&self.nodes.slot(id).acl), self.client_stat(id)))
     }
 
     /// Child names of `path` in sorted order.
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
-        Some(self.nodes.get(path)?.children().map(str::to_string).collect())
+        Some(self.child_names(self.nodes.find(path)?))
     }
 
     /// Child names (sorted) and Stat of `path`, with one lookup (getChildren2).
     pub fn children_and_stat(&self, path: &str) -> Option<(Vec<String>, Stat)> {
-        let node = self.nodes.get(path)?;
-        Some((node.children().map(str::to_string).collect(), node.client_stat()))
+        let id = self.nodes.find(path)?;
+        Some((self.child_names(id), self.client_stat(id)))
     }
 
     /// Whether `path` exists.
     pub fn contains(&self, path: &str) -> bool {
-        self.nodes.contains_key(path)
+        self.nodes.find(path).is_some()
+    }
+
+    /// A shared, immutable image of the tree as it is now, for a snapshot: O(pages), and the
+    /// tree copies a page only when it next changes one the image still holds.
+    pub fn image(&self) -> TreeImage {
+        TreeImage::new(self.nodes.pages(), self.nodes.len(), self.zxid_applied, self.digest)
+    }
+
+    fn client_stat(&self, id: u32) -> Stat {
+        let slot = self.nodes.slot(id);
+        client_stat(&slot.stat, len_i32(slot.data_len()), len_i32(self.nodes.child_count(id)))
+    }
+
+    /// Sorted child names of slot `id`.
+    fn child_names(&self, id: u32) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .nodes
+            .children(id)
+            .iter()
+            .map(|&child| name(self.nodes.slot(child).path()).to_string())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// Applies a txn; pushes the watch events it causes, in order.
@@ -258,18 +282,15 @@ impl DataTree {
     /// Number of descendants of `path` (all levels). For `/` this is every node but the root
     /// (the `/zookeeper` subtree included). ZK compat: `getAllChildrenNumber`.
     pub fn descendant_count(&self, path: &str) -> Option<i32> {
-        let node = self.nodes.get(path)?;
+        let id = self.nodes.find(path)?;
         if path == ROOT {
             return Some(len_i32(self.nodes.len() - 1));
         }
         let mut count = 0usize;
-        let mut pending: Vec<String> =
-            node.children().map(|child| path::join(path, child)).collect();
+        let mut pending: Vec<u32> = self.nodes.children(id).to_vec();
         while let Some(current) = pending.pop() {
             count += 1;
-            if let Some(node) = self.nodes.get(current.as_str()) {
-                pending.extend(node.children().map(|child| path::join(&current, child)));
-            }
+            pending.extend_from_slice(self.nodes.children(current));
         }
         Some(len_i32(count))
     }
@@ -295,24 +316,27 @@ impl DataTree {
     /// their TTL old. ZK compat: `ContainerManager.getCandidates`.
     pub fn reap_candidates(&self, now_wall_ms: i64, never_used_ms: u64) -> Vec<String> {
         let never_used_ms = i64::try_from(never_used_ms).unwrap_or(i64::MAX);
-        let elapsed = |node: &Znode| now_wall_ms.saturating_sub(node.stat.mtime);
+        let elapsed = |slot: &Slot| now_wall_ms.saturating_sub(slot.stat.mtime);
+        let leaf = |id: u32| self.nodes.child_count(id) == 0;
         let mut candidates = Vec::new();
         for path in &self.containers {
-            let Some(node) = self.nodes.get(path) else {
+            let Some(id) = self.nodes.find(path) else {
                 continue;
             };
+            let node = self.nodes.slot(id);
             let used = node.stat.cversion > 0;
             let expired = never_used_ms != 0 && elapsed(node) > never_used_ms;
-            if node.is_leaf() && (used || expired) {
+            if leaf(id) && (used || expired) {
                 candidates.push(path.to_string());
             }
         }
         for path in &self.ttls {
-            let Some(node) = self.nodes.get(path) else {
+            let Some(id) = self.nodes.find(path) else {
                 continue;
             };
+            let node = self.nodes.slot(id);
             if let NodeKind::Ttl(ttl) = NodeKind::from_owner(node.stat.ephemeral_owner) {
-                if node.is_leaf() && ttl != 0 && elapsed(node) > ttl {
+                if leaf(id) && ttl != 0 && elapsed(node) > ttl {
                     candidates.push(path.to_string());
                 }
             }
@@ -334,9 +358,10 @@ impl DataTree {
     /// data, version -1, mzxid = the config version, mtime = now. ZK compat:
     /// `ZKDatabase.initConfigInZKDatabase`. The node is outside the digest.
     pub fn set_config_local(&mut self, data: Bytes, config_version: i64, now_wall_ms: i64) {
-        let node = self.nodes.get_mut(CONFIG).expect("/zookeeper/config is built in");
-        self.data_size += data.len() as i64 - data_len(&node.data);
-        node.data = Some(data);
+        let id = self.nodes.find(CONFIG).expect("/zookeeper/config is built in");
+        self.data_size += data.len() as i64 - self.nodes.slot(id).data_len() as i64;
+        self.nodes.set_data(id, Some(&data));
+        let node = self.nodes.slot_mut(id);
         node.stat.version = -1;
         node.stat.mzxid = config_version;
         node.stat.mtime = now_wall_ms;
@@ -349,28 +374,34 @@ impl DataTree {
         let mut digest = 0u64;
         let mut ephemerals: BTreeMap<SessionId, BTreeSet<&str>> = BTreeMap::new();
         let (mut containers, mut ttls) = (BTreeSet::new(), BTreeSet::new());
-        for (path, node) in &self.nodes {
-            data_size += path_len(path) + data_len(&node.data);
+        let mut count = 0;
+        for (id, node) in self.nodes.live_slots() {
+            count += 1;
+            let path = node.path();
+            assert_eq!(self.nodes.find(path), Some(id), "{path} is indexed");
+            data_size += path_len(path) + node.data_len() as i64;
             digest = digest.wrapping_add(digest_term(path, node));
-            if &**path != ROOT {
-                let up = self.nodes.get(parent(path));
-                let listed = up.is_some_and(|up| up.children().any(|child| child == name(path)));
+            if path != ROOT {
+                let up = self.nodes.find(parent(path));
+                assert_eq!(up, Some(node.parent), "{path} has its parent's slot");
+                let listed = up.is_some_and(|up| self.nodes.children(up).contains(&id));
                 assert!(listed, "{path} is not listed by its parent");
             }
-            for child in node.children() {
-                let child_path = path::join(path, child);
-                assert!(self.nodes.contains_key(child_path.as_str()), "{child_path} missing");
+            for &child in self.nodes.children(id) {
+                let child = self.nodes.slot(child);
+                assert!(child.is_live() && child.parent == id, "a child of {path} is stale");
             }
             match NodeKind::from_owner(node.stat.ephemeral_owner) {
                 NodeKind::Ephemeral(session) => {
-                    assert!(node.is_leaf(), "ephemeral {path} has children");
+                    assert_eq!(self.nodes.child_count(id), 0, "ephemeral {path} has children");
                     ephemerals.entry(session).or_default().insert(path);
                 }
-                NodeKind::Container => _ = containers.insert(&**path),
-                NodeKind::Ttl(_) => _ = ttls.insert(&**path),
+                NodeKind::Container => _ = containers.insert(path),
+                NodeKind::Ttl(_) => _ = ttls.insert(path),
                 NodeKind::Persistent => {}
             }
         }
+        assert_eq!(count, self.nodes.len(), "live count");
         let index: BTreeMap<SessionId, BTreeSet<&str>> = self
             .ephemerals
             .iter()
@@ -382,14 +413,14 @@ impl DataTree {
         assert_eq!(self.data_size, data_size, "approximate data size");
         assert_eq!(self.digest, digest, "digest");
         for builtin in [ROOT, ZOOKEEPER, QUOTA, CONFIG] {
-            assert!(self.nodes.contains_key(builtin), "{builtin} missing");
+            assert!(self.contains(builtin), "{builtin} missing");
         }
     }
 
     /// A table with no nodes at all (snapshot decoding starts here).
     fn empty() -> DataTree {
         DataTree {
-            nodes: HashMap::default(),
+            nodes: Store::new(),
             acl_cache: AclCache::default(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
@@ -403,19 +434,27 @@ impl DataTree {
     fn insert_builtin(&mut self, path: &str, acl: &[Acl], aversion: i32) {
         let stat = StatPersisted { aversion, ..StatPersisted::default() };
         let acl = self.acl_cache.intern(acl);
-        let node = Znode { stat, data: Some(Bytes::new()), acl, children: None };
+        let id = self.insert_node(path, Some(&[]), stat, acl);
         if path != ROOT {
-            let up = self.nodes.get_mut(parent(path)).expect("built-ins are added parent first");
-            up.add_child(name(path));
+            let up = self.nodes.find(parent(path)).expect("built-ins are added parent first");
+            self.nodes.attach(id, up);
         }
-        self.insert_node(path, node);
     }
 
-    /// Adds a node to the table and to the size, digest and owner indexes (not to its parent).
-    fn insert_node(&mut self, path: &str, node: Znode) {
-        self.data_size += path_len(path) + data_len(&node.data);
-        self.digest = self.digest.wrapping_add(digest_term(path, &node));
-        match NodeKind::from_owner(node.stat.ephemeral_owner) {
+    /// Adds a node to the table and to the size, digest and owner indexes (not to its parent),
+    /// and returns its slot.
+    fn insert_node(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        stat: StatPersisted,
+        acl: Arc<[Acl]>,
+    ) -> u32 {
+        self.data_size += path_len(path) + data.map_or(0, |data| data.len() as i64);
+        if path != CONFIG {
+            self.digest = self.digest.wrapping_add(node::digest_term(path, &stat, &acl, data));
+        }
+        match NodeKind::from_owner(stat.ephemeral_owner) {
             NodeKind::Ephemeral(session) => {
                 self.ephemerals.entry(session).or_default().insert(path.into());
             }
@@ -423,22 +462,18 @@ impl DataTree {
             NodeKind::Ttl(_) => _ = self.ttls.insert(path.into()),
             NodeKind::Persistent => {}
         }
-        self.nodes.insert(path.into(), node);
+        self.nodes.insert(path, data, stat, acl)
     }
 
-    /// Applies `change` to the stat or ACL of the node at `path`, keeping the digest current,
-    /// and returns the change's result and the node after it (None if it does not exist).
-    /// Data changes go through `set_data`, which also updates the data term and size.
-    fn update<R>(
-        &mut self,
-        path: &str,
-        change: impl FnOnce(&mut Znode) -> R,
-    ) -> Option<(R, &Znode)> {
-        let node = self.nodes.get_mut(path)?;
-        let term_before = meta_term(path, node);
+    /// Applies `change` to the stat or ACL of the node in slot `id`, keeping the digest
+    /// current, and returns the change's result and the node after it. Data changes go
+    /// through `set_data`, which also updates the data term and size.
+    fn update<R>(&mut self, id: u32, change: impl FnOnce(&mut Slot) -> R) -> (R, &Slot) {
+        let node = self.nodes.slot_mut(id);
+        let term_before = meta_term(node);
         let result = change(node);
-        self.digest = self.digest.wrapping_sub(term_before).wrapping_add(meta_term(path, node));
-        Some((result, node))
+        self.digest = self.digest.wrapping_sub(term_before).wrapping_add(meta_term(node));
+        (result, node)
     }
 
     fn apply_sub_op(&mut self, txn: &Txn, op: &TxnOp, events: &mut Vec<TreeEvent>) -> ApplyOutcome {
@@ -468,7 +503,7 @@ impl DataTree {
                 self.set_data(path, data, *version, zxid, txn.time_ms, events)
             }
             TxnOp::SetAcl { path, acl, version } => self.set_acl(path, acl, *version),
-            TxnOp::Check { path } => match self.nodes.contains_key(path.as_str()) {
+            TxnOp::Check { path } => match self.contains(path) {
                 true => Ok(ApplyOutcome::Checked),
                 false => Err(ErrorCode::NoNode),
             },
@@ -488,24 +523,22 @@ impl DataTree {
     ) -> Result<ApplyOutcome, ErrorCode> {
         validate_path(path).map_err(|_| ErrorCode::BadArguments)?;
         let parent_path = parent(path);
-        let Some(up) = self.nodes.get(parent_path) else {
+        let Some(up) = self.nodes.find(parent_path) else {
             return Err(ErrorCode::NoNode);
         };
-        if self.nodes.contains_key(path) {
+        if self.contains(path) {
             return Err(ErrorCode::NodeExists);
         }
-        if let NodeKind::Ephemeral(_) = NodeKind::from_owner(up.stat.ephemeral_owner) {
+        let up_owner = self.nodes.slot(up).stat.ephemeral_owner;
+        if let NodeKind::Ephemeral(_) = NodeKind::from_owner(up_owner) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
-        let ((), up) = self
-            .update(parent_path, |up| {
-                // ZK compat: Java int arithmetic; the counter wraps negative (ZOOKEEPER-4706).
-                up.stat.cversion = up.stat.cversion.wrapping_add(1);
-                up.stat.pzxid = new.zxid;
-                up.add_child(name(path));
-            })
-            .expect("parent looked up above");
-        let parent_acl = Arc::clone(&up.acl);
+        let ((), up_node) = self.update(up, |up| {
+            // ZK compat: Java int arithmetic; the counter wraps negative (ZOOKEEPER-4706).
+            up.stat.cversion = up.stat.cversion.wrapping_add(1);
+            up.stat.pzxid = new.zxid;
+        });
+        let parent_acl = Arc::clone(&up_node.acl);
         let stat = StatPersisted {
             czxid: new.zxid,
             mzxid: new.zxid,
@@ -518,9 +551,10 @@ impl DataTree {
             pzxid: new.zxid,
         };
         let acl = self.acl_cache.intern(new.acl);
-        let node = Znode { stat, data: owned(new.data), acl: Arc::clone(&acl), children: None };
-        let client_stat = node.client_stat();
-        self.insert_node(path, node);
+        let data = new.data.as_deref();
+        let client_stat = client_stat(&stat, len_i32(data.map_or(0, <[u8]>::len)), 0);
+        let id = self.insert_node(path, data, stat, Arc::clone(&acl));
+        self.nodes.attach(id, up);
         events.push(TreeEvent { event_type: EventType::NodeCreated, path: path.to_string(), acl });
         events.push(TreeEvent {
             event_type: EventType::NodeChildrenChanged,
@@ -542,17 +576,17 @@ impl DataTree {
             return Err(ErrorCode::BadArguments);
         }
         let parent_path = parent(path);
-        if !self.nodes.contains_key(parent_path) {
-            return Err(ErrorCode::NoNode);
-        }
-        let Some(node) = self.nodes.get(path) else {
+        let Some(up) = self.nodes.find(parent_path) else {
             return Err(ErrorCode::NoNode);
         };
-        if !node.is_leaf() {
+        let Some(id) = self.nodes.find(path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        if self.nodes.child_count(id) != 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        let (key, node) = self.nodes.remove_entry(path).expect("looked up above");
-        self.data_size -= path_len(path) + data_len(&node.data);
+        let node = self.nodes.remove(id);
+        self.data_size -= path_len(path) + node.data_len() as i64;
         self.digest = self.digest.wrapping_sub(digest_term(path, &node));
         match NodeKind::from_owner(node.stat.ephemeral_owner) {
             NodeKind::Ephemeral(session) => {
@@ -567,16 +601,11 @@ impl DataTree {
             NodeKind::Ttl(_) => _ = self.ttls.remove(path),
             NodeKind::Persistent => {}
         }
-        let ((), up) = self
-            .update(parent_path, |up| {
-                up.remove_child(name(path));
-                up.stat.pzxid = up.stat.pzxid.max(zxid);
-            })
-            .expect("parent looked up above");
+        let ((), up) = self.update(up, |up| up.stat.pzxid = up.stat.pzxid.max(zxid));
         let parent_acl = Arc::clone(&up.acl);
         events.push(TreeEvent {
             event_type: EventType::NodeDeleted,
-            path: key.into_string(),
+            path: path.to_string(),
             acl: Arc::clone(&node.acl),
         });
         events.push(TreeEvent {
@@ -598,22 +627,22 @@ impl DataTree {
         time: i64,
         events: &mut Vec<TreeEvent>,
     ) -> Result<ApplyOutcome, ErrorCode> {
-        let Some(node) = self.nodes.get(path) else {
+        let Some(id) = self.nodes.find(path) else {
             return Err(ErrorCode::NoNode);
         };
-        let data = owned(data);
-        let term_change = data_term(path, &data).wrapping_sub(data_term(path, &node.data));
+        let data = data.as_deref();
+        let node = self.nodes.slot(id);
+        let term_change = data_term(path, data).wrapping_sub(data_term(path, node.data()));
         self.digest = self.digest.wrapping_add(term_change);
-        self.data_size += data_len(&data) - data_len(&node.data);
-        let ((), node) = self
-            .update(path, |node| {
-                node.data = data;
-                node.stat.mtime = time;
-                node.stat.mzxid = zxid;
-                node.stat.version = version;
-            })
-            .expect("looked up above");
-        let (stat, acl) = (node.client_stat(), Arc::clone(&node.acl));
+        self.data_size += data.map_or(0, |data| data.len() as i64) - node.data_len() as i64;
+        self.nodes.set_data(id, data);
+        let ((), node) = self.update(id, |node| {
+            node.stat.mtime = time;
+            node.stat.mzxid = zxid;
+            node.stat.version = version;
+        });
+        let acl = Arc::clone(&node.acl);
+        let stat = self.client_stat(id);
         events.push(TreeEvent { event_type: EventType::NodeDataChanged, path: path.into(), acl });
         Ok(ApplyOutcome::DataSet(stat))
     }
@@ -625,17 +654,15 @@ impl DataTree {
         acl: &[Acl],
         version: i32,
     ) -> Result<ApplyOutcome, ErrorCode> {
-        if !self.nodes.contains_key(path) {
+        let Some(id) = self.nodes.find(path) else {
             return Err(ErrorCode::NoNode);
-        }
+        };
         let shared = self.acl_cache.intern(acl);
-        let (old, node) = self
-            .update(path, |node| {
-                node.stat.aversion = version;
-                std::mem::replace(&mut node.acl, shared)
-            })
-            .expect("looked up above");
-        let stat = node.client_stat();
+        let (old, _) = self.update(id, |node| {
+            node.stat.aversion = version;
+            std::mem::replace(&mut node.acl, shared)
+        });
+        let stat = self.client_stat(id);
         self.acl_cache.release(old);
         Ok(ApplyOutcome::AclSet(stat))
     }
@@ -678,7 +705,16 @@ impl PartialEq for DataTree {
         self.zxid_applied == other.zxid_applied
             && self.digest == other.digest
             && self.data_size == other.data_size
-            && self.nodes == other.nodes
+            && self.nodes.len() == other.nodes.len()
+            && self.nodes.live_slots().all(|(id, node)| {
+                other.nodes.find(node.path()).is_some_and(|other_id| {
+                    let theirs = other.nodes.slot(other_id);
+                    node.stat == theirs.stat
+                        && node.data() == theirs.data()
+                        && node.acl == theirs.acl
+                        && self.nodes.child_count(id) == other.nodes.child_count(other_id)
+                })
+            })
             && self.ephemerals == other.ephemerals
             && self.containers == other.containers
             && self.ttls == other.ttls
@@ -696,33 +732,24 @@ struct NewNode<'a> {
     time: i64,
 }
 
-/// The data a node keeps: its own allocation of exactly these bytes. A txn's `Bytes` may be a
-/// slice of a much larger receive buffer, which the tree must not pin for the node's lifetime.
-fn owned(data: &Option<Bytes>) -> Option<Bytes> {
-    data.as_ref().map(|data| match data.is_empty() {
-        true => Bytes::new(),
-        false => Bytes::copy_from_slice(data),
-    })
-}
-
 /// This node's contribution to the digest (zero for `/zookeeper/config`).
-fn digest_term(path: &str, node: &Znode) -> u64 {
+fn digest_term(path: &str, node: &Slot) -> u64 {
     match path {
         CONFIG => 0,
-        _ => node.digest_term(path),
+        _ => node::digest_term(path, &node.stat, &node.acl, node.data()),
     }
 }
 
 /// The stat and ACL part of [`digest_term`].
-fn meta_term(path: &str, node: &Znode) -> u64 {
-    match path {
+fn meta_term(node: &Slot) -> u64 {
+    match node.path() {
         CONFIG => 0,
-        _ => node.meta_term(path),
+        path => node::meta_term(path, &node.stat, &node.acl),
     }
 }
 
 /// The data part of [`digest_term`].
-fn data_term(path: &str, data: &Option<Bytes>) -> u64 {
+fn data_term(path: &str, data: Option<&[u8]>) -> u64 {
     match path {
         CONFIG => 0,
         _ => node::data_term(path, data),
@@ -732,10 +759,6 @@ fn data_term(path: &str, data: &Option<Bytes>) -> u64 {
 /// Path length as Java counts it (UTF-16 units; valid paths are all in the BMP).
 fn path_len(path: &str) -> i64 {
     path.chars().count() as i64
-}
-
-fn data_len(data: &Option<Bytes>) -> i64 {
-    data.as_ref().map_or(0, |data| data.len() as i64)
 }
 
 /// The code an Error txn carries; a code this build does not know becomes

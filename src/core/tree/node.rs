@@ -1,18 +1,14 @@
-//! One znode as the tree stores it, the interned ACL lists, and the per-node digest term.
+//! What a znode reports, the interned ACL lists, and the per-node digest term (the node itself
+//! is a slot of `store`).
 //!
-//! ZK compat: `DataNode` (data, ACL reference, `StatPersisted`, child names; `copyStat` turns the
-//! internal creation count into the reported cversion), `ReferenceCountedACLCache` (one shared
-//! copy per distinct ACL list), and `DigestCalculator` (the tree digest is a sum of per-node
-//! hashes, so it can be kept up to date in O(1) per change and does not depend on any order).
-//!
-//! Layout is chosen for memory: a leaf holds no child set at all (`children: None`), data is one
-//! `Bytes` owning exactly its bytes, and the ACL is an `Arc` shared by every node with that list.
+//! ZK compat: `DataNode.copyStat` (turns the internal creation count into the reported
+//! cversion), `ReferenceCountedACLCache` (one shared copy per distinct ACL list), and
+//! `DigestCalculator` (the tree digest is a sum of per-node hashes, so it can be kept up to date
+//! in O(1) per change and does not depend on any order).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-
-use bytes::Bytes;
 
 use super::StatPersisted;
 use crate::core::txn::NodeKind;
@@ -65,119 +61,60 @@ impl Hasher for TableHasher {
     }
 }
 
-/// A znode without its path (the path is the key of the node table).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Znode {
-    /// The persisted stat; `cversion` is the internal creation count.
-    pub(super) stat: StatPersisted,
-    /// `None` is ZooKeeper's null data; `Some(empty)` is an empty array.
-    pub(super) data: Option<Bytes>,
-    /// Shared with every node holding an equal list (see [`AclCache`]).
-    pub(super) acl: Arc<[Acl]>,
-    /// Child names, sorted; `None` while the node has never had a child or has none left.
-    // The box is deliberate: most znodes are leaves, and `None` costs 8 bytes in every node
-    // where an inline empty `BTreeSet` would cost 24.
-    #[allow(clippy::box_collection)]
-    pub(super) children: Option<Box<BTreeSet<Box<str>>>>,
+/// The Stat a client sees. ZK compat: `DataNode.copyStat`: reported cversion is
+/// `2 * creations - numChildren` (Java int arithmetic), and only session ephemerals report
+/// their owner.
+pub(super) fn client_stat(stat: &StatPersisted, data_length: i32, num_children: i32) -> Stat {
+    Stat {
+        czxid: stat.czxid,
+        mzxid: stat.mzxid,
+        ctime: stat.ctime,
+        mtime: stat.mtime,
+        version: stat.version,
+        cversion: stat.cversion.wrapping_mul(2).wrapping_sub(num_children),
+        aversion: stat.aversion,
+        ephemeral_owner: NodeKind::visible_owner(stat.ephemeral_owner),
+        data_length,
+        num_children,
+        pzxid: stat.pzxid,
+    }
 }
 
-impl Znode {
-    /// Current number of children.
-    pub(super) fn num_children(&self) -> i32 {
-        self.children.as_ref().map_or(0, |children| len_i32(children.len()))
-    }
+/// A node's term of the tree digest: a 64-bit hash of path, data (null distinct from empty),
+/// every persisted stat field and the ACL. Children are implied by other terms. It is the sum
+/// of [`meta_term`] and [`data_term`], so that stat changes (a parent gaining a child) do not
+/// rehash the data.
+pub(super) fn digest_term(
+    path: &str,
+    stat: &StatPersisted,
+    acl: &[Acl],
+    data: Option<&[u8]>,
+) -> u64 {
+    meta_term(path, stat, acl).wrapping_add(data_term(path, data))
+}
 
-    /// Length of the data, 0 for null.
-    pub(super) fn data_length(&self) -> i32 {
-        self.data.as_ref().map_or(0, |data| len_i32(data.len()))
+/// The part of the digest term covering path, stat and ACL.
+pub(super) fn meta_term(path: &str, stat: &StatPersisted, acl: &[Acl]) -> u64 {
+    let mut hasher = NodeHasher::new(0x243F_6A88_85A3_08D3);
+    hasher.write_bytes(path.as_bytes());
+    let longs = [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner, stat.pzxid];
+    for value in longs {
+        hasher.write_u64(value as u64);
     }
-
-    /// Sorted child names.
-    pub(super) fn children(&self) -> impl DoubleEndedIterator<Item = &str> + '_ {
-        self.children.iter().flat_map(|children| children.iter().map(|name| &**name))
+    for value in [stat.version, stat.cversion, stat.aversion] {
+        hasher.write_u64(value as u32 as u64);
     }
-
-    /// Sorted child names as the set's own iterator (empty for a leaf), for walks that keep
-    /// one iterator per level.
-    pub(super) fn child_names(&self) -> std::collections::btree_set::Iter<'_, Box<str>> {
-        self.children.as_ref().map(|children| children.iter()).unwrap_or_default()
+    hasher.write_u64(acl.len() as u64);
+    for entry in acl {
+        hasher.write_u64(entry.perms as u32 as u64);
+        hasher.write_bytes(entry.id.scheme.as_bytes());
+        hasher.write_bytes(entry.id.id.as_bytes());
     }
-
-    /// Whether the node has no children.
-    pub(super) fn is_leaf(&self) -> bool {
-        self.children.is_none()
-    }
-
-    /// Adds a child name; false if it was there already.
-    pub(super) fn add_child(&mut self, name: &str) -> bool {
-        self.children.get_or_insert_with(Default::default).insert(name.into())
-    }
-
-    /// Removes a child name; false if it was not there. Drops the set when it empties.
-    pub(super) fn remove_child(&mut self, name: &str) -> bool {
-        let Some(children) = self.children.as_mut() else {
-            return false;
-        };
-        let removed = children.remove(name);
-        if children.is_empty() {
-            self.children = None;
-        }
-        removed
-    }
-
-    /// The Stat a client sees. ZK compat: `DataNode.copyStat`: reported cversion is
-    /// `2 * creations - numChildren` (Java int arithmetic), and only session ephemerals report
-    /// their owner.
-    pub(super) fn client_stat(&self) -> Stat {
-        let num_children = self.num_children();
-        Stat {
-            czxid: self.stat.czxid,
-            mzxid: self.stat.mzxid,
-            ctime: self.stat.ctime,
-            mtime: self.stat.mtime,
-            version: self.stat.version,
-            cversion: self.stat.cversion.wrapping_mul(2).wrapping_sub(num_children),
-            aversion: self.stat.aversion,
-            ephemeral_owner: NodeKind::visible_owner(self.stat.ephemeral_owner),
-            data_length: self.data_length(),
-            num_children,
-            pzxid: self.stat.pzxid,
-        }
-    }
-
-    /// This node's term of the tree digest: a 64-bit hash of path, data (null distinct from
-    /// empty), every persisted stat field and the ACL. Children are implied by other terms.
-    /// It is the sum of [`Znode::meta_term`] and [`data_term`], so that stat changes (a parent
-    /// gaining a child) do not rehash the data.
-    pub(super) fn digest_term(&self, path: &str) -> u64 {
-        self.meta_term(path).wrapping_add(data_term(path, &self.data))
-    }
-
-    /// The part of the digest term covering path, stat and ACL.
-    pub(super) fn meta_term(&self, path: &str) -> u64 {
-        let mut hasher = NodeHasher::new(0x243F_6A88_85A3_08D3);
-        hasher.write_bytes(path.as_bytes());
-        let stat = &self.stat;
-        let longs =
-            [stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.ephemeral_owner, stat.pzxid];
-        for value in longs {
-            hasher.write_u64(value as u64);
-        }
-        for value in [stat.version, stat.cversion, stat.aversion] {
-            hasher.write_u64(value as u32 as u64);
-        }
-        hasher.write_u64(self.acl.len() as u64);
-        for entry in self.acl.iter() {
-            hasher.write_u64(entry.perms as u32 as u64);
-            hasher.write_bytes(entry.id.scheme.as_bytes());
-            hasher.write_bytes(entry.id.id.as_bytes());
-        }
-        hasher.finish()
-    }
+    hasher.finish()
 }
 
 /// The part of a node's digest term covering its data (null distinct from empty).
-pub(super) fn data_term(path: &str, data: &Option<Bytes>) -> u64 {
+pub(super) fn data_term(path: &str, data: Option<&[u8]>) -> u64 {
     let mut hasher = NodeHasher::new(0x1319_8A2E_0370_7344);
     hasher.write_bytes(path.as_bytes());
     match data {
@@ -284,15 +221,6 @@ mod tests {
     use super::*;
     use crate::wire::types::Id;
 
-    fn leaf(data: Option<&'static [u8]>, acl: Arc<[Acl]>) -> Znode {
-        Znode {
-            stat: StatPersisted::default(),
-            data: data.map(Bytes::from_static),
-            acl,
-            children: None,
-        }
-    }
-
     #[test]
     fn acl_cache_shares_and_releases() {
         let mut cache = AclCache::default();
@@ -318,17 +246,10 @@ mod tests {
 
     #[test]
     fn client_stat_reports_changes_and_hides_special_owners() {
-        let mut node = leaf(Some(b"abc"), Arc::from(Acl::open_unsafe()));
-        node.stat.cversion = 3;
-        node.add_child("a");
-        node.add_child("b");
-        let stat = node.client_stat();
-        assert_eq!((stat.cversion, stat.num_children, stat.data_length), (4, 2, 3));
-        assert!(node.remove_child("a"));
-        assert!(!node.remove_child("a"));
-        assert!(node.remove_child("b"));
-        assert!(node.is_leaf(), "an emptied set is dropped");
-        assert_eq!(node.client_stat().cversion, 6);
+        let mut stat = StatPersisted { cversion: 3, ..StatPersisted::default() };
+        let reported = client_stat(&stat, 3, 2);
+        assert_eq!((reported.cversion, reported.num_children, reported.data_length), (4, 2, 3));
+        assert_eq!(client_stat(&stat, 3, 0).cversion, 6);
 
         for (owner, visible) in [
             (0x1234, 0x1234),
@@ -336,22 +257,21 @@ mod tests {
             (crate::core::txn::TTL_MARKER | 5000, 0),
             (0, 0),
         ] {
-            node.stat.ephemeral_owner = owner;
-            assert_eq!(node.client_stat().ephemeral_owner, visible, "{owner:#x}");
+            stat.ephemeral_owner = owner;
+            assert_eq!(client_stat(&stat, 0, 0).ephemeral_owner, visible, "{owner:#x}");
         }
     }
 
     #[test]
     fn digest_term_sees_every_field() {
-        let acl: Arc<[Acl]> = Arc::from(Acl::open_unsafe());
-        let base = leaf(Some(b""), Arc::clone(&acl));
-        let term = base.digest_term("/a");
-        assert_ne!(term, base.digest_term("/b"));
-        assert_ne!(term, leaf(None, Arc::clone(&acl)).digest_term("/a"), "null vs empty");
-        assert_ne!(term, leaf(Some(b"x"), Arc::clone(&acl)).digest_term("/a"));
-        let other_acl =
-            leaf(Some(b""), Arc::from(vec![Acl { perms: 1, id: Id::new("ip", "1.2.3.4") }]));
-        assert_ne!(term, other_acl.digest_term("/a"));
+        let acl = Acl::open_unsafe();
+        let base = StatPersisted::default();
+        let term = digest_term("/a", &base, &acl, Some(b""));
+        assert_ne!(term, digest_term("/b", &base, &acl, Some(b"")));
+        assert_ne!(term, digest_term("/a", &base, &acl, None), "null vs empty");
+        assert_ne!(term, digest_term("/a", &base, &acl, Some(b"x")));
+        let other_acl = [Acl { perms: 1, id: Id::new("ip", "1.2.3.4") }];
+        assert_ne!(term, digest_term("/a", &base, &other_acl, Some(b"")));
         let changes: [fn(&mut StatPersisted); 9] = [
             |s| s.czxid = 1,
             |s| s.mzxid = 1,
@@ -364,9 +284,9 @@ mod tests {
             |s| s.pzxid = 1,
         ];
         for change in changes {
-            let mut node = base.clone();
-            change(&mut node.stat);
-            assert_ne!(term, node.digest_term("/a"), "{:?}", node.stat);
+            let mut stat = base;
+            change(&mut stat);
+            assert_ne!(term, digest_term("/a", &stat, &acl, Some(b"")), "{stat:?}");
         }
     }
 }

@@ -8,32 +8,39 @@
 //! Layout, all integers little-endian, strings and buffers length-prefixed:
 //!
 //! ```text
-//! magic        8 bytes  "ENSNAP\0\x01" (format version 1)
+//! magic        8 bytes  "ENSNAP\0\x02" (format version 2; version 1 is still read)
 //! zxid         u64      zxid_applied
 //! acl lists    u32 count, then per list: u32 entries, then per entry: i32 perms, str, str
-//! nodes        u64 count, then per node in pre-order with children sorted by name:
+//! nodes        u64 count, then per node, the root first, in slot order:
 //!              str path · i32 data length (-1 = null) + bytes · u32 acl list index ·
 //!              i64 czxid, mzxid, ctime, mtime · i32 version, cversion, aversion ·
-//!              i64 ephemeralOwner, pzxid · u32 numChildren
+//!              i64 ephemeralOwner, pzxid · u32 numChildren (0 in version 2: not checked)
 //! digest       u64      DataTree::digest of the encoded tree
 //! checksum     u32      CRC-32C of every byte before it
 //! ```
 //!
-//! ACL lists are numbered in order of first use, so equal trees encode to equal bytes. Decoding
-//! checks, and rejects with a [`SnapshotError`] (never a panic): the checksum (so any damage to
-//! the bytes is caught even where the tree would still look consistent), the magic, every length against
-//! the bytes left, UTF-8, that the first node is `/`, that every other path is valid, new, and
-//! under an existing parent that is not a session ephemeral, every ACL index, every numChildren,
-//! the built-in nodes (present and persistent), no trailing bytes, and finally the digest.
+//! Version 1 listed the nodes in pre-order with children sorted by name, which needs the child
+//! sets at encoding time; version 2 lists them in slot order, which a frozen [`TreeImage`] has
+//! without any sorting, so a snapshot can be encoded off the node loop from shared pages. Slot
+//! order is a function of the txns applied, and ACL lists are numbered in order of first use,
+//! so replicas that applied the same txns encode the same bytes. Decoding checks, and rejects
+//! with a [`SnapshotError`] (never a panic): the checksum (so any damage to the bytes is caught
+//! even where the tree would still look consistent), the magic, every length against the bytes
+//! left, UTF-8, that the first node is `/`, that every other path is valid, new, and under an
+//! existing parent that is not a session ephemeral (version 1: parents first), every ACL index,
+//! version 1's child counts, the built-in nodes (present and persistent), no trailing bytes,
+//! and finally the digest.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Write};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use thiserror::Error;
 
-use super::node::{FixedState, Znode};
-use super::path::{name, parent, validate_path, CONFIG, QUOTA, ROOT, ZOOKEEPER};
+use super::node::{len_i32, FixedState};
+use super::path::{parent, validate_path, CONFIG, QUOTA, ROOT, ZOOKEEPER};
+use super::store::{live_slots, Page};
 use super::{DataTree, StatPersisted};
 use crate::core::ids::Zxid;
 use crate::core::txn::NodeKind;
@@ -145,105 +152,197 @@ pub enum SnapshotError {
     },
 }
 
-impl DataTree {
-    /// The snapshot image of this tree (see the module docs for the format). Deterministic:
-    /// equal trees give equal bytes.
-    pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.encode_snapshot_into(&mut out);
-        out
+/// A frozen, shared image of a tree: what a snapshot encodes. Taking one is O(pages) (see
+/// [`DataTree::image`]); encoding it can happen anywhere, on any thread, while the tree goes
+/// on changing.
+#[derive(Clone)]
+pub struct TreeImage {
+    pages: Arc<Vec<Arc<Page>>>,
+    nodes: usize,
+    zxid: Zxid,
+    digest: u64,
+}
+
+impl TreeImage {
+    pub(super) fn new(pages: Vec<Arc<Page>>, nodes: usize, zxid: Zxid, digest: u64) -> Self {
+        TreeImage { pages: Arc::new(pages), nodes, zxid, digest }
     }
 
-    /// Appends the snapshot image of this tree to `out` (so a caller can wrap it without
-    /// copying it), and returns its length.
-    ///
-    /// One pre-order walk collects the nodes with their paths (one path buffer, one hash lookup
-    /// per node); the ACL lists are numbered in order of first use, looked up by the shared
-    /// `Arc` first (equal lists are interned, so a content comparison is needed once per list);
-    /// then the image is sized and written into `out` in one go.
-    pub fn encode_snapshot_into(&self, out: &mut Vec<u8>) -> usize {
-        let mut walk = Preorder::with_capacity(self.nodes.len());
-        self.preorder_into(&mut walk);
+    /// The zxid of the last txn the image reflects.
+    pub fn zxid(&self) -> Zxid {
+        self.zxid
+    }
 
+    /// Number of nodes, root included.
+    pub fn node_count(&self) -> usize {
+        self.nodes
+    }
+
+    /// The tree digest of the image.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Plans the encoding: numbers the ACL lists in order of first use and sizes the image.
+    /// One pass over the slots that reads no path or data.
+    pub fn encoder(&self) -> ImageEncoder<'_> {
         let mut acl_lists: Vec<&[Acl]> = Vec::new();
-        let mut by_arc: Vec<(*const Acl, u32)> = Vec::new();
+        let mut by_arc: HashMap<usize, u32, FixedState> = HashMap::default();
         let mut by_content: HashMap<&[Acl], u32, FixedState> = HashMap::default();
-        let mut acl_of = Vec::with_capacity(walk.nodes.len());
-        let mut size = MAGIC.len() + 8 + 4 + 8 + 8 + 4 + walk.paths.len();
-        for (_, _, node) in &walk.nodes {
-            let arc = node.acl.as_ptr();
-            let index = match by_arc.iter().find(|(seen, _)| *seen == arc) {
-                Some(&(_, index)) => index,
-                None => {
-                    let index = *by_content.entry(&node.acl).or_insert_with(|| {
-                        acl_lists.push(&node.acl);
-                        u32::try_from(acl_lists.len() - 1).expect("fewer ACL lists than nodes")
-                    });
-                    by_arc.push((arc, index));
-                    index
-                }
-            };
-            acl_of.push(index);
-            size += NODE_MIN_BYTES + node.data.as_ref().map_or(0, Bytes::len);
+        let mut size = MAGIC_V2.len() + 8 + 4 + 8 + 8 + 4;
+        for (_, slot) in live_slots(&self.pages) {
+            let arc = slot.acl.as_ptr() as usize;
+            if !by_arc.contains_key(&arc) {
+                let index = *by_content.entry(&slot.acl).or_insert_with(|| {
+                    acl_lists.push(&slot.acl);
+                    u32::try_from(acl_lists.len() - 1).expect("fewer ACL lists than nodes")
+                });
+                by_arc.insert(arc, index);
+            }
+            size += NODE_MIN_BYTES + slot.path().len() + slot.data_len();
         }
         for list in &acl_lists {
             let entry_len = |e: &Acl| ACL_ENTRY_MIN_BYTES + e.id.scheme.len() + e.id.id.len();
             size += 4 + list.iter().map(entry_len).sum::<usize>();
         }
-
-        let start = out.len();
-        out.reserve(size);
-        out.extend_from_slice(MAGIC);
-        put_u64(out, self.zxid_applied.0);
-        put_u32(out, count_u32(acl_lists.len()));
-        for list in &acl_lists {
-            put_u32(out, count_u32(list.len()));
-            for entry in list.iter() {
-                out.extend_from_slice(&entry.perms.to_le_bytes());
-                put_str(out, &entry.id.scheme);
-                put_str(out, &entry.id.id);
-            }
-        }
-        put_u64(out, walk.nodes.len() as u64);
-        for (&(from, to, node), acl_index) in walk.nodes.iter().zip(acl_of) {
-            write_node(out, &walk.paths[from..to], node, acl_index);
-        }
-        put_u64(out, self.digest);
-        let checksum = crc32c::crc32c(&out[start..]);
-        put_u32(out, checksum);
-        debug_assert_eq!(out.len() - start, size, "sizing pass agrees with the writing pass");
-        out.len() - start
+        ImageEncoder { image: self, acl_lists, by_arc, size }
     }
 
-    /// Collects every node parent first, children in name order, with its path.
-    fn preorder_into<'a>(&'a self, walk: &mut Preorder<'a>) {
-        let root = &self.nodes[ROOT];
-        let mut path = String::from(ROOT);
-        walk.push(&path, root);
-        // Per level: the children still to visit, and the length of their parent's path.
-        let mut stack: Vec<(ChildNames<'a>, usize)> = vec![(root.child_names(), path.len())];
-        while let Some((children, parent_len)) = stack.last_mut() {
-            let Some(child) = children.next() else {
-                stack.pop();
-                continue;
-            };
-            let parent_len = *parent_len;
-            path.truncate(parent_len);
-            if parent_len > ROOT.len() {
-                path.push('/');
-            }
-            path.push_str(child);
-            let node = &self.nodes[path.as_str()];
-            walk.push(&path, node);
-            if !node.is_leaf() {
-                stack.push((node.child_names(), path.len()));
+    /// The encoded image (see the module docs for the format).
+    pub fn encode(&self) -> Vec<u8> {
+        let encoder = self.encoder();
+        let mut out = Vec::with_capacity(encoder.len());
+        encoder.write_to(&mut out).expect("writing to a Vec cannot fail");
+        out
+    }
+}
+
+impl fmt::Debug for TreeImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TreeImage")
+            .field("nodes", &self.nodes)
+            .field("zxid", &self.zxid)
+            .field("digest", &format_args!("{:#018x}", self.digest))
+            .finish()
+    }
+}
+
+impl PartialEq for TreeImage {
+    /// Images of the same tree: same zxid, node count and digest.
+    fn eq(&self, other: &TreeImage) -> bool {
+        (self.zxid, self.nodes, self.digest) == (other.zxid, other.nodes, other.digest)
+    }
+}
+
+impl Eq for TreeImage {}
+
+/// An image ready to be written: its ACL numbering and its exact length.
+pub struct ImageEncoder<'a> {
+    image: &'a TreeImage,
+    acl_lists: Vec<&'a [Acl]>,
+    by_arc: HashMap<usize, u32, FixedState>,
+    size: usize,
+}
+
+impl ImageEncoder<'_> {
+    /// The encoded length in bytes.
+    pub fn len(&self) -> usize {
+        self.size
+    }
+
+    /// Whether the encoding is empty (never: it has a header).
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Streams the image to `out` (buffered here; `out` sees large writes), with its checksum.
+    pub fn write_to(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut w = ChecksumWriter::new(out);
+        w.put(MAGIC_V2)?;
+        w.put(&self.image.zxid.0.to_le_bytes())?;
+        w.put(&count_u32(self.acl_lists.len()).to_le_bytes())?;
+        for list in &self.acl_lists {
+            w.put(&count_u32(list.len()).to_le_bytes())?;
+            for entry in list.iter() {
+                w.put(&entry.perms.to_le_bytes())?;
+                w.put_str(&entry.id.scheme)?;
+                w.put_str(&entry.id.id)?;
             }
         }
-        debug_assert_eq!(walk.nodes.len(), self.nodes.len(), "every node is reachable from /");
+        w.put(&(self.image.nodes as u64).to_le_bytes())?;
+        for (_, slot) in live_slots(&self.image.pages) {
+            let acl_index = self.by_arc[&(slot.acl.as_ptr() as usize)];
+            w.put_str(slot.path())?;
+            match slot.data() {
+                None => w.put(&(-1i32).to_le_bytes())?,
+                Some(data) => {
+                    w.put(&count_u32(data.len()).to_le_bytes())?;
+                    w.put(data)?;
+                }
+            }
+            w.put(&fixed_fields(&slot.stat, acl_index, 0))?;
+        }
+        w.put(&self.image.digest.to_le_bytes())?;
+        let checksum = w.crc;
+        w.put(&checksum.to_le_bytes())?;
+        debug_assert_eq!(w.written, self.size, "sizing pass agrees with the writing pass");
+        w.flush()
+    }
+}
+
+/// Buffers writes into large chunks and keeps a running CRC-32C of everything written.
+struct ChecksumWriter<'a> {
+    out: &'a mut dyn Write,
+    buf: Vec<u8>,
+    crc: u32,
+    written: usize,
+}
+
+/// Bytes buffered before a write to the sink.
+const CHUNK: usize = 1 << 18;
+
+impl<'a> ChecksumWriter<'a> {
+    fn new(out: &'a mut dyn Write) -> Self {
+        ChecksumWriter { out, buf: Vec::with_capacity(CHUNK), crc: 0, written: 0 }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.written += bytes.len();
+        if self.buf.len() + bytes.len() > CHUNK {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+            if bytes.len() >= CHUNK {
+                return self.out.write_all(bytes);
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn put_str(&mut self, value: &str) -> io::Result<()> {
+        self.put(&count_u32(value.len()).to_le_bytes())?;
+        self.put(value.as_bytes())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl DataTree {
+    /// The snapshot image of this tree (see the module docs for the format). Deterministic:
+    /// the same txns applied give the same bytes.
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        self.image().encode()
     }
 
     /// Rebuilds a tree from a snapshot image, or says why the image is not a consistent tree.
-    /// The ephemeral, container and TTL indexes, sizes and digest are recomputed.
+    /// The ephemeral, container and TTL indexes, sizes and digest are recomputed. Reads both
+    /// layouts: version 1 (parents before children, with child counts) and version 2 (slot
+    /// order).
     pub fn decode_snapshot(bytes: &[u8]) -> Result<DataTree, SnapshotError> {
         let Some(body_len) = bytes.len().checked_sub(4) else {
             return Err(SnapshotError::Truncated { at: 0 });
@@ -255,40 +354,69 @@ impl DataTree {
             return Err(SnapshotError::ChecksumMismatch { recorded, computed });
         }
         let mut reader = Reader { bytes, at: 0 };
-        if reader.take(MAGIC.len())? != MAGIC {
-            return Err(SnapshotError::BadMagic);
-        }
+        let magic = reader.take(MAGIC.len())?;
+        let v1 = match magic {
+            m if m == MAGIC => true,
+            m if m == MAGIC_V2 => false,
+            _ => return Err(SnapshotError::BadMagic),
+        };
         let mut tree = DataTree::empty();
         tree.zxid_applied = Zxid(reader.u64()?);
         let acl_lists = read_acl_lists(&mut reader, &mut tree)?;
         let at = reader.at;
         let node_count = reader.u64()?;
         let node_count = reader.plausible(at, node_count, NODE_MIN_BYTES)?;
-        let mut recorded_children = Vec::with_capacity(node_count);
+        let mut recorded_children = Vec::with_capacity(if v1 { node_count } else { 0 });
+        let mut slots = Vec::with_capacity(node_count);
         for position in 0..node_count {
-            let (path, node, recorded) = read_node(&mut reader, &acl_lists)?;
+            let (path, data, stat, acl, recorded) = read_node(&mut reader, &acl_lists)?;
             if position == 0 && path != ROOT {
-                return Err(SnapshotError::FirstNotRoot { path });
+                return Err(SnapshotError::FirstNotRoot { path: path.to_string() });
             }
             if position > 0 {
-                attach_to_parent(&mut tree, &path)?;
+                if validate_path(path).is_err() || path == ROOT {
+                    return Err(SnapshotError::InvalidPath { path: path.to_string() });
+                }
+                if tree.nodes.find(path).is_some() {
+                    return Err(SnapshotError::DuplicatePath { path: path.to_string() });
+                }
             }
-            tree.insert_node(&path, node);
-            recorded_children.push((path, recorded));
+            // Version 1 lists parents first: its parents are checked as it goes.
+            let up = match v1 && position > 0 {
+                true => Some(parent_of(&tree, path)?),
+                false => None,
+            };
+            let id = tree.insert_node(path, data, stat, Arc::clone(acl));
+            if let Some(up) = up {
+                tree.nodes.attach(id, up);
+            }
+            if v1 {
+                recorded_children.push((id, recorded));
+            }
+            slots.push(id);
         }
         let recorded_digest = reader.u64()?;
         if reader.at != bytes.len() {
             return Err(SnapshotError::TrailingBytes { extra: bytes.len() - reader.at });
         }
-        for (path, recorded) in recorded_children {
-            let found = tree.nodes[path.as_str()].num_children();
+        if !v1 {
+            // Slot order: attach everything once every node is in, with the same checks.
+            for &id in slots.iter().skip(1) {
+                let up = parent_of(&tree, tree.nodes.slot(id).path())?;
+                tree.nodes.attach(id, up);
+            }
+        }
+        for (id, recorded) in recorded_children {
+            let found = len_i32(tree.nodes.child_count(id));
             if i64::from(recorded) != i64::from(found) {
+                let path = tree.nodes.slot(id).path().to_string();
                 return Err(SnapshotError::ChildCountMismatch { path, recorded, found });
             }
         }
         for builtin in [ROOT, ZOOKEEPER, QUOTA, CONFIG] {
-            let persistent = tree.nodes.get(builtin).is_some_and(|node| {
-                NodeKind::from_owner(node.stat.ephemeral_owner) == NodeKind::Persistent
+            let persistent = tree.nodes.find(builtin).is_some_and(|id| {
+                let owner = tree.nodes.slot(id).stat.ephemeral_owner;
+                NodeKind::from_owner(owner) == NodeKind::Persistent
             });
             if !persistent {
                 return Err(SnapshotError::BadBuiltin { path: builtin });
@@ -304,30 +432,11 @@ impl DataTree {
     }
 }
 
-/// The nodes of a pre-order walk, with their paths side by side in one string.
-struct Preorder<'a> {
-    paths: String,
-    /// Per node: where its path starts and ends in `paths`, and the node.
-    nodes: Vec<(usize, usize, &'a Znode)>,
-}
-
-/// A node's child names in order.
-type ChildNames<'a> = std::collections::btree_set::Iter<'a, Box<str>>;
-
-impl<'a> Preorder<'a> {
-    fn with_capacity(nodes: usize) -> Preorder<'a> {
-        Preorder { paths: String::with_capacity(nodes * 24), nodes: Vec::with_capacity(nodes) }
-    }
-
-    fn push(&mut self, path: &str, node: &'a Znode) {
-        let start = self.paths.len();
-        self.paths.push_str(path);
-        self.nodes.push((start, self.paths.len(), node));
-    }
-}
-
-/// The format's first eight bytes.
+/// The first eight bytes of version 1.
 const MAGIC: &[u8; 8] = b"ENSNAP\0\x01";
+
+/// The first eight bytes of version 2, the one written.
+const MAGIC_V2: &[u8; 8] = b"ENSNAP\0\x02";
 
 /// The smallest node record: empty path, empty data, ACL index, stat, child count.
 const NODE_MIN_BYTES: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4 + 4;
@@ -338,18 +447,8 @@ const ACL_ENTRY_MIN_BYTES: usize = 4 + 4 + 4;
 /// Bytes of a node record after its path and data: ACL index, stat, child count.
 const NODE_FIXED_BYTES: usize = 4 + 4 * 8 + 3 * 4 + 2 * 8 + 4;
 
-fn write_node(out: &mut Vec<u8>, path: &str, node: &Znode, acl_index: u32) {
-    put_str(out, path);
-    match &node.data {
-        None => out.extend_from_slice(&(-1i32).to_le_bytes()),
-        Some(data) => {
-            put_u32(out, count_u32(data.len()));
-            out.extend_from_slice(data);
-        }
-    }
-    // The fixed-size rest is assembled on the stack and appended at once: per-field appends
-    // cost a capacity check and a copy call each, several times the work of the bytes.
-    let stat = &node.stat;
+/// A node record after its path and data: ACL index, stat, child count.
+fn fixed_fields(stat: &StatPersisted, acl_index: u32, children: u32) -> [u8; NODE_FIXED_BYTES] {
     let mut fixed = [0u8; NODE_FIXED_BYTES];
     let mut at = 0;
     let mut put = |bytes: &[u8]| {
@@ -366,9 +465,9 @@ fn write_node(out: &mut Vec<u8>, path: &str, node: &Znode, acl_index: u32) {
     for value in [stat.ephemeral_owner, stat.pzxid] {
         put(&value.to_le_bytes());
     }
-    put(&node.num_children().unsigned_abs().to_le_bytes());
+    put(&children.to_le_bytes());
     debug_assert_eq!(at, NODE_FIXED_BYTES);
-    out.extend_from_slice(&fixed);
+    fixed
 }
 
 fn read_acl_lists(
@@ -395,23 +494,24 @@ fn read_acl_lists(
     Ok(lists)
 }
 
-fn read_node(
-    reader: &mut Reader<'_>,
-    acl_lists: &[Arc<[Acl]>],
-) -> Result<(String, Znode, u32), SnapshotError> {
-    let path = reader.string()?;
+/// A node record: path, data, stat, ACL list and recorded child count.
+type NodeRecord<'a, 'l> = (&'a str, Option<&'a [u8]>, StatPersisted, &'l Arc<[Acl]>, u32);
+
+fn read_node<'a, 'l>(
+    reader: &mut Reader<'a>,
+    acl_lists: &'l [Arc<[Acl]>],
+) -> Result<NodeRecord<'a, 'l>, SnapshotError> {
+    let path = reader.str()?;
     let data = match reader.i32()? {
         -1 => None,
         length => {
             let length = reader.length(i64::from(length))?;
-            Some(match length {
-                0 => Bytes::new(),
-                _ => Bytes::copy_from_slice(reader.take(length)?),
-            })
+            Some(reader.take(length)?)
         }
     };
     let index = reader.u32()?;
     let Some(acl) = acl_lists.get(index as usize) else {
+        let path = path.to_string();
         return Err(SnapshotError::AclIndexOutOfRange { path, index, lists: acl_lists.len() });
     };
     let stat = StatPersisted {
@@ -426,40 +526,19 @@ fn read_node(
         pzxid: reader.i64()?,
     };
     let recorded_children = reader.u32()?;
-    let node = Znode { stat, data, acl: Arc::clone(acl), children: None };
-    Ok((path, node, recorded_children))
+    Ok((path, data, stat, acl, recorded_children))
 }
 
-/// Checks a non-root node's path and parent, and lists it in the parent.
-fn attach_to_parent(tree: &mut DataTree, path: &str) -> Result<(), SnapshotError> {
-    if validate_path(path).is_err() || path == ROOT {
-        return Err(SnapshotError::InvalidPath { path: path.to_string() });
-    }
-    if tree.nodes.contains_key(path) {
-        return Err(SnapshotError::DuplicatePath { path: path.to_string() });
-    }
-    let Some(up) = tree.nodes.get_mut(parent(path)) else {
+/// The slot of a non-root node's parent, which must exist and may have children.
+fn parent_of(tree: &DataTree, path: &str) -> Result<u32, SnapshotError> {
+    let Some(up) = tree.nodes.find(parent(path)) else {
         return Err(SnapshotError::MissingParent { path: path.to_string() });
     };
-    if let NodeKind::Ephemeral(_) = NodeKind::from_owner(up.stat.ephemeral_owner) {
+    let owner = tree.nodes.slot(up).stat.ephemeral_owner;
+    if let NodeKind::Ephemeral(_) = NodeKind::from_owner(owner) {
         return Err(SnapshotError::ChildOfEphemeral { path: path.to_string() });
     }
-    // The parent's digest term does not cover its children, so no digest update is needed.
-    up.add_child(name(path));
-    Ok(())
-}
-
-fn put_u32(out: &mut Vec<u8>, value: u32) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-fn put_u64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-fn put_str(out: &mut Vec<u8>, value: &str) {
-    put_u32(out, count_u32(value.len()));
-    out.extend_from_slice(value.as_bytes());
+    Ok(up)
 }
 
 /// Lengths in the image are u32: no znode, path or ACL list comes near 4 GiB (a client frame is
@@ -524,11 +603,15 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&mut self) -> Result<String, SnapshotError> {
+    fn str(&mut self) -> Result<&'a str, SnapshotError> {
         let length = self.u32()?;
         let at = self.at;
         let length = self.length(i64::from(length))?;
         let bytes = self.take(length)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| SnapshotError::BadUtf8 { at })
+        std::str::from_utf8(bytes).map_err(|_| SnapshotError::BadUtf8 { at })
+    }
+
+    fn string(&mut self) -> Result<String, SnapshotError> {
+        self.str().map(str::to_string)
     }
 }
