@@ -368,6 +368,7 @@ impl DataTree {
         let node_count = reader.plausible(at, node_count, NODE_MIN_BYTES)?;
         let mut recorded_children = Vec::with_capacity(if v1 { node_count } else { 0 });
         let mut slots = Vec::with_capacity(node_count);
+        tree.nodes.reserve(node_count);
         for position in 0..node_count {
             let (path, data, stat, acl, recorded) = read_node(&mut reader, &acl_lists)?;
             if position == 0 && path != ROOT {

@@ -132,6 +132,13 @@ impl Store {
         }
     }
 
+    /// Makes room for `more` nodes without growing the index or page table on the way.
+    pub(super) fn reserve(&mut self, more: usize) {
+        let Store { index, pages, hasher, .. } = self;
+        index.reserve(more, |&id| hasher.hash_one(slot_in(pages, id).path_bytes()));
+        self.pages.reserve(more.div_ceil(PAGE_SLOTS));
+    }
+
     /// Live nodes.
     pub(super) fn len(&self) -> usize {
         self.live
