@@ -37,10 +37,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use self::node::{client_stat, len_i32, AclCache};
+use self::node::{client_stat, len_i32, AclTable};
 use self::path::{is_builtin, name, parent, validate_path, CONFIG, QUOTA, ROOT, ZOOKEEPER};
 pub use self::snapshot::{ImageEncoder, SnapshotError, TreeImage};
-use self::store::{Slot, Store};
+use self::store::{Node, Slot, Store};
 use crate::core::ids::{SessionId, Zxid};
 use crate::core::txn::{NodeKind, Txn, TxnOp};
 use crate::wire::types::{Acl, ErrorCode, EventType, Stat};
@@ -124,7 +124,7 @@ pub struct DataTree {
     /// Every node.
     nodes: Store,
     /// Shared ACL lists.
-    acl_cache: AclCache,
+    acl_cache: AclTable,
     /// Session ephemerals by owner. No empty sets.
     ephemerals: BTreeMap<SessionId, BTreeSet<Box<str>>>,
     /// Container nodes.
@@ -163,7 +163,7 @@ impl DataTree {
         Some(NodeView {
             stat: slot.stat,
             num_children: len_i32(self.nodes.child_count(id)),
-            acl: Arc::clone(&slot.acl),
+            acl: Arc::clone(self.acl_cache.get(slot.acl)),
         })
     }
 
@@ -175,14 +175,15 @@ impl DataTree {
     /// Data and Stat of `path` (the data copied out of the tree).
     pub fn data(&self, path: &str) -> Option<(Option<Bytes>, Stat)> {
         let id = self.nodes.find(path)?;
-        let data = self.nodes.slot(id).data().map(Bytes::copy_from_slice);
+        let data = self.nodes.node(id).data().map(Bytes::copy_from_slice);
         Some((data, self.client_stat(id)))
     }
 
     /// ACL and Stat of `path`.
     pub fn acl(&self, path: &str) -> Option<(Arc<[Acl]>, Stat)> {
         let id = self.nodes.find(path)?;
-        Some((Arc::clone(&self.nodes.slot(id).acl), self.client_stat(id)))
+        let acl = Arc::clone(self.acl_cache.get(self.nodes.slot(id).acl));
+        Some((acl, self.client_stat(id)))
     }
 
     /// Child names of `path` in sorted order.
@@ -204,7 +205,8 @@ impl DataTree {
     /// A shared, immutable image of the tree as it is now, for a snapshot: O(pages), and the
     /// tree copies a page only when it next changes one the image still holds.
     pub fn image(&self) -> TreeImage {
-        TreeImage::new(self.nodes.pages(), self.nodes.len(), self.zxid_applied, self.digest)
+        let (pages, acls) = (self.nodes.pages(), self.acl_cache.lists());
+        TreeImage::new(pages, acls, self.nodes.len(), self.zxid_applied, self.digest)
     }
 
     fn client_stat(&self, id: u32) -> Stat {
@@ -218,7 +220,7 @@ impl DataTree {
             .nodes
             .children(id)
             .iter()
-            .map(|&child| name(self.nodes.slot(child).path()).to_string())
+            .map(|&child| name(self.nodes.node(child).path()).to_string())
             .collect();
         names.sort_unstable();
         names
@@ -375,12 +377,15 @@ impl DataTree {
         let mut ephemerals: BTreeMap<SessionId, BTreeSet<&str>> = BTreeMap::new();
         let (mut containers, mut ttls) = (BTreeSet::new(), BTreeSet::new());
         let mut count = 0;
-        for (id, node) in self.nodes.live_slots() {
+        let mut acl_refs: BTreeMap<u32, u32> = BTreeMap::new();
+        for (id, node) in self.nodes.live_nodes() {
             count += 1;
             let path = node.path();
             assert_eq!(self.nodes.find(path), Some(id), "{path} is indexed");
-            data_size += path_len(path) + node.data_len() as i64;
-            digest = digest.wrapping_add(digest_term(path, node));
+            data_size += path_len(path) + node.slot.data_len() as i64;
+            digest = digest.wrapping_add(self.digest_term(node));
+            *acl_refs.entry(node.slot.acl).or_default() += 1;
+            let node = node.slot;
             if path != ROOT {
                 let up = self.nodes.find(parent(path));
                 assert_eq!(up, Some(node.parent), "{path} has its parent's slot");
@@ -402,6 +407,10 @@ impl DataTree {
             }
         }
         assert_eq!(count, self.nodes.len(), "live count");
+        for (&number, &refs) in &acl_refs {
+            assert_eq!(self.acl_cache.refs(number), refs, "ACL list {number} reference count");
+        }
+        assert_eq!(self.acl_cache.len(), acl_refs.len(), "ACL lists in use");
         let index: BTreeMap<SessionId, BTreeSet<&str>> = self
             .ephemerals
             .iter()
@@ -421,7 +430,7 @@ impl DataTree {
     fn empty() -> DataTree {
         DataTree {
             nodes: Store::new(),
-            acl_cache: AclCache::default(),
+            acl_cache: AclTable::default(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -448,11 +457,12 @@ impl DataTree {
         path: &str,
         data: Option<&[u8]>,
         stat: StatPersisted,
-        acl: Arc<[Acl]>,
+        acl: u32,
     ) -> u32 {
         self.data_size += path_len(path) + data.map_or(0, |data| data.len() as i64);
         if path != CONFIG {
-            self.digest = self.digest.wrapping_add(node::digest_term(path, &stat, &acl, data));
+            let list = self.acl_cache.get(acl);
+            self.digest = self.digest.wrapping_add(node::digest_term(path, &stat, list, data));
         }
         match NodeKind::from_owner(stat.ephemeral_owner) {
             NodeKind::Ephemeral(session) => {
@@ -465,15 +475,39 @@ impl DataTree {
         self.nodes.insert(path, data, stat, acl)
     }
 
-    /// Applies `change` to the stat or ACL of the node in slot `id`, keeping the digest
-    /// current, and returns the change's result and the node after it. Data changes go
-    /// through `set_data`, which also updates the data term and size.
-    fn update<R>(&mut self, id: u32, change: impl FnOnce(&mut Slot) -> R) -> (R, &Slot) {
-        let node = self.nodes.slot_mut(id);
-        let term_before = meta_term(node);
-        let result = change(node);
-        self.digest = self.digest.wrapping_sub(term_before).wrapping_add(meta_term(node));
-        (result, node)
+    /// Applies `change` to the stat or ACL number of the node in slot `id`, keeping the digest
+    /// current, and returns the change's result. Data changes go through `set_data`, which
+    /// also updates the data term and size.
+    fn update<R>(&mut self, id: u32, change: impl FnOnce(&mut Slot) -> R) -> R {
+        let term_before = self.meta_term(id);
+        let result = change(self.nodes.slot_mut(id));
+        self.digest = self.digest.wrapping_sub(term_before).wrapping_add(self.meta_term(id));
+        result
+    }
+
+    /// A node's contribution to the digest (zero for `/zookeeper/config`).
+    fn digest_term(&self, node: Node<'_>) -> u64 {
+        match node.path() {
+            CONFIG => 0,
+            path => {
+                let acl = self.acl_cache.get(node.slot.acl);
+                node::digest_term(path, &node.slot.stat, acl, node.data())
+            }
+        }
+    }
+
+    /// The stat and ACL part of [`Self::digest_term`].
+    fn meta_term(&self, id: u32) -> u64 {
+        let node = self.nodes.node(id);
+        match node.path() {
+            CONFIG => 0,
+            path => node::meta_term(path, &node.slot.stat, self.acl_cache.get(node.slot.acl)),
+        }
+    }
+
+    /// The ACL list of the node in slot `id`, shared.
+    fn acl_of(&self, id: u32) -> Arc<[Acl]> {
+        Arc::clone(self.acl_cache.get(self.nodes.slot(id).acl))
     }
 
     fn apply_sub_op(&mut self, txn: &Txn, op: &TxnOp, events: &mut Vec<TreeEvent>) -> ApplyOutcome {
@@ -533,12 +567,12 @@ impl DataTree {
         if let NodeKind::Ephemeral(_) = NodeKind::from_owner(up_owner) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
-        let ((), up_node) = self.update(up, |up| {
+        self.update(up, |up| {
             // ZK compat: Java int arithmetic; the counter wraps negative (ZOOKEEPER-4706).
             up.stat.cversion = up.stat.cversion.wrapping_add(1);
             up.stat.pzxid = new.zxid;
         });
-        let parent_acl = Arc::clone(&up_node.acl);
+        let parent_acl = self.acl_of(up);
         let stat = StatPersisted {
             czxid: new.zxid,
             mzxid: new.zxid,
@@ -553,8 +587,9 @@ impl DataTree {
         let acl = self.acl_cache.intern(new.acl);
         let data = new.data.as_deref();
         let client_stat = client_stat(&stat, len_i32(data.map_or(0, <[u8]>::len)), 0);
-        let id = self.insert_node(path, data, stat, Arc::clone(&acl));
+        let id = self.insert_node(path, data, stat, acl);
         self.nodes.attach(id, up);
+        let acl = self.acl_of(id);
         events.push(TreeEvent { event_type: EventType::NodeCreated, path: path.to_string(), acl });
         events.push(TreeEvent {
             event_type: EventType::NodeChildrenChanged,
@@ -585,9 +620,10 @@ impl DataTree {
         if self.nodes.child_count(id) != 0 {
             return Err(ErrorCode::NotEmpty);
         }
+        self.digest = self.digest.wrapping_sub(self.digest_term(self.nodes.node(id)));
+        let acl = self.acl_of(id);
         let node = self.nodes.remove(id);
         self.data_size -= path_len(path) + node.data_len() as i64;
-        self.digest = self.digest.wrapping_sub(digest_term(path, &node));
         match NodeKind::from_owner(node.stat.ephemeral_owner) {
             NodeKind::Ephemeral(session) => {
                 if let Some(paths) = self.ephemerals.get_mut(&session) {
@@ -601,13 +637,9 @@ impl DataTree {
             NodeKind::Ttl(_) => _ = self.ttls.remove(path),
             NodeKind::Persistent => {}
         }
-        let ((), up) = self.update(up, |up| up.stat.pzxid = up.stat.pzxid.max(zxid));
-        let parent_acl = Arc::clone(&up.acl);
-        events.push(TreeEvent {
-            event_type: EventType::NodeDeleted,
-            path: path.to_string(),
-            acl: Arc::clone(&node.acl),
-        });
+        self.update(up, |up| up.stat.pzxid = up.stat.pzxid.max(zxid));
+        let parent_acl = self.acl_of(up);
+        events.push(TreeEvent { event_type: EventType::NodeDeleted, path: path.to_string(), acl });
         events.push(TreeEvent {
             event_type: EventType::NodeChildrenChanged,
             path: parent_path.to_string(),
@@ -631,17 +663,17 @@ impl DataTree {
             return Err(ErrorCode::NoNode);
         };
         let data = data.as_deref();
-        let node = self.nodes.slot(id);
+        let node = self.nodes.node(id);
         let term_change = data_term(path, data).wrapping_sub(data_term(path, node.data()));
         self.digest = self.digest.wrapping_add(term_change);
-        self.data_size += data.map_or(0, |data| data.len() as i64) - node.data_len() as i64;
+        self.data_size += data.map_or(0, |data| data.len() as i64) - node.slot.data_len() as i64;
         self.nodes.set_data(id, data);
-        let ((), node) = self.update(id, |node| {
+        self.update(id, |node| {
             node.stat.mtime = time;
             node.stat.mzxid = zxid;
             node.stat.version = version;
         });
-        let acl = Arc::clone(&node.acl);
+        let acl = self.acl_of(id);
         let stat = self.client_stat(id);
         events.push(TreeEvent { event_type: EventType::NodeDataChanged, path: path.into(), acl });
         Ok(ApplyOutcome::DataSet(stat))
@@ -658,7 +690,7 @@ impl DataTree {
             return Err(ErrorCode::NoNode);
         };
         let shared = self.acl_cache.intern(acl);
-        let (old, _) = self.update(id, |node| {
+        let old = self.update(id, |node| {
             node.stat.aversion = version;
             std::mem::replace(&mut node.acl, shared)
         });
@@ -706,12 +738,12 @@ impl PartialEq for DataTree {
             && self.digest == other.digest
             && self.data_size == other.data_size
             && self.nodes.len() == other.nodes.len()
-            && self.nodes.live_slots().all(|(id, node)| {
+            && self.nodes.live_nodes().all(|(id, node)| {
                 other.nodes.find(node.path()).is_some_and(|other_id| {
-                    let theirs = other.nodes.slot(other_id);
-                    node.stat == theirs.stat
+                    let theirs = other.nodes.node(other_id);
+                    node.slot.stat == theirs.slot.stat
                         && node.data() == theirs.data()
-                        && node.acl == theirs.acl
+                        && self.acl_of(id) == other.acl_of(other_id)
                         && self.nodes.child_count(id) == other.nodes.child_count(other_id)
                 })
             })
@@ -732,23 +764,7 @@ struct NewNode<'a> {
     time: i64,
 }
 
-/// This node's contribution to the digest (zero for `/zookeeper/config`).
-fn digest_term(path: &str, node: &Slot) -> u64 {
-    match path {
-        CONFIG => 0,
-        _ => node::digest_term(path, &node.stat, &node.acl, node.data()),
-    }
-}
-
-/// The stat and ACL part of [`digest_term`].
-fn meta_term(node: &Slot) -> u64 {
-    match node.path() {
-        CONFIG => 0,
-        path => node::meta_term(path, &node.stat, &node.acl),
-    }
-}
-
-/// The data part of [`digest_term`].
+/// The data part of [`DataTree::digest_term`].
 fn data_term(path: &str, data: Option<&[u8]>) -> u64 {
     match path {
         CONFIG => 0,

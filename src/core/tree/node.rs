@@ -6,7 +6,7 @@
 //! `DigestCalculator` (the tree digest is a sum of per-node hashes, so it can be kept up to date
 //! in O(1) per change and does not depend on any order).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -124,52 +124,80 @@ pub(super) fn data_term(path: &str, data: Option<&[u8]>) -> u64 {
     hasher.finish()
 }
 
-/// Interned ACL lists. ZK compat: `ReferenceCountedACLCache`, with `Arc` counts as the
-/// reference counts: an entry is dropped when only the cache still holds it.
+/// Interned ACL lists, numbered: a node keeps its list's number (4 bytes) and the table keeps
+/// one copy of each distinct list with a count of the nodes using it. ZK compat:
+/// `ReferenceCountedACLCache` (a `long` per node, the lists and their counts in the tree).
 #[derive(Debug, Default)]
-pub(super) struct AclCache {
-    lists: HashSet<Arc<[Acl]>, FixedState>,
-    /// Size at which the next sweep for unused lists runs.
-    sweep_at: usize,
+pub(super) struct AclTable {
+    /// By number; a free number holds an empty list.
+    lists: Vec<Arc<[Acl]>>,
+    /// Nodes using each number.
+    refs: Vec<u32>,
+    by_content: HashMap<Arc<[Acl]>, u32, FixedState>,
+    /// Numbers no node uses, reused last-freed first.
+    free: Vec<u32>,
 }
 
-impl AclCache {
-    /// The shared copy of `acl`.
-    pub(super) fn intern(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
-        if let Some(shared) = self.lists.get(acl) {
-            return Arc::clone(shared);
+impl AclTable {
+    /// The number of `acl`, counting one more node that uses it.
+    pub(super) fn intern(&mut self, acl: &[Acl]) -> u32 {
+        if let Some(&number) = self.by_content.get(acl) {
+            self.refs[number as usize] += 1;
+            return number;
         }
         let shared: Arc<[Acl]> = Arc::from(acl);
-        self.lists.insert(Arc::clone(&shared));
-        if self.lists.len() > self.sweep_at {
-            self.sweep();
-        }
-        shared
+        let number = match self.free.pop() {
+            Some(number) => {
+                self.lists[number as usize] = Arc::clone(&shared);
+                self.refs[number as usize] = 1;
+                number
+            }
+            None => {
+                self.lists.push(Arc::clone(&shared));
+                self.refs.push(1);
+                u32::try_from(self.lists.len() - 1).expect("fewer ACL lists than nodes")
+            }
+        };
+        self.by_content.insert(shared, number);
+        number
     }
 
-    /// Gives back a node's reference; drops the list when nobody else uses it.
-    pub(super) fn release(&mut self, acl: Arc<[Acl]>) {
-        // The cache and `acl` itself: nothing else holds the list.
-        if Arc::strong_count(&acl) == 2 {
-            self.lists.remove(&*acl);
+    /// Counts one more node using list `number`.
+    pub(super) fn add_ref(&mut self, number: u32) {
+        self.refs[number as usize] += 1;
+    }
+
+    /// Counts one node fewer using list `number`; the list goes when none is left.
+    pub(super) fn release(&mut self, number: u32) {
+        let refs = &mut self.refs[number as usize];
+        *refs -= 1;
+        if *refs == 0 {
+            let list = std::mem::replace(&mut self.lists[number as usize], Arc::from([]));
+            self.by_content.remove(&list);
+            self.free.push(number);
         }
     }
 
-    /// Number of distinct lists held.
+    /// List `number` (which a node uses).
+    pub(super) fn get(&self, number: u32) -> &Arc<[Acl]> {
+        &self.lists[number as usize]
+    }
+
+    /// Nodes using list `number`.
+    pub(super) fn refs(&self, number: u32) -> u32 {
+        self.refs.get(number as usize).copied().unwrap_or(0)
+    }
+
+    /// Number of distinct lists in use.
     pub(super) fn len(&self) -> usize {
-        self.lists.len()
+        self.by_content.len()
     }
 
-    /// Drops every list only the cache holds (one kept alive by a watch event or view at the
-    /// time its last node let go). Amortized: runs when the cache doubled since the last sweep.
-    fn sweep(&mut self) {
-        self.lists.retain(|list| Arc::strong_count(list) > 1);
-        self.sweep_at = (self.lists.len() * 2).max(SWEEP_MIN);
+    /// Every list by number, shared, for a snapshot image.
+    pub(super) fn lists(&self) -> Vec<Arc<[Acl]>> {
+        self.lists.clone()
     }
 }
-
-/// The cache never sweeps below this many lists.
-const SWEEP_MIN: usize = 64;
 
 /// The ZooKeeper-visible length of a collection: Java ints, saturating (a tree never gets there).
 pub(super) fn len_i32(len: usize) -> i32 {
@@ -222,26 +250,23 @@ mod tests {
     use crate::wire::types::Id;
 
     #[test]
-    fn acl_cache_shares_and_releases() {
-        let mut cache = AclCache::default();
+    fn acl_table_shares_counts_and_reuses_numbers() {
+        let mut table = AclTable::default();
         let open = Acl::open_unsafe();
-        let first = cache.intern(&open);
-        let second = cache.intern(&open);
-        assert!(Arc::ptr_eq(&first, &second));
-        assert_eq!(cache.len(), 1);
-        let read = cache.intern(&Acl::read_unsafe());
-        assert_eq!(cache.len(), 2);
-        cache.release(first);
-        assert_eq!(cache.len(), 2, "still used by `second`");
-        cache.release(second);
-        assert_eq!(cache.len(), 1);
-        // A list still borrowed elsewhere when released is swept later.
-        let borrowed = Arc::clone(&read);
-        cache.release(read);
-        assert_eq!(cache.len(), 1);
-        drop(borrowed);
-        cache.sweep();
-        assert_eq!(cache.len(), 0);
+        let first = table.intern(&open);
+        assert_eq!(table.intern(&open), first);
+        assert_eq!((table.len(), table.refs(first)), (1, 2));
+        let read = table.intern(&Acl::read_unsafe());
+        assert_eq!(table.len(), 2);
+        table.release(first);
+        assert_eq!(table.len(), 2, "still used once");
+        table.release(first);
+        assert_eq!((table.len(), table.refs(first)), (1, 0));
+        assert_eq!(&**table.get(read), &Acl::read_unsafe()[..]);
+        // The freed number is reused for the next new list.
+        let ip = [Acl { perms: 1, id: Id::new("ip", "1.2.3.4") }];
+        assert_eq!(table.intern(&ip), first);
+        assert_eq!(&**table.get(first), &ip[..]);
     }
 
     #[test]

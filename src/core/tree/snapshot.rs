@@ -31,16 +31,15 @@
 //! version 1's child counts, the built-in nodes (present and persistent), no trailing bytes,
 //! and finally the digest.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::node::{len_i32, FixedState};
+use super::node::len_i32;
 use super::path::{parent, validate_path, CONFIG, QUOTA, ROOT, ZOOKEEPER};
-use super::store::{live_slots, Page};
+use super::store::{live_nodes, Page};
 use super::{DataTree, StatPersisted};
 use crate::core::ids::Zxid;
 use crate::core::txn::NodeKind;
@@ -158,14 +157,22 @@ pub enum SnapshotError {
 #[derive(Clone)]
 pub struct TreeImage {
     pages: Arc<Vec<Arc<Page>>>,
+    /// The tree's ACL table by number, as it was.
+    acls: Arc<Vec<Arc<[Acl]>>>,
     nodes: usize,
     zxid: Zxid,
     digest: u64,
 }
 
 impl TreeImage {
-    pub(super) fn new(pages: Vec<Arc<Page>>, nodes: usize, zxid: Zxid, digest: u64) -> Self {
-        TreeImage { pages: Arc::new(pages), nodes, zxid, digest }
+    pub(super) fn new(
+        pages: Vec<Arc<Page>>,
+        acls: Vec<Arc<[Acl]>>,
+        nodes: usize,
+        zxid: Zxid,
+        digest: u64,
+    ) -> Self {
+        TreeImage { pages: Arc::new(pages), acls: Arc::new(acls), nodes, zxid, digest }
     }
 
     /// The zxid of the last txn the image reflects.
@@ -187,25 +194,23 @@ impl TreeImage {
     /// One pass over the slots that reads no path or data.
     pub fn encoder(&self) -> ImageEncoder<'_> {
         let mut acl_lists: Vec<&[Acl]> = Vec::new();
-        let mut by_arc: HashMap<usize, u32, FixedState> = HashMap::default();
-        let mut by_content: HashMap<&[Acl], u32, FixedState> = HashMap::default();
+        // The image's list number for each table number (NO_LIST: not used yet).
+        let mut by_number = vec![NO_LIST; self.acls.len()];
         let mut size = MAGIC_V2.len() + 8 + 4 + 8 + 8 + 4;
-        for (_, slot) in live_slots(&self.pages) {
-            let arc = slot.acl.as_ptr() as usize;
-            if !by_arc.contains_key(&arc) {
-                let index = *by_content.entry(&slot.acl).or_insert_with(|| {
-                    acl_lists.push(&slot.acl);
-                    u32::try_from(acl_lists.len() - 1).expect("fewer ACL lists than nodes")
-                });
-                by_arc.insert(arc, index);
+        for (_, node) in live_nodes(&self.pages) {
+            let number = node.slot.acl as usize;
+            if by_number[number] == NO_LIST {
+                acl_lists.push(&self.acls[number]);
+                by_number[number] =
+                    u32::try_from(acl_lists.len() - 1).expect("fewer ACL lists than nodes");
             }
-            size += NODE_MIN_BYTES + slot.path().len() + slot.data_len();
+            size += NODE_MIN_BYTES + node.path().len() + node.slot.data_len();
         }
         for list in &acl_lists {
             let entry_len = |e: &Acl| ACL_ENTRY_MIN_BYTES + e.id.scheme.len() + e.id.id.len();
             size += 4 + list.iter().map(entry_len).sum::<usize>();
         }
-        ImageEncoder { image: self, acl_lists, by_arc, size }
+        ImageEncoder { image: self, acl_lists, by_number, size }
     }
 
     /// The encoded image (see the module docs for the format).
@@ -240,7 +245,7 @@ impl Eq for TreeImage {}
 pub struct ImageEncoder<'a> {
     image: &'a TreeImage,
     acl_lists: Vec<&'a [Acl]>,
-    by_arc: HashMap<usize, u32, FixedState>,
+    by_number: Vec<u32>,
     size: usize,
 }
 
@@ -270,17 +275,17 @@ impl ImageEncoder<'_> {
             }
         }
         w.put(&(self.image.nodes as u64).to_le_bytes())?;
-        for (_, slot) in live_slots(&self.image.pages) {
-            let acl_index = self.by_arc[&(slot.acl.as_ptr() as usize)];
-            w.put_str(slot.path())?;
-            match slot.data() {
+        for (_, node) in live_nodes(&self.image.pages) {
+            let acl_index = self.by_number[node.slot.acl as usize];
+            w.put_str(node.path())?;
+            match node.data() {
                 None => w.put(&(-1i32).to_le_bytes())?,
                 Some(data) => {
                     w.put(&count_u32(data.len()).to_le_bytes())?;
                     w.put(data)?;
                 }
             }
-            w.put(&fixed_fields(&slot.stat, acl_index, 0))?;
+            w.put(&fixed_fields(&node.slot.stat, acl_index, 0))?;
         }
         w.put(&self.image.digest.to_le_bytes())?;
         let checksum = w.crc;
@@ -387,7 +392,8 @@ impl DataTree {
                 true => Some(parent_of(&tree, path)?),
                 false => None,
             };
-            let id = tree.insert_node(path, data, stat, Arc::clone(acl));
+            tree.acl_cache.add_ref(acl);
+            let id = tree.insert_node(path, data, stat, acl);
             if let Some(up) = up {
                 tree.nodes.attach(id, up);
             }
@@ -396,6 +402,10 @@ impl DataTree {
             }
             slots.push(id);
         }
+        // The lists were counted once each as they were read; nodes hold their own counts.
+        for &number in &acl_lists {
+            tree.acl_cache.release(number);
+        }
         let recorded_digest = reader.u64()?;
         if reader.at != bytes.len() {
             return Err(SnapshotError::TrailingBytes { extra: bytes.len() - reader.at });
@@ -403,14 +413,14 @@ impl DataTree {
         if !v1 {
             // Slot order: attach everything once every node is in, with the same checks.
             for &id in slots.iter().skip(1) {
-                let up = parent_of(&tree, tree.nodes.slot(id).path())?;
+                let up = parent_of(&tree, tree.nodes.node(id).path())?;
                 tree.nodes.attach(id, up);
             }
         }
         for (id, recorded) in recorded_children {
             let found = len_i32(tree.nodes.child_count(id));
             if i64::from(recorded) != i64::from(found) {
-                let path = tree.nodes.slot(id).path().to_string();
+                let path = tree.nodes.node(id).path().to_string();
                 return Err(SnapshotError::ChildCountMismatch { path, recorded, found });
             }
         }
@@ -448,6 +458,9 @@ const ACL_ENTRY_MIN_BYTES: usize = 4 + 4 + 4;
 /// Bytes of a node record after its path and data: ACL index, stat, child count.
 const NODE_FIXED_BYTES: usize = 4 + 4 * 8 + 3 * 4 + 2 * 8 + 4;
 
+/// No image list number assigned yet.
+const NO_LIST: u32 = u32::MAX;
+
 /// A node record after its path and data: ACL index, stat, child count.
 fn fixed_fields(stat: &StatPersisted, acl_index: u32, children: u32) -> [u8; NODE_FIXED_BYTES] {
     let mut fixed = [0u8; NODE_FIXED_BYTES];
@@ -471,10 +484,9 @@ fn fixed_fields(stat: &StatPersisted, acl_index: u32, children: u32) -> [u8; NOD
     fixed
 }
 
-fn read_acl_lists(
-    reader: &mut Reader<'_>,
-    tree: &mut DataTree,
-) -> Result<Vec<Arc<[Acl]>>, SnapshotError> {
+/// Reads the image's ACL lists into the tree's table (one count each, for the caller to give
+/// back) and returns their table numbers.
+fn read_acl_lists(reader: &mut Reader<'_>, tree: &mut DataTree) -> Result<Vec<u32>, SnapshotError> {
     let at = reader.at;
     let list_count = reader.u32()?;
     let list_count = reader.plausible(at, list_count.into(), 4)?;
@@ -495,13 +507,13 @@ fn read_acl_lists(
     Ok(lists)
 }
 
-/// A node record: path, data, stat, ACL list and recorded child count.
-type NodeRecord<'a, 'l> = (&'a str, Option<&'a [u8]>, StatPersisted, &'l Arc<[Acl]>, u32);
+/// A node record: path, data, stat, ACL table number and recorded child count.
+type NodeRecord<'a> = (&'a str, Option<&'a [u8]>, StatPersisted, u32, u32);
 
-fn read_node<'a, 'l>(
+fn read_node<'a>(
     reader: &mut Reader<'a>,
-    acl_lists: &'l [Arc<[Acl]>],
-) -> Result<NodeRecord<'a, 'l>, SnapshotError> {
+    acl_lists: &[u32],
+) -> Result<NodeRecord<'a>, SnapshotError> {
     let path = reader.str()?;
     let data = match reader.i32()? {
         -1 => None,
@@ -511,7 +523,7 @@ fn read_node<'a, 'l>(
         }
     };
     let index = reader.u32()?;
-    let Some(acl) = acl_lists.get(index as usize) else {
+    let Some(&acl) = acl_lists.get(index as usize) else {
         let path = path.to_string();
         return Err(SnapshotError::AclIndexOutOfRange { path, index, lists: acl_lists.len() });
     };

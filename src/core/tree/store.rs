@@ -1,8 +1,8 @@
 //! Where the tree's nodes live: fixed-size slots in copy-on-write pages, a path index, and the
 //! child lists.
 //!
-//! - **Slots in pages.** Every node is one [`Slot`] (stat, ACL, parent, and one allocation
-//!   holding its path followed by its data) in a page of [`PAGE_SLOTS`] slots. Pages are
+//! - **Slots in pages.** Every node is one 88-byte [`Slot`] (stat, ACL number, parent) in a
+//!   page of [`PAGE_SLOTS`] slots, with its path and data in the page's arena. Pages are
 //!   `Arc`s: [`Store::pages`] hands out the whole table in O(pages) for a snapshot, and the
 //!   first change to a page that a snapshot still holds copies that page only
 //!   (`Arc::make_mut`). A snapshot taken while writes go on therefore costs a reference per
@@ -27,7 +27,6 @@ use hashbrown::HashTable;
 
 use super::node::FixedState;
 use super::StatPersisted;
-use crate::wire::types::Acl;
 
 /// Slots per page. Small pages keep the copy made by a write during a snapshot small.
 pub(crate) const PAGE_SLOTS: usize = 64;
@@ -35,20 +34,22 @@ pub(crate) const PAGE_SLOTS: usize = 64;
 /// A node's parent when it has none (the root, or a node not yet attached while decoding).
 pub(super) const NO_PARENT: u32 = u32::MAX;
 
-/// High bit of `Slot::path_len`: the node's data is null (distinct from empty).
-const NULL_DATA: u32 = 1 << 31;
+/// `Slot::data_len` of null data (distinct from empty).
+const NULL_DATA: u32 = u32::MAX;
 
-/// One node. A free slot has no blob.
+/// One node's fixed-size part; its path and data are in its page's arena. A free slot has an
+/// empty path (every live path starts with `/`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slot {
     /// The persisted stat; `cversion` is the internal creation count.
     pub(super) stat: StatPersisted,
-    /// Shared with every node holding an equal list (`AclCache`).
-    pub(super) acl: Arc<[Acl]>,
-    /// The path, then the data.
-    blob: Option<Box<[u8]>>,
-    /// Bytes of path at the front of the blob, | `NULL_DATA`.
+    /// The ACL list's number in the tree's `AclTable`.
+    pub(super) acl: u32,
+    /// Where the path starts in the page's arena; the data follows it.
+    offset: u32,
     path_len: u32,
+    /// `NULL_DATA` for null.
+    data_len: u32,
     /// The parent's slot, or `NO_PARENT`.
     pub(super) parent: u32,
     /// Where this slot stands in its parent's child list.
@@ -58,51 +59,131 @@ pub(crate) struct Slot {
 impl Slot {
     /// Whether a node lives here.
     pub(crate) fn is_live(&self) -> bool {
-        self.blob.is_some()
-    }
-
-    /// The node's path.
-    pub(crate) fn path(&self) -> &str {
-        let bytes = self.path_bytes();
-        // Paths are stored from `&str`s only.
-        std::str::from_utf8(bytes).expect("slot paths are UTF-8")
-    }
-
-    fn path_bytes(&self) -> &[u8] {
-        let len = (self.path_len & !NULL_DATA) as usize;
-        self.blob.as_deref().map_or(&[], |blob| &blob[..len])
-    }
-
-    /// The node's data; `None` is ZooKeeper's null.
-    pub(crate) fn data(&self) -> Option<&[u8]> {
-        if self.path_len & NULL_DATA != 0 {
-            return None;
-        }
-        let len = self.path_len as usize;
-        Some(self.blob.as_deref().map_or(&[], |blob| &blob[len..]))
+        self.path_len != 0
     }
 
     /// Length of the data, 0 for null.
     pub(crate) fn data_len(&self) -> usize {
-        let path_len = (self.path_len & !NULL_DATA) as usize;
-        self.blob.as_deref().map_or(0, |blob| blob.len() - path_len)
+        match self.data_len {
+            NULL_DATA => 0,
+            len => len as usize,
+        }
     }
 
-    /// Replaces path and data with one allocation of exactly their bytes.
-    fn set_blob(&mut self, path: &str, data: Option<&[u8]>) {
-        let path_len = u32::try_from(path.len()).expect("paths are far below 2 GiB");
-        assert!(path_len < NULL_DATA, "paths are far below 2 GiB");
-        let data_bytes = data.unwrap_or_default();
-        let mut blob = Vec::with_capacity(path.len() + data_bytes.len());
-        blob.extend_from_slice(path.as_bytes());
-        blob.extend_from_slice(data_bytes);
-        self.blob = Some(blob.into_boxed_slice());
-        self.path_len = path_len | if data.is_none() { NULL_DATA } else { 0 };
+    /// Bytes of path and data together.
+    fn blob_len(&self) -> usize {
+        self.path_len as usize + self.data_len()
     }
 }
 
-/// A page of slots.
-pub(crate) type Page = [Slot; PAGE_SLOTS];
+/// A page: [`PAGE_SLOTS`] slots, and one arena holding their paths and data back to back
+/// (no allocation, header or rounding per node). Rewriting a node's data with data of the
+/// same length is done in place; otherwise the old bytes become garbage, and the arena is
+/// compacted once garbage is a quarter of it.
+#[derive(Clone, Debug)]
+pub(crate) struct Page {
+    slots: [Slot; PAGE_SLOTS],
+    arena: Vec<u8>,
+    garbage: usize,
+}
+
+impl Page {
+    fn new() -> Page {
+        Page { slots: std::array::from_fn(|_| Slot::default()), arena: Vec::new(), garbage: 0 }
+    }
+
+    /// The node in slot `at`, if one lives there.
+    pub(crate) fn node(&self, at: usize) -> Option<Node<'_>> {
+        let slot = &self.slots[at];
+        slot.is_live().then(|| {
+            let start = slot.offset as usize;
+            Node { slot, blob: &self.arena[start..start + slot.blob_len()] }
+        })
+    }
+
+    /// Writes path and data for slot `at` at the end of the arena.
+    fn put(&mut self, at: usize, path: &[u8], data: Option<&[u8]>) {
+        let data_bytes = data.unwrap_or_default();
+        let offset = u32::try_from(self.arena.len()).expect("a page holds under 4 GiB");
+        self.arena.reserve_exact(path.len() + data_bytes.len());
+        self.arena.extend_from_slice(path);
+        self.arena.extend_from_slice(data_bytes);
+        let slot = &mut self.slots[at];
+        slot.offset = offset;
+        slot.path_len = u32::try_from(path.len()).expect("paths are far below 4 GiB");
+        slot.data_len = match data {
+            None => NULL_DATA,
+            Some(data) => u32::try_from(data.len()).expect("data is far below 4 GiB"),
+        };
+    }
+
+    /// Replaces the data of live slot `at`.
+    fn set_data(&mut self, at: usize, data: Option<&[u8]>) {
+        let slot = &self.slots[at];
+        let start = slot.offset as usize + slot.path_len as usize;
+        if let Some(data) = data.filter(|data| slot.data_len == data.len() as u32) {
+            self.arena[start..start + data.len()].copy_from_slice(data);
+            return;
+        }
+        let old = slot.offset as usize..start + slot.data_len();
+        let path = self.arena[old.start..start].to_vec();
+        self.garbage += old.len();
+        self.put(at, &path, data);
+        self.compact_if_wasteful();
+    }
+
+    /// Frees slot `at` and returns what it held.
+    fn free(&mut self, at: usize) -> Slot {
+        let removed = std::mem::take(&mut self.slots[at]);
+        self.garbage += removed.blob_len();
+        self.compact_if_wasteful();
+        removed
+    }
+
+    fn compact_if_wasteful(&mut self) {
+        if self.garbage * 4 <= self.arena.len() {
+            return;
+        }
+        let live = self.arena.len() - self.garbage;
+        let mut arena = Vec::with_capacity(live);
+        for slot in self.slots.iter_mut().filter(|slot| slot.is_live()) {
+            let start = slot.offset as usize;
+            slot.offset = arena.len() as u32;
+            arena.extend_from_slice(&self.arena[start..start + slot.blob_len()]);
+        }
+        self.arena = arena;
+        self.garbage = 0;
+    }
+}
+
+/// A live node: its slot, and its path and data.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Node<'a> {
+    /// The fixed-size part.
+    pub(crate) slot: &'a Slot,
+    blob: &'a [u8],
+}
+
+impl<'a> Node<'a> {
+    /// The node's path.
+    pub(crate) fn path(&self) -> &'a str {
+        let bytes = &self.blob[..self.slot.path_len as usize];
+        // Paths are stored from `&str`s only.
+        std::str::from_utf8(bytes).expect("slot paths are UTF-8")
+    }
+
+    /// The node's data; `None` is ZooKeeper's null.
+    pub(crate) fn data(&self) -> Option<&'a [u8]> {
+        match self.slot.data_len {
+            NULL_DATA => None,
+            _ => Some(&self.blob[self.slot.path_len as usize..]),
+        }
+    }
+
+    fn path_bytes(&self) -> &'a [u8] {
+        &self.blob[..self.slot.path_len as usize]
+    }
+}
 
 /// The node table.
 pub(super) struct Store {
@@ -135,7 +216,7 @@ impl Store {
     /// Makes room for `more` nodes without growing the index or page table on the way.
     pub(super) fn reserve(&mut self, more: usize) {
         let Store { index, pages, hasher, .. } = self;
-        index.reserve(more, |&id| hasher.hash_one(slot_in(pages, id).path_bytes()));
+        index.reserve(more, |&id| hasher.hash_one(node_in(pages, id).path_bytes()));
         self.pages.reserve(more.div_ceil(PAGE_SLOTS));
     }
 
@@ -148,18 +229,28 @@ impl Store {
     pub(super) fn find(&self, path: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(path.as_bytes());
         let pages = &self.pages;
-        self.index.find(hash, |&id| slot_in(pages, id).path_bytes() == path.as_bytes()).copied()
+        self.index.find(hash, |&id| node_in(pages, id).path_bytes() == path.as_bytes()).copied()
+    }
+
+    /// The live node in slot `id`.
+    pub(super) fn node(&self, id: u32) -> Node<'_> {
+        node_in(&self.pages, id)
     }
 
     /// The slot `id` (which must have been handed out).
     pub(super) fn slot(&self, id: u32) -> &Slot {
-        slot_in(&self.pages, id)
+        &self.pages[id as usize / PAGE_SLOTS].slots[id as usize % PAGE_SLOTS]
     }
 
     /// The slot `id` for changing; copies its page first if a snapshot still holds it.
     pub(super) fn slot_mut(&mut self, id: u32) -> &mut Slot {
+        let (page, at) = self.page_mut(id);
+        &mut page.slots[at]
+    }
+
+    fn page_mut(&mut self, id: u32) -> (&mut Page, usize) {
         let page = Arc::make_mut(&mut self.pages[id as usize / PAGE_SLOTS]);
-        &mut page[id as usize % PAGE_SLOTS]
+        (page, id as usize % PAGE_SLOTS)
     }
 
     /// Child slots of `id`, in no particular order.
@@ -179,27 +270,29 @@ impl Store {
         path: &str,
         data: Option<&[u8]>,
         stat: StatPersisted,
-        acl: Arc<[Acl]>,
+        acl: u32,
     ) -> u32 {
+        assert!(!path.is_empty(), "an empty path marks a free slot");
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
                 let id = self.high;
                 self.high = self.high.checked_add(1).expect("fewer than 4 billion nodes");
                 if id as usize / PAGE_SLOTS == self.pages.len() {
-                    self.pages.push(Arc::new(std::array::from_fn(|_| Slot::default())));
+                    self.pages.push(Arc::new(Page::new()));
                 }
                 id
             }
         };
-        let slot = self.slot_mut(id);
+        let (page, at) = self.page_mut(id);
+        page.put(at, path.as_bytes(), data);
+        let slot = &mut page.slots[at];
         slot.stat = stat;
         slot.acl = acl;
-        slot.set_blob(path, data);
         slot.parent = NO_PARENT;
         let hash = self.hasher.hash_one(path.as_bytes());
         let Store { index, pages, hasher, .. } = self;
-        index.insert_unique(hash, id, |&other| hasher.hash_one(slot_in(pages, other).path_bytes()));
+        index.insert_unique(hash, id, |&other| hasher.hash_one(node_in(pages, other).path_bytes()));
         self.live += 1;
         id
     }
@@ -217,12 +310,13 @@ impl Store {
     /// Removes the node in slot `id` (which must be live and have no children) and returns
     /// what it held.
     pub(super) fn remove(&mut self, id: u32) -> Slot {
-        let hash = self.hasher.hash_one(self.slot(id).path_bytes());
+        let hash = self.hasher.hash_one(self.node(id).path_bytes());
         let Store { index, .. } = self;
         if let Ok(entry) = index.find_entry(hash, |&other| other == id) {
             entry.remove();
         }
-        let removed = std::mem::take(self.slot_mut(id));
+        let (page, at) = self.page_mut(id);
+        let removed = page.free(at);
         if removed.parent != NO_PARENT {
             self.detach(removed.parent, removed.position);
         }
@@ -234,9 +328,8 @@ impl Store {
 
     /// Replaces the data of live slot `id`.
     pub(super) fn set_data(&mut self, id: u32, data: Option<&[u8]>) {
-        let slot = self.slot_mut(id);
-        let path = slot.path().to_owned();
-        slot.set_blob(&path, data);
+        let (page, at) = self.page_mut(id);
+        page.set_data(at, data);
     }
 
     /// The page table as it is now, shared: later changes copy the pages they touch.
@@ -244,9 +337,9 @@ impl Store {
         self.pages.clone()
     }
 
-    /// Live slots in slot order.
-    pub(super) fn live_slots(&self) -> impl Iterator<Item = (u32, &Slot)> {
-        live_slots(&self.pages)
+    /// Live nodes in slot order.
+    pub(super) fn live_nodes(&self) -> impl Iterator<Item = (u32, Node<'_>)> {
+        live_nodes(&self.pages)
     }
 
     /// Drops the entry at `position` of `parent`'s list; the last entry takes its place.
@@ -269,16 +362,16 @@ impl Store {
     }
 }
 
-fn slot_in(pages: &[Arc<Page>], id: u32) -> &Slot {
-    &pages[id as usize / PAGE_SLOTS][id as usize % PAGE_SLOTS]
+fn node_in(pages: &[Arc<Page>], id: u32) -> Node<'_> {
+    pages[id as usize / PAGE_SLOTS].node(id as usize % PAGE_SLOTS).expect("a live slot")
 }
 
-/// Live slots of a page table, in slot order.
-pub(crate) fn live_slots(pages: &[Arc<Page>]) -> impl Iterator<Item = (u32, &Slot)> {
-    pages.iter().enumerate().flat_map(|(page, slots)| {
-        slots.iter().enumerate().filter(|(_, slot)| slot.is_live()).map(move |(at, slot)| {
-            let id = u32::try_from(page * PAGE_SLOTS + at).expect("slot numbers are u32");
-            (id, slot)
+/// Live nodes of a page table, in slot order.
+pub(crate) fn live_nodes(pages: &[Arc<Page>]) -> impl Iterator<Item = (u32, Node<'_>)> {
+    pages.iter().enumerate().flat_map(|(page_at, page)| {
+        (0..PAGE_SLOTS).filter_map(move |at| {
+            let id = u32::try_from(page_at * PAGE_SLOTS + at).expect("slot numbers are u32");
+            page.node(at).map(|node| (id, node))
         })
     })
 }
@@ -291,10 +384,7 @@ mod tests {
         let mut store = Store::new();
         let ids = paths
             .iter()
-            .map(|path| {
-                let data = Some(&b"d"[..]);
-                store.insert(path, data, StatPersisted::default(), Arc::from(Acl::open_unsafe()))
-            })
+            .map(|path| store.insert(path, Some(&b"d"[..]), StatPersisted::default(), 0))
             .collect();
         (store, ids)
     }
@@ -306,18 +396,36 @@ mod tests {
         store.attach(ids[2], ids[1]);
         assert_eq!(store.find("/a/b"), Some(ids[2]));
         assert_eq!(store.find("/a/c"), None);
-        assert_eq!(store.slot(ids[2]).path(), "/a/b");
-        assert_eq!(store.slot(ids[2]).data(), Some(&b"d"[..]));
-        let removed = store.remove(ids[2]);
-        assert_eq!(removed.path(), "/a/b");
+        assert_eq!(store.node(ids[2]).path(), "/a/b");
+        assert_eq!(store.node(ids[2]).data(), Some(&b"d"[..]));
+        store.remove(ids[2]);
         assert_eq!(store.find("/a/b"), None);
         assert_eq!(store.child_count(ids[1]), 0);
         assert_eq!(store.len(), 2);
         // The freed slot is the next one handed out.
-        let again = store.insert("/x", None, StatPersisted::default(), Arc::from(vec![]));
+        let again = store.insert("/x", None, StatPersisted::default(), 0);
         assert_eq!(again, ids[2]);
-        assert_eq!(store.slot(again).data(), None, "null data stays null");
+        assert_eq!(store.node(again).data(), None, "null data stays null");
         assert_eq!(store.slot(again).data_len(), 0);
+    }
+
+    #[test]
+    fn data_rewrites_keep_paths_and_the_arena_bounded() {
+        let (mut store, ids) = store_with(&["/", "/a", "/b"]);
+        store.set_data(ids[1], Some(b"x")); // same length: in place
+        assert_eq!(store.pages[0].garbage, 0);
+        for round in 0..100usize {
+            let data = vec![round as u8; round % 7 * 10];
+            store.set_data(ids[1], Some(&data));
+            store.set_data(ids[2], if round % 3 == 0 { None } else { Some(&data) });
+            assert_eq!(store.node(ids[1]).data(), Some(&data[..]));
+            assert_eq!(store.node(ids[1]).path(), "/a");
+            assert_eq!(store.node(ids[2]).path(), "/b");
+            assert_eq!(store.node(ids[0]).data(), Some(&b"d"[..]));
+            let page = &store.pages[0];
+            assert!(page.garbage * 4 <= page.arena.len(), "compacted at a quarter");
+        }
+        assert_eq!(store.find("/b"), Some(ids[2]));
     }
 
     #[test]
@@ -330,7 +438,7 @@ mod tests {
         store.remove(ids[1]); // "/d" moves into "/a"'s place
         store.remove(ids[4]); // and is found there
         let mut left: Vec<&str> =
-            store.children(ids[0]).iter().map(|&id| store.slot(id).path()).collect();
+            store.children(ids[0]).iter().map(|&id| store.node(id).path()).collect();
         left.sort_unstable();
         assert_eq!(left, ["/b", "/c"]);
         store.remove(ids[2]);
@@ -346,14 +454,14 @@ mod tests {
         let held = store.pages();
         store.set_data(ids[5], Some(b"new"));
         store.remove(ids[PAGE_SLOTS + 1]);
-        assert_eq!(slot_in(&held, ids[5]).data(), Some(&b"d"[..]));
-        assert!(slot_in(&held, ids[PAGE_SLOTS + 1]).is_live());
-        assert_eq!(store.slot(ids[5]).data(), Some(&b"new"[..]));
+        assert_eq!(node_in(&held, ids[5]).data(), Some(&b"d"[..]));
+        assert_eq!(node_in(&held, ids[PAGE_SLOTS + 1]).path(), "/n65");
+        assert_eq!(store.node(ids[5]).data(), Some(&b"new"[..]));
         // Only the two written pages were copied; the third is still shared.
         assert!(!Arc::ptr_eq(&held[0], &store.pages[0]));
         assert!(!Arc::ptr_eq(&held[1], &store.pages[1]));
         assert!(Arc::ptr_eq(&held[2], &store.pages[2]));
-        assert_eq!(live_slots(&held).count(), PAGE_SLOTS * 3);
-        assert_eq!(store.live_slots().count(), PAGE_SLOTS * 3 - 1);
+        assert_eq!(live_nodes(&held).count(), PAGE_SLOTS * 3);
+        assert_eq!(store.live_nodes().count(), PAGE_SLOTS * 3 - 1);
     }
 }
