@@ -785,16 +785,21 @@ impl Watched {
         let complete: String = partial.drain(..=end).collect();
         complete
             .lines()
-            .filter(|line| line.to_ascii_lowercase().contains("snapshot"))
+            .filter(|line| {
+                let line = line.to_ascii_lowercase();
+                // Ensemble's purge lines name snapshot files; they are not snapshots.
+                line.contains("snapshot") && !line.contains("purge")
+            })
             .map(shorten)
             .collect()
     }
 }
 
-/// A log line without its timestamp and level noise, at most 120 characters.
+/// A log line without colours and package paths, at most 120 characters.
 fn shorten(line: &str) -> String {
-    let line = line.trim();
-    let line = strip_ansi(line);
+    let line = strip_ansi(line.trim())
+        .replace("org.apache.zookeeper.server.", "")
+        .replace("ensemble::", "");
     let mut short: String = line.chars().take(120).collect();
     if short.len() < line.len() {
         short.push('…');
@@ -1362,5 +1367,9 @@ mod tests {
     #[test]
     fn log_lines_lose_colours() {
         assert_eq!(shorten("\u{1b}[2mts\u{1b}[0m  INFO snapshot"), "ts  INFO snapshot");
+        assert_eq!(
+            shorten("t [Snapshot Thread] INFO org.apache.zookeeper.server.ZooKeeperServer - x"),
+            "t [Snapshot Thread] INFO ZooKeeperServer - x"
+        );
     }
 }
