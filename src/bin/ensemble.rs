@@ -228,9 +228,10 @@ struct ScaleArgs {
         default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
     )]
     zk_classpath: String,
-    /// ZooKeeper's JVM flags, space-separated; empty (the default) is the JVM's defaults, as
-    /// Debian's zkServer.sh starts it.
-    #[arg(long, default_value = "")]
+    /// ZooKeeper's JVM flags, space-separated. The default is the heap of Apache ZooKeeper's
+    /// own zkEnv.sh (`ZK_SERVER_HEAP=1000`); "" is the JVM's defaults (a quarter of the
+    /// machine's memory), as Debian's zkServer.sh starts it.
+    #[arg(long, default_value = "-Xmx1000m")]
     zk_jvm_flags: String,
     /// Also write the figures as `target<TAB>key<TAB>value` lines to this file.
     #[arg(long)]

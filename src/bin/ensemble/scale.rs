@@ -30,9 +30,11 @@
 //! sessions` alone runs on an empty tree. The end prints one table, Ensemble against ZooKeeper
 //! with their ratio and the issue's goal beside it.
 //!
-//! ZooKeeper runs with the JVM's defaults as Debian's `zkServer.sh` starts it (no `-Xmx`: a
-//! quarter of the machine's memory, G1), unless `--zk-jvm-flags` says otherwise, and logs at
-//! INFO through `slf4j-simple` when Debian's jar is there (without a binding it logs nothing).
+//! ZooKeeper runs with `--zk-jvm-flags` (by default `-Xmx1000m`, the heap Apache ZooKeeper's
+//! `zkEnv.sh` gives a server; Debian's script sets none, which leaves the JVM's default of a
+//! quarter of the machine's memory), the JVM's default collector (G1) with `-Xlog:gc` so that
+//! its pauses can be set against the timeline, and logs at INFO with timestamps through
+//! `slf4j-simple` when Debian's jar is there (without a binding it logs nothing).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -156,6 +158,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBES_IN_FLIGHT: u64 = 32;
 /// Connections opening idle sessions at once.
 const SESSION_OPENERS: usize = 64;
+/// GC pauses at least this long are listed and marked in the timeline.
+const GC_PAUSE_NOTED_MS: f64 = 20.0;
 /// Debian's SLF4J binding that makes ZooKeeper log (at INFO, to stderr).
 const SLF4J_SIMPLE: &str = "/usr/share/java/slf4j-simple.jar";
 
@@ -203,15 +207,19 @@ pub struct Second {
     pub rss_kib: u64,
     /// Snapshot lines logged in this second.
     pub snapshots: usize,
+    /// The longest GC pause logged in this second, ms (ZooKeeper's JVM; 0 without one).
+    pub gc_pause_ms: f64,
 }
 
-/// A log line that mentions a snapshot.
+/// A log line that mentions a snapshot, or a JVM GC pause of at least [`GC_PAUSE_NOTED_MS`].
 #[derive(Clone, Debug)]
 pub struct LogEvent {
     /// Seconds from the start of the window (by when the sampler saw it).
     pub at: f64,
     /// The member that logged it.
     pub member: u64,
+    /// The pause for a GC line, ms; `None` for a snapshot line.
+    pub gc_pause_ms: Option<f64>,
     /// The line, shortened.
     pub line: String,
 }
@@ -229,8 +237,11 @@ pub struct SetDataReport {
     pub rss_peak_kib: u64,
     /// The largest member's `VmHWM` at the end, KiB.
     pub hwm_kib: u64,
-    /// Snapshot lines the members logged during the window.
-    pub snapshots: Vec<LogEvent>,
+    /// Snapshot lines and GC pauses of [`GC_PAUSE_NOTED_MS`] or more the members logged
+    /// during the window, in time order.
+    pub events: Vec<LogEvent>,
+    /// GC pauses the members logged during the window: count, total ms, longest ms.
+    pub gc_pauses: (usize, f64, f64),
 }
 
 /// What the restart measured.
@@ -337,7 +348,9 @@ fn zk_classpath(classpath: &str) -> String {
 
 fn run_target(target: Target, options: &ScaleOptions, dir: &Path) -> Result<TargetReport> {
     let classpath = zk_classpath(&options.zk_classpath);
+    // GC pauses to stdout (the server log), to set them against the timeline.
     let mut zk_jvm_flags = options.zk_jvm_flags.clone();
+    zk_jvm_flags.push("-Xlog:gc".to_string());
     if classpath.contains(SLF4J_SIMPLE) {
         // Timestamps, to set the snapshots against the timeline.
         zk_jvm_flags.extend(
@@ -358,12 +371,7 @@ fn run_target(target: Target, options: &ScaleOptions, dir: &Path) -> Result<Targ
         ensemble_log: Some("info".to_string()),
     };
     if target == Target::Zookeeper {
-        let flags = if options.zk_jvm_flags.is_empty() {
-            "none (the JVM's defaults)".to_string()
-        } else {
-            options.zk_jvm_flags.join(" ")
-        };
-        println!("ZooKeeper JVM flags: {flags}; class path {classpath}");
+        println!("ZooKeeper JVM flags: {}; class path {classpath}", layout.zk_jvm_flags.join(" "));
     }
     let failover_options = failover::Options {
         target,
@@ -551,6 +559,10 @@ fn setdata(
     load.latencies_us = all.iter().map(|(_, latency)| *latency).collect();
     load.latencies_us.sort_unstable();
     let timeline = timeline(&all, &samples.rss, &samples.events, options.duration);
+    let gc_pauses = |events: &[LogEvent]| {
+        let pauses: Vec<f64> = events.iter().filter_map(|e| e.gc_pause_ms).collect();
+        (pauses.len(), pauses.iter().sum(), pauses.iter().copied().fold(0.0, f64::max))
+    };
     let mut rss: Vec<u64> = samples.rss.iter().map(|(_, kib)| *kib).collect();
     rss.sort_unstable();
     let report = SetDataReport {
@@ -559,7 +571,12 @@ fn setdata(
         rss_steady_kib: rss.get(rss.len() / 2).copied().unwrap_or(0),
         rss_peak_kib: rss.last().copied().unwrap_or(0),
         hwm_kib,
-        snapshots: samples.events,
+        gc_pauses: gc_pauses(&samples.events),
+        events: samples
+            .events
+            .into_iter()
+            .filter(|e| e.gc_pause_ms.is_none_or(|pause| pause >= GC_PAUSE_NOTED_MS))
+            .collect(),
     };
     print_setdata(&report, options);
     Ok(report)
@@ -579,10 +596,9 @@ async fn set_client(index: usize, mut conn: Conn, plan: Arc<SetPlan>) -> SetTall
         next += plan.clients;
         let request = Request::SetData { path, data: Some(plan.payload.clone()), version: -1 };
         let outcome = conn.call(&request).await;
+        // A request sent in the window counts even if its reply comes after the window (in
+        // the last second), so a stall at the end of the window shows in full.
         let done = Instant::now();
-        if done > plan.end {
-            break;
-        }
         match outcome {
             Ok(header) if header.err == 0 => {
                 if started >= plan.start {
@@ -598,6 +614,9 @@ async fn set_client(index: usize, mut conn: Conn, plan: Arc<SetPlan>) -> SetTall
                 tracing::warn!(client = index, %error, "setData failed; reconnecting");
                 conn = loop {
                     attempt += 1;
+                    if Instant::now() >= plan.end {
+                        return tally;
+                    }
                     match Conn::open(plan.servers[attempt % plan.servers.len()]).await {
                         Ok(conn) => break conn,
                         Err(_) if Instant::now() < plan.end => {
@@ -651,6 +670,7 @@ fn timeline(
                 max_us: l.last().copied().unwrap_or(0),
                 rss_kib: 0,
                 snapshots: 0,
+                gc_pause_ms: 0.0,
             }
         })
         .collect();
@@ -661,7 +681,12 @@ fn timeline(
     }
     for event in events {
         if let Some(second) = bucket(event.at) {
-            timeline[second].snapshots += 1;
+            match event.gc_pause_ms {
+                None => timeline[second].snapshots += 1,
+                Some(pause) => {
+                    timeline[second].gc_pause_ms = timeline[second].gc_pause_ms.max(pause);
+                }
+            }
         }
     }
     timeline
@@ -701,10 +726,14 @@ fn print_setdata(report: &SetDataReport, options: &ScaleOptions) {
         mib(report.hwm_kib)
     );
     print!("{}", timeline_text(&report.timeline));
-    if report.snapshots.is_empty() {
+    if !report.events.iter().any(|e| e.gc_pause_ms.is_none()) {
         println!("  no snapshot logged during the window");
     }
-    for event in &report.snapshots {
+    let (count, total, longest) = report.gc_pauses;
+    if count > 0 {
+        println!("  GC pauses logged: {count}, {total:.0} ms in all, the longest {longest:.1} ms");
+    }
+    for event in &report.events {
         println!("  {:6.2} s member {}: {}", event.at, event.member, event.line);
     }
 }
@@ -713,16 +742,17 @@ fn print_setdata(report: &SetDataReport, options: &ScaleOptions) {
 /// with a snapshot line, `!` for a worst write over [`STALL_MS`].
 fn timeline_text(timeline: &[Second]) -> String {
     let mut text = format!(
-        "  per second (ops, p99.9/max ms, RSS MiB; S = snapshot logged, ! = max > {STALL_MS:.0} \
-         ms):\n"
+        "  per second (ops, p99.9/max ms, RSS MiB; S = snapshot logged, G = GC pause ≥ \
+         {GC_PAUSE_NOTED_MS:.0} ms, ! = max > {STALL_MS:.0} ms):\n"
     );
     for (row, chunk) in timeline.chunks(3).enumerate() {
         text.push(' ');
         for (column, second) in chunk.iter().enumerate() {
             let index = row * 3 + column;
             let flag = format!(
-                "{}{}",
+                "{}{}{}",
                 if second.snapshots > 0 { "S" } else { " " },
+                if second.gc_pause_ms >= GC_PAUSE_NOTED_MS { "G" } else { " " },
                 if ms(second.max_us) > STALL_MS { "!" } else { " " }
             );
             let _ = write!(
@@ -773,8 +803,9 @@ impl Watched {
         Ok(Watched { id, pid, log })
     }
 
-    /// The snapshot lines logged since the last call.
-    fn snapshot_lines(&mut self) -> Vec<String> {
+    /// The snapshot and GC-pause lines logged since the last call (shortened), with the
+    /// pause of the GC ones.
+    fn new_lines(&mut self) -> Vec<(Option<f64>, String)> {
         let Some((file, partial)) = &mut self.log else { return Vec::new() };
         let mut bytes = Vec::new();
         if file.read_to_end(&mut bytes).is_err() {
@@ -783,16 +814,28 @@ impl Watched {
         partial.push_str(&String::from_utf8_lossy(&bytes));
         let Some(end) = partial.rfind('\n') else { return Vec::new() };
         let complete: String = partial.drain(..=end).collect();
-        complete
-            .lines()
-            .filter(|line| {
-                let line = line.to_ascii_lowercase();
-                // Ensemble's purge lines name snapshot files; they are not snapshots.
-                line.contains("snapshot") && !line.contains("purge")
-            })
-            .map(shorten)
-            .collect()
+        let mut lines = Vec::new();
+        for line in complete.lines() {
+            if let Some(pause) = gc_pause_ms(line) {
+                lines.push((Some(pause), shorten(line)));
+                continue;
+            }
+            let lower = line.to_ascii_lowercase();
+            // Ensemble's purge lines name snapshot files; they are not snapshots.
+            if lower.contains("snapshot") && !lower.contains("purge") {
+                lines.push((None, shorten(line)));
+            }
+        }
+        lines
     }
+}
+
+/// The pause of a JVM `-Xlog:gc` line (`[…][gc] GC(7) Pause Young (Normal) … 12.345ms`).
+fn gc_pause_ms(line: &str) -> Option<f64> {
+    if !line.contains("[gc") || !line.contains(" Pause ") {
+        return None;
+    }
+    line.trim().rsplit(' ').next()?.strip_suffix("ms")?.parse().ok()
 }
 
 /// A log line without colours and package paths, at most 120 characters.
@@ -849,8 +892,8 @@ fn sample(mut watched: Vec<Watched>, start: Instant, stop: &AtomicBool) -> Sampl
             samples.rss.push((at, rss));
         }
         for member in &mut watched {
-            for line in member.snapshot_lines() {
-                samples.events.push(LogEvent { at, member: member.id, line });
+            for (gc_pause_ms, line) in member.new_lines() {
+                samples.events.push(LogEvent { at, member: member.id, gc_pause_ms, line });
             }
         }
         if stop.load(Ordering::Relaxed) {
@@ -1301,7 +1344,8 @@ fn summary(reports: &[TargetReport]) -> String {
             let ops: u64 = set.timeline.iter().map(|s| s.ops).sum();
             put("setdata_timeline_ops", ops as f64);
             put("setdata_rss_samples_kib", set.rss_peak_kib as f64);
-            put("setdata_snapshots", set.snapshots.len() as f64);
+            let snapshots = set.events.iter().filter(|e| e.gc_pause_ms.is_none()).count();
+            put("setdata_snapshots", snapshots as f64);
         }
         if let Some(restart) = &report.restart {
             put("restart_ms", restart.until_read.as_secs_f64() * 1000.0);
@@ -1325,22 +1369,41 @@ mod tests {
     fn timeline_buckets_by_reply_second() {
         let samples = [(10, 1_000), (900_000, 3_000), (1_500_000, 150_000), (2_999_999, 7)];
         let rss = [(0.5, 100), (0.7, 300), (-0.2, 999), (2.1, 50)];
-        let events = [LogEvent { at: 1.2, member: 1, line: "snapshot written".into() }];
+        let events = [
+            LogEvent { at: 1.2, member: 1, gc_pause_ms: None, line: "snapshot written".into() },
+            LogEvent { at: 2.5, member: 1, gc_pause_ms: Some(30.0), line: "[gc] Pause".into() },
+        ];
         let timeline = timeline(&samples, &rss, &events, Duration::from_secs(3));
         assert_eq!(timeline.len(), 3);
         assert_eq!(
             timeline[0],
-            Second { ops: 2, p999_us: 3_000, max_us: 3_000, rss_kib: 300, snapshots: 0 }
+            Second {
+                ops: 2,
+                p999_us: 3_000,
+                max_us: 3_000,
+                rss_kib: 300,
+                snapshots: 0,
+                gc_pause_ms: 0.0
+            }
         );
         assert_eq!(
             timeline[1],
-            Second { ops: 1, p999_us: 150_000, max_us: 150_000, rss_kib: 0, snapshots: 1 }
+            Second {
+                ops: 1,
+                p999_us: 150_000,
+                max_us: 150_000,
+                rss_kib: 0,
+                snapshots: 1,
+                gc_pause_ms: 0.0
+            }
         );
         assert_eq!(timeline[2].ops, 1);
         assert_eq!(timeline[2].rss_kib, 50);
+        assert_eq!(timeline[2].gc_pause_ms, 30.0);
         let text = timeline_text(&timeline);
         assert!(text.contains("seconds with a write over 100 ms: 1s (150 ms)"), "{text}");
-        assert!(text.contains("S!"), "{text}");
+        assert!(text.contains("S !"), "{text}");
+        assert!(text.contains(" G "), "{text}");
     }
 
     #[test]
@@ -1362,6 +1425,15 @@ mod tests {
         assert_eq!(znodes.parents(), 10);
         let few = Znodes { root: ROOT.into(), count: 5, fanout: 1_000 };
         assert_eq!(hot_paths(&few, 1_000).len(), 5);
+    }
+
+    #[test]
+    fn gc_lines_give_their_pause() {
+        let line = "[12.345s][info][gc] GC(7) Pause Young (Normal) (G1 Evacuation Pause) \
+                    512M->100M(1000M) 12.345ms";
+        assert_eq!(gc_pause_ms(line), Some(12.345));
+        assert_eq!(gc_pause_ms("[gc] GC(8) Concurrent Mark Cycle 80.1ms"), None);
+        assert_eq!(gc_pause_ms("INFO ZooKeeperServer - Snapshot taken in 28 ms"), None);
     }
 
     #[test]
