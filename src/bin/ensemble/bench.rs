@@ -628,7 +628,7 @@ pub(crate) fn wait_znode_count(ensemble: &failover::Ensemble, znodes: usize) -> 
 /// Creates `MEMORY_ROOT/n<i>` for i in 0..count through pipelined connections.
 async fn create_many(servers: Vec<SocketAddr>, count: usize, size: usize) -> Result<()> {
     let znodes = Znodes { root: MEMORY_ROOT.to_string(), count, fanout: 0 };
-    create_znodes(servers, &znodes, size).await
+    create_znodes(servers, &znodes, size).await.map(|_| ())
 }
 
 /// A set of znodes under one root: `root/n<i>` (7 digits) when `fanout` is 0, else
@@ -668,54 +668,91 @@ impl Znodes {
 
 /// Creates the root, the parents and the znodes of `znodes` (each of `size` bytes) through
 /// [`CREATE_CONNECTIONS`] connections with [`CREATE_DEPTH`] requests in flight each, round-robin
-/// over `servers`. Existing znodes are fine.
+/// over `servers`. Existing znodes are fine. Returns how many times a creator's connection
+/// broke and was opened again.
 pub(crate) async fn create_znodes(
     servers: Vec<SocketAddr>,
     znodes: &Znodes,
     size: usize,
-) -> Result<()> {
+) -> Result<usize> {
     let mut first = Conn::open(servers[0]).await?;
     first.create_tolerant(&znodes.root, None).await?;
     first.close().await;
     let parents = znodes.clone();
     let parent_path = Arc::new(move |i| parents.parent_path(i));
-    create_pipelined(&servers, znodes.parents(), parent_path, Bytes::new()).await?;
+    let parents = create_pipelined(&servers, znodes.parents(), parent_path, Bytes::new()).await?;
     let children = znodes.clone();
     let path = Arc::new(move |i| children.path(i));
-    create_pipelined(&servers, znodes.count, path, Bytes::from(vec![b'm'; size])).await
+    let payload = Bytes::from(vec![b'm'; size]);
+    Ok(parents + create_pipelined(&servers, znodes.count, path, payload).await?)
 }
 
 /// The path of the i-th znode of a pipelined create.
 type PathOf = Arc<dyn Fn(usize) -> String + Send + Sync>;
 
-/// Creates `path(i)` for i in 0..count with `payload` through pipelined connections.
+/// Bound on getting a creator's connection back after it broke (an election, say).
+const CREATE_RECONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Creates `path(i)` for i in 0..count with `payload` through pipelined connections. A lane
+/// whose connection breaks (or goes unanswered) opens a new session on the next server and
+/// sends its unacknowledged creates again (`NodeExists` is fine); returns how many times
+/// that happened.
 async fn create_pipelined(
     servers: &[SocketAddr],
     count: usize,
     path_of: PathOf,
     payload: Bytes,
-) -> Result<()> {
+) -> Result<usize> {
     let mut creators = JoinSet::new();
     for lane in 0..CREATE_CONNECTIONS {
-        let server = servers[lane % servers.len()];
+        let servers = servers.to_vec();
         let payload = payload.clone();
         let path_of = path_of.clone();
         creators.spawn(async move {
-            let mut conn = Conn::open(server).await?;
+            let mut attempt = lane;
+            let mut conn = Conn::open(servers[attempt % servers.len()]).await?;
+            let mut reconnects = 0;
             let mut next = lane;
-            let mut in_flight = VecDeque::new();
+            // (xid, index) of the creates sent and not yet answered.
+            let mut in_flight: VecDeque<(i32, usize)> = VecDeque::new();
             while next < count || !in_flight.is_empty() {
-                while next < count && in_flight.len() < CREATE_DEPTH {
-                    let path = path_of(next);
-                    in_flight.push_back(
-                        conn.send(&create_request(&path, Some(payload.clone()), 0)).await?,
-                    );
-                    next += CREATE_CONNECTIONS;
-                }
-                let header = tokio::time::timeout(OP_TIMEOUT, conn.reply())
-                    .await
-                    .context("a create was not answered in time")??;
-                if in_flight.pop_front() != Some(header.xid) {
+                let step = async {
+                    while next < count && in_flight.len() < CREATE_DEPTH {
+                        let request = create_request(&path_of(next), Some(payload.clone()), 0);
+                        in_flight.push_back((conn.send(&request).await?, next));
+                        next += CREATE_CONNECTIONS;
+                    }
+                    tokio::time::timeout(OP_TIMEOUT, conn.reply())
+                        .await
+                        .context("a create was not answered in time")?
+                };
+                let header = match step.await {
+                    Ok(header) => header,
+                    Err(error) => {
+                        reconnects += 1;
+                        tracing::warn!(lane, error = %format!("{error:#}"), "create lane reconnects");
+                        if let Some((_, index)) = in_flight.front() {
+                            next = *index;
+                        }
+                        in_flight.clear();
+                        let deadline = Instant::now() + CREATE_RECONNECT_TIMEOUT;
+                        conn = loop {
+                            attempt += 1;
+                            match Conn::open(servers[attempt % servers.len()]).await {
+                                Ok(conn) => break conn,
+                                Err(error) if Instant::now() > deadline => {
+                                    return Err(error.context(format!(
+                                        "create lane {lane}: no session within \
+                                         {CREATE_RECONNECT_TIMEOUT:?}"
+                                    )));
+                                }
+                                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                            }
+                        };
+                        continue;
+                    }
+                };
+                if in_flight.pop_front().map(|(xid, _)| xid) != Some(header.xid) {
                     bail!("reply to xid {} out of order", header.xid);
                 }
                 if header.err != 0 && header.err != ERR_NODE_EXISTS {
@@ -723,13 +760,14 @@ async fn create_pipelined(
                 }
             }
             conn.close().await;
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, anyhow::Error>(reconnects)
         });
     }
+    let mut reconnects = 0;
     while let Some(joined) = creators.join_next().await {
-        joined.context("create task")??;
+        reconnects += joined.context("create task")??;
     }
-    Ok(())
+    Ok(reconnects)
 }
 
 /// The knobs of `bench compare`.

@@ -183,6 +183,8 @@ pub struct FillReport {
     pub parents: usize,
     /// Until the last create was acknowledged.
     pub elapsed: Duration,
+    /// Creator connections that broke and were opened again.
+    pub reconnects: usize,
     /// Every member's memory once all of them hold the znodes.
     pub members: Vec<MemberRss>,
 }
@@ -440,7 +442,7 @@ fn fill(
     settle: Duration,
 ) -> Result<FillReport> {
     let started = Instant::now();
-    runtime
+    let reconnects = runtime
         .block_on(create_znodes(ensemble.client_addrs(), znodes, size))
         .context("creating the znodes")?;
     let elapsed = started.elapsed();
@@ -450,14 +452,20 @@ fn fill(
         znodes: znodes.count,
         parents: znodes.parents(),
         elapsed,
+        reconnects,
         members: members_rss(ensemble)?,
     };
     println!(
-        "fill: {} znodes (+{} parents) in {:.1} s: {:.0} znodes/s",
+        "fill: {} znodes (+{} parents) in {:.1} s: {:.0} znodes/s{}",
         report.znodes,
         report.parents,
         elapsed.as_secs_f64(),
-        report.rate()
+        report.rate(),
+        if reconnects == 0 {
+            String::new()
+        } else {
+            format!(" ({reconnects} creator connection(s) broke and were opened again)")
+        }
     );
     for m in &report.members {
         println!(
@@ -1327,6 +1335,7 @@ fn summary(reports: &[TargetReport]) -> String {
         if let Some(fill) = &report.fill {
             put("fill_znodes", fill.znodes as f64);
             put("fill_per_sec", fill.rate());
+            put("fill_reconnects", fill.reconnects as f64);
             put("fill_rss_kib", fill.members.iter().map(|m| m.rss_kib).max().unwrap_or(0) as f64);
             put("fill_hwm_kib", fill.members.iter().map(|m| m.hwm_kib).max().unwrap_or(0) as f64);
         }
