@@ -4,6 +4,7 @@
 # ensemble with fsync on; prints a table of the ratios Ensemble/ZooKeeper.
 #
 #   scripts/bench.sh [extra `ensemble bench compare` args, e.g. --duration 20s --failover-runs 7]
+#   scripts/bench.sh scale [`ensemble bench scale` args]   # the scale benchmark: bench-scale.sh
 #
 # Release build. Set ZK_CLASSPATH to point at another ZooKeeper (default: Debian's `zookeeper`
 # package). Takes about 4 minutes (3 interleaved load rounds, memory, failover). The machine's load average is printed before and after:
@@ -11,6 +12,11 @@
 set -euo pipefail
 
 zk_classpath=${ZK_CLASSPATH:-/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar}
+
+if [[ "${1:-}" == scale ]]; then
+    shift
+    exec "$(dirname "$0")/bench-scale.sh" "$@"
+fi
 
 cd "$(dirname "$0")/.."
 cargo build --quiet --release --bin ensemble

@@ -19,6 +19,8 @@ use tracing_subscriber::EnvFilter;
 mod bench;
 #[path = "ensemble/failover.rs"]
 mod failover;
+#[path = "ensemble/scale.rs"]
+mod scale;
 
 #[derive(Parser)]
 #[command(name = "ensemble", version, about = "A ZooKeeper-compatible coordination service")]
@@ -172,6 +174,71 @@ enum Bench {
         #[command(flatten)]
         ensembles: EnsembleArgs,
     },
+    /// Many znodes, Ensemble and ZooKeeper side by side (issue #10): fill rate and memory,
+    /// setData latency per second with snapshots, restart time, idle-session CPU; then a
+    /// table of the ratios against the goals. See docs/benchmarks.md, "Scale".
+    Scale(ScaleArgs),
+}
+
+/// The knobs of `bench scale`.
+#[derive(Args)]
+struct ScaleArgs {
+    /// Which scenarios: setdata and restart fill first; sessions alone runs on an empty tree.
+    #[arg(long, value_enum, default_value = "all")]
+    scenario: scale::Scenario,
+    /// Which servers.
+    #[arg(long, value_enum, default_value = "both")]
+    target: scale::Targets,
+    /// 1 for a standalone server, 3 for an ensemble.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=7))]
+    members: u64,
+    /// Znodes created by the fill.
+    #[arg(long, default_value_t = 1_000_000)]
+    znodes: usize,
+    /// Data bytes per znode and per setData.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Znodes per parent (`/ensemble-scale/pNNNN/nNNNN`); 0 puts them all under one parent.
+    #[arg(long, default_value_t = 1_000)]
+    fanout: usize,
+    /// setData window, and idle-sessions window.
+    #[arg(long, default_value = "30s", value_parser = bench::parse_duration)]
+    duration: Duration,
+    /// setData clients, one request in flight each.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Znodes the setData clients write (spread evenly over all of them).
+    #[arg(long, default_value_t = 1_000)]
+    hot: usize,
+    /// `snapCount` of both servers.
+    #[arg(long, default_value_t = 100_000)]
+    snap_count: u64,
+    /// Idle sessions.
+    #[arg(long, default_value_t = 5_000)]
+    sessions: usize,
+    /// Session timeout the idle sessions ask for; they ping at a third of the negotiated one.
+    #[arg(long, default_value = "30s", value_parser = bench::parse_duration)]
+    session_timeout: Duration,
+    /// `tickTime` in ms of both servers.
+    #[arg(long, default_value_t = 2000)]
+    tick_time: u32,
+    /// Java class path of ZooKeeper (Debian's slf4j-simple is added so that it logs).
+    #[arg(
+        long,
+        default_value = "/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar"
+    )]
+    zk_classpath: String,
+    /// ZooKeeper's JVM flags, space-separated. The default is the heap of Apache ZooKeeper's
+    /// own zkEnv.sh (`ZK_SERVER_HEAP=1000`); "" is the JVM's defaults (a quarter of the
+    /// machine's memory), as Debian's zkServer.sh starts it.
+    #[arg(long, default_value = "-Xmx1000m")]
+    zk_jvm_flags: String,
+    /// Also write the figures as `target<TAB>key<TAB>value` lines to this file.
+    #[arg(long)]
+    summary: Option<PathBuf>,
+    /// Keep the data dirs and server logs.
+    #[arg(long)]
+    keep: bool,
 }
 
 /// How the benchmarks start their 3-member loopback ensembles, Ensemble's and ZooKeeper's.
@@ -261,6 +328,27 @@ fn main() -> Result<()> {
                 tick_time_ms: ensembles.tick_time,
                 zk_classpath: ensembles.zk_classpath,
             }),
+            Bench::Scale(args) => scale::scale(&scale::ScaleOptions {
+                scenario: args.scenario,
+                targets: args.target,
+                members: args.members,
+                znodes: args.znodes,
+                size: args.size,
+                fanout: args.fanout,
+                duration: args.duration,
+                clients: args.clients,
+                hot: args.hot,
+                snap_count: args.snap_count,
+                sessions: args.sessions,
+                session_timeout_ms: i32::try_from(args.session_timeout.as_millis())
+                    .context("--session-timeout is too long")?,
+                tick_time_ms: args.tick_time,
+                zk_classpath: args.zk_classpath,
+                zk_jvm_flags: args.zk_jvm_flags.split_whitespace().map(String::from).collect(),
+                summary: args.summary,
+                keep: args.keep,
+            })
+            .map(|_| ()),
         },
     }
 }

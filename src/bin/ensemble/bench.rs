@@ -97,7 +97,7 @@ pub struct LoadReport {
     /// The window.
     pub window: Duration,
     /// Latencies of the successful requests in the window, µs, sorted.
-    latencies_us: Vec<u32>,
+    pub(crate) latencies_us: Vec<u32>,
 }
 
 impl LoadReport {
@@ -150,9 +150,9 @@ impl LoadReport {
 }
 
 /// Session timeout the clients ask for (servers clamp it to their limits).
-const SESSION_TIMEOUT_MS: i32 = 30_000;
+pub(crate) const SESSION_TIMEOUT_MS: i32 = 30_000;
 /// Bound on connecting and on one round trip.
-const OP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const OP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every client's znode lives under this one.
 const LOAD_ROOT: &str = "/ensemble-bench";
 /// The znodes of `bench memory` live under this one.
@@ -181,7 +181,7 @@ pub fn load(options: &LoadOptions) -> Result<LoadReport> {
     Ok(report)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -345,7 +345,7 @@ async fn load_client(index: usize, mut conn: Conn, plan: Arc<Plan>) -> Tally {
     tally
 }
 
-fn create_request(path: &str, data: Option<Bytes>, flags: i32) -> Request {
+pub(crate) fn create_request(path: &str, data: Option<Bytes>, flags: i32) -> Request {
     Request::Create(
         CreateKind::Create,
         CreateRequest { path: path.into(), data, acl: Acl::open_unsafe(), flags, ttl: None },
@@ -353,17 +353,24 @@ fn create_request(path: &str, data: Option<Bytes>, flags: i32) -> Request {
 }
 
 /// One client connection and session.
-struct Conn {
+pub(crate) struct Conn {
     addr: SocketAddr,
     stream: TcpStream,
     inbound: BytesMut,
     decoder: FrameDecoder,
     xid: i32,
+    /// The session timeout the server negotiated, ms.
+    pub(crate) timeout_ms: i32,
 }
 
 impl Conn {
     /// Connects and opens a new session.
-    async fn open(addr: SocketAddr) -> Result<Conn> {
+    pub(crate) async fn open(addr: SocketAddr) -> Result<Conn> {
+        Conn::open_with_timeout(addr, SESSION_TIMEOUT_MS).await
+    }
+
+    /// Connects and opens a new session, asking for a session timeout of `timeout_ms`.
+    pub(crate) async fn open_with_timeout(addr: SocketAddr, timeout_ms: i32) -> Result<Conn> {
         let stream = tokio::time::timeout(OP_TIMEOUT, TcpStream::connect(addr))
             .await
             .with_context(|| format!("connecting to {addr}: timed out"))?
@@ -375,8 +382,9 @@ impl Conn {
             inbound: BytesMut::with_capacity(64 * 1024),
             decoder: FrameDecoder::new(FRAME_LEN_MAX_DEFAULT),
             xid: 0,
+            timeout_ms: 0,
         };
-        let request = ConnectRequest::new_session(SESSION_TIMEOUT_MS);
+        let request = ConnectRequest::new_session(timeout_ms);
         conn.stream.write_all(&wire::encode_connect_request(&request)).await?;
         let frame = tokio::time::timeout(OP_TIMEOUT, conn.next_frame())
             .await
@@ -385,10 +393,11 @@ impl Conn {
         if response.session_id == 0 {
             bail!("{addr} refused the session");
         }
+        conn.timeout_ms = response.timeout_ms;
         Ok(conn)
     }
 
-    async fn next_frame(&mut self) -> Result<Bytes> {
+    pub(crate) async fn next_frame(&mut self) -> Result<Bytes> {
         loop {
             if let Some(frame) = self.decoder.decode(&mut self.inbound)? {
                 return Ok(frame);
@@ -400,14 +409,20 @@ impl Conn {
     }
 
     /// Sends `request` with the next xid and returns that xid.
-    async fn send(&mut self, request: &Request) -> Result<i32> {
+    pub(crate) async fn send(&mut self, request: &Request) -> Result<i32> {
         self.xid = self.xid.checked_add(1).unwrap_or(1);
         self.stream.write_all(&wire::encode_request(self.xid, request)).await?;
         Ok(self.xid)
     }
 
+    /// Writes `frame`, an encoded request with its own xid (a ping's).
+    pub(crate) async fn send_frame(&mut self, frame: &[u8]) -> Result<()> {
+        self.stream.write_all(frame).await?;
+        Ok(())
+    }
+
     /// The next reply to a request of ours (notifications and pings skipped).
-    async fn reply(&mut self) -> Result<ReplyHeader> {
+    pub(crate) async fn reply(&mut self) -> Result<ReplyHeader> {
         loop {
             let frame = self.next_frame().await?;
             let (header, _) = wire::decode_reply_header(&frame)?;
@@ -418,7 +433,7 @@ impl Conn {
     }
 
     /// One round trip.
-    async fn call(&mut self, request: &Request) -> Result<ReplyHeader> {
+    pub(crate) async fn call(&mut self, request: &Request) -> Result<ReplyHeader> {
         let xid = self.send(request).await?;
         let header = tokio::time::timeout(OP_TIMEOUT, self.reply())
             .await
@@ -430,7 +445,7 @@ impl Conn {
     }
 
     /// Creates `path`; an existing node is fine.
-    async fn create_tolerant(&mut self, path: &str, data: Option<Bytes>) -> Result<()> {
+    pub(crate) async fn create_tolerant(&mut self, path: &str, data: Option<Bytes>) -> Result<()> {
         let header = self.call(&create_request(path, data, 0)).await?;
         match header.err {
             0 | ERR_NODE_EXISTS => Ok(()),
@@ -439,7 +454,7 @@ impl Conn {
     }
 
     /// Closes the session, best effort (the server would expire it anyway).
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ =
             tokio::time::timeout(Duration::from_secs(1), self.call(&Request::CloseSession)).await;
     }
@@ -553,7 +568,7 @@ fn memory_in(options: &MemoryOptions, dir: &std::path::Path) -> Result<Vec<Membe
     Ok(members)
 }
 
-fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
@@ -571,7 +586,7 @@ fn ensemble_options(target: Target, memory: &MemoryOptions) -> failover::Options
 }
 
 /// `(VmRSS, VmHWM)` of member `id`, KiB.
-fn member_rss(ensemble: &failover::Ensemble, id: u64) -> Result<(u64, u64)> {
+pub(crate) fn member_rss(ensemble: &failover::Ensemble, id: u64) -> Result<(u64, u64)> {
     let pid = ensemble.pid(id).with_context(|| format!("member {id} is not running"))?;
     let status = fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
@@ -587,11 +602,11 @@ fn member_rss(ensemble: &failover::Ensemble, id: u64) -> Result<(u64, u64)> {
 }
 
 /// Waits until every member's `mntr` reports at least `znodes` znodes.
-fn wait_znode_count(ensemble: &failover::Ensemble, znodes: usize) -> Result<()> {
+pub(crate) fn wait_znode_count(ensemble: &failover::Ensemble, znodes: usize) -> Result<()> {
     let deadline = Instant::now() + CATCH_UP_TIMEOUT;
     loop {
         let mut counts = Vec::new();
-        for id in 1..=MEMBERS {
+        for id in 1..=ensemble.members() {
             let port = ensemble.client_port(id).context("member port")?;
             let count = failover::four_letter(port, "mntr").ok().and_then(|text| {
                 text.lines()
@@ -612,30 +627,132 @@ fn wait_znode_count(ensemble: &failover::Ensemble, znodes: usize) -> Result<()> 
 
 /// Creates `MEMORY_ROOT/n<i>` for i in 0..count through pipelined connections.
 async fn create_many(servers: Vec<SocketAddr>, count: usize, size: usize) -> Result<()> {
-    let payload = Bytes::from(vec![b'm'; size]);
+    let znodes = Znodes { root: MEMORY_ROOT.to_string(), count, fanout: 0 };
+    create_znodes(servers, &znodes, size).await.map(|_| ())
+}
+
+/// A set of znodes under one root: `root/n<i>` (7 digits) when `fanout` is 0, else
+/// `root/p<i / fanout>/n<i % fanout>` (4 digits each), so that no parent holds more than
+/// `fanout` children.
+#[derive(Clone, Debug)]
+pub(crate) struct Znodes {
+    /// The root, created first.
+    pub root: String,
+    /// The znodes, not counting the root and the parents.
+    pub count: usize,
+    /// Children per parent; 0 puts them all under the root.
+    pub fanout: usize,
+}
+
+impl Znodes {
+    /// The path of znode `index`.
+    pub(crate) fn path(&self, index: usize) -> String {
+        match self.fanout {
+            0 => format!("{}/n{index:07}", self.root),
+            fanout => format!("{}/p{:04}/n{:04}", self.root, index / fanout, index % fanout),
+        }
+    }
+
+    /// The parents between the root and the znodes.
+    pub(crate) fn parents(&self) -> usize {
+        match self.fanout {
+            0 => 0,
+            fanout => self.count.div_ceil(fanout),
+        }
+    }
+
+    fn parent_path(&self, parent: usize) -> String {
+        format!("{}/p{parent:04}", self.root)
+    }
+}
+
+/// Creates the root, the parents and the znodes of `znodes` (each of `size` bytes) through
+/// [`CREATE_CONNECTIONS`] connections with [`CREATE_DEPTH`] requests in flight each, round-robin
+/// over `servers`. Existing znodes are fine. Returns how many times a creator's connection
+/// broke and was opened again.
+pub(crate) async fn create_znodes(
+    servers: Vec<SocketAddr>,
+    znodes: &Znodes,
+    size: usize,
+) -> Result<usize> {
     let mut first = Conn::open(servers[0]).await?;
-    first.create_tolerant(MEMORY_ROOT, None).await?;
+    first.create_tolerant(&znodes.root, None).await?;
     first.close().await;
+    let parents = znodes.clone();
+    let parent_path = Arc::new(move |i| parents.parent_path(i));
+    let parents = create_pipelined(&servers, znodes.parents(), parent_path, Bytes::new()).await?;
+    let children = znodes.clone();
+    let path = Arc::new(move |i| children.path(i));
+    let payload = Bytes::from(vec![b'm'; size]);
+    Ok(parents + create_pipelined(&servers, znodes.count, path, payload).await?)
+}
+
+/// The path of the i-th znode of a pipelined create.
+type PathOf = Arc<dyn Fn(usize) -> String + Send + Sync>;
+
+/// Bound on getting a creator's connection back after it broke (an election, say).
+const CREATE_RECONNECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Creates `path(i)` for i in 0..count with `payload` through pipelined connections. A lane
+/// whose connection breaks (or goes unanswered) opens a new session on the next server and
+/// sends its unacknowledged creates again (`NodeExists` is fine); returns how many times
+/// that happened.
+async fn create_pipelined(
+    servers: &[SocketAddr],
+    count: usize,
+    path_of: PathOf,
+    payload: Bytes,
+) -> Result<usize> {
     let mut creators = JoinSet::new();
     for lane in 0..CREATE_CONNECTIONS {
-        let server = servers[lane % servers.len()];
+        let servers = servers.to_vec();
         let payload = payload.clone();
+        let path_of = path_of.clone();
         creators.spawn(async move {
-            let mut conn = Conn::open(server).await?;
+            let mut attempt = lane;
+            let mut conn = Conn::open(servers[attempt % servers.len()]).await?;
+            let mut reconnects = 0;
             let mut next = lane;
-            let mut in_flight = VecDeque::new();
+            // (xid, index) of the creates sent and not yet answered.
+            let mut in_flight: VecDeque<(i32, usize)> = VecDeque::new();
             while next < count || !in_flight.is_empty() {
-                while next < count && in_flight.len() < CREATE_DEPTH {
-                    let path = format!("{MEMORY_ROOT}/n{next:07}");
-                    in_flight.push_back(
-                        conn.send(&create_request(&path, Some(payload.clone()), 0)).await?,
-                    );
-                    next += CREATE_CONNECTIONS;
-                }
-                let header = tokio::time::timeout(OP_TIMEOUT, conn.reply())
-                    .await
-                    .context("a create was not answered in time")??;
-                if in_flight.pop_front() != Some(header.xid) {
+                let step = async {
+                    while next < count && in_flight.len() < CREATE_DEPTH {
+                        let request = create_request(&path_of(next), Some(payload.clone()), 0);
+                        in_flight.push_back((conn.send(&request).await?, next));
+                        next += CREATE_CONNECTIONS;
+                    }
+                    tokio::time::timeout(OP_TIMEOUT, conn.reply())
+                        .await
+                        .context("a create was not answered in time")?
+                };
+                let header = match step.await {
+                    Ok(header) => header,
+                    Err(error) => {
+                        reconnects += 1;
+                        tracing::warn!(lane, error = %format!("{error:#}"), "create lane reconnects");
+                        if let Some((_, index)) = in_flight.front() {
+                            next = *index;
+                        }
+                        in_flight.clear();
+                        let deadline = Instant::now() + CREATE_RECONNECT_TIMEOUT;
+                        conn = loop {
+                            attempt += 1;
+                            match Conn::open(servers[attempt % servers.len()]).await {
+                                Ok(conn) => break conn,
+                                Err(error) if Instant::now() > deadline => {
+                                    return Err(error.context(format!(
+                                        "create lane {lane}: no session within \
+                                         {CREATE_RECONNECT_TIMEOUT:?}"
+                                    )));
+                                }
+                                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                            }
+                        };
+                        continue;
+                    }
+                };
+                if in_flight.pop_front().map(|(xid, _)| xid) != Some(header.xid) {
                     bail!("reply to xid {} out of order", header.xid);
                 }
                 if header.err != 0 && header.err != ERR_NODE_EXISTS {
@@ -643,13 +760,14 @@ async fn create_many(servers: Vec<SocketAddr>, count: usize, size: usize) -> Res
                 }
             }
             conn.close().await;
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, anyhow::Error>(reconnects)
         });
     }
+    let mut reconnects = 0;
     while let Some(joined) = creators.join_next().await {
-        joined.context("create task")??;
+        reconnects += joined.context("create task")??;
     }
-    Ok(())
+    Ok(reconnects)
 }
 
 /// The knobs of `bench compare`.
@@ -873,7 +991,7 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Cores and load average, for the record.
-fn machine_line() -> String {
+pub(crate) fn machine_line() -> String {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
@@ -916,20 +1034,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// A minimal join set (madsim's tokio shim has no `tokio::task::JoinSet`): tasks are awaited
 /// in spawn order, which is all the bench needs.
-struct JoinSet<T> {
+pub(crate) struct JoinSet<T> {
     handles: std::collections::VecDeque<tokio::task::JoinHandle<T>>,
 }
 
 impl<T: Send + 'static> JoinSet<T> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         JoinSet { handles: std::collections::VecDeque::new() }
     }
 
-    fn spawn(&mut self, task: impl std::future::Future<Output = T> + Send + 'static) {
+    pub(crate) fn spawn(&mut self, task: impl std::future::Future<Output = T> + Send + 'static) {
         self.handles.push_back(tokio::spawn(task));
     }
 
-    async fn join_next(
+    pub(crate) async fn join_next(
         &mut self,
     ) -> Option<<tokio::task::JoinHandle<T> as std::future::Future>::Output> {
         let handle = self.handles.pop_front()?;

@@ -162,22 +162,55 @@ pub(crate) fn tempdir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// How [`Ensemble::create_with`] lays out and starts the servers, beyond [`Options`].
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    /// Members: 1 is a standalone server (`clientPort`, no `server.N` lines).
+    pub members: u64,
+    /// More `zoo.cfg` lines, each ending in a newline.
+    pub extra_config: String,
+    /// The JVM flags of ZooKeeper's `java`, before `-cp`.
+    pub zk_jvm_flags: Vec<String>,
+    /// `RUST_LOG` of Ensemble's servers (inherited when `None`).
+    pub ensemble_log: Option<String>,
+}
+
+impl Default for Layout {
+    /// What `bench failover`, `memory` and `compare` use: 3 members, a 256 MiB serial-GC JVM.
+    fn default() -> Layout {
+        Layout {
+            members: MEMBERS,
+            extra_config: String::new(),
+            zk_jvm_flags: ["-Xmx256m", "-XX:+UseSerialGC"].map(String::from).to_vec(),
+            ensemble_log: None,
+        }
+    }
+}
+
 /// The member processes, killed on drop.
 pub(crate) struct Ensemble {
     target: Target,
     dir: PathBuf,
     zk_classpath: String,
+    layout: Layout,
     client_ports: Vec<u16>,
     children: Vec<Option<Child>>,
+    logs: Vec<Option<PathBuf>>,
     starts: u32,
 }
 
 impl Ensemble {
-    /// Writes `zoo.cfg` and `myid` for every member under `dir`.
+    /// Writes `zoo.cfg` and `myid` for every member of a 3-member ensemble under `dir`.
     pub(crate) fn create(options: &Options, dir: &Path) -> Result<Ensemble> {
-        let ports = free_ports(3 * MEMBERS as usize)?;
+        Ensemble::create_with(options, dir, Layout::default())
+    }
+
+    /// Writes `zoo.cfg` and `myid` for every member of `layout` under `dir`.
+    pub(crate) fn create_with(options: &Options, dir: &Path, layout: Layout) -> Result<Ensemble> {
+        let members = layout.members.max(1);
+        let ports = free_ports(3 * members as usize)?;
         let mut servers = String::new();
-        for id in 1..=MEMBERS {
+        for id in 1..=members {
             let base = 3 * (id as usize - 1);
             servers.push_str(&format!(
                 "server.{id}=127.0.0.1:{}:{};127.0.0.1:{}\n",
@@ -186,29 +219,46 @@ impl Ensemble {
                 ports[base]
             ));
         }
-        for id in 1..=MEMBERS {
+        if members == 1 {
+            servers = format!("clientPort={}\nclientPortAddress=127.0.0.1\n", ports[0]);
+        }
+        for id in 1..=members {
             let data = dir.join(format!("member{id}"));
             fs::create_dir_all(&data)?;
             fs::write(data.join("myid"), format!("{id}\n"))?;
             let config = format!(
                 "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\n\
-                 4lw.commands.whitelist=*\nadmin.enableServer=false\n{servers}",
+                 4lw.commands.whitelist=*\nadmin.enableServer=false\n{}{servers}",
                 options.tick_time_ms,
                 options.init_limit,
                 options.sync_limit,
-                data.display()
+                data.display(),
+                layout.extra_config
             );
             fs::write(data.join("zoo.cfg"), config)?;
         }
-        let client_ports = (0..MEMBERS as usize).map(|i| ports[3 * i]).collect();
+        let client_ports = (0..members as usize).map(|i| ports[3 * i]).collect();
         Ok(Ensemble {
             target: options.target,
             dir: dir.to_path_buf(),
             zk_classpath: options.zk_classpath.clone(),
+            layout,
             client_ports,
-            children: (0..MEMBERS).map(|_| None).collect(),
+            children: (0..members).map(|_| None).collect(),
+            logs: (0..members).map(|_| None).collect(),
             starts: 0,
         })
+    }
+
+    /// The number of members.
+    pub(crate) fn members(&self) -> u64 {
+        self.client_ports.len() as u64
+    }
+
+    /// The log file of member `id`'s latest start.
+    pub(crate) fn log_path(&self, id: u64) -> Option<&Path> {
+        let index = usize::try_from(id).ok()?.checked_sub(1)?;
+        self.logs.get(index)?.as_deref()
     }
 
     pub(crate) fn client_addrs(&self) -> Vec<SocketAddr> {
@@ -218,20 +268,21 @@ impl Ensemble {
     pub(crate) fn spawn(&mut self, id: u64) -> Result<()> {
         self.starts += 1;
         let data = self.dir.join(format!("member{id}"));
-        let log = fs::File::create(data.join(format!("server-{}.log", self.starts)))?;
+        let log_path = data.join(format!("server-{}.log", self.starts));
+        let log = fs::File::create(&log_path)?;
         let mut command = match self.target {
             Target::Ensemble => {
                 let mut command = Command::new(std::env::current_exe()?);
                 command.arg("server").arg("--config").arg(data.join("zoo.cfg"));
+                if let Some(filter) = &self.layout.ensemble_log {
+                    command.env("RUST_LOG", filter);
+                }
                 command
             }
             Target::Zookeeper => {
                 let mut command = Command::new("java");
-                command.args([
-                    "-Xmx256m",
-                    "-XX:+UseSerialGC",
-                    "-Dzookeeper.admin.enableServer=false",
-                ]);
+                command.args(&self.layout.zk_jvm_flags);
+                command.arg("-Dzookeeper.admin.enableServer=false");
                 command.arg("-cp").arg(&self.zk_classpath);
                 command.arg("org.apache.zookeeper.server.quorum.QuorumPeerMain");
                 command.arg(data.join("zoo.cfg"));
@@ -241,6 +292,7 @@ impl Ensemble {
         command.current_dir(&data).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let child = command.spawn().with_context(|| format!("spawning {command:?}"))?;
         self.children[id as usize - 1] = Some(child);
+        self.logs[id as usize - 1] = Some(log_path);
         Ok(())
     }
 
@@ -264,7 +316,8 @@ impl Ensemble {
         self.client_ports.get(index).copied()
     }
 
-    /// Waits until every member serves, one of them as leader; returns the leader's id.
+    /// Waits until every member serves, one of them as leader (or the only member as
+    /// standalone); returns the leader's id.
     pub(crate) fn wait_whole(&mut self) -> Result<u64> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -276,8 +329,10 @@ impl Ensemble {
                     srvr.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
                 })
                 .collect();
-            let leaders: Vec<u64> = (1..=MEMBERS)
-                .filter(|id| modes[*id as usize - 1].as_deref() == Some("leader"))
+            let leaders: Vec<u64> = (1..=self.members())
+                .filter(|id| {
+                    matches!(modes[*id as usize - 1].as_deref(), Some("leader" | "standalone"))
+                })
                 .collect();
             if modes.iter().all(Option::is_some) && leaders.len() == 1 {
                 return Ok(leaders[0]);
@@ -297,7 +352,7 @@ impl Ensemble {
 
 impl Drop for Ensemble {
     fn drop(&mut self) {
-        for id in 1..=MEMBERS {
+        for id in 1..=self.members() {
             self.kill(id);
         }
     }
