@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bincode::Options as _;
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -48,11 +48,11 @@ use tracing::{debug, info, warn};
 
 use crate::core::ids::ServerId;
 use crate::core::io::Input;
-use crate::core::zab::PeerMsg;
+use crate::core::zab::{PeerMsg, SnapBody};
 use crate::runtime::config::{ServerConfig, ServerSpec};
 
 /// The version byte of every frame. A peer speaking another version is dropped.
-pub const PEER_PROTOCOL_VERSION: u8 = 1;
+pub const PEER_PROTOCOL_VERSION: u8 = 2;
 
 /// The largest frame accepted or sent (length prefix excluded). A SNAP carries the whole tree
 /// in one frame, so this bounds the size of a tree a learner can be synced with.
@@ -152,7 +152,17 @@ pub enum LinkFrame {
     Heartbeat,
     /// A message for the node.
     Message(PeerMsg),
+    /// A piece of the encoded snapshot of the SNAP that follows: a SNAP's body is sent as
+    /// chunks of at most [`SNAP_CHUNK_BYTES`] ahead of a `Snap` message whose own body is
+    /// empty, so no frame grows with the tree (a million znodes make a 190 MB body).
+    SnapChunk(Bytes),
 }
+
+/// The largest piece of a SNAP body in one frame.
+pub const SNAP_CHUNK_BYTES: usize = 8 << 20;
+
+/// The largest SNAP body a link puts back together.
+pub const SNAP_MAX_BYTES: usize = 16 << 30;
 
 /// Appends one frame to `out`. Fails (appending nothing) if it would exceed
 /// [`PEER_FRAME_MAX_BYTES`].
@@ -588,12 +598,19 @@ async fn read_messages(
     events: &mpsc::Sender<PeerEvent>,
     idle_timeout: Duration,
 ) -> PeerError {
+    let mut snap = SnapAssembly::default();
     loop {
         loop {
             match decode_frame(&mut buffer) {
                 Ok(None) => break,
                 Ok(Some(LinkFrame::Heartbeat)) => {}
+                Ok(Some(LinkFrame::SnapChunk(chunk))) => {
+                    if let Err(error) = snap.add(&chunk) {
+                        return error;
+                    }
+                }
                 Ok(Some(LinkFrame::Message(msg))) => {
+                    let msg = snap.complete(msg);
                     if events.send(PeerEvent::Message { peer, link, msg }).await.is_err() {
                         return PeerError::Dropped;
                     }
@@ -606,6 +623,56 @@ async fn read_messages(
             return error;
         }
     }
+}
+
+/// The chunks of a SNAP body received so far.
+#[derive(Default)]
+struct SnapAssembly {
+    parts: BytesMut,
+}
+
+impl SnapAssembly {
+    fn add(&mut self, chunk: &[u8]) -> Result<(), PeerError> {
+        if self.parts.len() + chunk.len() > SNAP_MAX_BYTES {
+            return Err(FrameError::TooLarge {
+                len: self.parts.len() + chunk.len(),
+                max: SNAP_MAX_BYTES,
+            }
+            .into());
+        }
+        self.parts.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// A SNAP with an empty body takes the chunks that came before it.
+    fn complete(&mut self, msg: PeerMsg) -> PeerMsg {
+        match msg {
+            PeerMsg::Snap { zxid, body: SnapBody::Encoded(body), txns, committed }
+                if body.is_empty() && !self.parts.is_empty() =>
+            {
+                let body = SnapBody::Encoded(self.parts.split().freeze());
+                PeerMsg::Snap { zxid, body, txns, committed }
+            }
+            msg => msg,
+        }
+    }
+}
+
+/// Encodes a SNAP's image on the blocking pool (never on the node's thread) and returns the
+/// SNAP with an empty body, to follow the chunks.
+async fn encode_snap(msg: PeerMsg) -> (Option<Bytes>, PeerMsg) {
+    let PeerMsg::Snap { zxid, body: SnapBody::Image(image), txns, committed } = msg else {
+        return (None, msg);
+    };
+    let encoded = match tokio::task::spawn_blocking(move || image.encode()).await {
+        Ok(encoded) => encoded,
+        Err(error) => {
+            tracing::error!(%error, "encoding a SNAP failed");
+            Bytes::new()
+        }
+    };
+    let msg = PeerMsg::Snap { zxid, body: SnapBody::Encoded(Bytes::new()), txns, committed };
+    (Some(encoded), msg)
 }
 
 /// Writes queued messages (batched) and heartbeats until the queue closes or a write fails.
@@ -625,7 +692,21 @@ async fn write_messages(
             _ = tokio::time::sleep(heartbeat_interval) => LinkFrame::Heartbeat,
         };
         let mut next = Some(first);
-        while let Some(frame) = next.take() {
+        while let Some(mut frame) = next.take() {
+            if let LinkFrame::Message(msg @ PeerMsg::Snap { body: SnapBody::Image(_), .. }) = frame
+            {
+                let (body, msg) = encode_snap(msg).await;
+                for chunk in body.iter().flat_map(|body| chunks(body, SNAP_CHUNK_BYTES)) {
+                    if let Err(error) = encode_frame(&LinkFrame::SnapChunk(chunk), &mut batch) {
+                        return error.into();
+                    }
+                    if let Err(source) = write_flushed(&mut writer, &batch).await {
+                        return PeerError::Io { op: "writing to the peer", source };
+                    }
+                    batch.clear();
+                }
+                frame = LinkFrame::Message(msg);
+            }
             if let Err(error) = encode_frame(&frame, &mut batch) {
                 return error.into();
             }
@@ -639,6 +720,13 @@ async fn write_messages(
         }
         batch.clear();
     }
+}
+
+/// `body` in pieces of at most `size` bytes, sharing its buffer.
+fn chunks(body: &Bytes, size: usize) -> impl Iterator<Item = Bytes> + '_ {
+    (0..body.len())
+        .step_by(size)
+        .map(move |start| body.slice(start..(start + size).min(body.len())))
 }
 
 async fn write_frame(stream: &mut TcpStream, frame: &LinkFrame) -> Result<(), PeerError> {

@@ -21,7 +21,7 @@ use crate::core::node::{AfterPersist, Node, Role};
 use crate::core::prep::{Prep, Write};
 use crate::core::report::LearnerReport;
 use crate::core::txn::{Txn, TxnOp};
-use crate::core::zab::{Forwarded, PeerMsg};
+use crate::core::zab::{Forwarded, PeerMsg, SnapBody};
 use crate::wire;
 use crate::wire::types::Id;
 
@@ -467,7 +467,8 @@ impl Node {
             SyncPlan::Snap => {
                 let zxid = self.tree.zxid_applied();
                 let txns: Vec<Txn> = keep(self.log.tail.iter().cloned().collect());
-                (PeerMsg::Snap { zxid, body: self.snapshot_body(), txns, committed }, "SNAP")
+                let body = SnapBody::Image(self.snapshot_image());
+                (PeerMsg::Snap { zxid, body, txns, committed }, "SNAP")
             }
         };
         info!(learner = %id, sync = name, learner_zxid = %learner.zxid_logged, leader_zxid = %self.log.zxid_logged, "syncing");

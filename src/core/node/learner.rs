@@ -191,7 +191,7 @@ impl Node {
                 self.learner_sync(Some(zxid), None, txns, committed, effects)
             }
             PeerMsg::Snap { zxid, body, txns, committed } if phase == Phase::Discovered => {
-                self.learner_sync(Some(zxid), Some(body), txns, committed, effects)
+                self.learner_sync(Some(zxid), Some(body.to_bytes()), txns, committed, effects)
             }
             PeerMsg::NewLeader { epoch } if phase == Phase::Discovered => {
                 self.learner_on_new_leader(epoch, effects)

@@ -24,7 +24,6 @@ mod learner;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use bytes::Bytes;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tracing::{debug, info};
@@ -938,11 +937,6 @@ impl Node {
         let sessions: Vec<_> =
             self.sessions.iter().map(|(id, s)| (id, s.timeout_ms, s.password)).collect();
         SnapshotImage::new(self.tree.zxid_applied(), &self.tree, sessions)
-    }
-
-    /// The encoded snapshot body, for a SNAP sync.
-    fn snapshot_body(&self) -> Bytes {
-        self.snapshot_image().encode()
     }
 
     /// Hands the driver a periodic snapshot to store in the background.

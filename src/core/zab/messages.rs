@@ -5,8 +5,42 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::core::ids::{SessionId, Zxid};
+use crate::core::snapshot::SnapshotImage;
 use crate::core::txn::Txn;
 use crate::wire::types::Id;
+
+/// A SNAP's snapshot: the sender's frozen image, or its encoding (`core::snapshot`). It
+/// serializes as the encoded bytes and deserializes as [`SnapBody::Encoded`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapBody {
+    /// The leader's state, frozen when it planned the sync; encoding it is the sender's driver's
+    /// work, off the node loop.
+    Image(SnapshotImage),
+    /// The encoded body.
+    Encoded(Bytes),
+}
+
+impl SnapBody {
+    /// The encoded body (encoding the image if needed).
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            SnapBody::Image(image) => image.encode(),
+            SnapBody::Encoded(bytes) => bytes.clone(),
+        }
+    }
+}
+
+impl Serialize for SnapBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.to_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Bytes::deserialize(deserializer).map(SnapBody::Encoded)
+    }
+}
 
 /// A member's state as announced in election notifications. ZK compat: `ServerState`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -127,8 +161,9 @@ pub enum PeerMsg {
     Snap {
         /// The last txn the snapshot covers.
         zxid: Zxid,
-        /// The snapshot body (`core::snapshot`).
-        body: Bytes,
+        /// The snapshot body (`core::snapshot`): the leader's frozen image, which the runtime
+        /// encodes off the node loop and sends in chunks; encoded bytes on arrival.
+        body: SnapBody,
         /// The leader's logged txns after the snapshot.
         txns: Vec<Txn>,
         /// Everything up to this zxid is committed.

@@ -5,5 +5,5 @@ pub mod election;
 pub mod messages;
 pub mod quorum;
 
-pub use messages::{Forwarded, PeerMsg, PeerState, Vote};
+pub use messages::{Forwarded, PeerMsg, PeerState, SnapBody, Vote};
 pub use quorum::{Membership, PeerRole};

@@ -20,7 +20,7 @@ fn sample_messages() -> Vec<PeerMsg> {
         PeerMsg::Ping { sessions: vec![SessionId(1), SessionId(-5)] },
         PeerMsg::Snap {
             zxid: Zxid::new(1, 2),
-            body: Bytes::from(vec![7u8; 5_000]),
+            body: SnapBody::Encoded(Bytes::from(vec![7u8; 5_000])),
             txns: Vec::new(),
             committed: Zxid::new(1, 2),
         },
@@ -99,8 +99,32 @@ fn bad_lengths_versions_and_payloads_are_refused() {
 }
 
 #[test]
+fn a_snap_body_goes_in_chunks_and_comes_back_whole() {
+    let body = Bytes::from((0..20u8).collect::<Vec<u8>>());
+    let pieces: Vec<Bytes> = chunks(&body, 8).collect();
+    assert_eq!(pieces.iter().map(Bytes::len).collect::<Vec<_>>(), [8, 8, 4]);
+    let mut assembly = SnapAssembly::default();
+    let snap = |body| PeerMsg::Snap { zxid: Zxid(5), body, txns: Vec::new(), committed: Zxid(5) };
+    // Other messages pass through untouched, chunks or not.
+    assert_eq!(assembly.complete(ping_message()), ping_message());
+    for piece in &pieces {
+        assembly.add(piece).expect("within the limit");
+    }
+    assert_eq!(assembly.complete(ping_message()), ping_message());
+    let whole = assembly.complete(snap(SnapBody::Encoded(Bytes::new())));
+    assert_eq!(whole, snap(SnapBody::Encoded(body)));
+    // The parts are used up: a later empty SNAP stays empty.
+    let empty = snap(SnapBody::Encoded(Bytes::new()));
+    assert_eq!(assembly.complete(empty.clone()), empty);
+}
+
+fn ping_message() -> PeerMsg {
+    PeerMsg::Ping { sessions: vec![SessionId(3)] }
+}
+
+#[test]
 fn an_oversized_message_is_not_encoded() {
-    let body = Bytes::from(vec![0u8; PEER_FRAME_MAX_BYTES]);
+    let body = SnapBody::Encoded(Bytes::from(vec![0u8; PEER_FRAME_MAX_BYTES]));
     let snap = PeerMsg::Snap { zxid: Zxid::ZERO, body, txns: Vec::new(), committed: Zxid::ZERO };
     let mut out = BytesMut::new();
     assert!(matches!(
@@ -346,6 +370,50 @@ mod sockets {
         assert_eq!(two.input().await, Input::PeerLinkUp { peer: ServerId(1) });
         one.links.send(ServerId(2), ping(), &mut one.inputs);
         assert_eq!(two.input().await, Input::PeerMessage { from: ServerId(1), msg: ping() });
+    }
+
+    #[tokio::test]
+    async fn a_snap_image_arrives_encoded_in_chunks_between_ordinary_messages() {
+        use crate::core::snapshot::SnapshotImage;
+        use crate::core::tree::DataTree;
+        use crate::core::txn::{Txn, TxnOp};
+        use crate::wire::types::Acl;
+
+        // Three chunks' worth of data: 20 znodes of 1 MiB.
+        let mut tree = DataTree::new();
+        for counter in 1..=20u32 {
+            let op = TxnOp::Create {
+                path: format!("/n{counter}"),
+                data: Some(Bytes::from(vec![counter as u8; 1 << 20])),
+                acl: Acl::open_unsafe(),
+                ephemeral_owner: 0,
+            };
+            let txn =
+                Txn { zxid: Zxid::new(1, counter), session: SessionId(1), cxid: 0, time_ms: 0, op };
+            tree.apply(&txn, &mut Vec::new());
+        }
+        let zxid = tree.zxid_applied();
+        let image = SnapshotImage::new(zxid, &tree, vec![(SessionId(9), 4_000, [1; 16])]);
+        let encoded = image.encode();
+        assert!(encoded.len() > 2 * SNAP_CHUNK_BYTES);
+
+        let listeners = listeners(2).await;
+        let ports: Vec<u16> =
+            listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect();
+        let mut listeners = listeners.into_iter();
+        let mut one = start(config_of(1, &ports), listeners.next().expect("1"));
+        let mut two = start(config_of(2, &ports), listeners.next().expect("2"));
+        assert_eq!(one.input().await, Input::PeerLinkUp { peer: ServerId(2) });
+        assert_eq!(two.input().await, Input::PeerLinkUp { peer: ServerId(1) });
+
+        let snap = |body| PeerMsg::Snap { zxid, body, txns: Vec::new(), committed: zxid };
+        two.links.send(ServerId(1), ping(), &mut two.inputs);
+        two.links.send(ServerId(1), snap(SnapBody::Image(image)), &mut two.inputs);
+        two.links.send(ServerId(1), ping(), &mut two.inputs);
+        assert_eq!(one.input().await, Input::PeerMessage { from: ServerId(2), msg: ping() });
+        let expected = snap(SnapBody::Encoded(encoded));
+        assert_eq!(one.input().await, Input::PeerMessage { from: ServerId(2), msg: expected });
+        assert_eq!(one.input().await, Input::PeerMessage { from: ServerId(2), msg: ping() });
     }
 
     /// Connects to `port` as a stranger, sends `hello`, and returns whether the member closed
