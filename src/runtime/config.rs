@@ -251,6 +251,9 @@ pub struct ServerConfig {
     pub eager_acl_check: bool,
     /// `zookeeper.nio.sessionlessCnxnTimeout`: a connection without a handshake closes after this.
     pub handshake_timeout_ms: u64,
+    /// `ensemble.slowStepWarnMs` (an Ensemble key): a node-loop round or disk batch taking
+    /// longer than this many ms is logged at WARN with what it did; 0 turns that off.
+    pub slow_step_warn_ms: u64,
     /// `server.N` lines by id.
     pub servers: BTreeMap<u64, ServerSpec>,
     /// `version` (hex): the membership version ZooKeeper writes with dynamic config.
@@ -539,6 +542,7 @@ struct Draft {
     container_never_used_ms: u64,
     eager_acl_check: bool,
     handshake_timeout_ms: Option<u64>,
+    slow_step_warn_ms: Option<u64>,
     servers: BTreeMap<u64, (ServerSpec, usize)>,
     membership_version: u64,
     warnings: Vec<String>,
@@ -601,6 +605,10 @@ impl Draft {
             "version" => {
                 self.membership_version =
                     u64::from_str_radix(&p.value, 16).map_err(|_| bad(p, "a hex version"))?;
+            }
+            "ensemble.slowStepWarnMs" => {
+                let ms = u64::try_from(java_long(p)?).map_err(|_| bad(p, "a number of ms"))?;
+                self.slow_step_warn_ms = Some(ms);
             }
             key if key.starts_with("server.") => self.apply_server(p)?,
             // An error, not a warning: running majority quorums instead would change which
@@ -811,6 +819,9 @@ impl Draft {
             container_never_used_ms: self.container_never_used_ms,
             eager_acl_check: self.eager_acl_check,
             handshake_timeout_ms: self.handshake_timeout_ms.unwrap_or(HANDSHAKE_TIMEOUT_DEFAULT_MS),
+            slow_step_warn_ms: self
+                .slow_step_warn_ms
+                .unwrap_or(crate::runtime::slow::SLOW_WARN_DEFAULT_MS),
             servers: self.servers.into_iter().map(|(id, (spec, _))| (id, spec)).collect(),
             membership_version: self.membership_version,
             warnings: self.warnings,

@@ -58,6 +58,7 @@ use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use thiserror::Error;
@@ -67,6 +68,7 @@ use crate::core::ids::{WriteId, Zxid};
 use crate::core::io::DurableWrite;
 use crate::core::snapshot::SnapshotImage;
 use crate::core::txn::Txn;
+use crate::runtime::slow::{Ms, SlowWatch, Verdict};
 use crate::storage::epoch::encode_epoch;
 use crate::storage::log::{encode_header, encode_record, scan_segment, LogError};
 use crate::storage::names::{
@@ -94,6 +96,9 @@ pub struct DiskConfig {
     pub batch_max: usize,
     /// Writes queued to the writer before `WriterHandle::submit` waits (backpressure).
     pub queue_max: usize,
+    /// A batch taking longer than this (from taking its first write off the queue to
+    /// reporting it durable) is logged at WARN with what it held; `None`: never.
+    pub slow_batch_warn: Option<Duration>,
 }
 
 impl DiskConfig {
@@ -107,6 +112,9 @@ impl DiskConfig {
             segment_bytes_max: 64 << 20,
             batch_max: 1000,
             queue_max: 4096,
+            slow_batch_warn: Some(Duration::from_millis(
+                crate::runtime::slow::SLOW_WARN_DEFAULT_MS,
+            )),
         }
     }
 }
@@ -198,6 +206,42 @@ pub struct Disk<F: FileSystem> {
     log_syncs: u64,
     /// The periodic snapshot being written in the background, if any.
     snapshot_job: Option<SnapshotJob>,
+    /// What the current batch did and where its time went (for the slow-batch warning).
+    trace: BatchTrace,
+}
+
+/// What one batch of the writer did, and how long its file operations took: logged when the
+/// batch is slow. Filled by [`Disk`] (a few clock reads per batch, none per append).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchTrace {
+    /// Txns appended.
+    pub appends: u32,
+    /// Bytes handed to the log (records and segment headers).
+    pub append_bytes: u64,
+    /// `write`s of buffered appends.
+    pub append_writes: u32,
+    /// Segments created (a new file, then a directory fsync).
+    pub segments_created: u32,
+    /// Log `fdatasync`s.
+    pub fdatasyncs: u32,
+    /// Snapshots written in line (periodic ones are written by their own thread).
+    pub snapshots: u32,
+    /// Truncations and epoch files.
+    pub other_writes: u32,
+    /// Files purged.
+    pub purged: u32,
+    /// Time in the `write`s of appends (and segment creation).
+    pub write_time: Duration,
+    /// Time in the log's `fdatasync`s.
+    pub fdatasync_time: Duration,
+    /// Time in directory fsyncs of new segments.
+    pub dir_fsync_time: Duration,
+    /// Time writing snapshots (temp file, write, fsync, rename, directory fsync).
+    pub snapshot_time: Duration,
+    /// Time listing and removing purged files.
+    pub purge_time: Duration,
+    /// Time in truncations and epoch files.
+    pub other_time: Duration,
 }
 
 /// A periodic snapshot being written on its own thread.
@@ -237,6 +281,7 @@ impl<F: FileSystem> Disk<F> {
             damaged_snapshots: BTreeSet::new(),
             log_syncs: 0,
             snapshot_job: None,
+            trace: BatchTrace::default(),
         };
         let names = disk.listing()?;
         for name in &names {
@@ -288,8 +333,13 @@ impl<F: FileSystem> Disk<F> {
                 }
                 // It replaces the history: no older snapshot may land after it.
                 self.poll_snapshot(true);
+                let started = Instant::now();
                 self.write_snapshot(*zxid, image)?;
+                let written = Instant::now();
                 self.purge();
+                self.trace.snapshots += 1;
+                self.trace.snapshot_time += written - started;
+                self.trace.purge_time += written.elapsed();
                 Ok(())
             }
             DurableWrite::Truncate { after } => {
@@ -297,19 +347,39 @@ impl<F: FileSystem> Disk<F> {
                 self.poll_snapshot(true);
                 self.sync()?;
                 self.segment = None;
-                self.truncate(*after)
+                self.timed_other(|disk| disk.truncate(*after))
             }
             DurableWrite::AcceptedEpoch(epoch) => {
                 self.sync()?;
                 let dir = self.cfg.data_dir.clone();
-                self.write_atomic(&dir, ACCEPTED_EPOCH_FILE, &encode_epoch(*epoch))
+                self.timed_other(|disk| {
+                    disk.write_atomic(&dir, ACCEPTED_EPOCH_FILE, &encode_epoch(*epoch))
+                })
             }
             DurableWrite::CurrentEpoch(epoch) => {
                 self.sync()?;
                 let dir = self.cfg.data_dir.clone();
-                self.write_atomic(&dir, CURRENT_EPOCH_FILE, &encode_epoch(*epoch))
+                self.timed_other(|disk| {
+                    disk.write_atomic(&dir, CURRENT_EPOCH_FILE, &encode_epoch(*epoch))
+                })
             }
         }
+    }
+
+    fn timed_other(
+        &mut self,
+        write: impl FnOnce(&mut Self) -> Result<(), DiskError>,
+    ) -> Result<(), DiskError> {
+        let started = Instant::now();
+        let result = write(self);
+        self.trace.other_writes += 1;
+        self.trace.other_time += started.elapsed();
+        result
+    }
+
+    /// What the writes since the last call did and how long their file operations took.
+    pub fn take_trace(&mut self) -> BatchTrace {
+        std::mem::take(&mut self.trace)
     }
 
     /// Makes every append so far durable: one write of the buffered records and one
@@ -321,15 +391,20 @@ impl<F: FileSystem> Disk<F> {
         };
         if segment.unsynced {
             if self.cfg.fsync {
+                let started = Instant::now();
                 self.fs.sync(&segment.path).map_err(io_error("fdatasync", &segment.path))?;
+                self.trace.fdatasync_time += started.elapsed();
+                self.trace.fdatasyncs += 1;
             }
             segment.unsynced = false;
             self.log_syncs += 1;
         }
         if segment.dir_unsynced {
             if self.cfg.fsync {
+                let started = Instant::now();
                 let dir = &self.cfg.data_log_dir;
                 self.fs.sync_dir(dir).map_err(io_error("fsync directory", dir))?;
+                self.trace.dir_fsync_time += started.elapsed();
             }
             segment.dir_unsynced = false;
         }
@@ -369,6 +444,7 @@ impl<F: FileSystem> Disk<F> {
         self.pending.extend_from_slice(&record);
         segment.len += record.len() as u64;
         self.zxid_last = txn.zxid;
+        self.trace.appends += 1;
         if self.pending.len() >= PENDING_FLUSH_BYTES {
             self.flush()?;
         }
@@ -381,6 +457,7 @@ impl<F: FileSystem> Disk<F> {
             return Ok(());
         }
         let segment = self.segment.as_mut().expect("pending bytes belong to the open segment");
+        let started = Instant::now();
         if segment.created {
             self.fs
                 .append(&segment.path, &self.pending)
@@ -391,7 +468,11 @@ impl<F: FileSystem> Disk<F> {
                 .map_err(io_error("create", &segment.path))?;
             segment.created = true;
             segment.dir_unsynced = true;
+            self.trace.segments_created += 1;
         }
+        self.trace.write_time += started.elapsed();
+        self.trace.append_writes += 1;
+        self.trace.append_bytes += self.pending.len() as u64;
         self.pending.clear();
         segment.unsynced = true;
         Ok(())
@@ -483,7 +564,10 @@ impl<F: FileSystem> Disk<F> {
         for name in purge_plan(&candidates, self.cfg.snap_retain_count) {
             let path = self.path_of(&name);
             match self.fs.remove(&path) {
-                Ok(()) => tracing::info!(path = %path.display(), "purged"),
+                Ok(()) => {
+                    self.trace.purged += 1;
+                    tracing::info!(path = %path.display(), "purged");
+                }
                 Err(error) => tracing::warn!(path = %path.display(), %error, "purge failed"),
             }
         }
@@ -601,7 +685,8 @@ pub fn spawn_writer<F: FileSystem>(
     let stats = Arc::new(StatCells::default());
     let batch_max = disk.cfg.batch_max.max(1);
     let log_dir = disk.cfg.data_log_dir.clone();
-    let writer = Writer { disk, queued, progress, stats: stats.clone(), batch_max };
+    let slow = SlowWatch::new(disk.cfg.slow_batch_warn);
+    let writer = Writer { disk, queued, progress, stats: stats.clone(), batch_max, slow };
     #[cfg(not(madsim))]
     std::thread::Builder::new()
         .name("ensemble-disk".to_owned())
@@ -612,15 +697,25 @@ pub fn spawn_writer<F: FileSystem>(
         let _ = log_dir;
         tokio::spawn(writer.run());
     }
-    let handle = WriterHandle { queue, id_last: None, stats };
+    let handle = WriterHandle { queue, id_last: None, stats, blocked: Duration::ZERO };
     Ok((handle, PersistedReceiver { progress: progress_rx, reported: None }))
 }
 
 /// The sending side of the writer.
 pub struct WriterHandle {
-    queue: mpsc::Sender<(WriteId, DurableWrite)>,
+    queue: mpsc::Sender<Queued>,
     id_last: Option<WriteId>,
     stats: Arc<StatCells>,
+    /// Time `submit` spent waiting for room in the queue, since the last `take_blocked`.
+    blocked: Duration,
+}
+
+/// A write in the writer's queue, with when it was submitted (for the queue wait of a slow
+/// batch; the submitter passes a time it already read).
+struct Queued {
+    id: WriteId,
+    write: DurableWrite,
+    submitted: Instant,
 }
 
 /// Receives the writer's progress: `Input::Persisted { up_to }` for the core.
@@ -657,9 +752,36 @@ impl WriterHandle {
     /// Queues a write, waiting while the queue is full. Ids must strictly increase (panics
     /// otherwise: a core bug). Fails once the writer has stopped or failed.
     pub async fn submit(&mut self, id: WriteId, write: DurableWrite) -> Result<(), WriterError> {
+        self.submit_at(id, write, Instant::now()).await
+    }
+
+    /// [`Self::submit`], for a write submitted at `now` (a time the caller already read, so
+    /// the writer can tell how long a batch waited in the queue).
+    pub async fn submit_at(
+        &mut self,
+        id: WriteId,
+        write: DurableWrite,
+        now: Instant,
+    ) -> Result<(), WriterError> {
         assert!(self.id_last < Some(id), "write id {id:?} after {:?}", self.id_last);
         self.id_last = Some(id);
-        self.queue.send((id, write)).await.map_err(|_| WriterError::Stopped)
+        let queued = Queued { id, write, submitted: now };
+        match self.queue.try_send(queued) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(WriterError::Stopped),
+            Err(mpsc::error::TrySendError::Full(queued)) => {
+                // Back pressure: the node loop waits for the disk. Rare, and worth knowing.
+                let started = Instant::now();
+                let sent = self.queue.send(queued).await.map_err(|_| WriterError::Stopped);
+                self.blocked += started.elapsed();
+                sent
+            }
+        }
+    }
+
+    /// How long `submit` waited for room in a full queue since the last call.
+    pub fn take_blocked(&mut self) -> Duration {
+        std::mem::take(&mut self.blocked)
     }
 
     /// The writer's counters so far.
@@ -721,10 +843,11 @@ struct StatCells {
 /// progress sender drops (a receiver seeing `Stopped` may reopen the directory).
 struct Writer<F: FileSystem> {
     disk: Disk<F>,
-    queued: mpsc::Receiver<(WriteId, DurableWrite)>,
+    queued: mpsc::Receiver<Queued>,
     progress: watch::Sender<Progress>,
     stats: Arc<StatCells>,
     batch_max: usize,
+    slow: SlowWatch,
 }
 
 impl<F: FileSystem> Writer<F> {
@@ -751,7 +874,7 @@ impl<F: FileSystem> Writer<F> {
     }
 
     /// `first` and whatever else is queued, up to `batch_max` writes.
-    fn drain(&mut self, first: (WriteId, DurableWrite)) -> Vec<(WriteId, DurableWrite)> {
+    fn drain(&mut self, first: Queued) -> Vec<Queued> {
         let mut batch = vec![first];
         while batch.len() < self.batch_max {
             match self.queued.try_recv() {
@@ -764,22 +887,49 @@ impl<F: FileSystem> Writer<F> {
 
     /// Makes a batch durable and reports it. Returns false after a failure (the writer
     /// stops: nothing later may become durable before the failed write).
-    fn commit(&mut self, batch: &[(WriteId, DurableWrite)]) -> bool {
+    fn commit(&mut self, batch: &[Queued]) -> bool {
+        let started = Instant::now();
         self.disk.poll_snapshot(false);
         let result = batch
             .iter()
-            .try_for_each(|(_, write)| self.disk.write(write))
+            .try_for_each(|queued| self.disk.write(&queued.write))
             .and_then(|()| self.disk.sync());
         if let Err(error) = result {
             tracing::error!(%error, "disk write failed; the writer stops");
             self.progress.send_modify(|progress| progress.failed = Some(Arc::new(error)));
             return false;
         }
-        let (up_to, _) = batch.last().expect("a batch holds at least its first write");
+        let last = batch.last().expect("a batch holds at least its first write");
         self.stats.writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.log_syncs.store(self.disk.log_sync_count(), Ordering::Relaxed);
-        self.progress.send_modify(|progress| progress.durable = Some(*up_to));
+        self.progress.send_modify(|progress| progress.durable = Some(last.id));
+        let ended = Instant::now();
+        let trace = self.disk.take_trace();
+        if let Verdict::Warn { suppressed } = self.slow.judge(ended, ended - started) {
+            let queued = started.saturating_duration_since(batch[0].submitted);
+            tracing::warn!(
+                took_ms = %Ms(ended - started),
+                queued_ms = %Ms(queued),
+                writes = batch.len(),
+                appends = trace.appends,
+                append_bytes = trace.append_bytes,
+                append_writes = trace.append_writes,
+                write_ms = %Ms(trace.write_time),
+                fdatasyncs = trace.fdatasyncs,
+                fdatasync_ms = %Ms(trace.fdatasync_time),
+                segments_created = trace.segments_created,
+                dir_fsync_ms = %Ms(trace.dir_fsync_time),
+                snapshots = trace.snapshots,
+                snapshot_ms = %Ms(trace.snapshot_time),
+                purged = trace.purged,
+                purge_ms = %Ms(trace.purge_time),
+                other_writes = trace.other_writes,
+                other_ms = %Ms(trace.other_time),
+                suppressed,
+                "slow disk batch"
+            );
+        }
         true
     }
 }

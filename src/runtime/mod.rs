@@ -7,6 +7,7 @@ pub mod fourlw;
 pub mod net;
 pub mod peer;
 pub mod server;
+pub mod slow;
 
 pub use server::{start, start_with, Seams, ServerError, ServerHandle};
 

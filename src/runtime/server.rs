@@ -8,6 +8,7 @@
 //! and clients move on to another member.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::core::canary::Canaries;
 use crate::core::ids::{ConnId, ServerId};
-use crate::core::io::{Effect, Input};
+use crate::core::io::{DurableWrite, Effect, Input};
 use crate::core::report::ServerReport;
 use crate::core::time::Now;
 use crate::core::Node;
@@ -31,6 +32,7 @@ use crate::runtime::net::{accept_loop, ClientPort, ConnWriter, FourLetterRespond
 use crate::runtime::peer::{
     PeerError, PeerEvent, PeerLinks, PeerNetwork, PeerNetworkConfig, PEER_EVENT_QUEUE_MAX,
 };
+use crate::runtime::slow::{self, Ms, SlowWatch, Verdict};
 
 /// Inputs the node's loop may hold before client readers wait.
 const NODE_INPUT_QUEUE_MAX: usize = 8_192;
@@ -167,7 +169,9 @@ pub async fn start_with<F: disk::FileSystem>(
     for note in &config.notes {
         info!("{note}");
     }
-    let disk_config = disk_config(&config);
+    let slow_threshold = slow::threshold(config.slow_step_warn_ms);
+    let mut disk_config = disk_config(&config);
+    disk_config.slow_batch_warn = slow_threshold;
     let disk_error =
         |source| ServerError::Disk { dir: disk_config.data_log_dir.display().to_string(), source };
     // Blocking file reads, once, before the server serves anything.
@@ -228,6 +232,8 @@ pub async fn start_with<F: disk::FileSystem>(
         touched: Vec::new(),
         links: PeerLinks::default(),
         pending: VecDeque::new(),
+        slow: SlowWatch::new(slow_threshold),
+        round: Round::default(),
     };
     let node_loop = tokio::spawn(node_loop.run(shutdown_rx));
     Ok(ServerHandle {
@@ -309,6 +315,141 @@ struct NodeLoop {
     /// Inputs produced while carrying out effects or handling link events (a link broken
     /// because its queue overflowed, a link replaced by a newer one), fed before anything new.
     pending: VecDeque<Input>,
+    /// Decides which rounds are slow enough to log.
+    slow: SlowWatch,
+    /// What the current round did so far, and when its phases ended.
+    round: Round,
+}
+
+/// One round of the node loop: the `step`s of a drain, then the carrying out of their effects
+/// and the socket writes. Kept for the slow-round warning: a few `Instant` reads per round.
+#[derive(Default)]
+struct Round {
+    /// When the first input was taken (`None` between rounds).
+    started: Option<std::time::Instant>,
+    /// When the last `step` returned.
+    stepped: Option<std::time::Instant>,
+    /// What was stepped or handled.
+    inputs: InputKinds,
+    /// What was carried out.
+    effects: EffectKinds,
+}
+
+/// The inputs of a round by kind, plus the things the loop handled without the node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct InputKinds {
+    tick: u32,
+    connected: u32,
+    frame: u32,
+    closed: u32,
+    peer_msg: u32,
+    link_up: u32,
+    link_down: u32,
+    persisted: u32,
+    /// Peer-link events turned into inputs (counted again as the inputs they became).
+    peer_event: u32,
+    /// Reports for four-letter words.
+    report: u32,
+}
+
+impl InputKinds {
+    fn count(&mut self, input: &Input) {
+        let slot = match input {
+            Input::Tick => &mut self.tick,
+            Input::ClientConnected { .. } => &mut self.connected,
+            Input::ClientFrame { .. } => &mut self.frame,
+            Input::ClientClosed { .. } => &mut self.closed,
+            Input::PeerMessage { .. } => &mut self.peer_msg,
+            Input::PeerLinkUp { .. } => &mut self.link_up,
+            Input::PeerLinkDown { .. } => &mut self.link_down,
+            Input::Persisted { .. } => &mut self.persisted,
+        };
+        *slot += 1;
+    }
+}
+
+impl fmt::Display for InputKinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kinds = [
+            ("tick", self.tick),
+            ("connected", self.connected),
+            ("frame", self.frame),
+            ("closed", self.closed),
+            ("peer_msg", self.peer_msg),
+            ("link_up", self.link_up),
+            ("link_down", self.link_down),
+            ("persisted", self.persisted),
+            ("peer_event", self.peer_event),
+            ("report", self.report),
+        ];
+        let mut first = true;
+        for (name, count) in kinds.into_iter().filter(|(_, count)| *count > 0) {
+            write!(f, "{}{name}={count}", if first { "" } else { " " })?;
+            first = false;
+        }
+        if first {
+            write!(f, "none")?;
+        }
+        Ok(())
+    }
+}
+
+/// The effects of a round by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct EffectKinds {
+    client_frames: u32,
+    client_bytes: u64,
+    closes: u32,
+    peer_msgs: u32,
+    appends: u32,
+    /// Snapshots handed to the disk writer (frozen images; encoded by the disk thread).
+    snapshots: u32,
+    other_writes: u32,
+    /// Connections written to after the effects.
+    flushed: u32,
+}
+
+impl EffectKinds {
+    fn total(&self) -> u32 {
+        self.client_frames
+            + self.closes
+            + self.peer_msgs
+            + self.appends
+            + self.snapshots
+            + self.other_writes
+    }
+}
+
+/// Where a round's time went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RoundTimes {
+    /// The `step` calls (and the polling of the input channels between them).
+    step: Duration,
+    /// Carrying out the effects, including any wait for room in the disk queue.
+    effects: Duration,
+    /// Of `effects`, the wait for room in the disk writer's queue.
+    disk_wait: Duration,
+    /// Writing the replies to the client sockets.
+    flush: Duration,
+}
+
+impl RoundTimes {
+    fn total(&self) -> Duration {
+        self.step + self.effects + self.flush
+    }
+
+    /// The phase that took the longest, to name in the warning.
+    fn slowest_phase(&self) -> &'static str {
+        if self.disk_wait * 2 > self.effects && self.effects >= self.step.max(self.flush) {
+            "disk queue full"
+        } else if self.step >= self.effects && self.step >= self.flush {
+            "step"
+        } else if self.effects >= self.flush {
+            "effects"
+        } else {
+            "socket writes"
+        }
+    }
 }
 
 /// What the loop does next.
@@ -331,7 +472,10 @@ impl NodeLoop {
     async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
         let mut effects = Vec::new();
         // A fresh node may owe a snapshot (after replaying a log): give it a first tick.
+        self.round.started = Some(std::time::Instant::now());
+        self.round.inputs.tick += 1;
         self.node.step(self.clock.now(), Input::Tick, &mut effects);
+        self.round.stepped = Some(std::time::Instant::now());
         'run: loop {
             if let Err(error) = self.carry_out(&mut effects).await {
                 error!(%error, "the disk writer failed; stopping the server");
@@ -347,7 +491,9 @@ impl NodeLoop {
             };
             // One clock reading per drain: the inputs of a drain arrive within microseconds of
             // each other, and the clock (two `clock_gettime`s) was a visible cost per input.
+            self.round.started = Some(std::time::Instant::now());
             let now = self.clock.now();
+            self.round.inputs.count(&input);
             self.node.step(now, input, &mut effects);
             let mut looked = 0;
             while looked < DRAIN_MAX {
@@ -361,8 +507,10 @@ impl NodeLoop {
                         None => break,
                     },
                 };
+                self.round.inputs.count(&input);
                 self.node.step(now, input, &mut effects);
             }
+            self.round.stepped = Some(std::time::Instant::now());
         }
         info!("node loop stopped");
     }
@@ -385,6 +533,7 @@ impl NodeLoop {
         if let Some(events) = &mut self.peer_events {
             match events.try_recv() {
                 Ok(event) => {
+                    self.round.inputs.peer_event += 1;
                     self.links.on_event(event, &mut self.pending);
                     return Some(Next::Again);
                 }
@@ -395,6 +544,7 @@ impl NodeLoop {
         match self.from_clients.try_recv() {
             Ok(ToNode::Input(input)) => Some(Next::Step(input)),
             Ok(ToNode::Report(reply)) => {
+                self.round.inputs.report += 1;
                 let _ = reply.send(self.node.report());
                 Some(Next::Again)
             }
@@ -440,10 +590,14 @@ impl NodeLoop {
     }
 
     async fn carry_out(&mut self, effects: &mut Vec<Effect>) -> Result<(), disk::WriterError> {
+        let effects_started = self.round.stepped.unwrap_or_else(std::time::Instant::now);
         let mut result = Ok(());
+        let kinds = &mut self.round.effects;
         for effect in effects.drain(..) {
             match effect {
                 Effect::SendClient { conn, frame } => {
+                    kinds.client_frames += 1;
+                    kinds.client_bytes += frame.len() as u64;
                     let mut writers = self.writers.lock().expect("writer table lock");
                     let Some(writer) = writers.get(&conn) else { continue };
                     if writer.queue(&frame).is_ok() {
@@ -456,29 +610,82 @@ impl NodeLoop {
                     }
                 }
                 Effect::CloseClient { conn } => {
+                    kinds.closes += 1;
                     // Dropping the writer closes the connection after the queued frames.
                     drop(self.writers.lock().expect("writer table lock").remove(&conn));
                 }
                 Effect::Write { id, write } => {
-                    if let Err(error) = self.disk_writer.submit(id, write).await {
+                    match &write {
+                        DurableWrite::Append(_) => kinds.appends += 1,
+                        DurableWrite::Snapshot { .. } => kinds.snapshots += 1,
+                        _ => kinds.other_writes += 1,
+                    }
+                    let submitted = self.disk_writer.submit_at(id, write, effects_started).await;
+                    if let Err(error) = submitted {
                         result = Err(error);
                         break;
                     }
                 }
-                Effect::SendPeer { to, msg } => self.links.send(to, msg, &mut self.pending),
+                Effect::SendPeer { to, msg } => {
+                    kinds.peer_msgs += 1;
+                    self.links.send(to, msg, &mut self.pending);
+                }
             }
         }
+        let effects_done = std::time::Instant::now();
         // One non-blocking write per connection for everything this drain sent it.
         self.touched.sort_unstable();
         self.touched.dedup();
         let writers = self.writers.lock().expect("writer table lock");
         for conn in self.touched.drain(..) {
             if let Some(writer) = writers.get(&conn) {
+                kinds.flushed += 1;
                 writer.flush();
             }
         }
+        drop(writers);
+        // Between rounds (the loop handled a peer event or a report without the node) there
+        // is nothing to time.
+        let Some(started) = self.round.started else { return result };
+        let ended = std::time::Instant::now();
+        let stepped = self.round.stepped.unwrap_or(started);
+        let times = RoundTimes {
+            step: stepped.saturating_duration_since(started),
+            effects: effects_done.saturating_duration_since(stepped),
+            disk_wait: self.disk_writer.take_blocked(),
+            flush: ended.saturating_duration_since(effects_done),
+        };
+        let round = std::mem::take(&mut self.round);
+        if let Verdict::Warn { suppressed } = self.slow.judge(ended, times.total()) {
+            warn_slow_round(&round, &times, suppressed);
+        }
         result
     }
+}
+
+/// The warning for a round that took longer than the threshold.
+fn warn_slow_round(round: &Round, times: &RoundTimes, suppressed: u64) {
+    let effects = &round.effects;
+    warn!(
+        took_ms = %Ms(times.total()),
+        slowest = times.slowest_phase(),
+        step_ms = %Ms(times.step),
+        effects_ms = %Ms(times.effects),
+        disk_wait_ms = %Ms(times.disk_wait),
+        flush_ms = %Ms(times.flush),
+        inputs = %round.inputs,
+        effects = effects.total(),
+        client_frames = effects.client_frames,
+        client_bytes = effects.client_bytes,
+        closes = effects.closes,
+        peer_msgs = effects.peer_msgs,
+        appends = effects.appends,
+        snapshots = effects.snapshots,
+        other_writes = effects.other_writes,
+        flushed_conns = effects.flushed,
+        suppressed,
+        "slow node-loop round"
+    );
 }
 
 async fn next_peer_event(events: &mut Option<mpsc::Receiver<PeerEvent>>) -> Option<PeerEvent> {
@@ -500,4 +707,39 @@ fn disk_config(config: &ServerConfig) -> disk::DiskConfig {
     let mut disk = disk::DiskConfig::new(&config.data_dir, &config.data_log_dir);
     disk.snap_retain_count = config.snap_retain_count as usize;
     disk
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_round_names_its_inputs_by_kind() {
+        let mut kinds = InputKinds::default();
+        assert_eq!(kinds.to_string(), "none");
+        kinds.count(&Input::Tick);
+        kinds.count(&Input::Persisted { up_to: crate::core::ids::WriteId(3) });
+        kinds.count(&Input::Persisted { up_to: crate::core::ids::WriteId(4) });
+        kinds.report += 1;
+        assert_eq!(kinds.to_string(), "tick=1 persisted=2 report=1");
+    }
+
+    #[test]
+    fn the_warning_names_the_phase_that_took_the_time() {
+        let times = |step, effects, disk_wait, flush| RoundTimes {
+            step: ms(step),
+            effects: ms(effects),
+            disk_wait: ms(disk_wait),
+            flush: ms(flush),
+        };
+        assert_eq!(times(80, 1, 0, 2).slowest_phase(), "step");
+        assert_eq!(times(1, 80, 0, 2).slowest_phase(), "effects");
+        assert_eq!(times(1, 80, 70, 2).slowest_phase(), "disk queue full");
+        assert_eq!(times(1, 2, 0, 80).slowest_phase(), "socket writes");
+        assert_eq!(times(30, 20, 0, 15).total(), ms(65));
+    }
 }

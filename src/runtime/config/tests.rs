@@ -141,6 +141,7 @@ fn defaults_without_optional_keys() {
     assert_eq!(config.container_check_interval_ms, 60_000);
     assert_eq!(config.container_never_used_ms, 0);
     assert_eq!(config.handshake_timeout_ms, 10_000);
+    assert_eq!(config.slow_step_warn_ms, 50);
     assert!(config.standalone_enabled);
     assert!(!config.reconfig_enabled);
     assert!(!config.extended_types && !config.skip_acl && !config.eager_acl_check);
@@ -648,6 +649,14 @@ fn node_config_carries_every_core_value() {
             sync_limit: 5,
         }
     );
+}
+
+#[test]
+fn the_slow_step_threshold_is_an_ensemble_key() {
+    assert_eq!(parse("dataDir=/d\nensemble.slowStepWarnMs=20").slow_step_warn_ms, 20);
+    assert_eq!(parse("dataDir=/d\nensemble.slowStepWarnMs=0").slow_step_warn_ms, 0);
+    assert!(ServerConfig::parse("dataDir=/d\nensemble.slowStepWarnMs=-1").is_err());
+    assert!(ServerConfig::parse("dataDir=/d\nensemble.slowStepWarnMs=soon").is_err());
 }
 
 #[test]
