@@ -502,14 +502,21 @@ impl<F: FileSystem> Disk<F> {
             self.purge();
             return Ok(());
         };
-        let (dir, name) = (self.cfg.data_dir.clone(), snapshot_file_name(zxid));
+        let name = snapshot_file_name(zxid);
         let (done_tx, done) = std::sync::mpsc::channel();
-        let job_image = image.clone();
-        let job_name = name.clone();
+        let (job_image, job_name, cfg) = (image.clone(), name.clone(), self.cfg.clone());
+        let mut damaged = self.damaged_snapshots.clone();
         let spawned =
             std::thread::Builder::new().name("ensemble-snapshot".to_owned()).spawn(move || {
-                let result = store_snapshot(&mut fs, &dir, &job_name, zxid, &job_image);
+                lower_priority();
+                let result = store_snapshot(&mut fs, &cfg.data_dir, &job_name, zxid, &job_image);
                 drop(job_image); // the pages this snapshot alone still held go here
+                if result.is_ok() {
+                    // Unlinking a 200 MB snapshot takes tens of milliseconds: not in the
+                    // writer's way either.
+                    damaged.remove(&job_name);
+                    purge_files(&mut fs, &cfg, &damaged);
+                }
                 let _ = done_tx.send(result);
             });
         match spawned {
@@ -539,10 +546,8 @@ impl<F: FileSystem> Disk<F> {
         };
         let job = self.snapshot_job.take().expect("checked above");
         match result {
-            Ok(()) => {
-                self.damaged_snapshots.remove(&job.name);
-                self.purge();
-            }
+            // Its own thread purged what it made unnecessary.
+            Ok(()) => _ = self.damaged_snapshots.remove(&job.name),
             Err(error) => {
                 tracing::error!(zxid = %job.zxid, %error, "snapshot failed; the log it covers is kept")
             }
@@ -552,25 +557,7 @@ impl<F: FileSystem> Disk<F> {
     /// Deletes the snapshots and segments `purge_plan` no longer needs. Best effort: a file
     /// that cannot be removed is only logged, the snapshot is already durable.
     fn purge(&mut self) {
-        let names = match self.listing() {
-            Ok(names) => names,
-            Err(error) => {
-                tracing::warn!(%error, "purge skipped");
-                return;
-            }
-        };
-        let candidates: Vec<String> =
-            names.into_iter().filter(|name| !self.damaged_snapshots.contains(name)).collect();
-        for name in purge_plan(&candidates, self.cfg.snap_retain_count) {
-            let path = self.path_of(&name);
-            match self.fs.remove(&path) {
-                Ok(()) => {
-                    self.trace.purged += 1;
-                    tracing::info!(path = %path.display(), "purged");
-                }
-                Err(error) => tracing::warn!(path = %path.display(), %error, "purge failed"),
-            }
-        }
+        self.trace.purged += purge_files(&mut self.fs, &self.cfg, &self.damaged_snapshots);
     }
 
     /// Drops every txn `> after`: newer snapshots, then whole segments (newest first, each
@@ -637,20 +624,57 @@ impl<F: FileSystem> Disk<F> {
     /// Our files: snapshots, epochs and temporaries from `data_dir`, segments from
     /// `data_log_dir`.
     fn listing(&mut self) -> Result<Vec<String>, DiskError> {
-        let mut names = BTreeSet::new();
-        for dir in [self.cfg.data_dir.clone(), self.cfg.data_log_dir.clone()] {
-            let listed = self.fs.list(&dir).map_err(io_error("list", &dir))?;
-            let dirs = (&self.cfg.data_dir, &self.cfg.data_log_dir);
-            names.extend(listed.into_iter().filter(|name| {
-                parse_file_name(name).is_some() && dir_of(dirs, name) == dir.as_path()
-            }));
-        }
-        Ok(names.into_iter().collect())
+        list_files(&mut self.fs, &self.cfg)
     }
 
     fn path_of(&self, name: &str) -> PathBuf {
         dir_of((&self.cfg.data_dir, &self.cfg.data_log_dir), name).join(name)
     }
+}
+
+/// Our files: snapshots, epochs and temporaries from `data_dir`, segments from `data_log_dir`.
+fn list_files<F: FileSystem>(fs: &mut F, cfg: &DiskConfig) -> Result<Vec<String>, DiskError> {
+    let mut names = BTreeSet::new();
+    for dir in [&cfg.data_dir, &cfg.data_log_dir] {
+        let listed = fs.list(dir).map_err(io_error("list", dir))?;
+        let dirs = (&cfg.data_dir, &cfg.data_log_dir);
+        names.extend(
+            listed.into_iter().filter(|name| {
+                parse_file_name(name).is_some() && dir_of(dirs, name) == dir.as_path()
+            }),
+        );
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// Deletes the snapshots and segments `purge_plan` no longer needs, and returns how many.
+/// Best effort: a file that cannot be removed is only logged, the snapshot is already durable.
+fn purge_files<F: FileSystem>(
+    fs: &mut F,
+    cfg: &DiskConfig,
+    damaged_snapshots: &BTreeSet<String>,
+) -> u32 {
+    let names = match list_files(fs, cfg) {
+        Ok(names) => names,
+        Err(error) => {
+            tracing::warn!(%error, "purge skipped");
+            return 0;
+        }
+    };
+    let candidates: Vec<String> =
+        names.into_iter().filter(|name| !damaged_snapshots.contains(name)).collect();
+    let mut purged = 0;
+    for name in purge_plan(&candidates, cfg.snap_retain_count) {
+        let path = dir_of((&cfg.data_dir, &cfg.data_log_dir), &name).join(&name);
+        match fs.remove(&path) {
+            Ok(()) => {
+                purged += 1;
+                tracing::info!(path = %path.display(), "purged");
+            }
+            Err(error) => tracing::warn!(path = %path.display(), %error, "purge failed"),
+        }
+    }
+    purged
 }
 
 /// The directory a file of ours lives in: segments in the log directory, the rest in the
@@ -931,6 +955,16 @@ impl<F: FileSystem> Writer<F> {
             );
         }
         true
+    }
+}
+
+/// Makes the calling thread (a background snapshot's) yield to the node loop and the log
+/// writer when cores are short: encoding a million znodes takes a core for most of a second.
+/// (On Linux, `setpriority(PRIO_PROCESS, 0, …)` sets the calling thread's nice value.)
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(None, 10) {
+        tracing::debug!(%error, "the snapshot thread keeps its priority");
     }
 }
 

@@ -7,8 +7,10 @@
 //!   first change to a page that a snapshot still holds copies that page only
 //!   (`Arc::make_mut`). A snapshot taken while writes go on therefore costs a reference per
 //!   page, plus a copy of each page written before the snapshot is done with it.
-//! - **The index** maps a path to its slot number. It stores slot numbers only (4 bytes and a
-//!   control byte per entry); the path it compares against is the one in the slot.
+//! - **The index** maps a path to its slot number. An entry is the slot number and 32 bits of
+//!   the path's hash (8 bytes and a control byte); the path it compares against is the one in
+//!   the slot. Growing the table rehashes from the stored bits, never from the paths, so
+//!   doubling a million-entry index moves 8 MB instead of visiting a million slots.
 //! - **Child lists** are per parent vectors of slot numbers, unsorted (a slot records its
 //!   position in its parent's list, so removal is O(1)); listings sort names when they are
 //!   asked for. They live outside the pages: a snapshot does not need them (every slot names
@@ -194,7 +196,8 @@ pub(super) struct Store {
     high: u32,
     /// Live nodes.
     live: usize,
-    index: HashTable<u32>,
+    /// (slot, path hash) per node.
+    index: HashTable<(u32, u32)>,
     /// Child slots of each slot that has children. No empty lists.
     children: HashMap<u32, Vec<u32>, FixedState>,
     hasher: FixedState,
@@ -215,9 +218,14 @@ impl Store {
 
     /// Makes room for `more` nodes without growing the index or page table on the way.
     pub(super) fn reserve(&mut self, more: usize) {
-        let Store { index, pages, hasher, .. } = self;
-        index.reserve(more, |&id| hasher.hash_one(node_in(pages, id).path_bytes()));
+        self.index.reserve(more, |&(_, hash)| widen(hash));
         self.pages.reserve(more.div_ceil(PAGE_SLOTS));
+    }
+
+    /// The 32 bits of a path's hash the index keeps.
+    fn path_hash(&self, path: &[u8]) -> u32 {
+        let hash = self.hasher.hash_one(path);
+        (hash ^ (hash >> 32)) as u32
     }
 
     /// Live nodes.
@@ -227,9 +235,10 @@ impl Store {
 
     /// The slot of `path`, if a node lives there.
     pub(super) fn find(&self, path: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(path.as_bytes());
+        let hash = self.path_hash(path.as_bytes());
         let pages = &self.pages;
-        self.index.find(hash, |&id| node_in(pages, id).path_bytes() == path.as_bytes()).copied()
+        let same = |&(id, _): &(u32, u32)| node_in(pages, id).path_bytes() == path.as_bytes();
+        self.index.find(widen(hash), same).map(|&(id, _)| id)
     }
 
     /// The live node in slot `id`.
@@ -290,9 +299,8 @@ impl Store {
         slot.stat = stat;
         slot.acl = acl;
         slot.parent = NO_PARENT;
-        let hash = self.hasher.hash_one(path.as_bytes());
-        let Store { index, pages, hasher, .. } = self;
-        index.insert_unique(hash, id, |&other| hasher.hash_one(node_in(pages, other).path_bytes()));
+        let hash = self.path_hash(path.as_bytes());
+        self.index.insert_unique(widen(hash), (id, hash), |&(_, hash)| widen(hash));
         self.live += 1;
         id
     }
@@ -310,9 +318,8 @@ impl Store {
     /// Removes the node in slot `id` (which must be live and have no children) and returns
     /// what it held.
     pub(super) fn remove(&mut self, id: u32) -> Slot {
-        let hash = self.hasher.hash_one(self.node(id).path_bytes());
-        let Store { index, .. } = self;
-        if let Ok(entry) = index.find_entry(hash, |&other| other == id) {
+        let hash = self.path_hash(self.node(id).path_bytes());
+        if let Ok(entry) = self.index.find_entry(widen(hash), |&(other, _)| other == id) {
             entry.remove();
         }
         let (page, at) = self.page_mut(id);
@@ -360,6 +367,12 @@ impl Store {
             self.slot_mut(moved).position = position as u32;
         }
     }
+}
+
+/// The table's 64-bit hash from the 32 bits kept: a bijective mix, so that the bucket (low
+/// bits) and the control byte (top bits) both depend on all 32.
+fn widen(hash: u32) -> u64 {
+    (u64::from(hash) | (u64::from(hash) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 fn node_in(pages: &[Arc<Page>], id: u32) -> Node<'_> {
