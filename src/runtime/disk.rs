@@ -1002,7 +1002,7 @@ fn write_atomic_with<F: FileSystem>(
         }
         _ => {}
     }
-    let mut out = FsWriter { fs: &mut *fs, path: &tmp, created: false };
+    let mut out = FsWriter { fs: &mut *fs, path: &tmp, created: false, unsynced: 0 };
     fill(&mut out).map_err(io_error("write", &tmp))?;
     if !out.created {
         fs.create(&tmp, &[]).map_err(io_error("create", &tmp))?;
@@ -1012,11 +1012,19 @@ fn write_atomic_with<F: FileSystem>(
     fs.sync_dir(dir).map_err(io_error("fsync directory", dir))
 }
 
-/// `io::Write` over a `FileSystem` file: the first write creates it, later ones append.
+/// Bytes a large file (a snapshot) may have unsynced before it is synced on the way. One
+/// `fdatasync` of a whole 200 MB snapshot held the log's `fdatasync` behind it for 85–115 ms
+/// (ext4 commits both in one journal transaction); in 4 MiB steps the log waits for at most
+/// one step's writeback.
+const SYNC_STEP_BYTES: usize = 4 << 20;
+
+/// `io::Write` over a `FileSystem` file: the first write creates it, later ones append, and
+/// every [`SYNC_STEP_BYTES`] are synced as they go.
 struct FsWriter<'a, F: FileSystem> {
     fs: &'a mut F,
     path: &'a Path,
     created: bool,
+    unsynced: usize,
 }
 
 impl<F: FileSystem> io::Write for FsWriter<'_, F> {
@@ -1026,6 +1034,11 @@ impl<F: FileSystem> io::Write for FsWriter<'_, F> {
             false => self.fs.create(self.path, bytes)?,
         }
         self.created = true;
+        self.unsynced += bytes.len();
+        if self.unsynced >= SYNC_STEP_BYTES {
+            self.fs.sync(self.path)?;
+            self.unsynced = 0;
+        }
         Ok(bytes.len())
     }
 

@@ -537,6 +537,46 @@ fn snapshot_round_trip_and_order() {
     assert_eq!((image.len(), &image[image.len() - 4..]), (864, &[234, 169, 14, 141][..]));
 }
 
+#[test]
+fn an_image_stays_as_it_was_taken_while_the_tree_goes_on() {
+    let mut h = Harness::new();
+    // Enough nodes for several pages, some ACLs and ephemerals.
+    for i in 0..300 {
+        h.create(&format!("/n{i}"), format!("v{i}").as_bytes());
+    }
+    h.apply(create_op("/n7/e", Some(b"eph"), SESSION.0));
+    let secret = vec![Acl { perms: perms::READ, id: Id::new("digest", "u:h") }];
+    h.apply(TxnOp::SetAcl { path: "/n9".into(), acl: secret, version: 0 });
+    let at_image = DataTree::decode_snapshot(&h.tree.encode_snapshot()).expect("decodes");
+    let image = h.tree.image();
+
+    // Every kind of change afterwards, on every page.
+    for i in (0..300).step_by(3) {
+        h.apply(TxnOp::SetData {
+            path: format!("/n{i}"),
+            data: Some(Bytes::from("x")),
+            version: 1,
+        });
+    }
+    for i in (1..300).step_by(7) {
+        if i != 7 {
+            h.apply(TxnOp::Delete { path: format!("/n{i}") });
+        }
+    }
+    h.apply(TxnOp::SetAcl { path: "/n9".into(), acl: Acl::open_unsafe(), version: 1 });
+    h.apply(TxnOp::Delete { path: "/n7/e".into() });
+    h.create("/late", b"late");
+    h.tree.check_invariants();
+
+    let decoded = DataTree::decode_snapshot(&image.encode()).expect("the image decodes");
+    decoded.check_invariants();
+    assert_eq!(decoded, at_image, "the image is the tree as it was");
+    assert_ne!(decoded, h.tree);
+    assert_eq!(image.digest(), at_image.digest());
+    assert_eq!(decoded.ephemerals(SESSION), ["/n7/e"]);
+    assert!(!decoded.contains("/late"));
+}
+
 /// Builds an image from node records, with a correct checksum and digest, for negative tests.
 fn forge(records: &[(&str, i64, u32)]) -> Vec<u8> {
     let mut out = b"ENSNAP\0\x01".to_vec();

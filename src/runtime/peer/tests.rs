@@ -81,7 +81,10 @@ fn bad_lengths_versions_and_payloads_are_refused() {
 
     let mut other_version = encoded(&LinkFrame::Heartbeat);
     other_version[4] = PEER_PROTOCOL_VERSION + 1;
-    assert_eq!(decode_frame(&mut other_version), Err(FrameError::Version(PEER_PROTOCOL_VERSION + 1)));
+    assert_eq!(
+        decode_frame(&mut other_version),
+        Err(FrameError::Version(PEER_PROTOCOL_VERSION + 1))
+    );
 
     // A valid frame with one byte of garbage appended inside the length.
     let mut trailing = encoded(&LinkFrame::Heartbeat);
