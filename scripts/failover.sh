@@ -21,9 +21,9 @@ cd "$(dirname "$0")/.."
 if [[ "${CLIENT:-raw}" == zookeeper-client ]]; then
     cargo build --quiet --release --bin ensemble --example failover_zk_client
     example=target/release/examples/failover_zk_client
-    RUST_LOG=warn "$example" ensemble "$runs" "$tick" "$init" "$sync"
+    RUST_LOG=warn,zookeeper_client=error "$example" ensemble "$runs" "$tick" "$init" "$sync"
     if [[ "${SKIP_ZOOKEEPER:-0}" != 1 ]]; then
-        RUST_LOG=warn "$example" zookeeper "$runs" "$tick" "$init" "$sync"
+        RUST_LOG=warn,zookeeper_client=error "$example" zookeeper "$runs" "$tick" "$init" "$sync"
     fi
     exit 0
 fi
