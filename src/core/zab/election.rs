@@ -3,9 +3,10 @@
 //! ZK compat: `FastLeaderElection.lookForLeader`. Every member starts by voting for itself with
 //! its (current epoch, last logged zxid); a member adopts any greater vote it hears in its round
 //! and rebroadcasts. A vote backed by a quorum of voters becomes the decision once no better vote
-//! arrives for `FINALIZE_WAIT_MS` (or at once when every voter has voted for it). A member that
-//! hears from peers which already follow or lead an established leader joins that leader when a
-//! quorum of them agree and the leader itself says it leads (ZOOKEEPER-1732).
+//! arrives for `FINALIZE_WAIT_MS` (or at once when every voter whose link is not known down has
+//! voted for it). A member that hears from peers which already follow or lead an established
+//! leader joins that leader when a quorum of them agree and the leader itself says it leads
+//! (ZOOKEEPER-1732).
 //!
 //! Observers run the same machine but their votes are never counted, so they can only end up
 //! observing.
@@ -18,7 +19,8 @@ use crate::core::zab::messages::{PeerMsg, PeerState, Vote};
 use crate::core::zab::quorum::Membership;
 
 /// How long a quorum-backed vote must stand unchallenged before it is final.
-/// ZK compat: `finalizeWait` is 200 ms; we wait less and skip the wait when every voter agrees.
+/// ZK compat: `finalizeWait` is 200 ms; we wait less and skip the wait when every voter in reach
+/// agrees.
 pub const FINALIZE_WAIT_MS: u64 = 50;
 /// First interval between rebroadcasts of our notification while nothing changes.
 const RESEND_FIRST_MS: u64 = 100;
