@@ -200,6 +200,36 @@ impl Cluster {
         }
     }
 
+    /// Delivers everything queued and makes every write durable, without advancing time.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            if let Some((id, input)) = self.queue.pop_front() {
+                self.step(id, input);
+                continue;
+            }
+            if self.unsynced.values().all(|w| w.is_empty()) {
+                break;
+            }
+            self.sync_disks();
+        }
+    }
+
+    /// Queues a connection to `server` and its ConnectRequest.
+    fn connect_with(&mut self, server: u64, conn: u64, request: &ConnectRequest) -> ConnId {
+        let (sid, conn) = (ServerId(server), ConnId(conn));
+        let addr: SocketAddr = "127.0.0.1:5000".parse().expect("literal");
+        self.queue.push_back((sid, Input::ClientConnected { conn, addr }));
+        let frame = wire::encode_connect_request(request).slice(4..);
+        self.queue.push_back((sid, Input::ClientFrame { conn, frame }));
+        conn
+    }
+
+    /// The ConnectResponse `server` sent on `conn`, if any.
+    fn connect_response(&self, server: u64, conn: ConnId) -> Option<ConnectResponse> {
+        let frames = self.client_frames.get(&(ServerId(server), conn))?;
+        wire::decode_connect_response(&frames.first()?.slice(4..)).ok()
+    }
+
     fn crash(&mut self, id: u64) {
         let id = ServerId(id);
         self.nodes.insert(id, None);
@@ -642,4 +672,117 @@ fn followers_stop_serving_as_soon_as_their_leader_steps_down() {
         // 20 ms is far below syncLimit (500 ms): only the leader's notice explains it.
         assert!(c.closed.contains(&(ServerId(follower), conn)), "follower {follower} left at once");
     }
+}
+
+/// The first member in id order that is a serving follower.
+fn a_follower(c: &Cluster) -> u64 {
+    followers(c).first().copied().expect("a serving follower")
+}
+
+#[test]
+fn after_the_leader_dies_the_survivors_serve_again_without_waiting_for_a_timer() {
+    // Issue #10 item 5. The survivors see the leader's link go down, so its vote cannot come:
+    // the election must not sit out the finalize wait for it, and nothing on the way back to
+    // serving (election, discovery, sync) may wait for a tick (here ZooKeeper's 2 s). The
+    // harness advances no time at all here: only messages and fsyncs.
+    TICK_MS.with(|t| t.set(2_000));
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(20_000);
+    let old = c.leaders();
+    assert_eq!(old.len(), 1);
+    let at = c.now.mono_ms;
+    c.crash(old[0]);
+    c.settle();
+    assert_eq!(c.now.mono_ms, at);
+    let new = c.leaders();
+    assert_eq!(new.len(), 1, "a new leader serves at the instant the old one died");
+    assert_ne!(new, old);
+    let other = [1, 2, 3].into_iter().find(|id| *id != old[0] && *id != new[0]).expect("three");
+    assert_eq!(c.node(other).mode(), Mode::Follower);
+    assert!(c.node(other).is_serving(), "and so does the other survivor");
+}
+
+#[test]
+fn a_client_that_reconnects_during_the_failover_waits_for_the_member_instead_of_being_refused() {
+    // A client resuming its session on a member that is electing used to be closed at once
+    // (as ZooKeeper does); it then went through every member in a millisecond and backed off
+    // for longer than the whole failover (zookeeper-client: 300-400 ms). It now waits there
+    // and is answered when the member serves.
+    TICK_MS.with(|t| t.set(2_000));
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(20_000);
+    let leader = c.leaders()[0];
+    let follower = a_follower(&c);
+    let first = c.connect(follower, 1);
+    let session = c.connect_response(follower, first).expect("a session");
+    assert_ne!(session.session_id, 0);
+    let request = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 6_000,
+        session_id: session.session_id,
+        password: session.password.clone(),
+        read_only: Some(false),
+    };
+    // The leader dies; the client's connection drops when the follower starts looking, and
+    // its reconnect reaches the follower in the middle of the election.
+    c.crash(leader);
+    let second = c.connect_with(follower, 2, &request);
+    // Deliver the two link-down reports and the reconnect, nothing else.
+    for _ in 0..4 {
+        let (id, input) = c.queue.pop_front().expect("queued");
+        c.step(id, input);
+    }
+    assert!(c.closed.contains(&(ServerId(follower), first)), "the member left its role");
+    assert!(!c.node(follower).is_serving(), "the reconnect came during the election");
+    assert!(!c.closed.contains(&(ServerId(follower), second)), "refused while electing");
+    c.settle();
+    assert!(!c.closed.contains(&(ServerId(follower), second)), "refused during the failover");
+    let resumed = c.connect_response(follower, second).expect("answered once serving");
+    assert_eq!(resumed.session_id, session.session_id);
+    assert!(resumed.timeout_ms > 0, "the session is still valid");
+}
+
+#[test]
+fn a_waiting_connect_request_is_closed_in_time_if_the_member_does_not_serve() {
+    // The wait is bounded well below the client's connect timeout (session timeout / number
+    // of servers): a member that does not get to serve lets the client move on.
+    let members = Cluster::new(&[1, 2, 3], &[]).members;
+    let mut node = Node::new(config(1, &members), Now::default());
+    let mut effects = Vec::new();
+    let now = |ms| Now { mono_ms: ms, wall_ms: 0 };
+    node.step(now(0), Input::Tick, &mut effects);
+    assert_eq!(node.mode(), Mode::Looking);
+    let addr: SocketAddr = "127.0.0.1:5000".parse().expect("literal");
+    node.step(now(1), Input::ClientConnected { conn: ConnId(1), addr }, &mut effects);
+    let frame = wire::encode_connect_request(&ConnectRequest::new_session(6_000)).slice(4..);
+    node.step(now(2), Input::ClientFrame { conn: ConnId(1), frame }, &mut effects);
+    let closed = |effects: &[Effect]| {
+        effects.iter().any(|e| matches!(e, Effect::CloseClient { conn } if *conn == ConnId(1)))
+    };
+    assert!(!closed(&effects), "a member that may serve soon keeps the client");
+    // 6 s / 3 servers / 2 = 1 s after the request.
+    assert!(node.deadline().is_some_and(|d| d <= 1_002), "{:?}", node.deadline());
+    effects.clear();
+    node.step(now(1_001), Input::Tick, &mut effects);
+    assert!(!closed(&effects), "closed early");
+    effects.clear();
+    node.step(now(1_002), Input::Tick, &mut effects);
+    assert!(closed(&effects), "closed once the wait is over");
+}
+
+#[test]
+fn a_member_without_a_quorum_in_reach_still_refuses_clients_at_once() {
+    let mut c = Cluster::new(&[1, 2, 3], &[]);
+    c.run(2_000);
+    let follower = a_follower(&c);
+    for other in [1, 2, 3].into_iter().filter(|id| *id != follower) {
+        c.partition(follower, other);
+    }
+    c.settle();
+    assert!(!c.node(follower).is_serving());
+    let conn = c.connect_with(follower, 7, &ConnectRequest::new_session(6_000));
+    c.settle();
+    assert!(c.closed.contains(&(ServerId(follower), conn)), "closed at once");
+    assert_eq!(c.connect_response(follower, conn), None);
 }

@@ -272,7 +272,13 @@ impl Ensemble {
         let log = fs::File::create(&log_path)?;
         let mut command = match self.target {
             Target::Ensemble => {
-                let mut command = Command::new(std::env::current_exe()?);
+                // `ENSEMBLE_BIN`: the server binary when this code runs in another executable
+                // (`examples/failover_zk_client.rs`).
+                let bin = match std::env::var_os("ENSEMBLE_BIN") {
+                    Some(bin) => PathBuf::from(bin),
+                    None => std::env::current_exe()?,
+                };
+                let mut command = Command::new(bin);
                 command.arg("server").arg("--config").arg(data.join("zoo.cfg"));
                 if let Some(filter) = &self.layout.ensemble_log {
                     command.env("RUST_LOG", filter);

@@ -11,7 +11,7 @@ use rand::RngCore;
 use tracing::{debug, info, warn};
 
 use crate::core::canary::Canary;
-use crate::core::ids::{ConnId, SessionId};
+use crate::core::ids::{ConnId, ServerId, SessionId};
 use crate::core::io::Effect;
 use crate::core::node::{Latency, Node, Role};
 use crate::core::prep::Write;
@@ -25,6 +25,9 @@ use crate::wire::{self, RequestError};
 
 /// Frames a connection may send while its session is being created before it is cut off.
 const HELD_FRAMES_MAX: usize = 1_000;
+/// A connect request waits for a member that does not serve yet for at most the client's
+/// connect timeout (session timeout / servers) divided by this.
+pub(super) const PARK_SHARE: u64 = 2;
 /// Requests one connection may have queued behind in-flight writes before it is cut off.
 const QUEUED_PER_CONN_MAX: usize = 10_000;
 
@@ -60,6 +63,9 @@ impl Conn {
 pub(super) enum ConnState {
     /// Waiting for the ConnectRequest.
     Handshake,
+    /// The ConnectRequest (first in `held`) arrived while this member did not serve; it is
+    /// handled as soon as the member serves, or the connection closes at `handshake_at`.
+    Waiting,
     /// A createSession txn (or a revalidation) is in flight; later frames are held.
     Connecting,
     /// Serving requests for this session.
@@ -119,9 +125,10 @@ impl Node {
         addr: SocketAddr,
         effects: &mut Vec<Effect>,
     ) {
-        if !self.is_serving() {
+        if !self.is_serving() && !self.may_serve_soon() {
             // ZK compat: a server that is not serving closes new connections at once, so the
-            // client tries another member.
+            // client tries another member. One that is electing or syncing with a quorum in
+            // reach keeps the connection instead (see `park_connect_request`).
             effects.push(Effect::CloseClient { conn });
             return;
         }
@@ -160,7 +167,7 @@ impl Node {
         self.stats.received += 1;
         match conn.state {
             ConnState::Handshake => self.on_connect_request(conn_id, &frame, effects),
-            ConnState::Connecting => {
+            ConnState::Connecting | ConnState::Waiting => {
                 if conn.held.len() >= HELD_FRAMES_MAX {
                     warn!(%conn_id, "too many requests before the session was established");
                     self.close_conn(conn_id, effects);
@@ -185,6 +192,10 @@ impl Node {
             self.close_conn(conn_id, effects);
             return;
         };
+        if !self.is_serving() {
+            self.park_connect_request(conn_id, &request, frame, effects);
+            return;
+        }
         if let Some(key) = self.conn_handshake_deadline(conn_id) {
             self.handshake_deadlines.remove(&key);
         }
@@ -207,6 +218,77 @@ impl Node {
             self.create_session(conn_id, timeout_ms, request.read_only, effects);
         } else {
             self.reattach_session(conn_id, &request, timeout_ms, effects);
+        }
+    }
+
+    /// Whether this member, not serving now, may serve soon: it is electing, syncing or
+    /// leading, and a quorum of voters (itself included) is not known to be out of reach. A
+    /// member whose links to a majority are down (partitioned away, or the rest of the
+    /// ensemble is down) cannot serve until that changes.
+    pub(super) fn may_serve_soon(&self) -> bool {
+        let members = &self.config.membership;
+        let reachable: Vec<ServerId> =
+            members.voters().filter(|id| !self.links_down.contains(id)).collect();
+        !matches!(self.role, Role::Starting) && members.is_quorum(&reachable)
+    }
+
+    /// A ConnectRequest that arrives while this member does not serve waits for it to serve,
+    /// for at most 1/[`PARK_SHARE`] of the client's connect timeout.
+    ///
+    /// ZK compat: ZooKeeper closes such a connection ("ZooKeeperServer not running") and the
+    /// client tries the next member. During a failover every member is electing, so a client
+    /// goes through its whole list in a millisecond and then backs off for longer than the
+    /// election takes: the Java client 1 s (`StaticHostProvider` spin delay) plus up to 1 s of
+    /// random delay per reconnect, the `zookeeper-client` crate 300–400 ms. A client kept
+    /// here is answered the moment this member serves. The wait is bounded well below the
+    /// client's own connect timeout (session timeout / number of servers in the Java client),
+    /// so a member that does not serve in time still lets the client move on, and a member
+    /// without a quorum in reach closes at once as before.
+    fn park_connect_request(
+        &mut self,
+        conn_id: ConnId,
+        request: &ConnectRequest,
+        frame: &[u8],
+        effects: &mut Vec<Effect>,
+    ) {
+        if !self.may_serve_soon() {
+            self.close_conn(conn_id, effects);
+            return;
+        }
+        let timeout_ms = request
+            .timeout_ms
+            .clamp(self.config.session_timeout_min_ms, self.config.session_timeout_max_ms);
+        let servers = self.config.membership.members.len().max(1) as u64;
+        let wait_ms = timeout_ms.max(0) as u64 / (PARK_SHARE * servers);
+        let key = self.conn_handshake_deadline(conn_id);
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let deadline = conn.handshake_at.min(self.now.mono_ms + wait_ms);
+        conn.state = ConnState::Waiting;
+        conn.handshake_at = deadline;
+        conn.held.push_front(Bytes::copy_from_slice(frame));
+        if let Some(key) = key {
+            self.handshake_deadlines.remove(&key);
+        }
+        self.handshake_deadlines.insert((deadline, conn_id));
+        debug!(%conn_id, wait_ms, "connect request waits for this member to serve");
+    }
+
+    /// This member just started serving: handle the connect requests that waited for it, in
+    /// the order of their connections.
+    pub(super) fn serve_waiting_connections(&mut self, effects: &mut Vec<Effect>) {
+        let waiting: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == ConnState::Waiting)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn_id in waiting {
+            let Some(key) = self.conn_handshake_deadline(conn_id) else { continue };
+            self.handshake_deadlines.remove(&key);
+            let Some(conn) = self.conns.get_mut(&conn_id) else { continue };
+            conn.state = ConnState::Handshake;
+            let Some(frame) = conn.held.pop_front() else { continue };
+            self.on_connect_request(conn_id, &frame, effects);
         }
     }
 
@@ -336,7 +418,8 @@ impl Node {
     /// The handshake deadline entry of a connection still in its handshake.
     fn conn_handshake_deadline(&self, conn: ConnId) -> Option<(u64, ConnId)> {
         let c = self.conns.get(&conn)?;
-        (c.state == ConnState::Handshake).then_some((c.handshake_at, conn))
+        matches!(c.state, ConnState::Handshake | ConnState::Waiting)
+            .then_some((c.handshake_at, conn))
     }
 
     /// Closes a connection from our side.
@@ -363,7 +446,7 @@ impl Node {
                 self.connecting.retain(|_, c| c.conn != conn);
                 self.revalidating.retain(|_, c| c.conn != conn);
             }
-            ConnState::Handshake => {}
+            ConnState::Handshake | ConnState::Waiting => {}
         }
         self.watches.remove_conn(conn);
     }

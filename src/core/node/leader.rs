@@ -557,6 +557,7 @@ impl Node {
         }
         self.restart_session_timers();
         self.reap_at_ms = self.now.mono_ms + self.config.container_check_interval_ms;
+        self.serve_waiting_connections(effects);
     }
 
     fn leader_send_up_to_date(&mut self, id: ServerId, effects: &mut Vec<Effect>) {

@@ -378,6 +378,7 @@ impl Node {
             None => return Ok(()),
         };
         info!(server = %self.config.server_id, %leader, zxid = %self.tree.zxid_applied(), "serving");
+        self.serve_waiting_connections(effects);
         Ok(())
     }
 

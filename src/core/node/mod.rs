@@ -65,6 +65,9 @@ pub struct Node {
     connecting: BTreeMap<SessionId, Connecting>,
     revalidating: BTreeMap<SessionId, Revalidating>,
     handshake_deadlines: BTreeSet<(u64, ConnId)>,
+    /// Members whose peer link the driver reported down (`PeerLinkDown`, no `PeerLinkUp`
+    /// since). A member never reported either way counts as reachable.
+    links_down: BTreeSet<ServerId>,
     /// Sessions with client activity since the last report to the leader.
     touched: BTreeSet<SessionId>,
     // History and durability.
@@ -247,6 +250,7 @@ impl Node {
             connecting: BTreeMap::new(),
             revalidating: BTreeMap::new(),
             handshake_deadlines: BTreeSet::new(),
+            links_down: BTreeSet::new(),
             touched: BTreeSet::new(),
             log: Log::default(),
             epoch_accepted: 0,
@@ -585,6 +589,7 @@ impl Node {
             &mut out,
         );
         election.set_canaries(self.config.canaries);
+        election.set_unreachable(self.links_down.clone());
         self.election_round = election.round();
         self.role = Role::Looking(election);
         send_all(out, effects);
@@ -698,7 +703,8 @@ impl Node {
     }
 
     fn on_link_up(&mut self, peer: ServerId, effects: &mut Vec<Effect>) {
-        match &self.role {
+        self.links_down.remove(&peer);
+        match &mut self.role {
             Role::Looking(election) => {
                 let mut out = Vec::new();
                 election.on_link_up(peer, &mut out);
@@ -710,7 +716,15 @@ impl Node {
     }
 
     fn on_link_down(&mut self, peer: ServerId, effects: &mut Vec<Effect>) {
-        match &self.role {
+        self.links_down.insert(peer);
+        match &mut self.role {
+            Role::Looking(election) => {
+                let decided =
+                    election.on_link_down(peer, self.now.mono_ms, &self.config.membership);
+                if let Some(decision) = decided {
+                    self.on_election_decided(decision, effects);
+                }
+            }
             Role::Leading(_) => self.leader_lost_learner(peer, effects),
             Role::Learning(learner) if learner.leader == peer => {
                 self.become_looking("lost the leader's link", effects)

@@ -3,14 +3,15 @@
 //! ZK compat: `FastLeaderElection.lookForLeader`. Every member starts by voting for itself with
 //! its (current epoch, last logged zxid); a member adopts any greater vote it hears in its round
 //! and rebroadcasts. A vote backed by a quorum of voters becomes the decision once no better vote
-//! arrives for `FINALIZE_WAIT_MS` (or at once when every voter has voted for it). A member that
-//! hears from peers which already follow or lead an established leader joins that leader when a
-//! quorum of them agree and the leader itself says it leads (ZOOKEEPER-1732).
+//! arrives for `FINALIZE_WAIT_MS` (or at once when every voter whose link is not known down has
+//! voted for it). A member that hears from peers which already follow or lead an established
+//! leader joins that leader when a quorum of them agree and the leader itself says it leads
+//! (ZOOKEEPER-1732).
 //!
 //! Observers run the same machine but their votes are never counted, so they can only end up
 //! observing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::core::canary::{Canaries, Canary};
 use crate::core::ids::ServerId;
@@ -18,7 +19,8 @@ use crate::core::zab::messages::{PeerMsg, PeerState, Vote};
 use crate::core::zab::quorum::Membership;
 
 /// How long a quorum-backed vote must stand unchallenged before it is final.
-/// ZK compat: `finalizeWait` is 200 ms; we wait less and skip the wait when every voter agrees.
+/// ZK compat: `finalizeWait` is 200 ms; we wait less and skip the wait when every voter in reach
+/// agrees.
 pub const FINALIZE_WAIT_MS: u64 = 50;
 /// First interval between rebroadcasts of our notification while nothing changes.
 const RESEND_FIRST_MS: u64 = 100;
@@ -47,6 +49,9 @@ pub struct Election {
     received: BTreeMap<ServerId, (Vote, PeerState)>,
     out_of_election: BTreeMap<ServerId, (Vote, u64, PeerState)>,
     finalize_at: Option<u64>,
+    /// Members whose link the driver reported down (and not up since): such a voter cannot
+    /// send a better vote, so agreement need not wait for it.
+    unreachable: BTreeSet<ServerId>,
     resend_at: u64,
     resend_interval: u64,
     decided: Option<Vote>,
@@ -79,6 +84,7 @@ impl Election {
             received: BTreeMap::new(),
             out_of_election: BTreeMap::new(),
             finalize_at: None,
+            unreachable: BTreeSet::new(),
             resend_at: now_ms + RESEND_FIRST_MS,
             resend_interval: RESEND_FIRST_MS,
             decided: None,
@@ -204,9 +210,35 @@ impl Election {
         None
     }
 
+    /// The members whose link is down as the election starts; from then on it follows them
+    /// through `on_link_up` / `on_link_down`.
+    pub fn set_unreachable(&mut self, unreachable: BTreeSet<ServerId>) {
+        self.unreachable = unreachable;
+    }
+
     /// A link to `peer` came up: tell it our vote right away.
-    pub fn on_link_up(&self, peer: ServerId, out: &mut Vec<(ServerId, PeerMsg)>) {
+    pub fn on_link_up(&mut self, peer: ServerId, out: &mut Vec<(ServerId, PeerMsg)>) {
+        self.unreachable.remove(&peer);
         out.push((peer, self.notification()));
+    }
+
+    /// The link to `peer` went down: its vote can no longer arrive, so the voters still in
+    /// reach may now all agree.
+    pub fn on_link_down(
+        &mut self,
+        peer: ServerId,
+        now_ms: u64,
+        members: &Membership,
+    ) -> Option<Decision> {
+        if !self.unreachable.insert(peer) || self.decided.is_some() {
+            return None;
+        }
+        self.consider_finalizing(now_ms, members)
+    }
+
+    /// Whether `voter` may still send us a vote: any member whose link is not known down.
+    fn in_reach(&self, voter: ServerId) -> bool {
+        voter == self.me || !self.unreachable.contains(&voter)
     }
 
     fn on_established_peer(
@@ -256,8 +288,13 @@ impl Election {
             self.finalize_at = None;
             return None;
         }
+        // Every voter in reach agrees: no better vote can come within the finalize wait (a
+        // voter without a link would have to reconnect first). ZK compat: FastLeaderElection
+        // always waits `finalizeWait` (200 ms); with a member dead that wait was most of a
+        // failover here, and it did nothing (the dead member never votes).
         let unanimous = members
             .voters()
+            .filter(|id| self.in_reach(*id))
             .all(|id| self.received.get(&id).is_some_and(|(v, _)| *v == self.proposal));
         if unanimous {
             return Some(self.decide(self.proposal));
@@ -414,6 +451,35 @@ mod tests {
         assert_eq!(d, None, "member 3 has not voted yet: wait for a better vote");
         assert_eq!(e.deadline(), FINALIZE_WAIT_MS);
         assert_eq!(e.on_tick(FINALIZE_WAIT_MS, &m, &mut out), Some(Decision::Lead));
+    }
+
+    #[test]
+    fn a_vote_every_voter_in_reach_backs_is_final_without_the_finalize_wait() {
+        // Issue #10 item 5: member 3 (the old leader) died and its link is down; members 1
+        // and 2 agree, and no better vote can come, so waiting FINALIZE_WAIT_MS is useless.
+        let m = members(&[1, 2, 3], &[]);
+        let mut out = Vec::new();
+        let mut e = Election::start(ServerId(1), 0, vote(1, 1, 9), 0, &m, &mut out);
+        assert_eq!(e.on_link_down(ServerId(3), 0, &m), None, "no quorum yet");
+        let d =
+            e.on_notification(ServerId(2), vote(1, 1, 9), 1, PeerState::Looking, 0, &m, &mut out);
+        assert_eq!(d, Some(Decision::Lead));
+
+        // The same once the link goes down while the vote waits out the finalize wait.
+        let mut e = Election::start(ServerId(1), 0, vote(1, 1, 9), 0, &m, &mut out);
+        let d =
+            e.on_notification(ServerId(2), vote(1, 1, 9), 1, PeerState::Looking, 0, &m, &mut out);
+        assert_eq!(d, None, "member 3 is in reach and has not voted: wait");
+        assert_eq!(e.on_link_down(ServerId(3), 5, &m), Some(Decision::Lead));
+
+        // A voter whose link came back up is waited for again.
+        let mut e = Election::start(ServerId(1), 0, vote(1, 1, 9), 0, &m, &mut out);
+        e.set_unreachable(BTreeSet::from([ServerId(3)]));
+        e.on_link_up(ServerId(3), &mut out);
+        let d =
+            e.on_notification(ServerId(2), vote(1, 1, 9), 1, PeerState::Looking, 0, &m, &mut out);
+        assert_eq!(d, None);
+        assert_eq!(e.deadline(), FINALIZE_WAIT_MS);
     }
 
     #[test]
