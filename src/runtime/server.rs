@@ -3,9 +3,10 @@
 //! and carrying out its effects.
 //!
 //! ZK compat: `QuorumPeerMain` / `ZooKeeperServerMain`. The client port listens from the start,
-//! also while a member elects or syncs, so that four-letter words answer then; the core closes
-//! client connections until it serves (ZooKeeper refuses them while `zkServer` is not running),
-//! and clients move on to another member.
+//! also while a member elects or syncs, so that four-letter words answer then. Until it serves,
+//! the core holds a client's connect request briefly when a quorum of voters is in reach (it is
+//! answered the moment the member serves), and otherwise closes the connection, as ZooKeeper
+//! refuses them while `zkServer` is not running, so that clients move on to another member.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
