@@ -176,16 +176,31 @@ pub async fn start_with<F: disk::FileSystem>(
     let disk_error =
         |source| ServerError::Disk { dir: disk_config.data_log_dir.display().to_string(), source };
     // Blocking file reads, once, before the server serves anything.
+    let reading = Instant::now();
     let (disk, recovered) = disk::Disk::open(disk_config.clone(), seams.fs).map_err(disk_error)?;
     for warning in &recovered.warnings {
         warn!("{warning}");
     }
+    let read_ms = reading.elapsed().as_millis() as u64;
     let mut node_config = config.node_config(server_id, crate::runtime::random_u64());
     node_config.canaries = seams.canaries;
     let now = clock.now();
+    let rebuilding = Instant::now();
+    let snapshot_bytes = recovered.snapshot.as_ref().map_or(0, |(_, body)| body.len());
     let snapshot_body = recovered.snapshot.as_ref().map(|(_, body)| body.as_ref());
+    let txns = recovered.txns.len();
     let node = Node::recover(node_config, now, snapshot_body, recovered.txns)?
         .with_epochs(recovered.accepted_epoch.unwrap_or(0), recovered.current_epoch.unwrap_or(0));
+    drop(recovered.snapshot);
+    let rebuild_ms = rebuilding.elapsed().as_millis() as u64;
+    info!(
+        read_ms,
+        snapshot_bytes,
+        txns,
+        rebuild_ms,
+        total_ms = clock.start.elapsed().as_millis() as u64,
+        "start-up: data read (files, checksums), tree rebuilt (snapshot decoded, log replayed)"
+    );
 
     let addr = client_socket_addr(&config, server_id);
     let listener =
