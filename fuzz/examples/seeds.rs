@@ -14,7 +14,7 @@ use ensemble::core::ids::{ServerId, SessionId, Zxid};
 use ensemble::core::snapshot;
 use ensemble::core::tree::DataTree;
 use ensemble::core::txn::{Txn, TxnOp, EPHEMERAL_CONTAINER, TTL_MARKER};
-use ensemble::core::zab::{Forwarded, PeerMsg, PeerState, Vote};
+use ensemble::core::zab::{Forwarded, PeerMsg, PeerState, SnapBody, Vote};
 use ensemble::storage::epoch::encode_epoch;
 use ensemble::storage::log::{encode_header, encode_record};
 use ensemble::storage::snapshot::encode_snapshot;
@@ -187,7 +187,11 @@ fn peer_messages() -> Vec<Vec<u8>> {
         PeerMsg::Diff { txns: txns[..4].to_vec(), committed: Zxid::new(1, 3) },
         PeerMsg::Snap {
             zxid: txns[4].zxid,
-            body: snapshot::encode(txns[4].zxid, &tree, &[(SessionId(0x100), 30_000, [9; 16])]),
+            body: SnapBody::Encoded(snapshot::encode(
+                txns[4].zxid,
+                &tree,
+                &[(SessionId(0x100), 30_000, [9; 16])],
+            )),
             txns: txns[5..].to_vec(),
             committed: Zxid::new(1, 6),
         },

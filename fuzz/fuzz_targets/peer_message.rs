@@ -30,6 +30,6 @@ fuzz_target!(|data: &[u8]| {
     assert!(encoded.is_empty(), "one frame, all consumed");
     if let LinkFrame::Message(message @ PeerMsg::Snap { body, .. }) = &frame {
         let _ = message.name();
-        let _ = snapshot::decode(body);
+        let _ = snapshot::decode(&body.to_bytes());
     }
 });
