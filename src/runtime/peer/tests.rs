@@ -342,8 +342,8 @@ mod sockets {
         }
     }
 
-    #[tokio::test]
-    async fn two_members_link_up_exchange_in_order_and_see_a_restart_as_down_then_up() {
+    /// Members 1 and 2 on fresh ports, linked up (each has seen the other's link come up).
+    async fn linked_pair() -> (Vec<u16>, Member, Member) {
         let listeners = listeners(2).await;
         let ports: Vec<u16> =
             listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect();
@@ -352,6 +352,12 @@ mod sockets {
         let mut two = start(config_of(2, &ports), listeners.next().expect("2"));
         assert_eq!(one.input().await, Input::PeerLinkUp { peer: ServerId(2) });
         assert_eq!(two.input().await, Input::PeerLinkUp { peer: ServerId(1) });
+        (ports, one, two)
+    }
+
+    #[tokio::test]
+    async fn two_members_link_up_exchange_in_order_and_see_a_restart_as_down_then_up() {
+        let (ports, mut one, mut two) = linked_pair().await;
 
         for counter in 1..=100 {
             two.links.send(ServerId(1), PeerMsg::Ack { zxid: Zxid(counter) }, &mut two.inputs);
@@ -400,14 +406,7 @@ mod sockets {
         let encoded = image.encode();
         assert!(encoded.len() > 2 * SNAP_CHUNK_BYTES);
 
-        let listeners = listeners(2).await;
-        let ports: Vec<u16> =
-            listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect();
-        let mut listeners = listeners.into_iter();
-        let mut one = start(config_of(1, &ports), listeners.next().expect("1"));
-        let mut two = start(config_of(2, &ports), listeners.next().expect("2"));
-        assert_eq!(one.input().await, Input::PeerLinkUp { peer: ServerId(2) });
-        assert_eq!(two.input().await, Input::PeerLinkUp { peer: ServerId(1) });
+        let (_, mut one, mut two) = linked_pair().await;
 
         let snap = |body| PeerMsg::Snap { zxid, body, txns: Vec::new(), committed: zxid };
         two.links.send(ServerId(1), ping(), &mut two.inputs);
