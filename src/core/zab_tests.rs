@@ -169,16 +169,7 @@ impl Cluster {
     fn run(&mut self, ms: u64) {
         let end = self.now.mono_ms + ms;
         while self.now.mono_ms < end {
-            for _ in 0..10_000 {
-                if let Some((id, input)) = self.queue.pop_front() {
-                    self.step(id, input);
-                    continue;
-                }
-                if self.unsynced.values().all(|w| w.is_empty()) {
-                    break;
-                }
-                self.sync_disks();
-            }
+            self.settle();
             self.now = self.now.plus_ms(10);
             let due: Vec<ServerId> = self
                 .nodes
