@@ -48,6 +48,7 @@ use tracing::{debug, info, warn};
 
 use crate::core::ids::ServerId;
 use crate::core::io::Input;
+use crate::core::snapshot::SnapshotImage;
 use crate::core::zab::{PeerMsg, SnapBody};
 use crate::runtime::config::{ServerConfig, ServerSpec};
 
@@ -113,6 +114,10 @@ pub enum PeerError {
     /// The node's loop dropped the link (replaced or overflowing) or stopped.
     #[error("dropped by the node")]
     Dropped,
+    /// Encoding a SNAP's snapshot failed (its thread panicked); the learner syncs again on a
+    /// new link.
+    #[error("encoding a SNAP failed")]
+    SnapEncode,
 }
 
 /// A frame that breaks the protocol. Never a panic: these bytes come from the network.
@@ -658,21 +663,12 @@ impl SnapAssembly {
     }
 }
 
-/// Encodes a SNAP's image on the blocking pool (never on the node's thread) and returns the
-/// SNAP with an empty body, to follow the chunks.
-async fn encode_snap(msg: PeerMsg) -> (Option<Bytes>, PeerMsg) {
-    let PeerMsg::Snap { zxid, body: SnapBody::Image(image), txns, committed } = msg else {
-        return (None, msg);
-    };
-    let encoded = match tokio::task::spawn_blocking(move || image.encode()).await {
-        Ok(encoded) => encoded,
-        Err(error) => {
-            tracing::error!(%error, "encoding a SNAP failed");
-            Bytes::new()
-        }
-    };
-    let msg = PeerMsg::Snap { zxid, body: SnapBody::Encoded(Bytes::new()), txns, committed };
-    (Some(encoded), msg)
+/// Encodes a SNAP's image on the blocking pool, never on the node's thread.
+async fn encode_snap(image: SnapshotImage) -> Result<Bytes, PeerError> {
+    tokio::task::spawn_blocking(move || image.encode()).await.map_err(|error| {
+        tracing::error!(%error, "encoding a SNAP failed; the link is closed");
+        PeerError::SnapEncode
+    })
 }
 
 /// Writes queued messages (batched) and heartbeats until the queue closes or a write fails.
@@ -693,10 +689,18 @@ async fn write_messages(
         };
         let mut next = Some(first);
         while let Some(mut frame) = next.take() {
-            if let LinkFrame::Message(msg @ PeerMsg::Snap { body: SnapBody::Image(_), .. }) = frame
+            if let LinkFrame::Message(PeerMsg::Snap {
+                zxid,
+                body: SnapBody::Image(image),
+                txns,
+                committed,
+            }) = frame
             {
-                let (body, msg) = encode_snap(msg).await;
-                for chunk in body.iter().flat_map(|body| chunks(body, SNAP_CHUNK_BYTES)) {
+                let body = match encode_snap(image).await {
+                    Ok(body) => body,
+                    Err(error) => return error,
+                };
+                for chunk in chunks(&body, SNAP_CHUNK_BYTES) {
                     if let Err(error) = encode_frame(&LinkFrame::SnapChunk(chunk), &mut batch) {
                         return error.into();
                     }
@@ -705,7 +709,9 @@ async fn write_messages(
                     }
                     batch.clear();
                 }
-                frame = LinkFrame::Message(msg);
+                // The SNAP itself follows its chunks with an empty body.
+                let body = SnapBody::Encoded(Bytes::new());
+                frame = LinkFrame::Message(PeerMsg::Snap { zxid, body, txns, committed });
             }
             if let Err(error) = encode_frame(&frame, &mut batch) {
                 return error.into();

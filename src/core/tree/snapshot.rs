@@ -175,11 +175,6 @@ impl TreeImage {
         TreeImage { pages: Arc::new(pages), acls: Arc::new(acls), nodes, zxid, digest }
     }
 
-    /// The zxid of the last txn the image reflects.
-    pub fn zxid(&self) -> Zxid {
-        self.zxid
-    }
-
     /// Number of nodes, root included.
     pub fn node_count(&self) -> usize {
         self.nodes
