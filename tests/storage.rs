@@ -147,7 +147,7 @@ fn corruption_is_an_error_naming_the_file_and_offset() {
 }
 
 #[test]
-fn snapshots_are_purged_to_the_retain_count_and_recovery_falls_back() {
+fn a_purge_keeps_the_retain_count_and_recovery_falls_back() {
     let root = tempfile::tempdir().expect("tempdir");
     let cfg = DiskConfig { snap_retain_count: 2, ..config(root.path()) };
     let (mut disk, _) = Disk::open(cfg.clone(), FileDisk::new()).expect("open");
@@ -158,10 +158,13 @@ fn snapshots_are_purged_to_the_retain_count_and_recovery_falls_back() {
         // Snapshot a few txns behind the log, as a follower with uncommitted txns would.
         let zxid = Zxid::new(1, round * 10 + 7);
         disk.write(&snapshot(zxid)).expect("snapshot");
-        // Written in the background: purging waits for it to be durable.
-        disk.poll_snapshot(true);
+        disk.poll_snapshot(true).expect("background snapshot");
     }
     disk.sync().expect("sync");
+    // Snapshots alone purge nothing (`autopurge.purgeInterval` is off by default).
+    assert_eq!(files(&cfg.data_dir, "snapshot.").len(), 5);
+    assert_eq!(files(&cfg.data_log_dir, "log.").len(), 5);
+    assert_eq!(disk.purge(), 3 + 3);
     drop(disk);
     let snapshots = files(&cfg.data_dir, "snapshot.");
     let kept = [snapshot_file_name(Zxid::new(1, 37)), snapshot_file_name(Zxid::new(1, 47))];
@@ -586,4 +589,59 @@ fn mem_disk_loses_unsynced_directory_entries_and_bytes() {
     assert_eq!(fs.contents(&a), Some(b"synced and".to_vec()));
     assert_eq!(fs.contents(&b), None);
     assert_eq!(fs.list(&dir).expect("list"), ["a"]);
+}
+
+/// `purge_interval` purges on a timer of its own (at start-up, then every interval), keeping
+/// the newest `snap_retain_count` snapshots and the log they need; recovery still works.
+/// Without it (the default), nothing is ever purged.
+#[cfg(not(madsim))]
+#[tokio::test]
+async fn the_purge_timer_keeps_the_retained_snapshots_and_the_log_they_need() {
+    async fn run(cfg: &DiskConfig) {
+        let (disk, _) = Disk::open(cfg.clone(), FileDisk::new()).expect("open");
+        let (mut writer, mut persisted) = spawn_writer(disk).expect("spawn");
+        let mut id = 0;
+        for round in 0..6u32 {
+            for write in appends(1, round * 10 + 1..=round * 10 + 10) {
+                id += 1;
+                writer.submit(WriteId(id), write).await.expect("append");
+            }
+            id += 1;
+            // In line, so that none is skipped for being due while another is written.
+            let zxid = Zxid::new(1, round * 10 + 7);
+            let snapshot = DurableWrite::Snapshot { zxid, image: image(zxid), background: false };
+            writer.submit(WriteId(id), snapshot).await.expect("snapshot");
+        }
+        while persisted.recv().await.expect("progress") < WriteId(id) {}
+        drop(writer);
+        persisted.closed().await;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let cfg = config(root.path());
+    run(&cfg).await;
+    assert_eq!(files(&cfg.data_dir, "snapshot.").len(), 6, "the default never purges");
+    assert_eq!(files(&cfg.data_log_dir, "log.").len(), 6);
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let purge_interval = Some(std::time::Duration::from_millis(10));
+    let cfg = DiskConfig { purge_interval, ..config(root.path()) };
+    run(&cfg).await;
+    // The last snapshot may have landed after the last purge: purge once more by restarting.
+    let (disk, _) = Disk::open(cfg.clone(), FileDisk::new()).expect("open");
+    let (writer, mut persisted) = spawn_writer(disk).expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while files(&cfg.data_dir, "snapshot.").len() > 3 {
+        assert!(std::time::Instant::now() < deadline, "never purged");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    drop(writer);
+    persisted.closed().await;
+    let kept: Vec<String> = [37, 47, 57].map(|c| snapshot_file_name(Zxid::new(1, c))).into();
+    assert_eq!(files(&cfg.data_dir, "snapshot."), kept);
+    // log.31 holds 37..40, which the oldest kept snapshot needs; the later ones the rest.
+    let needed: Vec<String> = [31, 41, 51].map(|c| segment_file_name(Zxid::new(1, c))).into();
+    assert_eq!(files(&cfg.data_log_dir, "log."), needed);
+    let recovered = recover(&cfg).expect("recover");
+    assert_eq!(recovered.snapshot.as_ref().map(|(zxid, _)| *zxid), Some(Zxid::new(1, 57)));
+    assert_eq!(zxids(&recovered.txns), [58, 59, 60].map(|c| Zxid::new(1, c)));
 }

@@ -380,12 +380,38 @@ fn serve(config_path: Option<PathBuf>, threads: usize) -> Result<()> {
         }
     };
     server_runtime(threads)?.block_on(async move {
-        let server =
-            ensemble::runtime::start(config, server_id).await.context("starting the server")?;
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-        tracing::info!("interrupted; shutting down");
-        server.shutdown().await;
-        Ok(())
+        let mut server = match ensemble::runtime::start(config, server_id).await {
+            Ok(server) => server,
+            Err(
+                error @ (ensemble::runtime::ServerError::Locked(_)
+                | ensemble::runtime::ServerError::Disk { .. }),
+            ) => {
+                tracing::error!("cannot start: {error}");
+                std::process::exit(ensemble::runtime::EXIT_DATA_DIR_UNUSABLE);
+            }
+            Err(error) => return Err(error).context("starting the server"),
+        };
+        let stopped = tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => {
+                interrupted.context("waiting for Ctrl-C")?;
+                None
+            }
+            outcome = server.stopped() => Some(outcome),
+        };
+        match stopped {
+            None => {
+                tracing::info!("interrupted; shutting down");
+                server.shutdown().await;
+                Ok(())
+            }
+            // The node loop logged the failure; its ports are closed. Exit at once with a code
+            // of its own, so that a supervisor (systemd, Kubernetes) restarts the server.
+            Some(Err(ensemble::runtime::ServerFailure::Storage(_))) => {
+                std::process::exit(ensemble::runtime::EXIT_STORAGE_FAILURE)
+            }
+            Some(Err(failure)) => Err(failure).context("the server stopped"),
+            Some(Ok(())) => bail!("the server stopped"),
+        }
     })
 }
 

@@ -79,10 +79,12 @@ use crate::storage::recovery::{self, purge_plan, Recovered, RecoveryError};
 use crate::storage::snapshot::write_snapshot;
 
 mod files;
+mod lock;
 mod writer;
 
 use self::files::write_atomic_with;
 pub use self::files::{FileDisk, MemDisk};
+pub use self::lock::LOCK_FILE;
 pub use self::writer::{spawn_writer, PersistedReceiver, WriterError, WriterHandle, WriterStats};
 
 /// Where and how the disk keeps its files.
@@ -92,8 +94,12 @@ pub struct DiskConfig {
     pub data_dir: PathBuf,
     /// Txn-log segments (`dataLogDir`; may equal `data_dir`).
     pub data_log_dir: PathBuf,
-    /// Snapshots kept after each new one (`autopurge.snapRetainCount`); 0 disables purging.
+    /// Snapshots a purge keeps, with the log they need (`autopurge.snapRetainCount`).
     pub snap_retain_count: usize,
+    /// How often old snapshots and logs are purged, the first time at start-up
+    /// (`autopurge.purgeInterval`); `None`, the default, never purges.
+    /// ZK compat: `DatadirCleanupManager` (a timer at a fixed rate from start-up).
+    pub purge_interval: Option<Duration>,
     /// Whether appends are fdatasync'ed (`zookeeper.forceSync`). Snapshots, epochs and
     /// truncations are always synced.
     pub fsync: bool,
@@ -115,6 +121,7 @@ impl DiskConfig {
             data_dir: data_dir.into(),
             data_log_dir: data_log_dir.into(),
             snap_retain_count: 3,
+            purge_interval: None,
             fsync: true,
             segment_bytes_max: 64 << 20,
             batch_max: 1000,
@@ -161,6 +168,29 @@ pub enum DiskError {
     /// The thread writing a background snapshot ended without saying how it went.
     #[error("the snapshot thread died")]
     SnapshotThread,
+    /// The background snapshot failed (the source names the file and the error).
+    #[error("background snapshot: {0}")]
+    Snapshot(Arc<DiskError>),
+    /// An earlier write failed; the disk takes no more writes. A failed `fsync` is never
+    /// retried: the kernel may have dropped the unsynced pages and cleared the error, so a
+    /// second `fsync` could report success for data that is gone.
+    #[error("an earlier disk write failed ({0}); no more writes")]
+    Failed(String),
+    /// Another process holds the directory's lock file.
+    #[error(
+        "{} is in use by another process ({}); it holds the lock on {}",
+        dir.display(),
+        holder.map_or("pid unknown".to_owned(), |pid| format!("pid {pid}")),
+        lock_file.display()
+    )]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+        /// Its lock file.
+        lock_file: PathBuf,
+        /// The pid the holder wrote into the lock file.
+        holder: Option<u32>,
+    },
 }
 
 /// The file operations the disk needs: the seam between `Disk` and the operating system.
@@ -186,6 +216,13 @@ pub trait FileSystem: Send + 'static {
     fn remove(&mut self, path: &Path) -> io::Result<()>;
     /// Makes a directory's entries (creations, renames, removals) durable.
     fn sync_dir(&mut self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on a directory (which exists) for as long as this file system
+    /// lives, so that no other process uses it meanwhile. In-memory file systems have nothing
+    /// to lock.
+    fn lock_dir(&mut self, dir: &Path) -> Result<(), DiskError> {
+        let _ = dir;
+        Ok(())
+    }
     /// Another handle on the same files for a background snapshot thread, or `None` where
     /// snapshots must be written in line (simulated file systems: no threads there).
     fn background(&self) -> Option<Self>
@@ -213,6 +250,13 @@ pub struct Disk<F: FileSystem> {
     log_syncs: u64,
     /// The periodic snapshot being written in the background, if any.
     snapshot_job: Option<SnapshotJob>,
+    /// Set by the first failed write: no file operation follows it (see `DiskError::Failed`).
+    failed: Option<String>,
+    /// Told at once when a background snapshot fails (the writer may be idle meanwhile).
+    on_fatal: Option<FatalHook>,
+    /// Held while purging and while truncating, so that a purge working from an older listing
+    /// never runs into a truncation that removes newer snapshots.
+    files_lock: Arc<Mutex<()>>,
     /// What the current batch did and where its time went (for the slow-batch warning).
     trace: BatchTrace,
 }
@@ -235,8 +279,6 @@ pub struct BatchTrace {
     pub snapshots: u32,
     /// Truncations and epoch files.
     pub other_writes: u32,
-    /// Files purged.
-    pub purged: u32,
     /// Time in the `write`s of appends (and segment creation).
     pub write_time: Duration,
     /// Time in the log's `fdatasync`s.
@@ -245,17 +287,18 @@ pub struct BatchTrace {
     pub dir_fsync_time: Duration,
     /// Time writing snapshots (temp file, write, fsync, rename, directory fsync).
     pub snapshot_time: Duration,
-    /// Time listing and removing purged files.
-    pub purge_time: Duration,
     /// Time in truncations and epoch files.
     pub other_time: Duration,
 }
+
+/// Called with the error of a background snapshot that failed.
+pub(crate) type FatalHook = Arc<dyn Fn(Arc<DiskError>) + Send + Sync>;
 
 /// A periodic snapshot being written on its own thread.
 struct SnapshotJob {
     name: String,
     zxid: Zxid,
-    done: std::sync::mpsc::Receiver<Result<(), DiskError>>,
+    done: std::sync::mpsc::Receiver<Result<(), Arc<DiskError>>>,
 }
 
 /// The segment being appended to.
@@ -278,6 +321,7 @@ impl<F: FileSystem> Disk<F> {
     pub fn open(cfg: DiskConfig, mut fs: F) -> Result<(Disk<F>, Recovered), DiskError> {
         for dir in [&cfg.data_dir, &cfg.data_log_dir] {
             fs.create_dir_all(dir).map_err(io_error("create directory", dir))?;
+            fs.lock_dir(dir)?;
         }
         let mut disk = Disk {
             fs,
@@ -288,6 +332,9 @@ impl<F: FileSystem> Disk<F> {
             damaged_snapshots: BTreeSet::new(),
             log_syncs: 0,
             snapshot_job: None,
+            failed: None,
+            on_fatal: None,
+            files_lock: Arc::default(),
             trace: BatchTrace::default(),
         };
         let names = disk.listing()?;
@@ -328,43 +375,61 @@ impl<F: FileSystem> Disk<F> {
     /// syncs the buffered appends, then is durable when this returns.
     ///
     /// Panics if an append does not have a zxid above every txn logged so far (a core bug).
+    ///
+    /// After a write fails, every later `write` and `sync` fails without touching a file.
     pub fn write(&mut self, write: &DurableWrite) -> Result<(), DiskError> {
+        self.checked(|disk| disk.write_unchecked(write))
+    }
+
+    /// Runs `op` unless an earlier one failed, and remembers its failure.
+    fn checked(
+        &mut self,
+        op: impl FnOnce(&mut Self) -> Result<(), DiskError>,
+    ) -> Result<(), DiskError> {
+        if let Some(first) = &self.failed {
+            return Err(DiskError::Failed(first.clone()));
+        }
+        let result = op(self);
+        if let Err(error) = &result {
+            self.failed = Some(error.to_string());
+        }
+        result
+    }
+
+    fn write_unchecked(&mut self, write: &DurableWrite) -> Result<(), DiskError> {
         match write {
             DurableWrite::Append(txn) => self.append(txn),
             DurableWrite::Snapshot { zxid, image, background } => {
-                self.sync()?;
+                self.sync_log()?;
                 self.segment = None;
                 self.zxid_last = self.zxid_last.max(*zxid);
                 if *background {
                     return self.start_snapshot(*zxid, image);
                 }
                 // It replaces the history: no older snapshot may land after it.
-                self.poll_snapshot(true);
+                self.poll_snapshot(true)?;
                 let started = Instant::now();
                 self.write_snapshot(*zxid, image)?;
-                let written = Instant::now();
-                self.purge();
                 self.trace.snapshots += 1;
-                self.trace.snapshot_time += written - started;
-                self.trace.purge_time += written.elapsed();
+                self.trace.snapshot_time += started.elapsed();
                 Ok(())
             }
             DurableWrite::Truncate { after } => {
                 // A snapshot still being written may hold txns the truncation drops.
-                self.poll_snapshot(true);
-                self.sync()?;
+                self.poll_snapshot(true)?;
+                self.sync_log()?;
                 self.segment = None;
                 self.timed_other(|disk| disk.truncate(*after))
             }
             DurableWrite::AcceptedEpoch(epoch) => {
-                self.sync()?;
+                self.sync_log()?;
                 let dir = self.cfg.data_dir.clone();
                 self.timed_other(|disk| {
                     disk.write_atomic(&dir, ACCEPTED_EPOCH_FILE, &encode_epoch(*epoch))
                 })
             }
             DurableWrite::CurrentEpoch(epoch) => {
-                self.sync()?;
+                self.sync_log()?;
                 let dir = self.cfg.data_dir.clone();
                 self.timed_other(|disk| {
                     disk.write_atomic(&dir, CURRENT_EPOCH_FILE, &encode_epoch(*epoch))
@@ -390,8 +455,13 @@ impl<F: FileSystem> Disk<F> {
     }
 
     /// Makes every append so far durable: one write of the buffered records and one
-    /// `fdatasync` (plus a directory fsync if the segment is new).
+    /// `fdatasync` (plus a directory fsync if the segment is new). After a failure, fails
+    /// without touching a file (a failed `fdatasync` is never retried).
     pub fn sync(&mut self) -> Result<(), DiskError> {
+        self.checked(Self::sync_log)
+    }
+
+    fn sync_log(&mut self) -> Result<(), DiskError> {
         self.flush()?;
         let Some(segment) = self.segment.as_mut() else {
             return Ok(());
@@ -433,7 +503,7 @@ impl<F: FileSystem> Disk<F> {
         let record = encode_record(txn)
             .map_err(|source| DiskError::Log { path: self.cfg.data_log_dir.clone(), source })?;
         if self.segment.as_ref().is_some_and(|s| s.len >= self.cfg.segment_bytes_max) {
-            self.sync()?;
+            self.sync_log()?;
             self.segment = None;
         }
         let segment = self.segment.get_or_insert_with(|| OpenSegment {
@@ -494,36 +564,38 @@ impl<F: FileSystem> Disk<F> {
     }
 
     /// Starts writing a periodic snapshot on a thread of its own (inline where the file
-    /// system has no background handle, as under simulation). The log is already rolled, and
-    /// nothing is purged until the snapshot is durable, so the write counts as done at once.
+    /// system has no background handle, as under simulation). The log is already rolled, so
+    /// the write counts as done at once; if the snapshot then fails, the disk fails (the
+    /// `on_fatal` hook hears of it at once, the next write returns the error).
     /// ZK compat: `SyncRequestProcessor` snapshots on its own thread and skips a snapshot
-    /// while the previous one is still being written ("Too busy to snap, skipping").
+    /// while the previous one is still being written ("Too busy to snap, skipping"); a
+    /// snapshot that cannot be written exits the server (`ZooKeeperServer.takeSnapshot`,
+    /// `ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT`).
     fn start_snapshot(&mut self, zxid: Zxid, image: &SnapshotImage) -> Result<(), DiskError> {
-        self.poll_snapshot(false);
+        self.poll_snapshot(false)?;
         if let Some(job) = &self.snapshot_job {
             tracing::warn!(%zxid, writing = %job.zxid, "a snapshot is still being written; skipping this one");
             return Ok(());
         }
         let Some(mut fs) = self.fs.background() else {
-            self.write_snapshot(zxid, image)?;
-            self.purge();
-            return Ok(());
+            return self.write_snapshot(zxid, image);
         };
         let name = snapshot_file_name(zxid);
         let (done_tx, done) = std::sync::mpsc::channel();
-        let (job_image, job_name, cfg) = (image.clone(), name.clone(), self.cfg.clone());
-        let mut damaged = self.damaged_snapshots.clone();
+        let (job_image, job_name, dir) = (image.clone(), name.clone(), self.cfg.data_dir.clone());
+        let on_fatal = self.on_fatal.clone();
         let spawned =
             std::thread::Builder::new().name("ensemble-snapshot".to_owned()).spawn(move || {
                 lower_priority();
-                let result = store_snapshot(&mut fs, &cfg.data_dir, &job_name, zxid, &job_image);
+                let result = store_snapshot(&mut fs, &dir, &job_name, zxid, &job_image);
                 drop(job_image); // the pages this snapshot alone still held go here
-                if result.is_ok() {
-                    // Unlinking a 200 MB snapshot takes tens of milliseconds: not in the
-                    // writer's way either.
-                    damaged.remove(&job_name);
-                    purge_files(&mut fs, &cfg, &damaged);
-                }
+                let result = result.map_err(|error| {
+                    let error = Arc::new(error);
+                    if let Some(on_fatal) = &on_fatal {
+                        on_fatal(error.clone());
+                    }
+                    error
+                });
                 let _ = done_tx.send(result);
             });
         match spawned {
@@ -531,46 +603,72 @@ impl<F: FileSystem> Disk<F> {
             Err(error) => {
                 tracing::warn!(%error, "no thread for the snapshot; writing it in line");
                 self.write_snapshot(zxid, image)?;
-                self.purge();
             }
         }
         Ok(())
     }
 
-    /// Takes in a finished background snapshot (waiting for it if `wait`): a durable one
-    /// lets older files be purged; a failed one is logged, and the log it covers is kept.
-    pub fn poll_snapshot(&mut self, wait: bool) {
+    /// Takes in a finished background snapshot (waiting for it if `wait`). A failed one
+    /// fails the disk: returns its error, and every later write fails too.
+    pub fn poll_snapshot(&mut self, wait: bool) -> Result<(), DiskError> {
         let Some(job) = &self.snapshot_job else {
-            return;
+            return Ok(());
         };
         let result = match wait {
-            true => job.done.recv().unwrap_or(Err(DiskError::SnapshotThread)),
+            true => job.done.recv().unwrap_or(Err(Arc::new(DiskError::SnapshotThread))),
             false => match job.done.try_recv() {
                 Ok(result) => result,
-                Err(std::sync::mpsc::TryRecvError::Empty) => return,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(DiskError::SnapshotThread),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    Err(Arc::new(DiskError::SnapshotThread))
+                }
             },
         };
         let job = self.snapshot_job.take().expect("checked above");
         match result {
-            // Its own thread purged what it made unnecessary.
-            Ok(()) => _ = self.damaged_snapshots.remove(&job.name),
+            Ok(()) => {
+                self.damaged_snapshots.remove(&job.name);
+                Ok(())
+            }
             Err(error) => {
-                tracing::error!(zxid = %job.zxid, %error, "snapshot failed; the log it covers is kept")
+                let error = DiskError::Snapshot(error);
+                self.failed.get_or_insert_with(|| error.to_string());
+                Err(error)
             }
         }
     }
 
-    /// Deletes the snapshots and segments `purge_plan` no longer needs. Best effort: a file
-    /// that cannot be removed is only logged, the snapshot is already durable.
-    fn purge(&mut self) {
-        self.trace.purged += purge_files(&mut self.fs, &self.cfg, &self.damaged_snapshots);
+    /// Tells `on_fatal` at once when a background snapshot fails.
+    pub(crate) fn set_on_fatal(&mut self, on_fatal: FatalHook) {
+        self.on_fatal = Some(on_fatal);
+    }
+
+    /// Deletes the snapshots and segments `purge_plan` no longer needs (keeping the newest
+    /// `snap_retain_count` good snapshots and the log they need) and returns how many. Best
+    /// effort: a file that cannot be removed is only logged. Nothing else calls it: purging
+    /// is the operator's choice (`autopurge.purgeInterval`), never needed for correctness.
+    pub fn purge(&mut self) -> u32 {
+        let files_lock = self.files_lock.clone();
+        let _purging = lock_ignoring_poison(&files_lock);
+        purge_files(&mut self.fs, &self.cfg, &self.damaged_snapshots)
+    }
+
+    /// A purge to run on another thread (`None` without a background file handle).
+    pub(crate) fn purger(&self) -> Option<Purger<F>> {
+        Some(Purger {
+            fs: self.fs.background()?,
+            cfg: self.cfg.clone(),
+            damaged: self.damaged_snapshots.clone(),
+            files_lock: self.files_lock.clone(),
+        })
     }
 
     /// Drops every txn `> after`: newer snapshots, then whole segments (newest first, each
     /// removal made durable so a crash leaves a prefix of the log), then the tail of the
     /// segment holding `after`.
     fn truncate(&mut self, after: Zxid) -> Result<(), DiskError> {
+        let files_lock = self.files_lock.clone();
+        let _no_purge = lock_ignoring_poison(&files_lock);
         let names = self.listing()?;
         let mut snapshots = Vec::new();
         let mut segments = Vec::new();
@@ -652,6 +750,28 @@ fn list_files<F: FileSystem>(fs: &mut F, cfg: &DiskConfig) -> Result<Vec<String>
         );
     }
     Ok(names.into_iter().collect())
+}
+
+/// [`Disk::purge`] on a thread of its own: the snapshots found damaged at recovery are left
+/// alone, and a truncation waits for it (and it for a truncation).
+pub(crate) struct Purger<F> {
+    fs: F,
+    cfg: DiskConfig,
+    damaged: BTreeSet<String>,
+    files_lock: Arc<Mutex<()>>,
+}
+
+impl<F: FileSystem> Purger<F> {
+    /// Purges once; returns how many files went.
+    pub(crate) fn purge(&mut self) -> u32 {
+        let _purging = lock_ignoring_poison(&self.files_lock);
+        purge_files(&mut self.fs, &self.cfg, &self.damaged)
+    }
+}
+
+/// A lock that guards no data: a panic while holding it leaves nothing inconsistent.
+fn lock_ignoring_poison(lock: &Mutex<()>) -> MutexGuard<'_, ()> {
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Deletes the snapshots and segments `purge_plan` no longer needs, and returns how many.

@@ -9,7 +9,10 @@ pub mod peer;
 pub mod server;
 pub mod slow;
 
-pub use server::{start, start_with, Seams, ServerError, ServerHandle};
+pub use server::{
+    start, start_with, Seams, ServerError, ServerFailure, ServerHandle, EXIT_DATA_DIR_UNUSABLE,
+    EXIT_STORAGE_FAILURE,
+};
 
 /// A random `u64` (node seeds, backoff jitter), from the standard library's hash keys, which
 /// come from the OS. Not `rand::random()`: rand 0.8 reaches the OS through getrandom 0.2's raw

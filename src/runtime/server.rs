@@ -44,6 +44,9 @@ type Writers = Arc<Mutex<HashMap<ConnId, ConnWriter>>>;
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// Another process uses the data directory (see `disk::DiskError::Locked`).
+    #[error("{0}")]
+    Locked(disk::DiskError),
     /// The data directory could not be read or recovered.
     #[error("recovering {dir}: {source}")]
     Disk {
@@ -73,6 +76,30 @@ pub enum ServerError {
     },
 }
 
+/// Why a server stopped by itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerFailure {
+    /// A write to the data directories failed (or the disk writer died): the server stopped
+    /// at once, as nothing after the failure may be acknowledged. Run by `ensemble server`,
+    /// the process exits with [`EXIT_STORAGE_FAILURE`].
+    #[error("storage failure: {0}")]
+    Storage(disk::WriterError),
+    /// The node loop panicked (a bug) or was cancelled.
+    #[error("the node loop ended abnormally: {0}")]
+    Aborted(String),
+}
+
+/// The exit code of `ensemble server` after a [`ServerFailure::Storage`]: a write or sync of
+/// the log, a snapshot or an epoch file failed (`ENOSPC`, `EIO`, `EROFS`, ...).
+/// ZK compat: ZooKeeper exits with 10 (`ExitCode.TXNLOG_ERROR_TAKING_SNAPSHOT`) when a snapshot
+/// cannot be written; Ensemble exits with it for every storage failure.
+pub const EXIT_STORAGE_FAILURE: i32 = 10;
+
+/// The exit code of `ensemble server` when the data directories cannot be used at start-up:
+/// locked by another process, unreadable, or not recoverable.
+/// ZK compat: `ExitCode.UNABLE_TO_ACCESS_DATADIR`.
+pub const EXIT_DATA_DIR_UNUSABLE: i32 = 3;
+
 /// A running server.
 pub struct ServerHandle {
     /// The id the server runs as (0 standalone).
@@ -83,7 +110,7 @@ pub struct ServerHandle {
     pub peer_addr: Option<SocketAddr>,
     to_node: mpsc::Sender<ToNode>,
     shutdown: Option<oneshot::Sender<()>>,
-    node_loop: JoinHandle<()>,
+    node_loop: JoinHandle<Result<(), ServerFailure>>,
     acceptor: JoinHandle<()>,
     peers: Option<PeerNetwork>,
 }
@@ -108,8 +135,21 @@ impl ServerHandle {
     }
 
     /// Waits until the server stops by itself (it does not, unless it fails).
-    pub async fn wait(self) {
-        let _ = self.node_loop.await;
+    pub async fn wait(mut self) {
+        let _ = self.stopped().await;
+    }
+
+    /// Waits until the server stops by itself, closes its ports and says why it stopped. It
+    /// does not stop unless it fails; `Ok` only if its node loop ended otherwise (its input
+    /// channel closed). Cancel-safe: a `select!` may drop it and call `shutdown` after.
+    pub async fn stopped(&mut self) -> Result<(), ServerFailure> {
+        let outcome = match (&mut self.node_loop).await {
+            Ok(outcome) => outcome,
+            Err(error) => Err(ServerFailure::Aborted(error.to_string())),
+        };
+        self.acceptor.abort();
+        self.peers.take();
+        outcome
     }
 }
 
@@ -173,8 +213,10 @@ pub async fn start_with<F: disk::FileSystem>(
     let slow_threshold = slow::threshold(config.slow_step_warn_ms);
     let mut disk_config = disk_config(&config);
     disk_config.slow_batch_warn = slow_threshold;
-    let disk_error =
-        |source| ServerError::Disk { dir: disk_config.data_log_dir.display().to_string(), source };
+    let disk_error = |source| match source {
+        locked @ disk::DiskError::Locked { .. } => ServerError::Locked(locked),
+        source => ServerError::Disk { dir: disk_config.data_log_dir.display().to_string(), source },
+    };
     // Blocking file reads, once, before the server serves anything.
     let reading = Instant::now();
     let (disk, recovered) = disk::Disk::open(disk_config.clone(), seams.fs).map_err(disk_error)?;
@@ -236,6 +278,7 @@ pub async fn start_with<F: disk::FileSystem>(
         ),
     });
     let acceptor = tokio::spawn(accept_loop(listener, port));
+    let stop_accepting = acceptor.abort_handle();
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let node_loop = NodeLoop {
         node,
@@ -250,6 +293,7 @@ pub async fn start_with<F: disk::FileSystem>(
         pending: VecDeque::new(),
         slow: SlowWatch::new(slow_threshold),
         round: Round::default(),
+        stop_accepting,
     };
     let node_loop = tokio::spawn(node_loop.run(shutdown_rx));
     Ok(ServerHandle {
@@ -335,6 +379,8 @@ struct NodeLoop {
     slow: SlowWatch,
     /// What the current round did so far, and when its phases ended.
     round: Round,
+    /// Closes the client port when the disk fails.
+    stop_accepting: tokio::task::AbortHandle,
 }
 
 /// One round of the node loop: the `step`s of a drain, then the carrying out of their effects
@@ -476,6 +522,8 @@ enum Next {
     Again,
     /// Stop the server.
     Stop,
+    /// Stop the server: the disk failed.
+    Fail(disk::WriterError),
 }
 
 /// Inputs the loop steps, when they are already waiting, before it carries out the effects of
@@ -485,24 +533,43 @@ enum Next {
 const DRAIN_MAX: usize = 64;
 
 impl NodeLoop {
-    async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+    async fn run(mut self, shutdown: oneshot::Receiver<()>) -> Result<(), ServerFailure> {
+        let outcome = self.serve(shutdown).await;
+        if let Err(failure) = &outcome {
+            // Fail-stop: one line that names the file and the error; no client hears anything
+            // more from this server (its pending requests see the connection close).
+            error!("{failure}; the server stops");
+            self.stop_accepting.abort();
+            self.writers.lock().expect("writer table lock").clear();
+            return outcome;
+        }
+        // Wait for the writer to drain, close the files and release the directory locks, so
+        // that a server started on them next (in this process too) finds them free.
+        let NodeLoop { disk_writer, mut persisted, .. } = self;
+        drop(disk_writer);
+        persisted.closed().await;
+        info!("node loop stopped");
+        outcome
+    }
+
+    async fn serve(&mut self, mut shutdown: oneshot::Receiver<()>) -> Result<(), ServerFailure> {
         let mut effects = Vec::new();
         // A fresh node may owe a snapshot (after replaying a log): give it a first tick.
         self.round.started = Some(std::time::Instant::now());
         self.round.inputs.tick += 1;
         self.node.step(self.clock.now(), Input::Tick, &mut effects);
         self.round.stepped = Some(std::time::Instant::now());
-        'run: loop {
+        loop {
             if let Err(error) = self.carry_out(&mut effects).await {
-                error!(%error, "the disk writer failed; stopping the server");
-                break;
+                return Err(ServerFailure::Storage(error));
             }
             let input = match self.pending.pop_front() {
                 Some(input) => input,
                 None => match self.next(&mut shutdown).await {
                     Next::Step(input) => input,
                     Next::Again => continue,
-                    Next::Stop => break,
+                    Next::Stop => return Ok(()),
+                    Next::Fail(error) => return Err(ServerFailure::Storage(error)),
                 },
             };
             // One clock reading per drain: the inputs of a drain arrive within microseconds of
@@ -519,7 +586,8 @@ impl NodeLoop {
                     None => match self.try_next(now) {
                         Some(Next::Step(input)) => input,
                         Some(Next::Again) => continue,
-                        Some(Next::Stop) => break 'run,
+                        Some(Next::Stop) => return Ok(()),
+                        Some(Next::Fail(error)) => return Err(ServerFailure::Storage(error)),
                         None => break,
                     },
                 };
@@ -528,7 +596,6 @@ impl NodeLoop {
             }
             self.round.stepped = Some(std::time::Instant::now());
         }
-        info!("node loop stopped");
     }
 
     /// What [`Self::next`] would return if it is ready at `now`, in the same order of
@@ -537,10 +604,7 @@ impl NodeLoop {
         if let Some(news) = self.persisted.try_recv() {
             return Some(match news {
                 Ok(up_to) => Next::Step(Input::Persisted { up_to }),
-                Err(error) => {
-                    error!(%error, "stopping the server");
-                    Next::Stop
-                }
+                Err(error) => Next::Fail(error),
             });
         }
         if self.node.deadline().is_some_and(|ms| ms <= now.mono_ms) {
@@ -579,12 +643,9 @@ impl NodeLoop {
             _ = shutdown => Next::Stop,
             up_to = self.persisted.recv() => match up_to {
                 Ok(up_to) => Next::Step(Input::Persisted { up_to }),
-                Err(error) => {
-                    // ZK compat: SyncRequestProcessor stops the server on a disk error; acking
-                    // anything after it could lose acknowledged writes.
-                    error!(%error, "stopping the server");
-                    Next::Stop
-                }
+                // ZK compat: SyncRequestProcessor stops the server on a disk error; acking
+                // anything after it could lose acknowledged writes.
+                Err(error) => Next::Fail(error),
             },
             _ = sleep_until(deadline) => Next::Step(Input::Tick),
             event = next_peer_event(&mut self.peer_events) => {
@@ -722,6 +783,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 fn disk_config(config: &ServerConfig) -> disk::DiskConfig {
     let mut disk = disk::DiskConfig::new(&config.data_dir, &config.data_log_dir);
     disk.snap_retain_count = config.snap_retain_count as usize;
+    disk.purge_interval = (config.purge_interval_hours > 0)
+        .then(|| Duration::from_secs(3600 * u64::from(config.purge_interval_hours)));
     disk
 }
 

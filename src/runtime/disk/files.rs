@@ -64,10 +64,12 @@ impl<F: FileSystem> io::Write for FsWriter<'_, F> {
     }
 }
 
-/// The real file system. Keeps the segment being appended to open between calls.
+/// The real file system. Keeps the segment being appended to open between calls, and the
+/// locks on the data directories for as long as it lives.
 #[derive(Debug, Default)]
 pub struct FileDisk {
     appender: Option<(PathBuf, File)>,
+    locks: Vec<super::lock::DirLock>,
 }
 
 impl FileDisk {
@@ -159,6 +161,15 @@ impl FileSystem for FileDisk {
 
     fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn lock_dir(&mut self, dir: &Path) -> Result<(), DiskError> {
+        // `dataLogDir` is often `dataDir`: one lock each, however they are spelled.
+        let canonical = std::fs::canonicalize(dir).map_err(io_error("resolve", dir))?;
+        if self.locks.iter().all(|lock| lock.dir != canonical) {
+            self.locks.push(super::lock::lock_dir(&canonical)?);
+        }
+        Ok(())
     }
 }
 

@@ -7,15 +7,23 @@ use super::*;
 /// returned handle, makes each batch durable with one sync, and reports the highest durable
 /// id to the returned receiver. Dropping the handle stops the writer once the queue drains.
 pub fn spawn_writer<F: FileSystem>(
-    disk: Disk<F>,
+    mut disk: Disk<F>,
 ) -> Result<(WriterHandle, PersistedReceiver), DiskError> {
     let (queue, queued) = mpsc::channel(disk.cfg.queue_max.max(1));
     let (progress, progress_rx) = watch::channel(Progress::default());
+    let progress = Arc::new(progress);
+    let publisher = progress.clone();
+    disk.set_on_fatal(Arc::new(move |error| {
+        publisher.send_modify(|progress| {
+            progress.failed.get_or_insert(error);
+        })
+    }));
     let stats = Arc::new(StatCells::default());
     let batch_max = disk.cfg.batch_max.max(1);
     let log_dir = disk.cfg.data_log_dir.clone();
     let slow = SlowWatch::new(disk.cfg.slow_batch_warn);
-    let writer = Writer { disk, queued, progress, stats: stats.clone(), batch_max, slow };
+    let purge = Purging::start(&disk)?;
+    let writer = Writer { disk, queued, progress, stats: stats.clone(), batch_max, slow, purge };
     #[cfg(not(madsim))]
     std::thread::Builder::new()
         .name("ensemble-disk".to_owned())
@@ -143,6 +151,13 @@ impl PersistedReceiver {
         self.news()
     }
 
+    /// Waits until the writer has ended and closed its files (and released the directory
+    /// locks); it ends once its handle is dropped and the queue is drained, or after a
+    /// failure. Progress not yet received is dropped.
+    pub async fn closed(&mut self) {
+        while self.progress.changed().await.is_ok() {}
+    }
+
     fn news(&mut self) -> Option<Result<WriteId, WriterError>> {
         let progress = self.progress.borrow_and_update();
         if let Some(error) = &progress.failed {
@@ -168,15 +183,54 @@ struct StatCells {
     log_syncs: AtomicU64,
 }
 
-/// The writer loop's state. `disk` is declared first so the files close before the
-/// progress sender drops (a receiver seeing `Stopped` may reopen the directory).
+/// The writer loop's state. `disk` is declared first so the files close (and the directory
+/// locks go) before the progress sender drops (a receiver seeing `Stopped` may reopen the
+/// directory).
 struct Writer<F: FileSystem> {
     disk: Disk<F>,
     queued: mpsc::Receiver<Queued>,
-    progress: watch::Sender<Progress>,
+    progress: Arc<watch::Sender<Progress>>,
     stats: Arc<StatCells>,
     batch_max: usize,
     slow: SlowWatch,
+    purge: Purging,
+}
+
+/// How the writer purges old files (`DiskConfig::purge_interval`).
+enum Purging {
+    /// Never (the default).
+    Off,
+    /// A thread of its own purges at start-up and then every interval; it stops when this
+    /// sender drops with the writer.
+    Thread { _stop: std::sync::mpsc::Sender<()> },
+    /// In line, after the first batch that ends past `due` (file systems without a
+    /// background handle: simulations).
+    InLine { due: Instant, every: Duration },
+}
+
+impl Purging {
+    fn start<F: FileSystem>(disk: &Disk<F>) -> Result<Purging, DiskError> {
+        let Some(every) = disk.cfg.purge_interval else { return Ok(Purging::Off) };
+        let Some(mut purger) = disk.purger() else {
+            return Ok(Purging::InLine { due: Instant::now(), every });
+        };
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let dir = disk.cfg.data_dir.clone();
+        std::thread::Builder::new()
+            .name("ensemble-purge".to_owned())
+            .spawn(move || loop {
+                let purged = purger.purge();
+                tracing::info!(purged, "purge done");
+                // ZK compat: `DatadirCleanupManager` runs `PurgeTxnLog.purge` at a fixed rate
+                // from start-up.
+                match stopped.recv_timeout(every) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+            })
+            .map_err(io_error("spawn the purge thread for", &dir))?;
+        Ok(Purging::Thread { _stop: stop })
+    }
 }
 
 impl<F: FileSystem> Writer<F> {
@@ -189,7 +243,7 @@ impl<F: FileSystem> Writer<F> {
             }
         }
         // The handle is gone: let a background snapshot finish before the disk goes.
-        self.disk.poll_snapshot(true);
+        let _ = self.disk.poll_snapshot(true);
     }
 
     #[cfg(madsim)]
@@ -218,14 +272,17 @@ impl<F: FileSystem> Writer<F> {
     /// stops: nothing later may become durable before the failed write).
     fn commit(&mut self, batch: &[Queued]) -> bool {
         let started = Instant::now();
-        self.disk.poll_snapshot(false);
-        let result = batch
-            .iter()
-            .try_for_each(|queued| self.disk.write(&queued.write))
+        let result = self
+            .disk
+            .poll_snapshot(false)
+            .and_then(|()| batch.iter().try_for_each(|queued| self.disk.write(&queued.write)))
             .and_then(|()| self.disk.sync());
         if let Err(error) = result {
-            tracing::error!(%error, "disk write failed; the writer stops");
-            self.progress.send_modify(|progress| progress.failed = Some(Arc::new(error)));
+            // Fail-stop: nothing after this is written, and no sync is retried. The node loop
+            // logs the error and stops the server.
+            self.progress.send_modify(|progress| {
+                progress.failed.get_or_insert(Arc::new(error));
+            });
             return false;
         }
         let last = batch.last().expect("a batch holds at least its first write");
@@ -251,13 +308,17 @@ impl<F: FileSystem> Writer<F> {
                 dir_fsync_ms = %Ms(trace.dir_fsync_time),
                 snapshots = trace.snapshots,
                 snapshot_ms = %Ms(trace.snapshot_time),
-                purged = trace.purged,
-                purge_ms = %Ms(trace.purge_time),
                 other_writes = trace.other_writes,
                 other_ms = %Ms(trace.other_time),
                 suppressed,
                 "slow disk batch"
             );
+        }
+        if let Purging::InLine { due, every } = &mut self.purge {
+            if ended >= *due {
+                self.disk.purge();
+                *due = ended + *every;
+            }
         }
         true
     }
