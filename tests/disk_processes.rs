@@ -1,0 +1,335 @@
+//! Real `ensemble server` processes on failing and shared data directories: a full disk
+//! (a small tmpfs) and a read-only one stop the server with exit code 10 and one ERROR line,
+//! and a restart once the disk is back serves every acknowledged write; a second server on a
+//! locked `dataDir` refuses to start (exit code 3) naming the holder; purging follows
+//! `autopurge.purgeInterval`.
+//!
+//! The disk cases mount file systems (`mount -t tmpfs`, `mount --bind -o ro`): they need
+//! root, and say so and pass vacuously where mounting is not permitted.
+
+#![cfg(not(madsim))]
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use zookeeper_client as zk;
+
+const WAIT: Duration = Duration::from_secs(60);
+const OP_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(50);
+const EXIT_STORAGE_FAILURE: i32 = 10;
+const EXIT_DATA_DIR_UNUSABLE: i32 = 3;
+
+const PERSISTENT: zk::CreateOptions<'static> =
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+
+/// One standalone server process: its zoo.cfg and logs in `dir`, its data in `data_dir`.
+struct Server {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Server {
+    fn new(dir: &Path, data_dir: &Path, extra: &str) -> Server {
+        let port = free_port();
+        let cfg = format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\n4lw.commands.whitelist=*\n{extra}",
+            data_dir.display()
+        );
+        fs::create_dir_all(dir).expect("server dir");
+        fs::write(dir.join("zoo.cfg"), cfg).expect("zoo.cfg");
+        Server { dir: dir.to_owned(), port, child: None, starts: 0 }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("server-{}.log", self.starts))
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = fs::File::create(self.log_path()).expect("create log");
+        let err = log.try_clone().expect("clone log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+            .arg("server")
+            .arg("--config")
+            .arg(self.dir.join("zoo.cfg"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("spawn ensemble server");
+        self.child = Some(child);
+    }
+
+    /// Starts the server and waits until it answers `ruok`.
+    fn start(&mut self) {
+        self.spawn();
+        let deadline = Instant::now() + WAIT;
+        while four_letter(self.port, "ruok").as_deref() != Some("imok") {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the server exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "the server never answered:\n{}", self.log());
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    fn exit_status(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILL, then reap.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn four_letter(port: u16, word: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(word.as_bytes()).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+async fn connect(server: &Server) -> zk::Client {
+    let connect = zk::Client::connector().with_session_timeout(Duration::from_secs(10));
+    tokio::time::timeout(WAIT, connect.connect(&server.addr()))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// Runs a mount command; `false` if this machine does not allow it.
+fn mount(args: &[&str]) -> bool {
+    match Command::new("mount").args(args).stderr(Stdio::null()).status() {
+        Ok(status) => status.success(),
+        Err(_) => false,
+    }
+}
+
+/// Unmounts on drop (lazily, so that a server still running cannot keep it mounted).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The one ERROR line of a storage failure names the file and the error.
+fn assert_one_storage_error_line(log: &str, file_part: &str, error: &str) {
+    let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "one ERROR line, got:\n{log}");
+    let line = errors[0];
+    assert!(line.contains("storage failure"), "{line}");
+    assert!(line.contains(file_part), "names the file ({file_part}): {line}");
+    assert!(line.contains(error), "names the error ({error}): {line}");
+}
+
+/// Writes `/w<N>` with `size` bytes each until a write fails; returns the acknowledged ones.
+async fn write_until_failure(client: &zk::Client, from: usize, size: usize) -> Vec<String> {
+    let mut acked = Vec::new();
+    for n in from.. {
+        let path = format!("/w{n:06}");
+        let data = vec![(n % 251) as u8; size];
+        match tokio::time::timeout(OP_TIMEOUT, client.create(&path, &data, &PERSISTENT)).await {
+            Ok(Ok(_)) => acked.push(path),
+            Ok(Err(_)) | Err(_) => return acked,
+        }
+        assert!(n < from + 100_000, "the disk never filled up");
+    }
+    unreachable!()
+}
+
+async fn assert_all_served(server: &Server, acked: &[String], size: usize) {
+    let client = connect(server).await;
+    for path in acked {
+        let n: usize = path[2..].parse().expect("numbered path");
+        let (data, _) = tokio::time::timeout(OP_TIMEOUT, client.get_data(path))
+            .await
+            .expect("in time")
+            .unwrap_or_else(|error| panic!("acknowledged {path} lost: {error}"));
+        assert_eq!(data, vec![(n % 251) as u8; size], "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_server_and_a_restart_keeps_every_acknowledged_write() {
+    let root = tempfile::tempdir().expect("tmp");
+    let data = root.path().join("data");
+    fs::create_dir_all(&data).expect("data dir");
+    if !mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs", data.to_str().expect("utf-8")]) {
+        eprintln!("SKIPPED: mounting a tmpfs is not permitted here (needs root)");
+        return;
+    }
+    let _mounted = Mounted(data.clone());
+    let mut server = Server::new(&root.path().join("server"), &data, "");
+    server.start();
+    let size = 64 << 10;
+    let client = connect(&server).await;
+    let acked = write_until_failure(&client, 0, size).await;
+    assert!(acked.len() > 10, "only {} writes before the disk filled", acked.len());
+    let status = server.exit_status();
+    assert_eq!(status.code(), Some(EXIT_STORAGE_FAILURE), "{status}:\n{}", server.log());
+    assert_one_storage_error_line(&server.log(), data.to_str().expect("utf-8"), "No space left");
+    assert!(four_letter(server.port, "ruok").is_none(), "the client port is closed");
+
+    // Space is back: every acknowledged write is there, and writes work again.
+    assert!(mount(&["-o", "remount,size=64m", data.to_str().expect("utf-8")]), "remount");
+    server.start();
+    assert_all_served(&server, &acked, size).await;
+    let again = connect(&server).await;
+    again.create("/after", b"", &PERSISTENT).await.expect("writes again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_data_dir_stops_the_server_and_a_restart_keeps_every_acknowledged_write() {
+    let root = tempfile::tempdir().expect("tmp");
+    let data = root.path().join("data");
+    fs::create_dir_all(&data).expect("data dir");
+    // Snapshots every few writes: each opens a new file, which a read-only mount refuses.
+    let mut server = Server::new(&root.path().join("server"), &data, "snapCount=4\n");
+    server.start();
+    let client = connect(&server).await;
+    let mut acked = Vec::new();
+    for n in 0..10 {
+        let path = format!("/w{n:06}");
+        client.create(&path, &vec![(n % 251) as u8; 100], &PERSISTENT).await.expect("create");
+        acked.push(path);
+    }
+    let data_str = data.to_str().expect("utf-8");
+    if !mount(&["--bind", "-o", "ro", data_str, data_str]) {
+        eprintln!("SKIPPED: a read-only bind mount is not permitted here (needs root)");
+        return;
+    }
+    let mounted = Mounted(data.clone());
+    acked.extend(write_until_failure(&client, 10, 100).await);
+    let status = server.exit_status();
+    assert_eq!(status.code(), Some(EXIT_STORAGE_FAILURE), "{status}:\n{}", server.log());
+    assert_one_storage_error_line(&server.log(), data_str, "Read-only file system");
+
+    drop(mounted);
+    server.start();
+    assert_all_served(&server, &acked, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_a_data_dir_refuses_to_start_until_the_first_is_gone() {
+    let root = tempfile::tempdir().expect("tmp");
+    let data = root.path().join("data");
+    let mut first = Server::new(&root.path().join("first"), &data, "");
+    first.start();
+    let mut second = Server::new(&root.path().join("second"), &data, "");
+    second.spawn();
+    let status = second.exit_status();
+    assert_eq!(status.code(), Some(EXIT_DATA_DIR_UNUSABLE), "{status}:\n{}", second.log());
+    let log = second.log();
+    let canonical = fs::canonicalize(&data).expect("canonical");
+    assert!(log.contains(&canonical.display().to_string()), "names the directory:\n{log}");
+    assert!(log.contains(&format!("pid {}", first.pid())), "names the holder:\n{log}");
+    assert!(four_letter(second.port, "ruok").is_none());
+
+    // A holder killed with SIGKILL leaves no lock behind.
+    first.kill();
+    second.start();
+    let client = connect(&second).await;
+    client.create("/mine", b"", &PERSISTENT).await.expect("serves");
+}
+
+fn count(dir: &Path, prefix: &str) -> usize {
+    fs::read_dir(dir)
+        .expect("list")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(prefix))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_purged_by_default_and_the_purge_timer_keeps_the_retained_snapshots() {
+    let root = tempfile::tempdir().expect("tmp");
+    let data = root.path().join("data");
+    let mut server = Server::new(&root.path().join("server"), &data, "snapCount=10\n");
+    server.start();
+    let client = connect(&server).await;
+    let mut acked = Vec::new();
+    // Until five snapshots landed (one due while another is written is skipped).
+    for n in 0.. {
+        let path = format!("/w{n:06}");
+        client.create(&path, &vec![(n % 251) as u8; 100], &PERSISTENT).await.expect("create");
+        acked.push(path);
+        if count(&data, "snapshot.") >= 5 {
+            break;
+        }
+        assert!(n < 20_000, "too few snapshots:\n{}", server.log());
+    }
+    drop(client);
+    server.kill();
+    let (snapshots, logs) = (count(&data, "snapshot."), count(&data, "log."));
+    assert!(snapshots > 4, "{snapshots} snapshots:\n{}", server.log());
+    assert!(logs >= snapshots, "{logs} logs for {snapshots} snapshots: purged");
+    assert!(!server.log().contains("purged"), "{}", server.log());
+
+    // With autopurge on, the purge at start-up keeps three snapshots and their logs.
+    let mut server = Server::new(
+        &root.path().join("purging"),
+        &data,
+        "snapCount=100000\nautopurge.purgeInterval=1\nautopurge.snapRetainCount=3\n",
+    );
+    server.start();
+    let deadline = Instant::now() + WAIT;
+    while count(&data, "snapshot.") > 3 {
+        assert!(Instant::now() < deadline, "never purged:\n{}", server.log());
+        std::thread::sleep(POLL);
+    }
+    assert!(count(&data, "log.") < logs, "no log purged");
+    assert_all_served(&server, &acked, 100).await;
+    // And a restart recovers from what the purge left.
+    server.kill();
+    server.start();
+    assert_all_served(&server, &acked, 100).await;
+}
