@@ -239,7 +239,7 @@ async fn a_read_only_data_dir_stops_the_server_and_a_restart_keeps_every_acknowl
     let mut acked = Vec::new();
     for n in 0..10 {
         let path = format!("/w{n:06}");
-        client.create(&path, &vec![(n % 251) as u8; 100], &PERSISTENT).await.expect("create");
+        client.create(&path, &[(n % 251) as u8; 100], &PERSISTENT).await.expect("create");
         acked.push(path);
     }
     let data_str = data.to_str().expect("utf-8");
@@ -300,7 +300,7 @@ async fn nothing_is_purged_by_default_and_the_purge_timer_keeps_the_retained_sna
     // Until five snapshots landed (one due while another is written is skipped).
     for n in 0.. {
         let path = format!("/w{n:06}");
-        client.create(&path, &vec![(n % 251) as u8; 100], &PERSISTENT).await.expect("create");
+        client.create(&path, &[(n % 251) as u8; 100], &PERSISTENT).await.expect("create");
         acked.push(path);
         if count(&data, "snapshot.") >= 5 {
             break;

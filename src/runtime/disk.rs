@@ -44,12 +44,19 @@
 //!   writes become durable in id order; those writes are durable when they return
 //!   (write a `.tmp` file, fsync it, rename it, fsync the directory);
 //! - a new segment starts at the first append after startup, after a snapshot, after a
-//!   truncation, and when the current one reaches `segment_bytes_max`.
+//!   truncation, and when the current one reaches `segment_bytes_max`;
+//! - fail-stop: the first failed operation (a write, `fsync`, `fdatasync`, also of a
+//!   background snapshot) fails the disk, and every later write and sync fails without
+//!   touching a file. A failed `fsync` is never retried (the kernel may have dropped the
+//!   unsynced pages and cleared the error); the server stops and its process exits;
+//! - old snapshots and segments are deleted only by the purge timer
+//!   (`DiskConfig::purge_interval`, off by default), never as part of a write;
+//! - `FileDisk` holds an exclusive `flock` on each data directory (`disk/lock.rs`).
 //!
 //! ZK compat: `SyncRequestProcessor` (group commit, at most `zookeeper.maxBatchSize` = 1000
 //! writes per flush, a new log after each snapshot), `FileTxnLog.commit` (`forceSync`),
 //! `FileTxnSnapLog` (`dataDir` for snapshots and epochs, `dataLogDir` for the log),
-//! `PurgeTxnLog`, `AtomicFileWritingIdiom`. Unlike ZooKeeper we delete snapshots newer than
+//! `PurgeTxnLog`, `DatadirCleanupManager`, `AtomicFileWritingIdiom`. Unlike ZooKeeper we delete snapshots newer than
 //! a truncation point, since they contain txns the truncation drops.
 
 use std::collections::{BTreeMap, BTreeSet};
