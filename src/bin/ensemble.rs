@@ -384,7 +384,8 @@ fn serve(config_path: Option<PathBuf>, threads: usize) -> Result<()> {
             Ok(server) => server,
             Err(
                 error @ (ensemble::runtime::ServerError::Locked(_)
-                | ensemble::runtime::ServerError::Disk { .. }),
+                | ensemble::runtime::ServerError::Disk { .. }
+                | ensemble::runtime::ServerError::Recovery(_)),
             ) => {
                 tracing::error!("cannot start: {error}");
                 std::process::exit(ensemble::runtime::EXIT_DATA_DIR_UNUSABLE);
