@@ -645,3 +645,28 @@ async fn the_purge_timer_keeps_the_retained_snapshots_and_the_log_they_need() {
     assert_eq!(recovered.snapshot.as_ref().map(|(zxid, _)| *zxid), Some(Zxid::new(1, 57)));
     assert_eq!(zxids(&recovered.txns), [58, 59, 60].map(|c| Zxid::new(1, c)));
 }
+
+/// Each data directory is locked once, however it is spelled, and a directory another `Disk`
+/// holds (here the log directory) is refused, named, until that `Disk` is gone.
+#[cfg(not(madsim))]
+#[test]
+fn a_locked_log_directory_is_refused_and_one_directory_is_locked_once() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (data, log) = (root.path().join("data"), root.path().join("log"));
+    let same = DiskConfig::new(&data, data.join("."));
+    let (first, _) = Disk::open(same, FileDisk::new()).expect("one directory, two spellings");
+    drop(first);
+    let (holder, _) = Disk::open(DiskConfig::new(&data, &log), FileDisk::new()).expect("open");
+    let other = DiskConfig::new(root.path().join("other"), &log);
+    match Disk::open(other.clone(), FileDisk::new()) {
+        Err(DiskError::Locked { dir, holder, lock_file }) => {
+            assert_eq!(dir, std::fs::canonicalize(&log).expect("canonical"));
+            assert_eq!(holder, Some(std::process::id()));
+            assert_eq!(lock_file, dir.join(ensemble::runtime::disk::LOCK_FILE));
+        }
+        Err(error) => panic!("expected Locked, got {error}"),
+        Ok(_) => panic!("two disks on one log directory"),
+    }
+    drop(holder);
+    Disk::open(other, FileDisk::new()).expect("free once the holder is gone");
+}
