@@ -166,6 +166,7 @@ fn assert_one_storage_error_line(log: &str, file_part: &str, error: &str) {
     let errors: Vec<&str> = log.lines().filter(|line| line.contains("ERROR")).collect();
     assert_eq!(errors.len(), 1, "one ERROR line, got:\n{log}");
     let line = errors[0];
+    eprintln!("the storage failure line: {line}");
     assert!(line.contains("storage failure"), "{line}");
     assert!(line.contains(file_part), "names the file ({file_part}): {line}");
     assert!(line.contains(error), "names the error ({error}): {line}");
