@@ -240,7 +240,11 @@ impl ConnWriter {
 
 impl Drop for ConnWriter {
     fn drop(&mut self) {
-        self.out.lock().closing = true;
+        let mut state = self.out.lock();
+        state.closing = true;
+        // The node answers nothing more on this connection.
+        state.forget_unanswered(&self.out.in_process);
+        drop(state);
         self.out.wake.notify_one();
     }
 }
@@ -417,11 +421,15 @@ async fn serve_connection(
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buffer = BytesMut::with_capacity(4096);
     // A new connection may open with a four-letter word instead of a frame length.
-    let opening = read_at_least(&mut reader, &mut buffer, 4);
-    match tokio::time::timeout_at(handshake_deadline, opening).await {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(_) => {
+    let opened = tokio::select! {
+        biased;
+        opened = read_at_least(&mut reader, &mut buffer, 4) => Some(opened),
+        _ = tokio::time::sleep_until(handshake_deadline) => None,
+    };
+    match opened {
+        Some(true) => {}
+        Some(false) => return,
+        None => {
             info!(%conn, %addr, bytes = buffer.len(), "no handshake in time; closing connection");
             return;
         }
