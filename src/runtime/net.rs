@@ -18,7 +18,8 @@
 //!   reply budget unsent, more than its request budget of unanswered requests, or
 //!   unanswered requests while the server holds more than `globalOutstandingLimit`; requests
 //!   wait while the server holds `requestThrottleLimit` of them;
-//! - a connection whose unsent replies pass its reply budget is dropped as a slow reader.
+//! - a connection whose unsent replies pass its reply budget, or whose next reply would take
+//!   the unsent replies of all connections past the server's, is dropped as a slow reader.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -91,6 +92,10 @@ struct ConnOut {
     addr: SocketAddr,
     /// The most unsent reply bytes before the client is dropped as a slow reader.
     reply_budget: usize,
+    /// The unsent reply bytes of every connection.
+    unsent_total: Arc<AtomicUsize>,
+    /// The most of those before a connection with unsent replies is dropped.
+    server_reply_budget: usize,
 }
 
 struct OutState {
@@ -103,6 +108,8 @@ struct OutState {
     unanswered: VecDeque<(i32, usize)>,
     /// The sum of the sizes in `unanswered`.
     unanswered_bytes: usize,
+    /// `queued.len()` as last added to the server's unsent total.
+    counted: usize,
     /// The socket was full: the writer task writes until `queued` is empty, and nobody else
     /// touches the socket meanwhile (a write with the node loop's no-op waker would replace
     /// the task's waker, and the task would never wake).
@@ -166,6 +173,17 @@ impl OutState {
         true
     }
 
+    /// Brings the server's unsent total up to date with `queued`.
+    fn count_unsent(&mut self, total: &AtomicUsize) {
+        let now = self.queued.len();
+        if now > self.counted {
+            total.fetch_add(now - self.counted, Ordering::Relaxed);
+        } else {
+            total.fetch_sub(self.counted - now, Ordering::Relaxed);
+        }
+        self.counted = now;
+    }
+
     /// Forgets the unanswered requests of a connection that is gone.
     fn forget_unanswered(&mut self, in_process: &AtomicUsize) {
         in_process.fetch_sub(self.unanswered.len(), Ordering::Relaxed);
@@ -185,14 +203,21 @@ impl ConnWriter {
             return Ok(());
         }
         let unsent_bytes = state.queued.len() + frame.len();
-        if !state.queued.is_empty() && unsent_bytes > self.out.reply_budget {
-            return Err(SlowReader {
-                addr: self.out.addr,
-                unsent_bytes,
-                budget_bytes: self.out.reply_budget,
-            });
+        if !state.queued.is_empty() {
+            let server_unsent = self.out.unsent_total.load(Ordering::Relaxed) + frame.len();
+            let budget_bytes = if unsent_bytes > self.out.reply_budget {
+                Some(self.out.reply_budget)
+            } else if server_unsent > self.out.server_reply_budget {
+                Some(self.out.server_reply_budget)
+            } else {
+                None
+            };
+            if let Some(budget_bytes) = budget_bytes {
+                return Err(SlowReader { addr: self.out.addr, unsent_bytes, budget_bytes });
+            }
         }
         state.queued.extend_from_slice(frame);
+        state.count_unsent(&self.out.unsent_total);
         let answered = state.note_answer(frame, &self.out.in_process);
         drop(state);
         if answered {
@@ -205,6 +230,7 @@ impl ConnWriter {
     pub fn abort(self) {
         let mut state = self.out.lock();
         state.queued = BytesMut::new();
+        state.count_unsent(&self.out.unsent_total);
         state.broken = true;
         drop(state);
         // Dropping `self` marks the connection closing and wakes the writer, which closes it.
@@ -218,6 +244,7 @@ impl ConnWriter {
             return;
         }
         let written = state.write_queued(&mut Context::from_waker(Waker::noop()));
+        state.count_unsent(&self.out.unsent_total);
         let drained = state.queued.is_empty();
         let done = matches!(written, Poll::Ready(Ok(())));
         match written {
@@ -261,6 +288,7 @@ async fn write_out(out: Arc<ConnOut>) {
                 if !state.broken {
                     let before = state.queued.len();
                     let written = state.write_queued(cx);
+                    state.count_unsent(&out.unsent_total);
                     if state.queued.len() < before {
                         // The reader may be waiting for the unsent bytes to go down.
                         out.progress.notify_one();
@@ -296,6 +324,12 @@ async fn write_out(out: Arc<ConnOut>) {
             }
         }
     }
+    {
+        // What a broken connection could not write no longer counts.
+        let mut state = out.lock();
+        state.queued = BytesMut::new();
+        state.count_unsent(&out.unsent_total);
+    }
     let _ = std::future::poll_fn(|cx| Pin::new(&mut out.lock().socket).poll_shutdown(cx)).await;
 }
 
@@ -323,6 +357,8 @@ pub struct ClientPort {
     pub started: Instant,
     /// Requests (xid > 0) of every connection handed to the node and not answered yet.
     pub in_process: Arc<AtomicUsize>,
+    /// Unsent reply bytes of every connection.
+    pub unsent_total: Arc<AtomicUsize>,
 }
 
 impl ClientPort {
@@ -340,7 +376,8 @@ impl ClientPort {
 /// Why a connection's reader pauses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pause {
-    /// Half its reply budget is unsent.
+    /// Half its reply budget is unsent, or it has unsent replies and half the server's
+    /// reply budget is unsent.
     Replies,
     /// Its unanswered requests fill its request budget.
     Requests,
@@ -457,6 +494,7 @@ async fn serve_connection(
             handshake_answered: false,
             unanswered: VecDeque::new(),
             unanswered_bytes: 0,
+            counted: 0,
             handed_over: false,
             closing: false,
             broken: false,
@@ -466,6 +504,8 @@ async fn serve_connection(
         in_process: port.in_process.clone(),
         addr,
         reply_budget: port.limits.reply_budget_bytes,
+        unsent_total: port.unsent_total.clone(),
+        server_reply_budget: port.limits.server_reply_budget_bytes,
     });
     port.writers.lock().expect("writer table lock").insert(conn, ConnWriter { out: out.clone() });
     if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr })).await.is_err() {
@@ -557,7 +597,11 @@ async fn request_admitted(
             let in_process = port.in_process.load(Ordering::Relaxed);
             let ours = !state.unanswered.is_empty();
             let throttle_limit = port.limits.request_throttle_limit as usize;
-            if state.queued.len() > port.limits.reply_budget_bytes / 2 {
+            let server_unsent = port.unsent_total.load(Ordering::Relaxed);
+            if state.queued.len() > port.limits.reply_budget_bytes / 2
+                || (!state.queued.is_empty()
+                    && server_unsent > port.limits.server_reply_budget_bytes / 2)
+            {
                 Some(Pause::Replies)
             } else if ours
                 && state.unanswered_bytes + frame.len() > port.limits.request_budget_bytes

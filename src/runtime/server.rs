@@ -236,6 +236,7 @@ pub async fn start_with<F: disk::FileSystem>(
         limits,
         started: Instant::now(),
         in_process: Arc::default(),
+        unsent_total: Arc::default(),
         four_letter: four_letter_responder(
             Arc::new(config),
             server_id,
@@ -638,7 +639,8 @@ impl NodeLoop {
                                 unsent_bytes = slow.unsent_bytes,
                                 budget_bytes = slow.budget_bytes,
                                 "slow reader: the client does not read its replies; closing \
-                                 its connection (ensemble.connReplyBudgetBytes)"
+                                 its connection (ensemble.connReplyBudgetBytes, \
+                                 ensemble.replyBudgetBytes)"
                             );
                             if let Some(writer) = writers.remove(&conn) {
                                 writer.abort();

@@ -154,6 +154,51 @@ async fn a_client_that_does_not_read_is_dropped_and_memory_stays_bounded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_that_do_not_read_cannot_add_up_past_the_server_budget() {
+    if skip_unless_ensemble("measures the Ensemble process's memory") {
+        return;
+    }
+    let server = Server::start();
+    let pid = server.pid().expect("running");
+    create_big(&server).await;
+    let (mut bystander, _) = Conn::session(&server.addr(), 30_000).await;
+
+    // 30 connections pipelining getData of a 1 MB node, 25 at a time each in turn, and never
+    // reading: each stays within its own budget for a while, together they would not.
+    const ATTACKERS: usize = 30;
+    const BATCH: i32 = 25;
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        let (attacker, _) = Conn::session(&server.addr(), 30_000).await;
+        attackers.push(attacker);
+    }
+    for batch in 0..40 {
+        let mut requests = Vec::new();
+        for xid in batch * BATCH + 1..=(batch + 1) * BATCH {
+            let body = raw::path_watch_body("/big", false);
+            let payload = raw::Jute::new().int(xid).int(op::GET_DATA).raw(&body).bytes();
+            requests.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+            requests.extend_from_slice(&payload);
+        }
+        for attacker in &mut attackers {
+            // The server may have dropped it already.
+            let _ = attacker.try_send_bytes(&requests).await;
+        }
+    }
+    for _ in 0..20 {
+        bystander.ping().await.ok("bystander ping");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for attacker in &mut attackers {
+        attacker.expect_closed_after_draining().await;
+    }
+    let peak = peak_rss_bytes(pid);
+    eprintln!("peak RSS under {ATTACKERS} pipelined getData attackers: {} MiB", peak >> 20);
+    assert!(peak < RSS_LIMIT_BYTES, "peak RSS {} MiB", peak >> 20);
+    assert_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_larger_than_jute_maxbuffer_closes_the_connection_before_it_is_built() {
     // ZooKeeper builds and sends the reply (its client then refuses it); the harness's
     // 256 MB heap does not survive a 500 MB reply.

@@ -14,6 +14,8 @@ use super::{bad, ConfigError};
 
 /// The reply budget of a connection when `ensemble.connReplyBudgetBytes` is not set.
 pub const REPLY_BUDGET_DEFAULT_BYTES: usize = 32 << 20;
+/// The reply budget of the whole server when `ensemble.replyBudgetBytes` is not set.
+pub const SERVER_REPLY_BUDGET_DEFAULT_BYTES: usize = 64 << 20;
 /// The request budget of a connection when `ensemble.connRequestBudgetBytes` is not set.
 pub const REQUEST_BUDGET_DEFAULT_BYTES: usize = 4 << 20;
 
@@ -48,6 +50,10 @@ pub struct ClientLimits {
     /// `ensemble.connReplyBudgetBytes`: unsent reply bytes a connection may have before it is
     /// dropped as a slow reader (reading from it pauses at half of this).
     pub reply_budget_bytes: usize,
+    /// `ensemble.replyBudgetBytes`: unsent reply bytes of all connections together; a
+    /// connection with unsent replies whose next reply would pass it is dropped as a slow
+    /// reader.
+    pub server_reply_budget_bytes: usize,
     /// `ensemble.connRequestBudgetBytes`: bytes of unanswered requests a connection may have
     /// before the server stops reading from it.
     pub request_budget_bytes: usize,
@@ -70,6 +76,7 @@ impl Default for ClientLimits {
             request_throttle_stall_ms: 100,
             request_throttle_drop_stale: true,
             reply_budget_bytes: REPLY_BUDGET_DEFAULT_BYTES,
+            server_reply_budget_bytes: SERVER_REPLY_BUDGET_DEFAULT_BYTES,
             request_budget_bytes: REQUEST_BUDGET_DEFAULT_BYTES,
         }
     }
@@ -116,6 +123,7 @@ impl ClientLimits {
             }
             "ensemble.connReplyBudgetBytes" => self.reply_budget_bytes = bytes(p)?,
             "ensemble.connRequestBudgetBytes" => self.request_budget_bytes = bytes(p)?,
+            "ensemble.replyBudgetBytes" => self.server_reply_budget_bytes = bytes(p)?,
             _ => return Ok(false),
         }
         Ok(true)

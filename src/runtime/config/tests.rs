@@ -894,7 +894,7 @@ fn client_limits_default_as_zookeeper_and_take_both_spellings() {
          connectionFreezeTime=200\nconnectionDropIncrease=0.1\nconnectionDropDecrease=0.01\n\
          connectionDecreaseRatio=0.5\nrequestThrottleLimit=200\nrequestThrottleStallTime=20\n\
          requestThrottleDropStale=false\nensemble.connReplyBudgetBytes=8388608\n\
-         ensemble.connRequestBudgetBytes=0x10000",
+         ensemble.connRequestBudgetBytes=0x10000\nensemble.replyBudgetBytes=16777216",
     );
     let limits = &config.client_limits;
     assert_eq!(limits.connection_max_tokens, 50);
@@ -905,6 +905,7 @@ fn client_limits_default_as_zookeeper_and_take_both_spellings() {
     assert_eq!((limits.request_throttle_limit, limits.request_throttle_stall_ms), (200, 20));
     assert!(!limits.request_throttle_drop_stale);
     assert_eq!((limits.reply_budget_bytes, limits.request_budget_bytes), (8 << 20, 0x10000));
+    assert_eq!(limits.server_reply_budget_bytes, 16 << 20);
 
     let config = parse_with(
         "connection_throttle_tokens=7\nzookeeper.connection_throttle_fill_time=9\n\
