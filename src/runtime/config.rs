@@ -18,6 +18,7 @@
 //!
 //! Parsing is pure (text in, value out); only [`ServerConfig::load`] touches the file system.
 
+mod limits;
 mod properties;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ use crate::core::ids::ServerId;
 use crate::core::zab::{Membership, PeerRole};
 use crate::runtime::fourlw::{FourLetterWhitelist, FourLetterWord};
 
+pub use limits::ClientLimits;
 use properties::Property;
 
 /// A bad `zoo.cfg` or `myid`. Each variant names the key, the line and the offending value.
@@ -251,6 +253,8 @@ pub struct ServerConfig {
     pub eager_acl_check: bool,
     /// `zookeeper.nio.sessionlessCnxnTimeout`: a connection without a handshake closes after this.
     pub handshake_timeout_ms: u64,
+    /// Connection and request throttling and the per-connection byte budgets.
+    pub client_limits: ClientLimits,
     /// `ensemble.slowStepWarnMs` (an Ensemble key): a node-loop round or disk batch taking
     /// longer than this many ms is logged at WARN with what it did; 0 turns that off.
     pub slow_step_warn_ms: u64,
@@ -542,6 +546,7 @@ struct Draft {
     container_never_used_ms: u64,
     eager_acl_check: bool,
     handshake_timeout_ms: Option<u64>,
+    client_limits: ClientLimits,
     slow_step_warn_ms: Option<u64>,
     servers: BTreeMap<u64, (ServerSpec, usize)>,
     membership_version: u64,
@@ -665,6 +670,9 @@ impl Draft {
     /// would read only the first, as `zookeeper.snapCount`).
     fn apply_system_property(&mut self, p: &Property) -> Result<(), ConfigError> {
         let name = p.key.strip_prefix("zookeeper.").unwrap_or(&p.key);
+        if self.client_limits.apply(name, p)? {
+            return Ok(());
+        }
         match name {
             "snapCount" => {
                 let count = properties::decode_int(&p.value).ok_or_else(|| bad(p, "an integer"))?;
@@ -819,6 +827,7 @@ impl Draft {
             container_never_used_ms: self.container_never_used_ms,
             eager_acl_check: self.eager_acl_check,
             handshake_timeout_ms: self.handshake_timeout_ms.unwrap_or(HANDSHAKE_TIMEOUT_DEFAULT_MS),
+            client_limits: self.client_limits,
             slow_step_warn_ms: self
                 .slow_step_warn_ms
                 .unwrap_or(crate::runtime::slow::SLOW_WARN_DEFAULT_MS),

@@ -8,24 +8,44 @@
 //! until the buffer is empty again (it then waits on the socket with a real waker), and it
 //! carries out the close. The node's input channel is bounded, so a flood of requests slows
 //! the readers down instead of growing a queue without limit.
+//!
+//! Limits, all per connection unless said otherwise (see docs/operations.md, "Client
+//! connection limits"):
+//! - a deadline from accept until the first frame (the ConnectRequest) has arrived
+//!   (`zookeeper.nio.sessionlessCnxnTimeout`); the core then bounds the rest of the handshake;
+//! - the connection throttle (`connectionMaxTokens`, ...), checked on the ConnectRequest;
+//! - reading pauses (ZooKeeper's `disableRecv`) while the connection has more than half its
+//!   reply budget unsent, more than its request budget of unanswered requests, or
+//!   unanswered requests while the server holds more than `globalOutstandingLimit`; requests
+//!   wait while the server holds `requestThrottleLimit` of them;
+//! - a connection whose unsent replies pass its reply budget, or whose next reply would take
+//!   the unsent replies of all connections past the server's, is dropped as a slow reader.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::core::ids::ConnId;
 use crate::core::io::Input;
 use crate::core::report::ServerReport;
+use crate::runtime::config::ClientLimits;
 use crate::runtime::fourlw::FourLetterWord;
 use crate::wire::frame::FrameDecoder;
+
+mod throttle;
+
+pub use throttle::BlueThrottle;
 
 /// Answers a four-letter word from a report and the asking address.
 pub type FourLetterResponder =
@@ -39,15 +59,17 @@ pub enum ToNode {
     Report(oneshot::Sender<ServerReport>),
 }
 
-/// Frames a connection may have waiting (queued since its buffer was last empty) before the
-/// connection is dropped as too slow. ZK compat: ZooKeeper closes a connection whose outgoing
-/// buffer overflows.
-pub const CONN_OUT_QUEUE_MAX: usize = 16_384;
-
-/// The connection's outgoing buffer is over [`CONN_OUT_QUEUE_MAX`] frames: the client does
-/// not read its replies.
+/// The connection's unsent replies would pass its reply budget: the client does not read
+/// them. Deviation: ZooKeeper queues replies without a bound (and runs out of heap).
 #[derive(Debug)]
-pub struct OutQueueFull;
+pub struct SlowReader {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Unsent bytes, counting the reply that did not fit.
+    pub unsent_bytes: usize,
+    /// The budget it passed.
+    pub budget_bytes: usize,
+}
 
 /// The node loop's handle on a connection's outgoing side: [`ConnWriter::queue`] frames,
 /// then [`ConnWriter::flush`] them. Dropping it closes the connection once the frames queued
@@ -62,14 +84,32 @@ struct ConnOut {
     state: Mutex<OutState>,
     /// Wakes the writer task: the socket is full, broken, or the connection is to close.
     wake: Notify,
+    /// Wakes the reader when it may have room again: bytes were written or a request answered.
+    progress: Notify,
+    /// The requests of every connection that the node has not answered yet.
+    in_process: Arc<AtomicUsize>,
+    /// The client's address (for the logs).
+    addr: SocketAddr,
+    /// The most unsent reply bytes before the client is dropped as a slow reader.
+    reply_budget: usize,
+    /// The unsent reply bytes of every connection.
+    unsent_total: Arc<AtomicUsize>,
+    /// The most of those before a connection with unsent replies is dropped.
+    server_reply_budget: usize,
 }
 
 struct OutState {
     socket: WriteHalf<TcpStream>,
     /// Length-prefixed frames not yet written, in order.
     queued: BytesMut,
-    /// Frames queued since `queued` was last empty (the slow-client bound).
-    frames: usize,
+    /// The ConnectResponse went out: later frames are replies or notifications.
+    handshake_answered: bool,
+    /// Requests (xid > 0) handed to the node and not answered yet, with their sizes, in order.
+    unanswered: VecDeque<(i32, usize)>,
+    /// The sum of the sizes in `unanswered`.
+    unanswered_bytes: usize,
+    /// `queued.len()` as last added to the server's unsent total.
+    counted: usize,
     /// The socket was full: the writer task writes until `queued` is empty, and nobody else
     /// touches the socket meanwhile (a write with the node loop's no-op waker would replace
     /// the task's waker, and the task would never wake).
@@ -109,26 +149,91 @@ impl OutState {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        self.frames = 0;
         Pin::new(&mut self.socket).poll_flush(cx)
+    }
+
+    /// Counts a frame the node sends as the answer to the request it names, if it is one.
+    /// Returns whether it was.
+    fn note_answer(&mut self, frame: &[u8], in_process: &AtomicUsize) -> bool {
+        if !self.handshake_answered {
+            // The first frame is the ConnectResponse, which has no reply header.
+            self.handshake_answered = true;
+            return false;
+        }
+        let Some(xid) = frame.get(4..8).and_then(|b| b.first_chunk::<4>()) else { return false };
+        let xid = i32::from_be_bytes(*xid);
+        if xid <= 0 {
+            return false;
+        }
+        let Some(at) = self.unanswered.iter().position(|(x, _)| *x == xid) else { return false };
+        if let Some((_, len)) = self.unanswered.remove(at) {
+            self.unanswered_bytes -= len;
+            in_process.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Brings the server's unsent total up to date with `queued`.
+    fn count_unsent(&mut self, total: &AtomicUsize) {
+        let now = self.queued.len();
+        if now > self.counted {
+            total.fetch_add(now - self.counted, Ordering::Relaxed);
+        } else {
+            total.fetch_sub(self.counted - now, Ordering::Relaxed);
+        }
+        self.counted = now;
+    }
+
+    /// Forgets the unanswered requests of a connection that is gone.
+    fn forget_unanswered(&mut self, in_process: &AtomicUsize) {
+        in_process.fetch_sub(self.unanswered.len(), Ordering::Relaxed);
+        self.unanswered.clear();
+        self.unanswered_bytes = 0;
     }
 }
 
 impl ConnWriter {
     /// Appends one length-prefixed frame to the outgoing buffer (written by the next
-    /// [`Self::flush`]). Fails when the client has not read [`CONN_OUT_QUEUE_MAX`] frames.
-    pub fn queue(&self, frame: &[u8]) -> Result<(), OutQueueFull> {
+    /// [`Self::flush`]). Fails when the frame would take the unsent bytes past the reply
+    /// budget (a frame alone in the buffer always fits); the caller then [`Self::abort`]s.
+    pub fn queue(&self, frame: &[u8]) -> Result<(), SlowReader> {
         let mut state = self.out.lock();
         if state.broken {
             // The reader sees the connection end and tells the node.
             return Ok(());
         }
-        if state.frames >= CONN_OUT_QUEUE_MAX {
-            return Err(OutQueueFull);
+        let unsent_bytes = state.queued.len() + frame.len();
+        if !state.queued.is_empty() {
+            let server_unsent = self.out.unsent_total.load(Ordering::Relaxed) + frame.len();
+            let budget_bytes = if unsent_bytes > self.out.reply_budget {
+                Some(self.out.reply_budget)
+            } else if server_unsent > self.out.server_reply_budget {
+                Some(self.out.server_reply_budget)
+            } else {
+                None
+            };
+            if let Some(budget_bytes) = budget_bytes {
+                return Err(SlowReader { addr: self.out.addr, unsent_bytes, budget_bytes });
+            }
         }
         state.queued.extend_from_slice(frame);
-        state.frames += 1;
+        state.count_unsent(&self.out.unsent_total);
+        let answered = state.note_answer(frame, &self.out.in_process);
+        drop(state);
+        if answered {
+            self.out.progress.notify_one();
+        }
         Ok(())
+    }
+
+    /// Closes the connection now, discarding what is unsent (a slow reader).
+    pub fn abort(self) {
+        let mut state = self.out.lock();
+        state.queued = BytesMut::new();
+        state.count_unsent(&self.out.unsent_total);
+        state.broken = true;
+        drop(state);
+        // Dropping `self` marks the connection closing and wakes the writer, which closes it.
     }
 
     /// Writes what is queued without blocking. If the socket is full (or fails), the
@@ -138,8 +243,12 @@ impl ConnWriter {
         if state.handed_over || state.broken || state.queued.is_empty() {
             return;
         }
-        match state.write_queued(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => return,
+        let written = state.write_queued(&mut Context::from_waker(Waker::noop()));
+        state.count_unsent(&self.out.unsent_total);
+        let drained = state.queued.is_empty();
+        let done = matches!(written, Poll::Ready(Ok(())));
+        match written {
+            Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(error)) => {
                 debug!(%error, "write failed");
                 state.broken = true;
@@ -147,13 +256,22 @@ impl ConnWriter {
             Poll::Pending => state.handed_over = true,
         }
         drop(state);
-        self.out.wake.notify_one();
+        if drained {
+            self.out.progress.notify_one();
+        }
+        if !done {
+            self.out.wake.notify_one();
+        }
     }
 }
 
 impl Drop for ConnWriter {
     fn drop(&mut self) {
-        self.out.lock().closing = true;
+        let mut state = self.out.lock();
+        state.closing = true;
+        // The node answers nothing more on this connection.
+        state.forget_unanswered(&self.out.in_process);
+        drop(state);
         self.out.wake.notify_one();
     }
 }
@@ -162,30 +280,55 @@ impl Drop for ConnWriter {
 /// failure or the close; returns once the connection is closed (everything queued written)
 /// or broken.
 async fn write_out(out: Arc<ConnOut>) {
-    loop {
+    'idle: loop {
         out.wake.notified().await;
-        let drained = std::future::poll_fn(|cx| {
-            let mut state = out.lock();
-            if !state.broken {
-                match state.write_queued(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(error)) => {
-                        debug!(%error, "write failed");
-                        state.broken = true;
+        loop {
+            let writing = std::future::poll_fn(|cx| {
+                let mut state = out.lock();
+                if !state.broken {
+                    let before = state.queued.len();
+                    let written = state.write_queued(cx);
+                    state.count_unsent(&out.unsent_total);
+                    if state.queued.len() < before {
+                        // The reader may be waiting for the unsent bytes to go down.
+                        out.progress.notify_one();
                     }
-                    Poll::Pending => {
-                        state.handed_over = true;
-                        return Poll::Pending;
+                    match written {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(error)) => {
+                            debug!(%error, "write failed");
+                            state.broken = true;
+                        }
+                        Poll::Pending => {
+                            state.handed_over = true;
+                            return Poll::Pending;
+                        }
                     }
                 }
+                state.handed_over = false;
+                Poll::Ready(if state.broken || state.closing {
+                    Drained::Done
+                } else {
+                    Drained::Idle
+                })
+            });
+            // A wake-up while the socket is full may be an abort (a slow reader): look again.
+            let drained = tokio::select! {
+                biased;
+                drained = writing => drained,
+                _ = out.wake.notified() => continue,
+            };
+            match drained {
+                Drained::Idle => continue 'idle,
+                Drained::Done => break 'idle,
             }
-            state.handed_over = false;
-            Poll::Ready(if state.broken || state.closing { Drained::Done } else { Drained::Idle })
-        })
-        .await;
-        if let Drained::Done = drained {
-            break;
         }
+    }
+    {
+        // What a broken connection could not write no longer counts.
+        let mut state = out.lock();
+        state.queued = BytesMut::new();
+        state.count_unsent(&out.unsent_total);
     }
     let _ = std::future::poll_fn(|cx| Pin::new(&mut out.lock().socket).poll_shutdown(cx)).await;
 }
@@ -200,8 +343,48 @@ pub struct ClientPort {
     pub frame_max_bytes: usize,
     /// `maxClientCnxns` (0 = unlimited).
     pub max_client_cnxns: usize,
+    /// `zookeeper.nio.sessionlessCnxnTimeout`: from accept to the ConnectRequest.
+    pub handshake_timeout: Duration,
+    /// `globalOutstandingLimit`.
+    pub outstanding_limit: usize,
+    /// Throttles and budgets.
+    pub limits: ClientLimits,
     /// Four-letter words that may run.
     pub four_letter: FourLetterResponder,
+    /// The connection throttle.
+    pub conn_throttle: Mutex<BlueThrottle>,
+    /// The connection throttle's clock.
+    pub started: Instant,
+    /// Requests (xid > 0) of every connection handed to the node and not answered yet.
+    pub in_process: Arc<AtomicUsize>,
+    /// Unsent reply bytes of every connection.
+    pub unsent_total: Arc<AtomicUsize>,
+}
+
+impl ClientPort {
+    /// Whether the connection throttle lets one more connection in.
+    fn admit_connection(&self) -> bool {
+        let mut throttle = self.conn_throttle.lock().unwrap_or_else(|e| e.into_inner());
+        if !throttle.enabled() {
+            return true;
+        }
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        throttle.check_limit(1, now_ms, rand::random::<f64>())
+    }
+}
+
+/// Why a connection's reader pauses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pause {
+    /// Half its reply budget is unsent, or it has unsent replies and half the server's
+    /// reply budget is unsent.
+    Replies,
+    /// Its unanswered requests fill its request budget.
+    Requests,
+    /// The server holds more than `globalOutstandingLimit` requests and some are ours.
+    Outstanding,
+    /// The server holds `requestThrottleLimit` requests (`RequestThrottler`'s stall).
+    Stall,
 }
 
 /// Accepts connections until the listener fails or the task is dropped.
@@ -216,6 +399,7 @@ pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
                 continue;
             }
         };
+        let accepted = Instant::now();
         if port.max_client_cnxns > 0 {
             let mut counts = per_ip.lock().expect("per-ip table lock");
             let count = counts.entry(addr.ip()).or_default();
@@ -231,7 +415,7 @@ pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
         let port = port.clone();
         let per_ip = per_ip.clone();
         tokio::spawn(async move {
-            serve_connection(conn, stream, addr, &port).await;
+            serve_connection(conn, stream, addr, accepted, &port).await;
             if port.max_client_cnxns > 0 {
                 let mut counts = per_ip.lock().expect("per-ip table lock");
                 if let Some(count) = counts.get_mut(&addr.ip()) {
@@ -245,14 +429,46 @@ pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
     }
 }
 
-async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, port: &ClientPort) {
+/// Reads until `buffer` holds `len` bytes; false on EOF or an error.
+async fn read_at_least(
+    reader: &mut tokio::io::ReadHalf<TcpStream>,
+    buffer: &mut BytesMut,
+    len: usize,
+) -> bool {
+    while buffer.len() < len {
+        match reader.read_buf(buffer).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+    true
+}
+
+async fn serve_connection(
+    conn: ConnId,
+    stream: TcpStream,
+    addr: SocketAddr,
+    accepted: Instant,
+    port: &ClientPort,
+) {
+    // ZK compat: NIOServerCnxnFactory expires a connection without a session after
+    // `zookeeper.nio.sessionlessCnxnTimeout` (10 s). Ours runs from accept, whatever trickles
+    // in, until the ConnectRequest has arrived whole; the core bounds the rest of the handshake.
+    let handshake_deadline = accepted + port.handshake_timeout;
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buffer = BytesMut::with_capacity(4096);
     // A new connection may open with a four-letter word instead of a frame length.
-    while buffer.len() < 4 {
-        match reader.read_buf(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+    let opened = tokio::select! {
+        biased;
+        opened = read_at_least(&mut reader, &mut buffer, 4) => Some(opened),
+        _ = tokio::time::sleep_until(handshake_deadline) => None,
+    };
+    match opened {
+        Some(true) => {}
+        Some(false) => return,
+        None => {
+            info!(%conn, %addr, bytes = buffer.len(), "no handshake in time; closing connection");
+            return;
         }
     }
     let first: [u8; 4] = [buffer[0], buffer[1], buffer[2], buffer[3]];
@@ -275,12 +491,21 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
         state: Mutex::new(OutState {
             socket: writer,
             queued: BytesMut::new(),
-            frames: 0,
+            handshake_answered: false,
+            unanswered: VecDeque::new(),
+            unanswered_bytes: 0,
+            counted: 0,
             handed_over: false,
             closing: false,
             broken: false,
         }),
         wake: Notify::new(),
+        progress: Notify::new(),
+        in_process: port.in_process.clone(),
+        addr,
+        reply_budget: port.limits.reply_budget_bytes,
+        unsent_total: port.unsent_total.clone(),
+        server_reply_budget: port.limits.server_reply_budget_bytes,
     });
     port.writers.lock().expect("writer table lock").insert(conn, ConnWriter { out: out.clone() });
     if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr })).await.is_err() {
@@ -289,16 +514,29 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
     }
     let closed = Arc::new(Notify::new());
     let closed_by_writer = closed.clone();
+    let out_for_writer = out.clone();
     let writer_task = tokio::spawn(async move {
-        write_out(out).await;
+        write_out(out_for_writer).await;
         closed_by_writer.notify_one();
     });
 
     let mut decoder = FrameDecoder::new(port.frame_max_bytes);
+    let mut handshake_received = false;
     'read: loop {
         loop {
             match decoder.decode(&mut buffer) {
                 Ok(Some(frame)) => {
+                    if !handshake_received {
+                        handshake_received = true;
+                        if !port.admit_connection() {
+                            // ZK compat: processConnectRequest throws ClientCnxnLimitException
+                            // and the connection is closed.
+                            info!(%conn, %addr, "connection throttled (connectionMaxTokens); closing");
+                            break 'read;
+                        }
+                    } else if !request_admitted(port, &out, &closed, conn, &frame).await {
+                        break 'read;
+                    }
                     let input = Input::ClientFrame { conn, frame };
                     if port.to_node.send(ToNode::Input(input)).await.is_err() {
                         break 'read;
@@ -325,12 +563,79 @@ async fn serve_connection(conn: ConnId, stream: TcpStream, addr: SocketAddr, por
                 }
             },
             _ = closed.notified() => break,
+            _ = tokio::time::sleep_until(handshake_deadline), if !handshake_received => {
+                info!(%conn, %addr, bytes = buffer.len(), "no handshake in time; closing connection");
+                break;
+            }
         }
     }
     // Dropping our sender lets the writer finish what is queued and close.
     drop(port.writers.lock().expect("writer table lock").remove(&conn));
+    out.lock().forget_unanswered(&port.in_process);
     let _ = port.to_node.send(ToNode::Input(Input::ClientClosed { conn })).await;
     let _ = writer_task.await;
+}
+
+/// Waits until the connection may hand `frame` (a request after the handshake) to the node,
+/// then counts it as unanswered. False when the connection closed meanwhile: the request is
+/// dropped (ZK compat: `RequestThrottler` drops stale requests).
+async fn request_admitted(
+    port: &ClientPort,
+    out: &ConnOut,
+    closed: &Notify,
+    conn: ConnId,
+    frame: &[u8],
+) -> bool {
+    let xid = frame.first_chunk::<4>().map_or(0, |b| i32::from_be_bytes(*b));
+    let mut paused: Option<Pause> = None;
+    loop {
+        let pause = {
+            let state = out.lock();
+            if state.broken {
+                return false;
+            }
+            let in_process = port.in_process.load(Ordering::Relaxed);
+            let ours = !state.unanswered.is_empty();
+            let throttle_limit = port.limits.request_throttle_limit as usize;
+            let server_unsent = port.unsent_total.load(Ordering::Relaxed);
+            if state.queued.len() > port.limits.reply_budget_bytes / 2
+                || (!state.queued.is_empty()
+                    && server_unsent > port.limits.server_reply_budget_bytes / 2)
+            {
+                Some(Pause::Replies)
+            } else if ours
+                && state.unanswered_bytes + frame.len() > port.limits.request_budget_bytes
+            {
+                Some(Pause::Requests)
+            } else if ours && in_process > port.outstanding_limit {
+                // ZK compat: ServerCnxn.incrOutstandingAndCheckThrottle / shouldThrottle.
+                Some(Pause::Outstanding)
+            } else if throttle_limit > 0 && in_process >= throttle_limit {
+                Some(Pause::Stall)
+            } else {
+                None
+            }
+        };
+        let Some(pause) = pause else { break };
+        if paused != Some(pause) {
+            debug!(%conn, addr = %out.addr, ?pause, "not reading from the connection for now");
+            paused = Some(pause);
+        }
+        let stall = Duration::from_millis(u64::from(port.limits.request_throttle_stall_ms));
+        tokio::select! {
+            biased;
+            _ = closed.notified() => return false,
+            _ = out.progress.notified() => {}
+            _ = tokio::time::sleep(stall), if pause == Pause::Stall => {}
+        }
+    }
+    if xid > 0 {
+        let mut state = out.lock();
+        state.unanswered.push_back((xid, frame.len()));
+        state.unanswered_bytes += frame.len();
+        port.in_process.fetch_add(1, Ordering::Relaxed);
+    }
+    true
 }
 
 #[cfg(all(test, not(madsim)))]

@@ -29,7 +29,9 @@ use crate::core::Node;
 use crate::runtime::config::ServerConfig;
 use crate::runtime::disk;
 use crate::runtime::fourlw;
-use crate::runtime::net::{accept_loop, ClientPort, ConnWriter, FourLetterResponder, ToNode};
+use crate::runtime::net::{
+    accept_loop, BlueThrottle, ClientPort, ConnWriter, FourLetterResponder, ToNode,
+};
 use crate::runtime::peer::{
     PeerError, PeerEvent, PeerLinks, PeerNetwork, PeerNetworkConfig, PEER_EVENT_QUEUE_MAX,
 };
@@ -264,11 +266,19 @@ pub async fn start_with<F: disk::FileSystem>(
     let (to_node, from_clients) = mpsc::channel(NODE_INPUT_QUEUE_MAX);
     let writers: Writers = Arc::default();
     let (disk_writer, persisted) = disk::spawn_writer(disk).map_err(disk_error)?;
+    let limits = config.client_limits.clone();
     let port = Arc::new(ClientPort {
         to_node: to_node.clone(),
         writers: writers.clone(),
         frame_max_bytes: config.frame_max_bytes,
         max_client_cnxns: config.max_client_cnxns as usize,
+        handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+        outstanding_limit: config.outstanding_max,
+        conn_throttle: Mutex::new(BlueThrottle::new(&limits, 0)),
+        limits,
+        started: Instant::now(),
+        in_process: Arc::default(),
+        unsent_total: Arc::default(),
         four_letter: four_letter_responder(
             Arc::new(config),
             server_id,
@@ -677,13 +687,27 @@ impl NodeLoop {
                     kinds.client_bytes += frame.len() as u64;
                     let mut writers = self.writers.lock().expect("writer table lock");
                     let Some(writer) = writers.get(&conn) else { continue };
-                    if writer.queue(&frame).is_ok() {
-                        self.touched.push(conn);
-                    } else {
-                        // A client that does not read its replies is cut off instead of
-                        // growing our memory; it sees a closed connection and reconnects.
-                        warn!(%conn, "client is not reading; closing its connection");
-                        writers.remove(&conn);
+                    match writer.queue(&frame) {
+                        Ok(()) => self.touched.push(conn),
+                        Err(slow) => {
+                            // A client that does not read its replies is cut off instead of
+                            // growing our memory; it sees a closed connection and reconnects.
+                            // The node forgets it at once, so that what it already asked for
+                            // is not answered into the void.
+                            warn!(
+                                %conn,
+                                addr = %slow.addr,
+                                unsent_bytes = slow.unsent_bytes,
+                                budget_bytes = slow.budget_bytes,
+                                "slow reader: the client does not read its replies; closing \
+                                 its connection (ensemble.connReplyBudgetBytes, \
+                                 ensemble.replyBudgetBytes)"
+                            );
+                            if let Some(writer) = writers.remove(&conn) {
+                                writer.abort();
+                            }
+                            self.pending.push_back(Input::ClientClosed { conn });
+                        }
                     }
                 }
                 Effect::CloseClient { conn } => {

@@ -138,6 +138,11 @@ pub fn encode_reply(header: ReplyHeader, body: Option<&Response>) -> Bytes {
     out.freeze()
 }
 
+/// The payload size of the frame [`encode_reply`] would build, computed without building it.
+pub fn reply_payload_len(header: ReplyHeader, body: Option<&Response>) -> usize {
+    REPLY_HEADER_LEN + body.filter(|_| header.err == 0).map_or(0, response_len)
+}
+
 /// Like [`encode_reply`], appending to `out`, so that a connection can batch the replies it
 /// owes into one write buffer.
 pub fn write_reply(out: &mut BytesMut, header: ReplyHeader, body: Option<&Response>) {

@@ -136,6 +136,11 @@ impl Server {
         self.port
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The dataDir of this server.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

@@ -17,6 +17,7 @@ mod acl;
 mod crud;
 mod durability;
 mod fourlw;
+mod limits;
 mod multi;
 mod reaping;
 mod sessions;

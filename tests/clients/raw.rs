@@ -512,6 +512,22 @@ impl Conn {
         }
     }
 
+    /// Reads and discards whatever the server still sends until it closes the connection.
+    pub async fn expect_closed_after_draining(&mut self) {
+        let mut buf = vec![0u8; 1 << 16];
+        let draining = async {
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        };
+        if tokio::time::timeout(READ_TIMEOUT, draining).await.is_err() {
+            panic!("server did not close the connection within {READ_TIMEOUT:?}");
+        }
+    }
+
     /// Creates `path` (persistent unless `flags` says otherwise) and returns the created path.
     pub async fn create(&mut self, path: &str, data: &[u8], flags: i32) -> String {
         let reply = self.call(op::CREATE, &create_body(path, Some(data), flags)).await;

@@ -716,6 +716,17 @@ impl Node {
             conn.last_zxid = header.zxid;
             self.stats.latency.record(ms);
         }
+        let len = wire::reply_payload_len(header, body);
+        if len > self.config.frame_max_bytes {
+            // ZK compat: ZooKeeper sends it, and its client (same `jute.maxbuffer`) refuses
+            // it ("Packet len is out of range") and drops the connection. We close the
+            // connection before building the reply, which could be a multiRead of hundreds
+            // of MiB.
+            warn!(%conn_id, len, max = self.config.frame_max_bytes, "reply larger than \
+                  jute.maxbuffer; closing the connection");
+            self.close_conn(conn_id, effects);
+            return;
+        }
         self.send(conn_id, wire::encode_reply(header, body), effects);
     }
 
@@ -908,7 +919,24 @@ impl Node {
                 }
             }
             Request::MultiRead(ops) => {
-                let results = ops.into_iter().map(|op| self.read_one(&ids, op)).collect();
+                let mut results = Vec::with_capacity(ops.len());
+                let mut data_bytes = 0usize;
+                for op in ops {
+                    let result = self.read_one(&ids, op);
+                    data_bytes += match &result {
+                        OpResult::GetData { data, .. } => data.as_ref().map_or(0, |d| d.len()),
+                        OpResult::GetChildren { children } => {
+                            children.iter().map(|c| c.len() + 4).sum()
+                        }
+                        _ => 0,
+                    };
+                    results.push(result);
+                    if data_bytes > self.config.frame_max_bytes {
+                        // Too large to send (`reply` closes the connection): stop copying
+                        // node data into it.
+                        break;
+                    }
+                }
                 Ok(Response::Multi(results))
             }
             other => {

@@ -871,3 +871,60 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn client_limits_default_as_zookeeper_and_take_both_spellings() {
+    let config = parse_with("");
+    let limits = &config.client_limits;
+    assert_eq!(limits, &ClientLimits::default());
+    assert_eq!(limits.connection_max_tokens, 0, "ZooKeeper: the connection throttle is off");
+    assert_eq!((limits.connection_fill_time_ms, limits.connection_fill_count), (1, 1));
+    assert_eq!(limits.connection_freeze_time_ms, -1);
+    assert_eq!(limits.connection_drop_increase, 0.02);
+    assert_eq!(limits.connection_drop_decrease, 0.002);
+    assert_eq!(limits.connection_decrease_ratio, 0.0);
+    assert_eq!(limits.request_throttle_limit, 0, "ZooKeeper: the request throttle is off");
+    assert_eq!(limits.request_throttle_stall_ms, 100);
+    assert!(limits.request_throttle_drop_stale);
+    assert_eq!(config.outstanding_max, 1000);
+
+    // The administrator's guide names, the system properties, and those with `zookeeper.`.
+    let config = parse_with(
+        "connectionMaxTokens=50\nconnectionTokenFillTime=10\nconnectionTokenFillCount=3\n\
+         connectionFreezeTime=200\nconnectionDropIncrease=0.1\nconnectionDropDecrease=0.01\n\
+         connectionDecreaseRatio=0.5\nrequestThrottleLimit=200\nrequestThrottleStallTime=20\n\
+         requestThrottleDropStale=false\nensemble.connReplyBudgetBytes=8388608\n\
+         ensemble.connRequestBudgetBytes=0x10000\nensemble.replyBudgetBytes=16777216",
+    );
+    let limits = &config.client_limits;
+    assert_eq!(limits.connection_max_tokens, 50);
+    assert_eq!((limits.connection_fill_time_ms, limits.connection_fill_count), (10, 3));
+    assert_eq!(limits.connection_freeze_time_ms, 200);
+    assert_eq!((limits.connection_drop_increase, limits.connection_drop_decrease), (0.1, 0.01));
+    assert_eq!(limits.connection_decrease_ratio, 0.5);
+    assert_eq!((limits.request_throttle_limit, limits.request_throttle_stall_ms), (200, 20));
+    assert!(!limits.request_throttle_drop_stale);
+    assert_eq!((limits.reply_budget_bytes, limits.request_budget_bytes), (8 << 20, 0x10000));
+    assert_eq!(limits.server_reply_budget_bytes, 16 << 20);
+
+    let config = parse_with(
+        "connection_throttle_tokens=7\nzookeeper.connection_throttle_fill_time=9\n\
+         request_throttle_max_requests=11\nzookeeper.request_throttle_stall_time=13",
+    );
+    let limits = &config.client_limits;
+    assert_eq!((limits.connection_max_tokens, limits.connection_fill_time_ms), (7, 9));
+    assert_eq!((limits.request_throttle_limit, limits.request_throttle_stall_ms), (11, 13));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    for bad in [
+        "connectionMaxTokens=-1",
+        "connectionTokenFillTime=0",
+        "connectionFreezeTime=-2",
+        "connectionDropIncrease=1.5",
+        "requestThrottleStallTime=x",
+        "ensemble.connReplyBudgetBytes=10",
+    ] {
+        let key = bad.split('=').next().expect("key");
+        assert_eq!(bad_value_key(&error_with(bad)), key, "{bad}");
+    }
+}
