@@ -120,6 +120,7 @@ impl Cluster {
         let mut effects = Vec::new();
         node.step(now, input, &mut effects);
         node.check_invariants();
+        node.check_deep_invariants();
         for effect in effects {
             match effect {
                 Effect::SendPeer { to, msg } => {

@@ -156,6 +156,18 @@ pub fn write_reply(out: &mut BytesMut, header: ReplyHeader, body: Option<&Respon
     });
 }
 
+/// Encodes an error reply that carries a body all the same (a frame). ZK compat: the one such
+/// reply is a multiRead of write ops, answered `MarshallingError` plus an empty
+/// `MultiResponse`; every other error reply is the bare header [`encode_reply`] writes.
+pub fn encode_error_reply(header: ReplyHeader, body: &Response) -> Bytes {
+    let mut out = BytesMut::new();
+    write_sized(&mut out, REPLY_HEADER_LEN + response_len(body), |w| {
+        put_reply_header(w, header);
+        put_response(w, body);
+    });
+    out.freeze()
+}
+
 /// Client side: splits a reply frame payload into its header and body (a zero-copy slice).
 pub fn decode_reply_header(frame: &Bytes) -> Result<(ReplyHeader, Bytes), DecodeError> {
     let mut r = Reader::new(frame);

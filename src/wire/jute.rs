@@ -198,9 +198,26 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Reads an `Id` record.
+    /// Reads an `Id` record, mapping a null field to what ZooKeeper makes of it.
+    ///
+    /// ZK compat: jute reads a null string as Java `null`, and only
+    /// `PrepRequestProcessor.fixupACL` judges it: an `auth` entry's id is ignored (kazoo sends
+    /// `CREATOR_ALL_ACL` as `auth` with a null id), a scheme without a provider, null included,
+    /// is `InvalidACL`, and a null id under `world`, `digest` or `ip` dereferences the null
+    /// (a `MarshallingError`). So a null scheme reads as `""` and a null id as `""`, which
+    /// `fixup` judges the same way, except under those three schemes, where it is an error
+    /// here. (ZooKeeper's `removeDuplicates` can also throw on a null compared with an earlier
+    /// entry of equal perms: that corner is not copied.)
     pub fn read_id(&mut self) -> Result<Id, DecodeError> {
-        Ok(Id { scheme: self.read_string()?, id: self.read_string()? })
+        let scheme = self.read_ustring()?.unwrap_or_default();
+        let offset = self.pos;
+        match self.read_ustring()? {
+            Some(id) => Ok(Id { scheme, id }),
+            None if matches!(scheme.as_str(), "world" | "digest" | "ip") => {
+                Err(DecodeError::NullString { offset })
+            }
+            None => Ok(Id { scheme, id: String::new() }),
+        }
     }
 
     /// Reads an `ACL` record.
@@ -434,6 +451,27 @@ pub(crate) mod tests {
         let mut reader = Reader::from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0xc3]);
         assert_eq!(reader.read_string(), Ok(String::new()));
         assert_eq!(reader.read_string(), Err(DecodeError::InvalidUtf8 { offset: 4 }));
+    }
+
+    #[test]
+    fn null_id_fields_read_as_zookeeper_judges_them() {
+        let id = |scheme: Option<&str>, id: Option<&str>| {
+            let mut out = BytesMut::new();
+            let mut w = Writer::new(&mut out);
+            w.put_buffer(scheme.map(str::as_bytes));
+            w.put_buffer(id.map(str::as_bytes));
+            let bytes = out.freeze();
+            Reader::new(&bytes).read_id()
+        };
+        // kazoo's CREATOR_ALL_ACL: `auth` with a null id.
+        assert_eq!(id(Some("auth"), None), Ok(Id::new("auth", "")));
+        assert_eq!(id(None, Some("anyone")), Ok(Id::new("", "anyone")));
+        assert_eq!(id(None, None), Ok(Id::new("", "")));
+        assert_eq!(id(Some("sasl"), None), Ok(Id::new("sasl", "")));
+        for scheme in ["world", "digest", "ip"] {
+            let offset = 4 + scheme.len();
+            assert_eq!(id(Some(scheme), None), Err(DecodeError::NullString { offset }), "{scheme}");
+        }
     }
 
     #[test]

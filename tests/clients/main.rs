@@ -16,6 +16,7 @@ mod raw;
 mod acl;
 mod crud;
 mod durability;
+mod error_replies;
 mod fourlw;
 mod limits;
 mod multi;

@@ -291,8 +291,8 @@ async fn undecodable_requests_are_marshalling_errors() {
     for (what, opcode, body) in cases {
         let reply = conn.call(opcode, &body).await;
         assert_eq!(reply.err, err::MARSHALLING_ERROR, "{what}");
-        // Clients ignore the body of an error reply (ZooKeeper happens to send an empty
-        // MultiResponse for the multiRead case), so only the code is compared.
+        // Only the code here: the exact bytes (zxid, the multiRead case's empty
+        // MultiResponse) are in error_replies.rs.
     }
     assert_eq!(conn.exists("/m/x", false).await.0, err::NO_NODE);
     conn.ping().await.ok("the connection stays usable");

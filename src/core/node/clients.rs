@@ -79,7 +79,8 @@ pub(super) enum Queued {
     /// A read that must wait for the writes ahead of it.
     Read { header: RequestHeader, request: Request, received_ms: u64 },
     /// An error reply that must wait for the writes ahead of it.
-    Error { xid: i32, code: ErrorCode },
+    /// `multi_body`: the empty `MultiResponse` follows the header (see `answer_error_with`).
+    Error { xid: i32, code: ErrorCode, multi_body: bool },
 }
 
 /// A connection waiting for the createSession txn of its new session.
@@ -105,7 +106,11 @@ pub(super) enum Shape {
     SetAcl,
     Multi(Vec<MultiShape>),
     CloseSession,
-    Sync { path: String },
+    Sync {
+        path: String,
+    },
+    /// A write whose body did not decode: its txn is a `MarshallingError`.
+    Undecodable,
 }
 
 #[derive(Clone, Copy)]
@@ -502,7 +507,7 @@ impl Node {
         }
         // ZK compat: Request.isValid — check (13) is only valid inside a multi, whatever its body.
         let invalid = header.opcode == OpCode::Check.code();
-        let request = match wire::decode_request(header.opcode, body) {
+        let request = match wire::decode_request(header.opcode, body.clone()) {
             _ if invalid => {
                 let reply =
                     ReplyHeader { xid: header.xid, zxid: -1, err: ErrorCode::Unimplemented.code() };
@@ -521,7 +526,24 @@ impl Node {
             }
             Err(RequestError::Marshalling(error)) => {
                 debug!(%conn_id, %error, "undecodable request body");
-                self.answer_error(conn_id, header.xid, ErrorCode::MarshallingError, effects);
+                if is_write_opcode(header.opcode) {
+                    self.on_undecodable_write(
+                        conn_id,
+                        session,
+                        header.xid,
+                        frame,
+                        received_ms,
+                        effects,
+                    );
+                } else if header.opcode == OpCode::MultiRead.code() {
+                    // ZK compat: a multiRead of write ops (nothing else mixes) decodes, and
+                    // fails at its first op with the empty MultiResponse after the header.
+                    let writes = wire::decode_request(OpCode::Multi.code(), body).is_ok();
+                    let code = ErrorCode::MarshallingError;
+                    self.answer_error_with(conn_id, header.xid, code, writes, effects);
+                } else {
+                    self.answer_error(conn_id, header.xid, ErrorCode::MarshallingError, effects);
+                }
                 return;
             }
             Ok(request) => request,
@@ -597,6 +619,36 @@ impl Node {
                 };
                 self.learner_send(PeerMsg::Request { session, cxid: xid, op }, effects);
             }
+        }
+    }
+
+    /// A write whose body does not decode. ZK compat: `PrepRequestProcessor` gives a write its
+    /// zxid before it decodes the body, so an undecodable one becomes an error txn and its
+    /// `MarshallingError` reply carries that fresh zxid (a read's carries the last applied).
+    /// A learner forwards the frame: the leader fails to decode it the same way.
+    fn on_undecodable_write(
+        &mut self,
+        conn_id: ConnId,
+        session: SessionId,
+        xid: i32,
+        frame: Bytes,
+        received_ms: u64,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        if conn.queue.len() >= QUEUED_PER_CONN_MAX {
+            warn!(%conn_id, "too many queued requests");
+            self.close_conn(conn_id, effects);
+            return;
+        }
+        let ids = conn.ids.clone();
+        conn.queue.push_back(Queued::Write { cxid: xid, shape: Shape::Undecodable, received_ms });
+        if let Role::Leading(_) = &self.role {
+            let op = TxnOp::Error { code: ErrorCode::MarshallingError.code() };
+            self.leader_propose(session, xid, op, effects);
+        } else {
+            let op = Forwarded::Write { frame, ids };
+            self.learner_send(PeerMsg::Request { session, cxid: xid, op }, effects);
         }
     }
 
@@ -738,15 +790,47 @@ impl Node {
         code: ErrorCode,
         effects: &mut Vec<Effect>,
     ) {
+        self.answer_error_with(conn_id, xid, code, false, effects);
+    }
+
+    /// [`Self::answer_error`], with the empty `MultiResponse` after the header when
+    /// `multi_body`. ZK compat: `FinalRequestProcessor` builds a multiRead's `MultiResponse`
+    /// before it meets a sub-op that is not a read, and sends it with the `MarshallingError`.
+    fn answer_error_with(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        code: ErrorCode,
+        multi_body: bool,
+        effects: &mut Vec<Effect>,
+    ) {
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return;
         };
         if conn.queue.is_empty() {
             let reply =
                 ReplyHeader { xid, zxid: self.tree.zxid_applied().to_wire(), err: code.code() };
-            self.reply(conn_id, reply, None, None, effects);
+            self.error_reply(conn_id, reply, multi_body, effects);
         } else {
-            conn.queue.push_back(Queued::Error { xid, code });
+            conn.queue.push_back(Queued::Error { xid, code, multi_body });
+        }
+    }
+
+    fn error_reply(
+        &mut self,
+        conn_id: ConnId,
+        reply: ReplyHeader,
+        multi_body: bool,
+        effects: &mut Vec<Effect>,
+    ) {
+        if multi_body {
+            self.send(
+                conn_id,
+                wire::encode_error_reply(reply, &Response::Multi(Vec::new())),
+                effects,
+            );
+        } else {
+            self.reply(conn_id, reply, None, None, effects);
         }
     }
 
@@ -985,10 +1069,10 @@ impl Node {
                 Some(Queued::Read { header, request, received_ms }) => {
                     self.answer_read(conn_id, session, header, request, received_ms, effects)
                 }
-                Some(Queued::Error { xid, code }) => {
+                Some(Queued::Error { xid, code, multi_body }) => {
                     let zxid = self.tree.zxid_applied().to_wire();
                     let reply = ReplyHeader { xid, zxid, err: code.code() };
-                    self.reply(conn_id, reply, None, None, effects);
+                    self.error_reply(conn_id, reply, multi_body, effects);
                 }
                 _ => return,
             }
@@ -1067,6 +1151,24 @@ pub(super) fn write_response(
         }
     };
     (ErrorCode::Ok, Some(body))
+}
+
+/// Whether `opcode` is a write that request preparation handles (sync is not: its reply
+/// carries no fresh zxid, and closeSession has no body).
+fn is_write_opcode(opcode: i32) -> bool {
+    matches!(
+        OpCode::from_code(opcode),
+        Some(
+            OpCode::Create
+                | OpCode::Create2
+                | OpCode::CreateContainer
+                | OpCode::CreateTtl
+                | OpCode::Delete
+                | OpCode::SetData
+                | OpCode::SetAcl
+                | OpCode::Multi
+        )
+    )
 }
 
 fn multi_results(shapes: &[MultiShape], outcomes: Vec<ApplyOutcome>) -> Vec<OpResult> {

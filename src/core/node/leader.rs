@@ -692,6 +692,9 @@ impl Node {
         op: TxnOp,
         effects: &mut Vec<Effect>,
     ) {
+        if !self.canary(Canary::ZxidRollover) {
+            assert_eq!(zxid.epoch(), self.epoch_current, "proposing {zxid} in another epoch");
+        }
         let txn = Txn { zxid, session, cxid, time_ms: self.now.wall_ms, op };
         if let Some(leader) = self.leader_mut() {
             leader.outstanding.insert(zxid, BTreeSet::new());
@@ -711,6 +714,12 @@ impl Node {
 
     /// Counts an ACK and commits every proposal, in order, that now has a quorum.
     pub(super) fn leader_on_ack(&mut self, from: ServerId, zxid: Zxid, effects: &mut Vec<Effect>) {
+        if zxid > self.zxid_proposed {
+            // ZK compat: `Leader.processAck` ignores an ACK of a "future proposal". Counted,
+            // it would also raise what the leader believes the learner has logged.
+            warn!(%from, %zxid, proposed = %self.zxid_proposed, "ACK of a zxid never proposed");
+            return;
+        }
         let Some(leader) = self.leader_mut() else { return };
         if let Some(acks) = leader.outstanding.get_mut(&zxid) {
             acks.insert(from);
@@ -737,6 +746,13 @@ impl Node {
     }
 
     fn leader_commit(&mut self, zxid: Zxid, effects: &mut Vec<Effect>) {
+        // Commits come from `outstanding`, which only our own proposals of this epoch enter,
+        // oldest first: anything else is our bug.
+        assert!(zxid <= self.zxid_proposed, "committing {zxid}, never proposed");
+        assert!(zxid > self.tree.zxid_applied(), "committing {zxid} out of order or twice");
+        if !self.canary(Canary::ZxidRollover) {
+            assert_eq!(zxid.epoch(), self.epoch_current, "committing {zxid} of another epoch");
+        }
         let txn = self.log.tail.front().filter(|t| t.zxid == zxid).cloned();
         let Some(txn) = txn else {
             panic!(

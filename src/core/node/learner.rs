@@ -389,6 +389,10 @@ impl Node {
         if txn.zxid <= self.log.zxid_logged {
             return Err(format!("PROPOSAL {} not after {}", txn.zxid, self.log.zxid_logged));
         }
+        // NEWLEADER set our current epoch to the leader's; its proposals carry it.
+        if txn.zxid.epoch() != self.epoch_current {
+            return Err(format!("PROPOSAL {} in epoch {}", txn.zxid, self.epoch_current));
+        }
         let zxid = txn.zxid;
         let term = self.term;
         if self.canary(Canary::LastZxidBeforeLog) {

@@ -12,6 +12,7 @@
 //! beside the table and rebuilt when a snapshot is loaded.
 //!
 //! Invariants (checked by [`DataTree::check_invariants`]):
+//! - the store's own bookkeeping holds (slots, free list, index, child lists, arenas: `store`);
 //! - every node but `/` has its parent in the table, and the parent lists its name;
 //! - every listed child exists; session ephemerals have no children;
 //! - the owner indexes hold exactly the nodes of each kind;
@@ -372,6 +373,7 @@ impl DataTree {
     /// Asserts every invariant listed in the module docs. O(n): for tests, the simulator and
     /// debug builds.
     pub fn check_invariants(&self) {
+        self.nodes.check();
         let mut data_size = 0i64;
         let mut digest = 0u64;
         let mut ephemerals: BTreeMap<SessionId, BTreeSet<&str>> = BTreeMap::new();

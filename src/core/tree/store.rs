@@ -349,6 +349,51 @@ impl Store {
         live_nodes(&self.pages)
     }
 
+    /// Asserts the table's own bookkeeping: slots handed out are live or free (once), the
+    /// index holds every live slot once under its path's hash, child lists are non-empty
+    /// and agree with each child's parent and position, and each page's arena is its live
+    /// paths and data plus the garbage it counts. O(slots): for `DataTree::check_invariants`.
+    pub(super) fn check(&self) {
+        let high = self.high as usize;
+        assert_eq!(self.pages.len(), high.div_ceil(PAGE_SLOTS), "pages for {high} slots");
+        let mut free = vec![false; high];
+        for &id in &self.free {
+            let id = id as usize;
+            assert!(id < high && !free[id], "free slot {id} out of range or listed twice");
+            free[id] = true;
+        }
+        assert_eq!(self.live + self.free.len(), high, "live + free slots");
+        for (page_at, page) in self.pages.iter().enumerate() {
+            let mut blobs = 0;
+            for (at, slot) in page.slots.iter().enumerate() {
+                let id = page_at * PAGE_SLOTS + at;
+                if !slot.is_live() {
+                    assert!(id >= high || free[id], "slot {id} is neither live nor free");
+                    continue;
+                }
+                assert!(id < high && !free[id], "live slot {id} is free or never handed out");
+                let end = slot.offset as usize + slot.blob_len();
+                assert!(end <= page.arena.len(), "slot {id} runs past its arena");
+                blobs += slot.blob_len();
+            }
+            assert_eq!(blobs + page.garbage, page.arena.len(), "page {page_at} arena bytes");
+        }
+        assert_eq!(self.index.len(), self.live, "index entries");
+        for &(id, hash) in &self.index {
+            let node = self.node(id);
+            assert_eq!(self.path_hash(node.path_bytes()), hash, "index hash of slot {id}");
+        }
+        for (&parent, list) in &self.children {
+            assert!(!list.is_empty(), "slot {parent} keeps an empty child list");
+            assert!(self.slot(parent).is_live(), "dead slot {parent} has children");
+            for (position, &child) in list.iter().enumerate() {
+                let slot = self.slot(child);
+                assert_eq!(slot.parent, parent, "child {child} of {parent}: parent");
+                assert_eq!(slot.position as usize, position, "child {child} of {parent}");
+            }
+        }
+    }
+
     /// Drops the entry at `position` of `parent`'s list; the last entry takes its place.
     fn detach(&mut self, parent: u32, position: u32) {
         let Some(list) = self.children.get_mut(&parent) else {
@@ -400,6 +445,21 @@ mod tests {
             .map(|path| store.insert(path, Some(&b"d"[..]), StatPersisted::default(), 0))
             .collect();
         (store, ids)
+    }
+
+    #[test]
+    fn the_bookkeeping_check_passes_through_changes_and_catches_a_corruption() {
+        let (mut store, ids) = store_with(&["/", "/a", "/b", "/a/x"]);
+        store.attach(ids[1], ids[0]);
+        store.attach(ids[2], ids[0]);
+        store.attach(ids[3], ids[1]);
+        store.check();
+        store.remove(ids[3]);
+        store.set_data(ids[2], Some(&b"longer data"[..]));
+        store.check();
+        store.free.push(ids[2]);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.check()));
+        assert!(caught.is_err(), "a live slot on the free list is caught");
     }
 
     #[test]
