@@ -722,6 +722,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 fn disk_config(config: &ServerConfig) -> disk::DiskConfig {
     let mut disk = disk::DiskConfig::new(&config.data_dir, &config.data_log_dir);
     disk.snap_retain_count = config.snap_retain_count as usize;
+    disk.preallocate_bytes = config.pre_alloc_size_bytes;
     disk
 }
 
