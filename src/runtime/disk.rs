@@ -279,6 +279,8 @@ struct OpenSegment {
     written: u64,
     /// The file's preallocated length (0 if none): writes below it do not grow the file.
     allocated: u64,
+    /// How far zeros were written over the preallocation (see [`ZERO_AHEAD_BYTES`]).
+    zeroed: u64,
     /// Whether the file exists (it is created by the first flush).
     created: bool,
     /// Bytes were written since the last sync.
@@ -457,6 +459,7 @@ impl<F: FileSystem> Disk<F> {
             len: 0,
             written: 0,
             allocated: 0,
+            zeroed: 0,
             created: false,
             unsynced: false,
             dir_unsynced: false,
@@ -511,6 +514,17 @@ impl<F: FileSystem> Disk<F> {
         }
         segment.allocated = allocate.unwrap_or(segment.allocated);
         segment.written = end;
+        // Keep real zeros written ahead of the appends, inside the preallocation.
+        let ahead = ZERO_AHEAD_BYTES as u64;
+        if segment.allocated > segment.zeroed && end + ahead / 2 > segment.zeroed {
+            let from = segment.zeroed.max(end);
+            let to = segment.allocated.min(from + ahead);
+            let zeros = &ZEROS[..(to - from) as usize];
+            self.fs
+                .write_at(&segment.path, from, zeros)
+                .map_err(io_error("zero", &segment.path))?;
+            segment.zeroed = to;
+        }
         self.trace.write_time += started.elapsed();
         self.trace.append_writes += 1;
         self.trace.append_bytes += self.pending.len() as u64;
@@ -741,6 +755,18 @@ fn preallocation(end: u64, allocated: u64, cfg: &DiskConfig) -> Option<u64> {
     }
     Some(end.div_ceil(step).saturating_mul(step).min(cfg.segment_bytes_max))
 }
+
+/// Zeros written over the preallocated space ahead of the appends, a step at a time. A
+/// `fallocate`d block is "unwritten" until written: the first write into it changes the
+/// file's extent map, so the `fdatasync` after it commits the journal, as a size change
+/// does. Into blocks that already hold written zeros, an append is a pure overwrite and its
+/// `fdatasync` only writes data: on this project's ext4 disk, 108–171 µs (p50) against
+/// 161–208 µs into fallocated blocks. The step's own zeros go out with one batch's sync,
+/// once per MiB of log.
+const ZERO_AHEAD_BYTES: usize = 1 << 20;
+
+/// A step of zeros.
+static ZEROS: [u8; ZERO_AHEAD_BYTES] = [0; ZERO_AHEAD_BYTES];
 
 /// Buffered appends beyond this are written out before the batch ends (memory bound).
 const PENDING_FLUSH_BYTES: usize = 1 << 20;
