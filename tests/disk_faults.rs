@@ -67,6 +67,15 @@ impl<F: FileSystem> FileSystem for Faulty<F> {
         self.check("append", path)?;
         self.inner.append(path, bytes)
     }
+    fn write_at(&mut self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        // Appends into a preallocated segment are positioned writes: the same fault point.
+        self.check("append", path)?;
+        self.inner.write_at(path, offset, bytes)
+    }
+    fn preallocate(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        self.check("preallocate", path)?;
+        self.inner.preallocate(path, len)
+    }
     fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
         self.check("set_len", path)?;
         self.inner.set_len(path, len)

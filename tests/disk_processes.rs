@@ -211,7 +211,9 @@ async fn a_full_disk_stops_the_server_and_a_restart_keeps_every_acknowledged_wri
         return;
     }
     let _mounted = Mounted(data.clone());
-    let mut server = Server::new(&root.path().join("server"), &data, "");
+    // Log segments preallocated in small steps, so the disk fills up write by write (the
+    // default 64 MiB step would fail the first segment of this 8 MiB disk at once).
+    let mut server = Server::new(&root.path().join("server"), &data, "preAllocSize=256\n");
     server.start();
     let size = 64 << 10;
     let client = connect(&server).await;

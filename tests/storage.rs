@@ -109,11 +109,14 @@ fn a_torn_tail_is_truncated_and_the_log_continues() {
     let cfg = config(root.path());
     drop(write_all(&cfg, &appends(1, 1..=10)));
     let segment = cfg.data_log_dir.join(segment_file_name(Zxid::new(1, 1)));
-    let clean_len = std::fs::metadata(&segment).expect("segment").len();
-    // Half of an eleventh record made it to disk before a crash.
+    let clean_len = logged_len(&segment);
+    // Half of an eleventh record made it to disk before a crash, into the preallocated
+    // zeros after the tenth.
     let mut bytes = std::fs::read(&segment).expect("read");
+    assert_eq!(bytes.len() as u64, cfg.preallocate_bytes, "the segment is preallocated");
     let record = ensemble::storage::log::encode_record(&txn(1, 11)).expect("encode");
-    bytes.extend_from_slice(&record[..record.len() / 2]);
+    let at = clean_len as usize;
+    bytes[at..at + record.len() / 2].copy_from_slice(&record[..record.len() / 2]);
     std::fs::write(&segment, &bytes).expect("tear");
 
     let recovered = recover(&cfg).expect("a torn tail is not an error");
@@ -126,6 +129,75 @@ fn a_torn_tail_is_truncated_and_the_log_continues() {
     let recovered = recover(&cfg).expect("recover after repair");
     assert_eq!(recovered.zxid_last(), Zxid::new(1, 12));
     assert!(recovered.truncate.is_none());
+}
+
+/// The length of the records in a segment file (without its zero tail).
+fn logged_len(segment: &Path) -> u64 {
+    let bytes = std::fs::read(segment).expect("read");
+    ensemble::storage::log::scan_segment(&bytes, true).expect("a valid segment").valid_len
+}
+
+#[test]
+fn segments_are_preallocated_in_steps_and_read_back() {
+    let root = tempfile::tempdir().expect("tempdir");
+    // Records of about 90 bytes: steps of 1 KiB, segments closed at 4 KiB.
+    let cfg =
+        DiskConfig { preallocate_bytes: 1024, segment_bytes_max: 4096, ..config(root.path()) };
+    let (mut disk, _) = Disk::open(cfg.clone(), FileDisk::new()).expect("open");
+    let mut lens = Vec::new();
+    for write in appends(1, 1..=100) {
+        disk.write(&write).expect("append");
+        disk.sync().expect("sync");
+        let newest = files(&cfg.data_log_dir, "log.").pop().expect("a segment");
+        lens.push(std::fs::metadata(cfg.data_log_dir.join(newest)).expect("segment").len());
+    }
+    drop(disk);
+    // Every file length is a whole step up to the segment limit, or (the write that
+    // crossed the limit) just past it.
+    assert!(lens.iter().all(|len| len % 1024 == 0 || *len > 4096), "{lens:?}");
+    assert!(lens.contains(&1024) && lens.contains(&4096), "{lens:?}");
+    let segments = files(&cfg.data_log_dir, "log.");
+    assert!(segments.len() > 2, "{segments:?}");
+    let recovered = recover(&cfg).expect("zero tails are not damage");
+    assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
+    assert_eq!(recovered.truncate, None);
+    assert_eq!(zxids(&recovered.txns), zxids(&(1..=100).map(|c| txn(1, c)).collect::<Vec<_>>()));
+
+    // A restart starts a new, preallocated segment after them; no step at all when off.
+    drop(write_all(&cfg, &appends(1, 101..=101)));
+    let newest = cfg.data_log_dir.join(segment_file_name(Zxid::new(1, 101)));
+    assert_eq!(std::fs::metadata(&newest).expect("segment").len(), 1024);
+    let off = DiskConfig { preallocate_bytes: 0, ..cfg.clone() };
+    drop(write_all(&off, &appends(1, 102..=102)));
+    let newest = cfg.data_log_dir.join(segment_file_name(Zxid::new(1, 102)));
+    assert_eq!(std::fs::metadata(&newest).expect("segment").len(), logged_len(&newest));
+    assert_eq!(recover(&cfg).expect("recover").zxid_last(), Zxid::new(1, 102));
+}
+
+#[test]
+fn truncation_cuts_a_preallocated_segment_and_appends_follow() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cfg = config(root.path());
+    let (mut disk, _) = Disk::open(cfg.clone(), FileDisk::new()).expect("open");
+    for write in appends(1, 1..=30) {
+        disk.write(&write).expect("append");
+    }
+    disk.sync().expect("sync");
+    let segment = cfg.data_log_dir.join(segment_file_name(Zxid::new(1, 1)));
+    assert_eq!(std::fs::metadata(&segment).expect("segment").len(), cfg.preallocate_bytes);
+    disk.write(&DurableWrite::Truncate { after: Zxid::new(1, 12) }).expect("truncate");
+    for write in appends(2, 1..=2) {
+        disk.write(&write).expect("append after truncation");
+    }
+    disk.sync().expect("sync");
+    drop(disk);
+    // The truncated segment ends at its last kept record; the next one is preallocated.
+    assert_eq!(std::fs::metadata(&segment).expect("segment").len(), logged_len(&segment));
+    let recovered = recover(&cfg).expect("recover");
+    let mut expected: Vec<Zxid> = (1..=12).map(|c| Zxid::new(1, c)).collect();
+    expected.extend((1..=2).map(|c| Zxid::new(2, c)));
+    assert_eq!(zxids(&recovered.txns), expected);
+    assert!(recovered.warnings.is_empty(), "{:?}", recovered.warnings);
 }
 
 #[test]
@@ -282,6 +354,12 @@ impl<F: FileSystem> FileSystem for Gated<F> {
     fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.inner.append(path, bytes)
     }
+    fn write_at(&mut self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.inner.write_at(path, offset, bytes)
+    }
+    fn preallocate(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        self.inner.preallocate(path, len)
+    }
     fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
         self.inner.set_len(path, len)
     }
@@ -431,6 +509,14 @@ impl FileSystem for PowerCut {
     fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.spend()?;
         self.inner.append(path, bytes)
+    }
+    fn write_at(&mut self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.spend()?;
+        self.inner.write_at(path, offset, bytes)
+    }
+    fn preallocate(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        self.spend()?;
+        self.inner.preallocate(path, len)
     }
     fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
         self.spend()?;
@@ -589,6 +675,13 @@ fn mem_disk_loses_unsynced_directory_entries_and_bytes() {
     assert_eq!(fs.contents(&a), Some(b"synced and".to_vec()));
     assert_eq!(fs.contents(&b), None);
     assert_eq!(fs.list(&dir).expect("list"), ["a"]);
+
+    // A write into preallocated zeros: a prefix of it may survive, the zeros after it stay.
+    fs.preallocate(&a, 20).expect("preallocate");
+    fs.sync(&a).expect("sync");
+    fs.write_at(&a, 10, b"-torn").expect("write");
+    fs.crash(3);
+    assert_eq!(fs.contents(&a), Some(b"synced and-to\0\0\0\0\0\0\0".to_vec()));
 }
 
 /// `purge_interval` purges on a timer of its own (at start-up, then every interval), keeping

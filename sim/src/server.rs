@@ -16,6 +16,7 @@ use ensemble::core::config::NodeConfig;
 use ensemble::core::ids::{ServerId, WriteId, Zxid};
 use ensemble::core::io::{DurableWrite, Effect, Input};
 use ensemble::core::report::Mode;
+use ensemble::core::snapshot::Restored;
 use ensemble::core::tree::DataTree;
 use ensemble::core::zab::{Membership, PeerMsg, PeerRole};
 use ensemble::core::{Node, Now};
@@ -26,7 +27,7 @@ use crate::checker::promises;
 use crate::checker::recovery::{RecoveryViolation, Shadow};
 use crate::checker::{NodeFailure, Violation};
 use crate::clock::Clock;
-use crate::disk::Disk;
+use crate::disk::{Disk, Recovery};
 use crate::event::Event;
 use crate::net::{ClientWire, Dir};
 use crate::options::Options;
@@ -414,9 +415,28 @@ impl Simulator {
         let config = slot.config.clone();
         let (accepted, current) =
             (slot.disk.durable().accepted_epoch, slot.disk.durable().current_epoch);
+        let checkpoint = match snapshot {
+            Some(Recovery::Bytes(_)) => None,
+            _ => slot.disk.checkpoint(),
+        };
         let recovered = panic::catch_unwind(AssertUnwindSafe(|| {
-            Node::recover(config, now, snapshot.as_deref(), txns)
-                .map(|node| node.with_epochs(accepted.unwrap_or(0), current.unwrap_or(0)))
+            let node = match (snapshot, checkpoint) {
+                (Some(Recovery::Bytes(bytes)), _) => Node::recover(config, now, Some(&bytes), txns),
+                (snapshot, Some(tree)) => {
+                    let (zxid, sessions) = match snapshot {
+                        Some(Recovery::Image(image)) => (image.zxid(), image.sessions().to_vec()),
+                        _ => (Zxid::ZERO, Vec::new()),
+                    };
+                    let tree = DataTree::from_image(&tree);
+                    let restored = Restored { zxid, sessions, tree };
+                    Node::recover_restored(config, now, Some(restored), txns)
+                }
+                (Some(Recovery::Image(image)), None) => {
+                    Node::recover_restored(config, now, Some(image.restore()), txns)
+                }
+                (None, None) => Node::recover(config, now, None, txns),
+            };
+            node.map(|node| node.with_epochs(accepted.unwrap_or(0), current.unwrap_or(0)))
         }));
         let node = match recovered {
             Ok(Ok(node)) => node,
@@ -436,6 +456,7 @@ impl Simulator {
         }
         let slot = &mut self.servers[idx];
         let zxid = node.zxid_last().0;
+        slot.disk.set_checkpoint(node.tree().image());
         slot.node = Some(node);
         self.disturbances.push((self.now, self.now));
         let event = TraceEvent::NodeStart { server, incarnation: slot.incarnation, zxid };

@@ -81,9 +81,24 @@ impl SnapshotImage {
         self.zxid
     }
 
+    /// The session table of the image.
+    pub fn sessions(&self) -> &[SessionRecord] {
+        &self.sessions
+    }
+
     /// Number of znodes in the image.
     pub fn node_count(&self) -> usize {
         self.tree.node_count()
+    }
+
+    /// What decoding the image's encoding gives, without the bytes: the tree shares the
+    /// image's pages. For a driver that kept the image itself (the simulator's disk).
+    pub fn restore(&self) -> Restored {
+        Restored {
+            zxid: self.zxid,
+            sessions: self.sessions.to_vec(),
+            tree: DataTree::from_image(&self.tree),
+        }
     }
 
     /// Plans the encoding (one pass over the tree's slots) and gives its exact length.

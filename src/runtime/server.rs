@@ -809,6 +809,7 @@ fn disk_config(config: &ServerConfig) -> disk::DiskConfig {
     disk.snap_retain_count = config.snap_retain_count as usize;
     disk.purge_interval = (config.purge_interval_hours > 0)
         .then(|| Duration::from_secs(3600 * u64::from(config.purge_interval_hours)));
+    disk.preallocate_bytes = config.pre_alloc_size_bytes;
     disk
 }
 

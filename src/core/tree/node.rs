@@ -162,6 +162,25 @@ impl AclTable {
         number
     }
 
+    /// The table of an image: its lists at their numbers, with `refs[n]` nodes using list
+    /// `n`. A list no node uses is free (and emptied), reused highest number last.
+    pub(super) fn from_lists(mut lists: Vec<Arc<[Acl]>>, refs: Vec<u32>) -> AclTable {
+        debug_assert_eq!(lists.len(), refs.len());
+        let mut by_content = HashMap::default();
+        let mut free = Vec::new();
+        for (number, list) in lists.iter_mut().enumerate().rev() {
+            let number = u32::try_from(number).expect("fewer ACL lists than nodes");
+            match refs[number as usize] {
+                0 => {
+                    *list = Arc::from([]);
+                    free.push(number);
+                }
+                _ => _ = by_content.insert(Arc::clone(list), number),
+            }
+        }
+        AclTable { lists, refs, by_content, free }
+    }
+
     /// Counts one more node using list `number`.
     pub(super) fn add_ref(&mut self, number: u32) {
         self.refs[number as usize] += 1;

@@ -37,10 +37,10 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use super::node::len_i32;
+use super::node::{digest_term, len_i32, AclTable};
 use super::path::{parent, validate_path, CONFIG, QUOTA, ROOT, ZOOKEEPER};
-use super::store::{live_nodes, Page};
-use super::{DataTree, StatPersisted};
+use super::store::{live_nodes, Page, Store};
+use super::{path_len, DataTree, StatPersisted};
 use crate::core::ids::Zxid;
 use crate::core::txn::NodeKind;
 use crate::wire::types::{Acl, Id};
@@ -337,6 +337,39 @@ impl DataTree {
     /// the same txns applied give the same bytes.
     pub fn encode_snapshot(&self) -> Vec<u8> {
         self.image().encode()
+    }
+
+    /// The tree `image` was taken of, sharing its pages (a write copies the page it touches,
+    /// as after any snapshot): what decoding the image's encoding gives, without encoding and
+    /// decoding it. For an image this process took itself (the simulator restarts a node from
+    /// the image its disk keeps), so nothing is checked; the sizes, indexes and digest are
+    /// recomputed from the slots as decoding does.
+    pub fn from_image(image: &TreeImage) -> DataTree {
+        let mut tree = DataTree::empty();
+        tree.zxid_applied = image.zxid;
+        tree.nodes = Store::from_pages(image.pages.to_vec());
+        let mut refs = vec![0u32; image.acls.len()];
+        for (_, node) in tree.nodes.live_nodes() {
+            refs[node.slot.acl as usize] += 1;
+            let (path, data, stat) = (node.path(), node.data(), &node.slot.stat);
+            tree.data_size += path_len(path) + data.map_or(0, |data| data.len() as i64);
+            if path != CONFIG {
+                let list = &image.acls[node.slot.acl as usize];
+                tree.digest = tree.digest.wrapping_add(digest_term(path, stat, list, data));
+            }
+            match NodeKind::from_owner(stat.ephemeral_owner) {
+                NodeKind::Ephemeral(session) => {
+                    tree.ephemerals.entry(session).or_default().insert(path.into());
+                }
+                NodeKind::Container => _ = tree.containers.insert(path.into()),
+                NodeKind::Ttl(_) => _ = tree.ttls.insert(path.into()),
+                NodeKind::Persistent => {}
+            }
+        }
+        tree.acl_cache = AclTable::from_lists(image.acls.to_vec(), refs);
+        debug_assert_eq!(tree.digest, image.digest, "an image restores to its own digest");
+        debug_assert_eq!(tree.nodes.len(), image.nodes);
+        tree
     }
 
     /// Rebuilds a tree from a snapshot image, or says why the image is not a consistent tree.

@@ -216,6 +216,46 @@ impl Store {
         }
     }
 
+    /// The table of a frozen page table (an image), sharing its pages: the index and child
+    /// lists are rebuilt from the slots (each slot names its parent and its place in the
+    /// parent's list, so the lists come back in their old order), and every slot not in use
+    /// is free, lowest handed out first.
+    pub(super) fn from_pages(pages: Vec<Arc<Page>>) -> Store {
+        let mut store = Store::new();
+        let slots = pages.len() * PAGE_SLOTS;
+        store.high = u32::try_from(slots).expect("fewer than 4 billion nodes");
+        store.pages = pages;
+        let mut live = Vec::new();
+        for (id, node) in live_nodes(&store.pages) {
+            live.push((
+                id,
+                store.path_hash(node.path_bytes()),
+                node.slot.parent,
+                node.slot.position,
+            ));
+        }
+        store.index.reserve(live.len(), |&(_, hash)| widen(hash));
+        for &(id, hash, parent, position) in &live {
+            store.index.insert_unique(widen(hash), (id, hash), |&(_, hash)| widen(hash));
+            if parent != NO_PARENT {
+                let list = store.children.entry(parent).or_default();
+                let position = position as usize;
+                if list.len() <= position {
+                    list.resize(position + 1, NO_PARENT);
+                }
+                list[position] = id;
+            }
+        }
+        debug_assert!(store.children.values().all(|list| !list.contains(&NO_PARENT)));
+        store.live = live.len();
+        let mut in_use = vec![false; slots];
+        for &(id, ..) in &live {
+            in_use[id as usize] = true;
+        }
+        store.free = (0..store.high).rev().filter(|&id| !in_use[id as usize]).collect();
+        store
+    }
+
     /// Makes room for `more` nodes without growing the index or page table on the way.
     pub(super) fn reserve(&mut self, more: usize) {
         self.index.reserve(more, |&(_, hash)| widen(hash));

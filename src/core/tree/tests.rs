@@ -987,6 +987,43 @@ proptest! {
     }
 
     #[test]
+    fn an_image_restores_the_tree_it_was_taken_of(steps in proptest::collection::vec(step_strategy(), 0..40)) {
+        let mut tree = run_model(&steps)?;
+        let image = tree.image();
+        let bytes = tree.encode_snapshot();
+        let mut restored = DataTree::from_image(&image);
+        restored.check_invariants();
+        prop_assert_eq!(restored.digest(), tree.digest());
+        prop_assert_eq!(&restored, &tree);
+        for session in [SESSION, OTHER] {
+            prop_assert_eq!(restored.ephemerals(session), tree.ephemerals(session));
+        }
+        prop_assert_eq!(restored.reap_candidates(1 << 40, 1), tree.reap_candidates(1 << 40, 1));
+        prop_assert_eq!(restored.encode_snapshot(), bytes.clone());
+        // Both go on alike (the restored tree writes its own copies of the shared pages).
+        let mut events = Vec::new();
+        for (i, op) in [
+            create_op("/after", Some(b"x"), 0),
+            create_op("/after/child", None, SESSION.0),
+            set_data_op("/after", b"longer data", -1),
+            delete_op("/after/child"),
+            create_op("/again", Some(b""), 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let zxid = Zxid::new(2, i as u32 + 1);
+            let txn = Txn { zxid, session: SESSION, cxid: 0, time_ms: 7, op };
+            let outcome = tree.apply(&txn, &mut events);
+            prop_assert_eq!(restored.apply(&txn, &mut events), outcome);
+            restored.check_invariants();
+            prop_assert_eq!(&restored, &tree);
+            prop_assert_eq!(restored.digest(), tree.digest());
+        }
+        prop_assert_eq!(DataTree::from_image(&image).encode_snapshot(), bytes);
+    }
+
+    #[test]
     fn decode_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = DataTree::decode_snapshot(&bytes);
     }

@@ -2,6 +2,8 @@
 //! atomic file writing over either.
 
 use super::*;
+use std::io::Seek as _;
+use std::os::unix::fs::FileExt as _;
 
 /// Replaces `dir/name` with what `fill` writes so that a crash leaves the old or the new
 /// contents: a `.tmp` file, fsync, rename, directory fsync.
@@ -78,10 +80,11 @@ impl FileDisk {
         FileDisk::default()
     }
 
-    /// The open handle for `path`, opening it for appending if needed.
+    /// The open handle for `path`, opening it for writing if needed. Not `O_APPEND`: on
+    /// Linux that would make `write_at` ignore its offset. `append` seeks to the end.
     fn appender(&mut self, path: &Path) -> io::Result<&mut File> {
         if self.appender.as_ref().is_none_or(|(open, _)| open != path) {
-            let file = OpenOptions::new().append(true).open(path)?;
+            let file = OpenOptions::new().write(true).open(path)?;
             self.appender = Some((path.to_owned(), file));
         }
         Ok(&mut self.appender.as_mut().expect("just opened").1)
@@ -126,14 +129,40 @@ impl FileSystem for FileDisk {
     }
 
     fn create(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut file = OpenOptions::new().append(true).create_new(true).open(path)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
         file.write_all(bytes)?;
         self.appender = Some((path.to_owned(), file));
         Ok(())
     }
 
     fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.appender(path)?.write_all(bytes)
+        let file = self.appender(path)?;
+        file.seek(io::SeekFrom::End(0))?;
+        file.write_all(bytes)
+    }
+
+    fn write_at(&mut self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.appender(path)?.write_all_at(bytes, offset)
+    }
+
+    fn preallocate(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        let file = self.appender(path)?;
+        let current = file.metadata()?.len();
+        if current >= len {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{fallocate, FallocateFlags};
+            match fallocate(&*file, FallocateFlags::empty(), current, len - current) {
+                Ok(()) => return Ok(()),
+                // File systems without fallocate get a sparse tail, as ZooKeeper's
+                // `FilePadding` makes (it writes one byte at the new end).
+                Err(rustix::io::Errno::OPNOTSUPP) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        file.set_len(len)
     }
 
     fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
@@ -213,14 +242,21 @@ impl MemDisk {
         let live: BTreeSet<u64> = state.names.values().copied().collect();
         state.files.retain(|inode, _| live.contains(inode));
         for file in state.files.values_mut() {
-            // Only a pure append since the last sync can leave part of itself behind.
-            let torn: Vec<u8> = match file.data.strip_prefix(file.synced.as_slice()) {
-                Some(appended) => appended.iter().take(keep_unsynced).copied().collect(),
-                None => Vec::new(),
-            };
-            file.data = file.synced.clone();
-            file.data.extend_from_slice(&torn);
-            file.synced = file.data.clone();
+            // Writes since the last sync that only grew the file or wrote over its tail (a
+            // preallocated one) can leave their first bytes behind; a file that was cut
+            // goes back to its synced contents.
+            let mut kept = file.synced.clone();
+            if file.data.len() >= file.synced.len() {
+                let changed = file.data.iter().zip(&file.synced).position(|(a, b)| a != b);
+                let from = changed.unwrap_or(file.synced.len());
+                let to = file.data.len().min(from.saturating_add(keep_unsynced));
+                if kept.len() < to {
+                    kept.resize(to, 0);
+                }
+                kept[from..to].copy_from_slice(&file.data[from..to]);
+            }
+            file.data = kept.clone();
+            file.synced = kept;
         }
     }
 
@@ -298,6 +334,29 @@ impl FileSystem for MemDisk {
     fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
         let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         MemDisk::file_mut(&mut self.lock(), path)?.data.resize(len, 0);
+        Ok(())
+    }
+
+    fn write_at(&mut self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let at =
+            usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut state = self.lock();
+        let data = &mut MemDisk::file_mut(&mut state, path)?.data;
+        let end = at + bytes.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[at..end].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn preallocate(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut state = self.lock();
+        let data = &mut MemDisk::file_mut(&mut state, path)?.data;
+        if data.len() < len {
+            data.resize(len, 0);
+        }
         Ok(())
     }
 
