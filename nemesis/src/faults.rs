@@ -67,9 +67,9 @@ pub struct Fault {
     pub at_ms: u64,
     /// What.
     pub kind: Kind,
-    /// Whom (for a partition: one member of the minority).
+    /// Whom (for a partition, a kill or a pause: one member of the minority it hits).
     pub target: Target,
-    /// Size of a partition's minority.
+    /// How many members it hits (a partition: the minority cut off), the target included.
     pub minority: usize,
     /// How long it holds, ms.
     pub hold_ms: u64,
@@ -82,7 +82,7 @@ impl fmt::Display for Fault {
             Target::Member(id) => format!("m{id}"),
         };
         write!(f, "t+{:>6} ms  {:<13} {target}", self.at_ms, self.kind.name())?;
-        if self.kind == Kind::Partition {
+        if self.minority > 1 {
             write!(f, " (+{} more)", self.minority - 1)?;
         }
         write!(f, " for {} ms", self.hold_ms)
@@ -110,7 +110,14 @@ pub fn schedule(
         } else {
             Target::Member(rng.gen_range(1..=members))
         };
-        let minority = rng.gen_range(1..=((members as usize - 1) / 2).max(1));
+        // A partition's minority, or the members a kill or pause hits at once: up to a
+        // minority (two of five), so a quorum always remains.
+        let minority = match kind {
+            Kind::Partition | Kind::Kill | Kind::Pause => {
+                rng.gen_range(1..=((members as usize - 1) / 2).max(1))
+            }
+            _ => 1,
+        };
         let hold_ms = match kind {
             Kind::Pause => rng.gen_range(500..8_000),
             Kind::DiskFull => rng.gen_range(1_000..4_000),
@@ -229,25 +236,33 @@ impl Nemesis<'_> {
             self.tally.skipped.push(format!("{fault}: no leader"));
             return Ok(false);
         };
+        let n = self.cluster.members.len() as u64;
+        let mut minority = vec![id];
+        let mut others: Vec<u64> = (1..=n).filter(|&m| m != id).collect();
+        others.shuffle(&mut self.rng);
+        minority.extend(others.drain(..fault.minority - 1));
         match fault.kind {
             Kind::Kill => {
-                self.say(format!("kill m{id} for {} ms", fault.hold_ms));
-                self.cluster.member(id).kill();
+                self.say(format!("kill {minority:?} for {} ms", fault.hold_ms));
+                for &m in &minority {
+                    self.cluster.member(m).kill();
+                }
                 self.hold(fault.hold_ms);
-                self.cluster.spawn(id)?;
+                for &m in &minority {
+                    self.cluster.spawn(m)?;
+                }
             }
             Kind::Pause => {
-                self.say(format!("pause m{id} for {} ms", fault.hold_ms));
-                self.cluster.member(id).stop()?;
+                self.say(format!("pause {minority:?} for {} ms", fault.hold_ms));
+                for &m in &minority {
+                    self.cluster.member(m).stop()?;
+                }
                 self.hold(fault.hold_ms);
-                self.cluster.member(id).cont()?;
+                for &m in &minority {
+                    self.cluster.member(m).cont()?;
+                }
             }
             Kind::Partition => {
-                let n = self.cluster.members.len() as u64;
-                let mut minority = vec![id];
-                let mut others: Vec<u64> = (1..=n).filter(|&m| m != id).collect();
-                others.shuffle(&mut self.rng);
-                minority.extend(others.drain(..fault.minority - 1));
                 self.say(format!("partition {minority:?} | {others:?} for {} ms", fault.hold_ms));
                 self.cluster.net.cut(&minority, &others)?;
                 self.hold(fault.hold_ms);
@@ -359,4 +374,33 @@ fn snapshot_in_progress(dir: &std::path::Path) -> bool {
         let name = name.to_string_lossy();
         name.starts_with("snapshot.") && name.ends_with(".tmp")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn every_round_has_every_kind_and_never_hits_a_quorum() {
+        for members in [3u64, 5] {
+            let mut rng = ChaCha8Rng::seed_from_u64(members);
+            let faults = schedule(&mut rng, members, &Kind::ALL, 600_000);
+            for round in faults.chunks_exact(Kind::ALL.len()) {
+                let mut kinds: Vec<Kind> = round.iter().map(|f| f.kind).collect();
+                kinds.sort();
+                assert_eq!(kinds, Kind::ALL.to_vec());
+            }
+            assert!(faults.iter().all(|f| (f.minority as u64) <= (members - 1) / 2));
+            assert!(faults.windows(2).all(|w| w[1].at_ms > w[0].at_ms + w[0].hold_ms));
+        }
+    }
+
+    #[test]
+    fn a_seed_describes_its_schedule() {
+        let draw = || schedule(&mut ChaCha8Rng::seed_from_u64(9), 5, &Kind::ALL, 60_000);
+        let lines = |f: Vec<Fault>| f.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(lines(draw()), lines(draw()));
+    }
 }
