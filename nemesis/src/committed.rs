@@ -23,8 +23,9 @@
 //! union at or below it. A counter missing below `k` in every log is reported (the harness
 //! could not see part of the history), and txns of epochs without proof are left out and
 //! counted in the notes (a durability violation would then name any acknowledged write among
-//! them). Commit times, for the session checker, are the txns' own `time_ms` (the leader's
-//! wall clock when it prepared the txn) on the run's time axis.
+//! them). Commit times, for the session and lock checkers, are the txns' own `time_ms` (the
+//! leader's wall clock, read once per drain of its input queue) on the run's time axis; see
+//! `judge` in `lib.rs` for why the linearizable-writes checker gets none.
 
 use std::collections::BTreeMap;
 use std::fs;
