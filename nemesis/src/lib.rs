@@ -269,7 +269,13 @@ pub fn run(config: &Config) -> Result<Report> {
         disturbances: tally.disturbances.clone(),
         session_slack_ms: 2 * u64::from(tick_ms) + 2_000,
         members: rebuilt.members.clone(),
-        wgl: Some(checker::wgl::Limits::default()),
+        // One run, not a sweep of thousands: the WGL search may take longer than the
+        // simulator's default, so long runs' busy paths are still searched.
+        wgl: Some(checker::wgl::Limits {
+            max_ops_per_path: 20_000,
+            steps_per_path: 1_000_000,
+            steps_total: 10_000_000,
+        }),
     };
     let mut checker_notes = Vec::new();
     let found = judge(&driven.history, &rebuilt.committed, &facts, &mut checker_notes);
