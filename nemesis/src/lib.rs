@@ -303,6 +303,16 @@ pub fn run(config: &Config) -> Result<Report> {
     let ok = history.ops.iter().filter(|o| matches!(o.outcome, OpOutcome::Ok { .. })).count();
     let fail = history.ops.iter().filter(|o| matches!(o.outcome, OpOutcome::Fail { .. })).count();
     let unknown = history.ops.iter().filter(|o| matches!(o.outcome, OpOutcome::Unknown(_))).count();
+    // Failures by error code: the checkers read a code outside the tree's own (NoNode,
+    // BadVersion, ...) as "no effect", so a server that sends one for a write it applied shows
+    // up here first.
+    let mut by_code: BTreeMap<i32, usize> = BTreeMap::new();
+    for op in &history.ops {
+        if let OpOutcome::Fail { code, .. } = op.outcome {
+            *by_code.entry(code).or_default() += 1;
+        }
+    }
+    notes.push(format!("failures by error code: {by_code:?}"));
     // The checkers must see what the harness feeds them: without the txn of one acknowledged
     // write, the same history must fail the durability check.
     let self_check = self_check(&driven.history, &rebuilt.committed);
@@ -311,6 +321,29 @@ pub fn run(config: &Config) -> Result<Report> {
     }
     let passed = violations.is_empty() && rebuilt.gaps.is_empty();
     drop(cluster);
+    if !passed {
+        // The whole history, one operation a line, for the post-mortem.
+        let lines: Vec<String> = history
+            .ops
+            .iter()
+            .map(|op| {
+                format!(
+                    "#{} c{} s{:#x} m{} conn{} xid{} t{}..{:?} {:?} -> {:?}",
+                    op.id.0,
+                    op.client.0,
+                    op.session.0,
+                    op.server.0,
+                    op.conn.0,
+                    op.xid,
+                    op.invoked_at.0,
+                    op.completed_at.map(|t| t.0),
+                    op.request,
+                    op.outcome
+                )
+            })
+            .collect();
+        let _ = std::fs::write(dir.join("history.txt"), lines.join("\n"));
+    }
     let kept = if passed && !config.keep {
         let _ = std::fs::remove_dir_all(&dir);
         None
