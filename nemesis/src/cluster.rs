@@ -177,11 +177,15 @@ impl Cluster {
             fs::write(data.join("myid"), format!("{id}\n"))?;
             let tmpfs = mount_tmpfs(&log, config.log_tmpfs_mib);
             // autopurge.snapRetainCount is huge so that no member deletes a log segment: the
-            // harness rebuilds the committed history from every member's whole log.
+            // harness rebuilds the committed history from every member's whole log. Each
+            // segment (a new one at every snapshot and restart) is preallocated in
+            // preAllocSize steps, so the step is small: at 1 MiB, the ~60 segments a 5-minute
+            // run makes filled the 64 MiB log tmpfs for good and the member crash-looped on
+            // ENOSPC (a real deployment purges; ZooKeeper preallocates 64 MiB the same way).
             let cfg = format!(
                 "tickTime={}\ninitLimit=20\nsyncLimit={}\ndataDir={}\ndataLogDir={}\n\
                  snapCount={}\nautopurge.snapRetainCount=1000000\nautopurge.purgeInterval=0\n\
-                 preAllocSize=1024\nmaxClientCnxns=0\nminSessionTimeout={}\n\
+                 preAllocSize=64\nmaxClientCnxns=0\nminSessionTimeout={}\n\
                  maxSessionTimeout=60000\n4lw.commands.whitelist=*\n{servers}",
                 config.tick_ms,
                 config.sync_limit,
