@@ -223,8 +223,13 @@ struct MemState {
 
 #[derive(Debug, Default)]
 struct MemFile {
+    /// Contents up to the last byte written; a preallocated tail past it is not held in
+    /// memory (it reads as the end of the file, as zeros would to the log's reader).
     data: Vec<u8>,
     synced: Vec<u8>,
+    /// Length reserved by `preallocate` (0 if none). Kept apart so that a simulated disk
+    /// does not hold, and clone at every sync, 64 MiB of zeros per segment.
+    allocated: usize,
 }
 
 impl MemDisk {
@@ -260,8 +265,24 @@ impl MemDisk {
         }
     }
 
-    /// A file's current contents.
+    /// A file's current contents, with its preallocated tail as zeros (what `ls -l` and a
+    /// reader of the whole file would see).
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let state = self.lock();
+        state.names.get(path).map(|inode| {
+            let file = &state.files[inode];
+            let mut data = file.data.clone();
+            if data.len() < file.allocated {
+                data.resize(file.allocated, 0);
+            }
+            data
+        })
+    }
+
+    /// A file's contents up to its last written byte: the preallocated zeros after it are
+    /// left out, which a log reader cannot tell apart (zeros end the log), and which would
+    /// otherwise cost a simulated member 64 MiB per segment at every restart.
+    fn written(&self, path: &Path) -> Option<Vec<u8>> {
         let state = self.lock();
         state.names.get(path).map(|inode| state.files[inode].data.clone())
     }
@@ -308,7 +329,7 @@ impl FileSystem for MemDisk {
     }
 
     fn read(&mut self, path: &Path) -> io::Result<Vec<u8>> {
-        self.contents(path).ok_or_else(not_found)
+        self.written(path).ok_or_else(not_found)
     }
 
     fn create(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -321,7 +342,7 @@ impl FileSystem for MemDisk {
         }
         let inode = state.next_inode;
         state.next_inode += 1;
-        state.files.insert(inode, MemFile { data: bytes.to_vec(), synced: Vec::new() });
+        state.files.insert(inode, MemFile { data: bytes.to_vec(), ..MemFile::default() });
         state.names.insert(path.to_owned(), inode);
         Ok(())
     }
@@ -333,7 +354,10 @@ impl FileSystem for MemDisk {
 
     fn set_len(&mut self, path: &Path, len: u64) -> io::Result<()> {
         let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        MemDisk::file_mut(&mut self.lock(), path)?.data.resize(len, 0);
+        let mut state = self.lock();
+        let file = MemDisk::file_mut(&mut state, path)?;
+        file.data.resize(len, 0);
+        file.allocated = file.allocated.min(len);
         Ok(())
     }
 
@@ -353,10 +377,8 @@ impl FileSystem for MemDisk {
     fn preallocate(&mut self, path: &Path, len: u64) -> io::Result<()> {
         let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let mut state = self.lock();
-        let data = &mut MemDisk::file_mut(&mut state, path)?.data;
-        if data.len() < len {
-            data.resize(len, 0);
-        }
+        let file = MemDisk::file_mut(&mut state, path)?;
+        file.allocated = file.allocated.max(len);
         Ok(())
     }
 
