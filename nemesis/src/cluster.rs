@@ -287,9 +287,43 @@ impl Cluster {
             }
             previous = agreed;
             if Instant::now() > deadline {
-                bail!("members did not converge within {limit:?}: zxids {zxids:x?}");
+                let dumps = self.dump_stacks(&zxids, agreed);
+                bail!("members did not converge within {limit:?}: zxids {zxids:x?}{dumps}");
             }
             std::thread::sleep(Duration::from_millis(1_000));
+        }
+    }
+
+    /// Writes `gdb` stacks of every running member whose zxid is not `agreed` to
+    /// `stacks-<start>.txt` in its directory (best effort: nothing if gdb is missing), so a
+    /// member that stopped answering can be told from one that is merely behind. Returns a
+    /// line naming the files, for the error.
+    fn dump_stacks(&self, zxids: &[Option<i64>], agreed: Option<i64>) -> String {
+        let mut written = Vec::new();
+        for (member, zxid) in self.members.iter().zip(zxids) {
+            if agreed.is_some() && *zxid == agreed {
+                continue;
+            }
+            let Some(pid) = member.pid().filter(|_| !member.stopped) else { continue };
+            let path = member.dir.join(format!("stacks-{}.txt", member.starts));
+            // A bound, should gdb itself get stuck.
+            let output = std::process::Command::new("timeout")
+                .args(["60", "gdb", "-p", &pid.as_raw_nonzero().to_string(), "-batch"])
+                .args(["-ex", "thread apply all bt"])
+                .stdin(std::process::Stdio::null())
+                .output();
+            if let Ok(output) = output {
+                let mut text = output.stdout;
+                text.extend_from_slice(&output.stderr);
+                if std::fs::write(&path, text).is_ok() {
+                    written.push(path.display().to_string());
+                }
+            }
+        }
+        if written.is_empty() {
+            String::new()
+        } else {
+            format!("\nstacks: {}", written.join(", "))
         }
     }
 
