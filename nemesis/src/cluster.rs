@@ -60,6 +60,8 @@ pub struct Cluster {
     /// Their network.
     pub net: Network,
     config: ClusterConfig,
+    /// On loopback, the lock that keeps this run's port block its own.
+    _ports: Option<fs::File>,
 }
 
 impl Member {
@@ -155,7 +157,7 @@ impl Cluster {
         let loopback = !net.partitions();
         let mut servers = String::new();
         let mut client_addrs = Vec::new();
-        let base_port = 21_000 + (std::process::id() % 300) as u16 * 30;
+        let (base_port, ports) = if loopback { port_block()? } else { (0, None) };
         for id in 1..=config.members {
             let host = net.member_ip(id);
             let (quorum, election, client) = if loopback {
@@ -202,7 +204,7 @@ impl Cluster {
                 exits: Vec::new(),
             });
         }
-        let mut cluster = Cluster { members, net, config };
+        let mut cluster = Cluster { members, net, config, _ports: ports };
         for id in 1..=cluster.config.members {
             cluster.spawn(id)?;
         }
@@ -363,6 +365,27 @@ impl Cluster {
     }
 }
 
+/// A block of 30 loopback ports no other harness on this machine uses now, with the lock
+/// (released when the run ends, or its process dies) that says so. Two runs on one block would
+/// reach each other's members, as two on one subnet did (see `Network::setup_named`).
+fn port_block() -> Result<(u16, Option<fs::File>)> {
+    let pid = std::process::id();
+    for attempt in 0..300 {
+        let base = 21_000 + ((pid + attempt) % 300) as u16 * 30;
+        let path = std::env::temp_dir().join(format!("ensemble-nemesis-ports-{base}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        if file.try_lock().is_ok() {
+            return Ok((base, Some(file)));
+        }
+    }
+    bail!("every loopback port block is in use by another harness")
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.shutdown();
@@ -422,4 +445,16 @@ pub fn fill(dir: &Path) -> Result<u64> {
 /// Removes what [`fill`] wrote.
 pub fn unfill(dir: &Path) {
     let _ = fs::remove_file(dir.join("filler"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_block;
+
+    #[test]
+    fn two_runs_get_different_port_blocks() {
+        let (first, _first_lock) = port_block().unwrap();
+        let (second, _second_lock) = port_block().unwrap();
+        assert_ne!(first, second, "two runs on one loopback port block");
+    }
 }
