@@ -179,11 +179,15 @@ impl Cluster {
             fs::write(data.join("myid"), format!("{id}\n"))?;
             let tmpfs = mount_tmpfs(&log, config.log_tmpfs_mib);
             // autopurge.snapRetainCount is huge so that no member deletes a log segment: the
-            // harness rebuilds the committed history from every member's whole log.
+            // harness rebuilds the committed history from every member's whole log. Segments
+            // are preallocated in preAllocSize steps, and every kept segment (one per
+            // snapCount txns, per epoch, per restart) holds at least one step: at 1 MiB a
+            // two-minute run's ~60 segments filled the 64 MiB log tmpfs with no disk-full
+            // fault, and the member fail-stopped. 64 KiB steps still exercise preallocation.
             let cfg = format!(
                 "tickTime={}\ninitLimit=20\nsyncLimit={}\ndataDir={}\ndataLogDir={}\n\
                  snapCount={}\nautopurge.snapRetainCount=1000000\nautopurge.purgeInterval=0\n\
-                 preAllocSize=1024\nmaxClientCnxns=0\nminSessionTimeout={}\n\
+                 preAllocSize=64\nmaxClientCnxns=0\nminSessionTimeout={}\n\
                  maxSessionTimeout=60000\n4lw.commands.whitelist=*\n{servers}",
                 config.tick_ms,
                 config.sync_limit,
