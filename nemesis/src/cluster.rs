@@ -60,6 +60,8 @@ pub struct Cluster {
     /// Their network.
     pub net: Network,
     config: ClusterConfig,
+    /// On loopback, the lock that keeps this run's port block its own.
+    _ports: Option<fs::File>,
 }
 
 impl Member {
@@ -155,7 +157,7 @@ impl Cluster {
         let loopback = !net.partitions();
         let mut servers = String::new();
         let mut client_addrs = Vec::new();
-        let base_port = 21_000 + (std::process::id() % 300) as u16 * 30;
+        let (base_port, ports) = if loopback { port_block()? } else { (0, None) };
         for id in 1..=config.members {
             let host = net.member_ip(id);
             let (quorum, election, client) = if loopback {
@@ -177,11 +179,11 @@ impl Cluster {
             fs::write(data.join("myid"), format!("{id}\n"))?;
             let tmpfs = mount_tmpfs(&log, config.log_tmpfs_mib);
             // autopurge.snapRetainCount is huge so that no member deletes a log segment: the
-            // harness rebuilds the committed history from every member's whole log. Each
-            // segment (a new one at every snapshot and restart) is preallocated in
-            // preAllocSize steps, so the step is small: at 1 MiB, the ~60 segments a 5-minute
-            // run makes filled the 64 MiB log tmpfs for good and the member crash-looped on
-            // ENOSPC (a real deployment purges; ZooKeeper preallocates 64 MiB the same way).
+            // harness rebuilds the committed history from every member's whole log. Segments
+            // are preallocated in preAllocSize steps, and every kept segment (one per
+            // snapCount txns, per epoch, per restart) holds at least one step: at 1 MiB a
+            // two-minute run's ~60 segments filled the 64 MiB log tmpfs with no disk-full
+            // fault, and the member fail-stopped. 64 KiB steps still exercise preallocation.
             let cfg = format!(
                 "tickTime={}\ninitLimit=20\nsyncLimit={}\ndataDir={}\ndataLogDir={}\n\
                  snapCount={}\nautopurge.snapRetainCount=1000000\nautopurge.purgeInterval=0\n\
@@ -206,7 +208,7 @@ impl Cluster {
                 exits: Vec::new(),
             });
         }
-        let mut cluster = Cluster { members, net, config };
+        let mut cluster = Cluster { members, net, config, _ports: ports };
         for id in 1..=cluster.config.members {
             cluster.spawn(id)?;
         }
@@ -291,9 +293,43 @@ impl Cluster {
             }
             previous = agreed;
             if Instant::now() > deadline {
-                bail!("members did not converge within {limit:?}: zxids {zxids:x?}");
+                let dumps = self.dump_stacks(&zxids, agreed);
+                bail!("members did not converge within {limit:?}: zxids {zxids:x?}{dumps}");
             }
             std::thread::sleep(Duration::from_millis(1_000));
+        }
+    }
+
+    /// Writes `gdb` stacks of every running member whose zxid is not `agreed` to
+    /// `stacks-<start>.txt` in its directory (best effort: nothing if gdb is missing), so a
+    /// member that stopped answering can be told from one that is merely behind. Returns a
+    /// line naming the files, for the error.
+    fn dump_stacks(&self, zxids: &[Option<i64>], agreed: Option<i64>) -> String {
+        let mut written = Vec::new();
+        for (member, zxid) in self.members.iter().zip(zxids) {
+            if agreed.is_some() && *zxid == agreed {
+                continue;
+            }
+            let Some(pid) = member.pid().filter(|_| !member.stopped) else { continue };
+            let path = member.dir.join(format!("stacks-{}.txt", member.starts));
+            // A bound, should gdb itself get stuck.
+            let output = std::process::Command::new("timeout")
+                .args(["60", "gdb", "-p", &pid.as_raw_nonzero().to_string(), "-batch"])
+                .args(["-ex", "thread apply all bt"])
+                .stdin(std::process::Stdio::null())
+                .output();
+            if let Ok(output) = output {
+                let mut text = output.stdout;
+                text.extend_from_slice(&output.stderr);
+                if std::fs::write(&path, text).is_ok() {
+                    written.push(path.display().to_string());
+                }
+            }
+        }
+        if written.is_empty() {
+            String::new()
+        } else {
+            format!("\nstacks: {}", written.join(", "))
         }
     }
 
@@ -331,6 +367,27 @@ impl Cluster {
             }
         }
     }
+}
+
+/// A block of 30 loopback ports no other harness on this machine uses now, with the lock
+/// (released when the run ends, or its process dies) that says so. Two runs on one block would
+/// reach each other's members, as two on one subnet did (see `Network::setup_named`).
+fn port_block() -> Result<(u16, Option<fs::File>)> {
+    let pid = std::process::id();
+    for attempt in 0..300 {
+        let base = 21_000 + ((pid + attempt) % 300) as u16 * 30;
+        let path = std::env::temp_dir().join(format!("ensemble-nemesis-ports-{base}.lock"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        if file.try_lock().is_ok() {
+            return Ok((base, Some(file)));
+        }
+    }
+    bail!("every loopback port block is in use by another harness")
 }
 
 impl Drop for Cluster {
@@ -392,4 +449,16 @@ pub fn fill(dir: &Path) -> Result<u64> {
 /// Removes what [`fill`] wrote.
 pub fn unfill(dir: &Path) {
     let _ = fs::remove_file(dir.join("filler"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_block;
+
+    #[test]
+    fn two_runs_get_different_port_blocks() {
+        let (first, _first_lock) = port_block().unwrap();
+        let (second, _second_lock) = port_block().unwrap();
+        assert_ne!(first, second, "two runs on one loopback port block");
+    }
 }

@@ -13,7 +13,8 @@
 //!   SNAP keeps older segments untouched, so such tails can survive on disk.
 //!
 //! So the harness needs each epoch's `k`, and takes only what it can prove:
-//! * the final zxid every member reported (`srvr`) once they converged is committed;
+//! * the final zxid every member reported (`srvr`) once they converged is committed (when it
+//!   is a fresh epoch's `(e, 0)`, which no txn carries, what every member recovers to is);
 //! * where a member's log holds `x` immediately followed by the first txn of a later epoch
 //!   (`counter == 1`), with no snapshot of that member strictly between them, the member
 //!   logged that epoch's leader's history right after `x`, and an established leader's
@@ -180,6 +181,19 @@ pub fn rebuild(disks: &[MemberDisk], final_zxid: Zxid, wall: WallMap) -> Rebuilt
             }
         }
     }
+    // ZK compat: after an election `srvr` reports (epoch, 0) until the epoch's first txn, and
+    // no txn carries that zxid. A run that ends that way (an election after the last write)
+    // committed what the members recover to, provided they all agree on it: that is the
+    // established leader's history, which every converged member was synced to.
+    let final_zxid = if final_zxid.counter() == 0 {
+        let mut applied = disks.iter().filter_map(|d| d.state.as_ref().map(|s| s.applied));
+        match applied.next() {
+            Some(first) if first < final_zxid && applied.all(|z| z == first) => first,
+            _ => final_zxid,
+        }
+    } else {
+        final_zxid
+    };
     // Each epoch's highest counter proven committed.
     let mut proven: BTreeMap<u32, u32> = BTreeMap::new();
     let mut prove = |zxid: Zxid| {
@@ -327,6 +341,33 @@ mod tests {
         let member = disk(1, vec![txn(1, 1, "/a"), txn(1, 3, "/c")], vec![]);
         let rebuilt = rebuild(&[member], Zxid::new(1, 3), wall());
         assert_eq!(rebuilt.gaps.len(), 1, "{rebuilt:?}");
+    }
+
+    fn recovered(mut disk: MemberDisk, applied: Zxid) -> MemberDisk {
+        disk.state = Some(Member { server: ServerId(disk.id), applied, ephemerals: Vec::new() });
+        disk
+    }
+
+    #[test]
+    fn a_final_zxid_of_a_fresh_epoch_proves_the_history_before_it() {
+        // The run ended with an election and no txn after it: `srvr` said (3,0), as ZooKeeper
+        // does, and both members recover to (2,2), the leader's history when it was
+        // established: committed, and not a violation.
+        let logged = vec![txn(1, 1, "/a"), txn(2, 1, "/b"), txn(2, 2, "/c")];
+        let one = recovered(disk(1, logged.clone(), vec![]), Zxid::new(2, 2));
+        let two = recovered(disk(2, logged, vec![]), Zxid::new(2, 2));
+        let rebuilt = rebuild(&[one, two], Zxid::new(3, 0), wall());
+        assert_eq!(zxids(&rebuilt), vec![Zxid::new(1, 1), Zxid::new(2, 1), Zxid::new(2, 2)]);
+        assert!(rebuilt.violations.is_empty() && rebuilt.gaps.is_empty(), "{rebuilt:?}");
+    }
+
+    #[test]
+    fn members_recovering_apart_under_a_fresh_epoch_are_a_violation() {
+        let logged = vec![txn(1, 1, "/a"), txn(2, 1, "/b"), txn(2, 2, "/c")];
+        let one = recovered(disk(1, logged.clone(), vec![]), Zxid::new(2, 2));
+        let two = recovered(disk(2, logged, vec![]), Zxid::new(2, 1));
+        let rebuilt = rebuild(&[one, two], Zxid::new(3, 0), wall());
+        assert!(!rebuilt.violations.is_empty(), "{rebuilt:?}");
     }
 
     #[test]

@@ -45,19 +45,56 @@ impl Network {
         static RUN: AtomicU32 = AtomicU32::new(0);
         let run = RUN.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        let mut ns = Namespaces {
-            members: (1..=members).map(|id| format!("ensnem-{pid}-{run}-m{id}")).collect(),
-            hub: format!("ensnem-{pid}-{run}-hub"),
-            host_if: format!("nem{}h{}", pid % 10_000_000, run % 100),
-            net: (200 + (run % 50) as u8, (pid % 250) as u8 + 1),
-            cut: Vec::new(),
-        };
-        match ns.create() {
-            Ok(()) => Network::Namespaces(ns),
-            Err(error) => {
-                ns.destroy();
-                Network::Loopback { why: format!("{error:#}") }
+        let first = (200 + (run % 50) as u8, (pid % 250) as u8 + 1);
+        Network::setup_named(
+            members,
+            &format!("ensnem-{pid}-{run}"),
+            &format!("nem{}h{}", pid % 10_000_000, run % 100),
+            first,
+        )
+    }
+
+    /// Namespaces named after `tag`, the harness-side veth `host_if`, on the first free
+    /// `10.a.b.0/24` from `first` on.
+    ///
+    /// The subnet must be this run's alone in the harness's namespace: another run's (a
+    /// concurrent harness whose pid is equal modulo 250) would add a second connected route
+    /// for it, and the kernel sends to the older one, so this run's clients and `srvr`
+    /// queries would silently reach the other run's members. A subnet whose member addresses
+    /// do not route over `host_if` once it is up is given back and the next one tried.
+    pub fn setup_named(members: u64, tag: &str, host_if: &str, first: (u8, u8)) -> Network {
+        let mut taken = Vec::new();
+        for attempt in 0..SUBNET_TRIES {
+            let net = (first.0, ((first.1 as u32 - 1 + attempt) % 250) as u8 + 1);
+            let mut ns = Namespaces {
+                members: (1..=members).map(|id| format!("{tag}-m{id}")).collect(),
+                hub: format!("{tag}-hub"),
+                host_if: host_if.to_string(),
+                net,
+                cut: Vec::new(),
+            };
+            match ns.create() {
+                Ok(true) => return Network::Namespaces(ns),
+                Ok(false) => {
+                    ns.destroy();
+                    taken.push(format!("10.{}.{}.0/24", net.0, net.1));
+                }
+                Err(error) => {
+                    ns.destroy();
+                    return Network::Loopback { why: format!("{error:#}") };
+                }
             }
+        }
+        Network::Loopback { why: format!("every subnet tried is in use: {}", taken.join(", ")) }
+    }
+
+    /// Whether every member address routes over this run's own veth (always on loopback).
+    pub fn routes_own(&self) -> bool {
+        match self {
+            Network::Namespaces(ns) => {
+                (1..=ns.members.len() as u64).all(|id| ns.routes_here(id).unwrap_or(false))
+            }
+            Network::Loopback { .. } => true,
         }
     }
 
@@ -109,8 +146,13 @@ impl Network {
     }
 }
 
+/// Subnets tried before giving up on namespaces.
+const SUBNET_TRIES: u32 = 16;
+
 impl Namespaces {
-    fn create(&mut self) -> Result<()> {
+    /// Makes the namespaces; `Ok(false)` when the subnet turned out to be routed elsewhere
+    /// from the harness's namespace (another run's), see [`Network::setup_named`].
+    fn create(&mut self) -> Result<bool> {
         if !rustix::process::geteuid().is_root() {
             bail!("not root");
         }
@@ -135,7 +177,28 @@ impl Namespaces {
         ip(&["-n", &hub, "link", "set", "host", "master", "br0", "up"])?;
         ip(&["addr", "add", &format!("10.{a}.{b}.254/24"), "dev", &self.host_if])?;
         ip(&["link", "set", &self.host_if, "up"])?;
-        Ok(())
+        for id in 1..=self.members.len() {
+            if !self.routes_here(id as u64)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether the harness reaches member `id`'s address over this run's own veth.
+    fn routes_here(&self, id: u64) -> Result<bool> {
+        let dest = format!("10.{}.{}.{id}", self.net.0, self.net.1);
+        let output = Command::new("ip")
+            .args(["-4", "route", "get", &dest])
+            .stdin(Stdio::null())
+            .output()
+            .context("run ip route get")?;
+        if !output.status.success() {
+            bail!("ip route get {dest}: {}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        Ok(words.windows(2).any(|w| w[0] == "dev" && w[1] == self.host_if))
     }
 
     fn blackhole(&mut self, from: u64, to: u64) -> Result<()> {
