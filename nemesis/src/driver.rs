@@ -98,6 +98,22 @@ pub fn run(
             Err(RecvTimeoutError::Disconnected) => None,
         };
         let at = now();
+        // What a workload client gets for one callback: the driver's state, lent anew each
+        // time (a closure could not hand out these mutable borrows more than once).
+        macro_rules! client_ctx {
+            () => {
+                ClientCtx {
+                    now: at,
+                    rng: &mut rng,
+                    history: &mut history,
+                    trace: &mut trace,
+                    actions: &mut actions,
+                    conn_next: &mut conn_next,
+                    options: &options,
+                    generate,
+                }
+            };
+        }
         match event {
             Some(Event::Opened(conn, stream)) => {
                 if let Some(c) = conns.get_mut(&conn) {
@@ -110,16 +126,7 @@ pub fn run(
                     if !ok {
                         let client = c.client;
                         close_conn(&mut conns, conn);
-                        let mut ctx = ClientCtx {
-                            now: at,
-                            rng: &mut rng,
-                            history: &mut history,
-                            trace: &mut trace,
-                            actions: &mut actions,
-                            conn_next: &mut conn_next,
-                            options: &options,
-                            generate,
-                        };
+                        let mut ctx = client_ctx!();
                         workers[client].on_closed(&mut ctx, conn);
                     }
                 } else {
@@ -128,32 +135,14 @@ pub fn run(
             }
             Some(Event::Frame(conn, frame)) => {
                 if let Some(client) = conns.get(&conn).map(|c| c.client) {
-                    let mut ctx = ClientCtx {
-                        now: at,
-                        rng: &mut rng,
-                        history: &mut history,
-                        trace: &mut trace,
-                        actions: &mut actions,
-                        conn_next: &mut conn_next,
-                        options: &options,
-                        generate,
-                    };
+                    let mut ctx = client_ctx!();
                     workers[client].on_frame(&mut ctx, conn, frame);
                 }
             }
             Some(Event::Closed(conn)) => {
                 if let Some(client) = conns.get(&conn).map(|c| c.client) {
                     close_conn(&mut conns, conn);
-                    let mut ctx = ClientCtx {
-                        now: at,
-                        rng: &mut rng,
-                        history: &mut history,
-                        trace: &mut trace,
-                        actions: &mut actions,
-                        conn_next: &mut conn_next,
-                        options: &options,
-                        generate,
-                    };
+                    let mut ctx = client_ctx!();
                     workers[client].on_closed(&mut ctx, conn);
                 }
             }
@@ -163,16 +152,7 @@ pub fn run(
         // send closes a connection, which the client hears at once).
         for (index, worker) in workers.iter_mut().enumerate() {
             if worker.wake_at(&options, generate).is_some_and(|wake| wake <= at) {
-                let mut ctx = ClientCtx {
-                    now: at,
-                    rng: &mut rng,
-                    history: &mut history,
-                    trace: &mut trace,
-                    actions: &mut actions,
-                    conn_next: &mut conn_next,
-                    options: &options,
-                    generate,
-                };
+                let mut ctx = client_ctx!();
                 worker.on_wake(&mut ctx);
             }
             let mut failed = Vec::new();
@@ -201,16 +181,7 @@ pub fn run(
             }
             for conn in failed {
                 close_conn(&mut conns, conn);
-                let mut ctx = ClientCtx {
-                    now: at,
-                    rng: &mut rng,
-                    history: &mut history,
-                    trace: &mut trace,
-                    actions: &mut actions,
-                    conn_next: &mut conn_next,
-                    options: &options,
-                    generate,
-                };
+                let mut ctx = client_ctx!();
                 worker.on_closed(&mut ctx, conn);
                 // Its reconnect comes at the next wake; anything else it asked is moot.
                 actions.retain(|a| !matches!(a, ClientAction::Send { conn: c, .. } if *c == conn));
