@@ -230,6 +230,26 @@ int_enum! {
     }
 }
 
+impl OpCode {
+    /// Whether a request of this opcode is a write that request preparation turns into a
+    /// txn (an error txn when it fails), known before its body is decoded: create (every
+    /// kind), delete, setData, setACL, multi. Not sync (its reply carries no fresh zxid) nor
+    /// closeSession (it has no body). The decoded form is `Request::is_write`.
+    pub fn is_prepared_write(self) -> bool {
+        matches!(
+            self,
+            OpCode::Create
+                | OpCode::Create2
+                | OpCode::CreateContainer
+                | OpCode::CreateTtl
+                | OpCode::Delete
+                | OpCode::SetData
+                | OpCode::SetAcl
+                | OpCode::Multi
+        )
+    }
+}
+
 int_enum! {
     /// Watch event types. ZK compat: `Watcher.Event.EventType`.
     EventType {

@@ -526,7 +526,7 @@ impl Node {
             }
             Err(RequestError::Marshalling(error)) => {
                 debug!(%conn_id, %error, "undecodable request body");
-                if is_write_opcode(header.opcode) {
+                if OpCode::from_code(header.opcode).is_some_and(OpCode::is_prepared_write) {
                     self.on_undecodable_write(
                         conn_id,
                         session,
@@ -1151,24 +1151,6 @@ pub(super) fn write_response(
         }
     };
     (ErrorCode::Ok, Some(body))
-}
-
-/// Whether `opcode` is a write that request preparation handles (sync is not: its reply
-/// carries no fresh zxid, and closeSession has no body).
-fn is_write_opcode(opcode: i32) -> bool {
-    matches!(
-        OpCode::from_code(opcode),
-        Some(
-            OpCode::Create
-                | OpCode::Create2
-                | OpCode::CreateContainer
-                | OpCode::CreateTtl
-                | OpCode::Delete
-                | OpCode::SetData
-                | OpCode::SetAcl
-                | OpCode::Multi
-        )
-    )
 }
 
 fn multi_results(shapes: &[MultiShape], outcomes: Vec<ApplyOutcome>) -> Vec<OpResult> {
