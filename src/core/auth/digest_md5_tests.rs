@@ -146,7 +146,8 @@ fn challenge_looks_like_javas_and_nonce_comes_from_the_rng() {
 fn replayed_and_out_of_order_tokens_fail() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut server = DigestMd5Server::new(CLIENT_SERVICE, CLIENT_SERVER_NAME);
-    let mut client = DigestMd5Client::new(CLIENT_SERVICE, CLIENT_SERVER_NAME, "bob", "secret", None);
+    let mut client =
+        DigestMd5Client::new(CLIENT_SERVICE, CLIENT_SERVER_NAME, "bob", "secret", None);
     let ServerStep::Challenge(challenge) = server.evaluate(b"", &mut rng, &users).unwrap() else {
         panic!()
     };
@@ -178,7 +179,8 @@ fn replayed_and_out_of_order_tokens_fail() {
 fn wrong_digest_uri_is_refused() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut server = DigestMd5Server::new(CLIENT_SERVICE, CLIENT_SERVER_NAME);
-    let mut client = DigestMd5Client::new(QUORUM_SERVICE, CLIENT_SERVER_NAME, "bob", "secret", None);
+    let mut client =
+        DigestMd5Client::new(QUORUM_SERVICE, CLIENT_SERVER_NAME, "bob", "secret", None);
     let ServerStep::Challenge(challenge) = server.evaluate(b"", &mut rng, &users).unwrap() else {
         panic!()
     };

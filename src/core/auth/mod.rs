@@ -3,5 +3,4 @@
 
 pub mod digest_md5;
 
-
 pub use digest_md5::{DigestError, DigestMd5Client, DigestMd5Server, ServerStep};
