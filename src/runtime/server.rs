@@ -212,6 +212,9 @@ pub async fn start_with<F: disk::FileSystem>(
     for note in &config.notes {
         info!("{note}");
     }
+    for taken in &config.system_properties {
+        info!("{taken}");
+    }
     let slow_threshold = slow::threshold(config.slow_step_warn_ms);
     let mut disk_config = disk_config(&config);
     disk_config.slow_batch_warn = slow_threshold;
