@@ -28,8 +28,8 @@ impl Node {
         let Some(sasl) = self.config.auth.sasl.as_ref() else {
             // ZK compat: without a JAAS Server section the connection has no SASL server;
             // ZooKeeper logs the NullPointerException and answers OK with no token.
-            error!(%conn_id, "sasl request, but this server has no SASL login (no JAAS '{}' \
-                   section): answering with no token", "Server");
+            error!(%conn_id, "sasl request, but this server has no SASL login (no JAAS file \
+                   or no server section in it): answering with no token");
             let reply = ReplyHeader { xid, zxid: 0, err: 0 };
             self.reply(conn_id, reply, Some(&Response::Sasl { token: None }), None, effects);
             return;
