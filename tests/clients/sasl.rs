@@ -110,3 +110,33 @@ async fn enforce_auth_closes_unauthenticated_connections() {
     assert_eq!(authenticate(&mut eve, "bob", "guess").await, SESSION_CLOSED_REQUIRE_SASL_AUTH);
     eve.expect_closed_after_draining().await;
 }
+
+/// The `zookeeper-client` crate's own DIGEST-MD5 (rsasl): a sasl ACL it sets is enforced, and a
+/// wrong password fails the connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_client_crate_authenticates_with_digest_md5() {
+    use zookeeper_client as zk;
+    let (server, _jaas) = server(&[SASL_PROVIDER]);
+    let bob = server
+        .connect(zk::Client::connector().with_sasl(zk::SaslOptions::digest_md5("bob", "bobsecret")))
+        .await;
+    let entries = [zk::Acl::new(zk::Permission::ALL, zk::AuthId::new("sasl", "bob"))];
+    let acl = zk::Acls::new(&entries);
+    bob.create("/crate-sasl", b"x", &zk::CreateMode::Persistent.with_acls(acl))
+        .await
+        .expect("create with a sasl ACL");
+    let ids = bob.list_auth_users().await.expect("whoAmI");
+    assert!(ids.contains(&zk::AuthUser::new("sasl", "bob")), "{ids:?}");
+    let anonymous = server.client().await;
+    assert_eq!(anonymous.get_data("/crate-sasl").await.unwrap_err(), zk::Error::NoAuth);
+
+    let addr = server.addr();
+    let wrong = zk::Client::connector()
+        .with_sasl(zk::SaslOptions::digest_md5("bob", "guess"))
+        .with_session_timeout(std::time::Duration::from_secs(6))
+        .with_fail_eagerly()
+        .connect(&addr);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(60), wrong).await;
+    assert!(matches!(outcome, Ok(Err(_))), "a wrong password must not connect: {outcome:?}");
+    anonymous.check_stat("/").await.expect("others keep being served");
+}
