@@ -88,6 +88,8 @@ async fn without_the_provider_sasl_ids_cannot_be_used_in_acls() {
     let (server, _jaas) = server(&[]);
     let (mut bob, _) = Conn::session(&server.addr(), 30_000).await;
     assert_eq!(authenticate(&mut bob, "bob", "bobsecret").await, 0);
+    // ZK compat: whoAmI names no user for a scheme without a provider.
+    assert!(who_am_i(&mut bob).await.contains(&("sasl".into(), String::new())));
     let create =
         Jute::new().ustring("/n").buffer(Some(b"")).acls(&[(31, "sasl", "bob")]).int(0).bytes();
     assert_eq!(bob.call(op::CREATE, &create).await.err, err::INVALID_ACL);

@@ -982,7 +982,10 @@ impl Node {
             Request::GetEphemerals { prefix } => {
                 Ok(Response::Ephemerals(self.tree.ephemerals_with_prefix(session, &prefix)))
             }
-            Request::WhoAmI => Ok(Response::WhoAmI(ids.iter().map(who_am_i).collect())),
+            Request::WhoAmI => {
+                let auth = &self.config.auth;
+                Ok(Response::WhoAmI(ids.iter().map(|id| who_am_i(id, auth)).collect()))
+            }
             Request::Sync { path } => Ok(Response::Sync { path }),
             Request::SetWatches(set) => {
                 let tree = &self.tree;
@@ -1187,11 +1190,13 @@ fn multi_results(shapes: &[MultiShape], outcomes: Vec<ApplyOutcome>) -> Vec<OpRe
         .collect()
 }
 
-fn who_am_i(id: &Id) -> (String, String) {
+/// ZK compat: `AuthUtil.getUser`: the provider's user name, empty (null) for a scheme without
+/// a registered provider (`super`, or `sasl` without `SASLAuthenticationProvider`).
+fn who_am_i(id: &Id, auth: &crate::core::auth::AuthConfig) -> (String, String) {
     let user = match id.scheme.as_str() {
         "digest" => id.id.split(':').next().unwrap_or_default().to_string(),
-        "super" => String::new(),
-        _ => id.id.clone(),
+        scheme if auth.providers.has(scheme) => id.id.clone(),
+        _ => String::new(),
     };
     (id.scheme.clone(), user)
 }
