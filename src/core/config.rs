@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub init_limit: u32,
     /// `syncLimit`: ticks a member may go without hearing from its leader / its quorum.
     pub sync_limit: u32,
+    /// Auth providers turned on by configuration (their ACL ids become valid).
+    pub auth_providers: crate::core::tree::acl::Providers,
 }
 
 impl NodeConfig {
@@ -78,6 +80,7 @@ impl NodeConfig {
             canaries: crate::core::canary::Canaries::NONE,
             zxid_counter_start: 0,
             init_limit: 10,
+            auth_providers: Default::default(),
             sync_limit: 5,
         }
     }

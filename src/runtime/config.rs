@@ -18,6 +18,7 @@
 //!
 //! Parsing is pure (text in, value out); only [`ServerConfig::load`] touches the file system.
 
+mod client_tls;
 mod limits;
 mod properties;
 
@@ -33,6 +34,7 @@ use crate::core::ids::ServerId;
 use crate::core::zab::{Membership, PeerRole};
 use crate::runtime::fourlw::{FourLetterWhitelist, FourLetterWord};
 
+pub use client_tls::ClientTls;
 pub use limits::ClientLimits;
 use properties::Property;
 
@@ -93,6 +95,9 @@ pub enum ConfigError {
         /// The feature, e.g. "hierarchical quorums (group.*/weight.*)".
         feature: &'static str,
     },
+    /// The client TLS settings are wrong (`ssl.*`).
+    #[error("client TLS: {0}")]
+    Tls(#[from] crate::runtime::tls::TlsError),
     /// `myid` is not a server id.
     #[error("myid: expected a server id in 1..=255 on the first line, got '{}'", printable(.value))]
     BadMyid {
@@ -207,8 +212,12 @@ pub struct ServerConfig {
     pub client_port: Option<u16>,
     /// `clientPortAddress` (requires `clientPort`); all interfaces when absent.
     pub client_port_address: Option<String>,
-    /// `secureClientPort`: parsed, never opened (Ensemble has no TLS).
+    /// `secureClientPort`: a TLS-only client port.
     pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress` (requires `secureClientPort`); all interfaces when absent.
+    pub secure_client_port_address: Option<String>,
+    /// Client TLS (`ssl.*`, `client.portUnification`, `client.certReload`) and x509 auth.
+    pub client_tls: ClientTls,
     /// `clientPortListenBacklog` (-1 = OS default).
     pub client_port_listen_backlog: i32,
     /// `maxClientCnxns`: connections per client IP (0 = unlimited).
@@ -415,6 +424,9 @@ impl ServerConfig {
             // Unset limits only happen in standalone mode, where they are never used.
             init_limit: if self.init_limit == 0 { 10 } else { self.init_limit },
             sync_limit: if self.sync_limit == 0 { 5 } else { self.sync_limit },
+            auth_providers: crate::core::tree::acl::Providers {
+                x509: self.client_tls.x509_provider(self.secure_client_port.is_some()),
+            },
         }
     }
 
@@ -523,7 +535,8 @@ struct Draft {
     client_port: Option<(u16, usize)>,
     client_port_address: Option<(String, usize)>,
     secure_client_port: Option<u16>,
-    secure_client_port_address: Option<usize>,
+    secure_client_port_address: Option<(String, usize)>,
+    client_tls: ClientTls,
     client_port_listen_backlog: Option<i32>,
     max_client_cnxns: Option<u32>,
     session_timeout_min_ms: Option<(i32, usize)>,
@@ -571,11 +584,9 @@ impl Draft {
             "clientPortAddress" => self.client_port_address = Some((host(p)?, p.line)),
             "secureClientPort" => {
                 self.secure_client_port = Some(port(p)?);
-                self.warn(p, "secureClientPort is not supported (Ensemble has no TLS); not opened");
             }
             "secureClientPortAddress" => {
-                host(p)?;
-                self.secure_client_port_address = Some(p.line);
+                self.secure_client_port_address = Some((host(p)?, p.line));
             }
             "clientPortListenBacklog" => self.client_port_listen_backlog = Some(java_int(p)?),
             "maxClientCnxns" => self.max_client_cnxns = Some(non_negative_int(p)?),
@@ -670,7 +681,7 @@ impl Draft {
     /// would read only the first, as `zookeeper.snapCount`).
     fn apply_system_property(&mut self, p: &Property) -> Result<(), ConfigError> {
         let name = p.key.strip_prefix("zookeeper.").unwrap_or(&p.key);
-        if self.client_limits.apply(name, p)? {
+        if self.client_limits.apply(name, p)? || self.client_tls.apply(name, p, &mut self.notes)? {
             return Ok(());
         }
         match name {
@@ -770,13 +781,24 @@ impl Draft {
                 message: "clientPortAddress is set but clientPort is not set".to_string(),
             });
         }
-        if let (Some(line), None) = (self.secure_client_port_address, self.secure_client_port) {
+        if let (Some((_, line)), None) = (&self.secure_client_port_address, self.secure_client_port)
+        {
+            let line = *line;
             return Err(ConfigError::Invalid {
                 line,
                 key: "secureClientPortAddress".to_string(),
                 message: "secureClientPortAddress is set but secureClientPort is not set"
                     .to_string(),
             });
+        }
+        if self.secure_client_port.is_some() || self.client_tls.port_unification {
+            let settings = self.client_tls.settings()?;
+            if settings.key_store.is_none() {
+                return Err(ConfigError::Missing {
+                    key: "ssl.keyStore.location",
+                    context: " (a key store is required to serve TLS clients)",
+                });
+            }
         }
         let snap_retain_count = match self.snap_retain_count {
             Some((count, line)) if count < SNAP_RETAIN_COUNT_MIN as i32 => {
@@ -802,6 +824,8 @@ impl Draft {
             client_port: self.client_port.map(|(port, _)| port),
             client_port_address: self.client_port_address.map(|(host, _)| host),
             secure_client_port: self.secure_client_port,
+            secure_client_port_address: self.secure_client_port_address.map(|(host, _)| host),
+            client_tls: self.client_tls,
             client_port_listen_backlog: self.client_port_listen_backlog.unwrap_or(-1),
             max_client_cnxns: self.max_client_cnxns.unwrap_or(MAX_CLIENT_CNXNS_DEFAULT),
             session_timeout_min_ms,

@@ -2,9 +2,10 @@
 //!
 //! ZK compat: `ZooKeeperServer.checkACL`, `PrepRequestProcessor.fixupACL`/`removeDuplicates`,
 //! `DigestAuthenticationProvider`, `IPAuthenticationProvider`, the getACL masking of
-//! `FinalRequestProcessor`, and `AuthUtil.getUser` (protocol reference §9). Only `digest` and `ip`
-//! have providers, as in a default ZooKeeper; `sasl` and `x509` ids are rejected by `fixup` and
-//! never match. Numbers are parsed as Java's `Integer.parseInt` does (optional sign, ASCII digits
+//! `FinalRequestProcessor`, and `AuthUtil.getUser` (protocol reference §9). `digest` and `ip`
+//! have providers, as in a default ZooKeeper; `x509` has one when [`Providers::x509`] is on
+//! (`X509AuthenticationProvider`: ids come from the transport, never from `addauth`); `sasl`
+//! ids are rejected by `fixup` and never match. Numbers are parsed as Java's `Integer.parseInt` does (optional sign, ASCII digits
 //! only: Java would also accept other Unicode decimal digits, which no client sends).
 
 use ::core::net::IpAddr;
@@ -29,9 +30,18 @@ pub mod schemes {
     pub const IP: &str = "ip";
     /// The super user: bypasses every check.
     pub const SUPER: &str = "super";
+    /// A TLS client certificate's subject DN (RFC 2253).
+    pub const X509: &str = "x509";
 }
 
-use schemes::{ANYONE, AUTH, DIGEST, IP, SUPER, WORLD};
+use schemes::{ANYONE, AUTH, DIGEST, IP, SUPER, WORLD, X509};
+
+/// Auth providers a configuration turns on, beyond `digest` and `ip`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `X509AuthenticationProvider` (on with a secure client port or port unification).
+    pub x509: bool,
+}
 
 /// Whether a caller holding `ids` may do something needing any bit of `needed` on a node with
 /// `acl`. An empty ACL allows everything; any `super` id allows everything; otherwise an entry
@@ -48,9 +58,10 @@ pub fn check(acl: &[Acl], needed: i32, ids: &[Id], skip_acl: bool) -> bool {
 /// Duplicates are dropped first (keeping the first occurrence). Then `world` must be `anyone`;
 /// `auth` becomes one entry per authenticated id of the caller (digest ids; `ip` is not
 /// authenticated) with the entry's permissions, and is invalid if there is none; `digest` ids
-/// must split into exactly two parts on `:` as Java's `split` counts them; `ip` ids must parse.
-/// Anything else (including an empty list) is `InvalidAcl`. Permission bits are not validated.
-pub fn fixup(requested: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+/// must split into exactly two parts on `:` as Java's `split` counts them; `ip` ids must parse;
+/// `x509` ids must look like a DN, and only with the provider on. Anything else (including an
+/// empty list) is `InvalidAcl`. Permission bits are not validated.
+pub fn fixup(requested: &[Acl], ids: &[Id], providers: Providers) -> Result<Vec<Acl>, ErrorCode> {
     // ZK compat: removeDuplicates compares with List.contains; a set keeps this linear-ish on
     // a hostile list of thousands of entries while keeping the first-occurrence order.
     let mut seen = std::collections::BTreeSet::new();
@@ -72,6 +83,7 @@ pub fn fixup(requested: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             }
             DIGEST if is_valid_digest_id(&acl.id.id) => fixed.push(acl.clone()),
             IP if is_valid_ip_id(&acl.id.id) => fixed.push(acl.clone()),
+            X509 if providers.x509 && is_valid_dn(&acl.id.id) => fixed.push(acl.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -132,7 +144,7 @@ pub fn mask_digests(acl: &[Acl]) -> Vec<Acl> {
 pub fn user_name(id: &Id) -> Option<&str> {
     match id.scheme.as_str() {
         DIGEST => Some(id.id.split(':').next().unwrap_or("")),
-        IP => Some(id.id.as_str()),
+        IP | X509 => Some(id.id.as_str()),
         _ => None,
     }
 }
@@ -156,13 +168,35 @@ fn entry_matches(acl_id: &Id, ids: &[Id]) -> bool {
         WORLD => acl_id.id == ANYONE,
         DIGEST => ids.iter().any(|id| id.scheme == DIGEST && id.id == acl_id.id),
         IP => ids.iter().any(|id| id.scheme == IP && ip_matches(&id.id, &acl_id.id)),
+        // Only the transport gives a connection an x509 id, and only with the provider on.
+        X509 => ids.iter().any(|id| id.scheme == X509 && id.id == acl_id.id),
         _ => false,
     }
 }
 
 /// Whether ids of `scheme` come from a provider that authenticates (expanded by `auth`).
 fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == DIGEST
+    scheme == DIGEST || scheme == X509
+}
+
+/// A rough `new X500Principal(id)`: comma-separated `type=value` pairs (backslash escapes
+/// allowed), each with a type. ZK compat: `X509AuthenticationProvider.isValid`.
+fn is_valid_dn(id: &str) -> bool {
+    let mut parts = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in id.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' | '+' => {
+                parts.push(&id[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&id[start..]);
+    parts.iter().all(|part| part.split_once('=').is_some_and(|(kind, _)| !kind.trim().is_empty()))
 }
 
 /// ZK compat: `generateDigest`: the text before the first `:` (or all of it), `:`, and the
@@ -507,6 +541,28 @@ mod tests {
         }
     }
 
+    const NONE: Providers = Providers { x509: false };
+
+    #[test]
+    fn x509_ids_need_the_provider_and_match_exactly() {
+        let dn = "CN=alice,O=Acme\\, Inc.";
+        let entry = vec![acl(perms::ALL, "x509", dn)];
+        let caller = ids(&[("ip", "127.0.0.1"), ("x509", dn)]);
+        assert_eq!(fixup(&entry, &caller, NONE), Err(ErrorCode::InvalidAcl));
+        let on = Providers { x509: true };
+        assert_eq!(fixup(&entry, &caller, on), Ok(entry.clone()));
+        assert_eq!(
+            fixup(&[acl(perms::ALL, "x509", "no dn")], &caller, on),
+            Err(ErrorCode::InvalidAcl)
+        );
+        // `auth` expands into the x509 id too.
+        let expanded = fixup(&[acl(perms::READ, "auth", "")], &caller, on);
+        assert_eq!(expanded, Ok(vec![acl(perms::READ, "x509", dn)]));
+        assert!(check(&entry, perms::READ, &caller, false));
+        assert!(!check(&entry, perms::READ, &ids(&[("x509", "CN=bob")]), false));
+        assert_eq!(user_name(&Id::new("x509", dn)), Some(dn));
+    }
+
     #[test]
     fn fixup_rules() {
         let alice = digest_id("alice", "pw");
@@ -514,8 +570,8 @@ mod tests {
         let caller =
             ids(&[("ip", "127.0.0.1"), ("digest", &alice), ("super", ""), ("digest", &bob)]);
 
-        assert_eq!(fixup(&[], &caller), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&Acl::open_unsafe(), &caller), Ok(Acl::open_unsafe()));
+        assert_eq!(fixup(&[], &caller, NONE), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&Acl::open_unsafe(), &caller, NONE), Ok(Acl::open_unsafe()));
         let invalid = [
             acl(perms::ALL, "world", "someone"),
             acl(perms::ALL, "digest", "nocolon"),
@@ -526,17 +582,20 @@ mod tests {
         ];
         for entry in invalid {
             let list = vec![acl(perms::READ, "world", "anyone"), entry.clone()];
-            assert_eq!(fixup(&list, &caller), Err(ErrorCode::InvalidAcl), "{entry:?}");
+            assert_eq!(fixup(&list, &caller, NONE), Err(ErrorCode::InvalidAcl), "{entry:?}");
         }
         // `auth` expands into every digest id (not ip, not super), keeping perms.
-        let expanded = fixup(&[acl(perms::READ | perms::ADMIN, "auth", "ignored")], &caller);
+        let expanded = fixup(&[acl(perms::READ | perms::ADMIN, "auth", "ignored")], &caller, NONE);
         assert_eq!(
             expanded,
             Ok(vec![acl(perms::READ | perms::ADMIN, "digest", &alice), acl(17, "digest", &bob)])
         );
         // `auth` without an authenticated id is invalid.
         let anonymous = ids(&[("ip", "127.0.0.1")]);
-        assert_eq!(fixup(&[acl(perms::ALL, "auth", "")], &anonymous), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&[acl(perms::ALL, "auth", "")], &anonymous, NONE),
+            Err(ErrorCode::InvalidAcl)
+        );
         // Duplicates of the input collapse, first occurrence first; perms are not validated.
         let list = vec![
             acl(999, "ip", "10.0.0.0/8"),
@@ -545,7 +604,7 @@ mod tests {
             acl(perms::READ, "digest", &bob),
         ];
         assert_eq!(
-            fixup(&list, &caller),
+            fixup(&list, &caller, NONE),
             Ok(vec![list[0].clone(), list[1].clone(), list[3].clone()])
         );
     }

@@ -35,7 +35,7 @@ pub use store::{load_identity, load_roots, Identity};
 pub use stream::{looks_like_tls, ClientStream, Rewind, ServerTlsStream, TLS_HANDSHAKE_RECORD};
 
 /// Why TLS could not be set up.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TlsError {
     /// A setting is missing or wrong.
     #[error("{key}: {message}")]
