@@ -10,6 +10,9 @@
 
 #![cfg(not(madsim))]
 
+/// Test certificates, shared with the unit tests.
+#[path = "../common/certs.rs"]
+mod certs;
 mod harness;
 mod raw;
 
@@ -22,6 +25,7 @@ mod limits;
 mod multi;
 mod reaping;
 mod sessions;
+mod tls;
 mod watches;
 mod wire;
 
