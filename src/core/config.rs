@@ -80,8 +80,8 @@ impl NodeConfig {
             canaries: crate::core::canary::Canaries::NONE,
             zxid_counter_start: 0,
             init_limit: 10,
-            auth_providers: Default::default(),
             sync_limit: 5,
+            auth_providers: Default::default(),
         }
     }
 }

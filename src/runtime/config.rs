@@ -1003,7 +1003,8 @@ fn server_spec(
     let client = client_part.map(|part| client_address(p, part)).transpose()?;
     if secure_part.is_some() {
         warnings.push(format!(
-            "line {}: {}: the secure client port is not supported (no TLS); not opened",
+            "line {}: {}: a secure client address on a server line is not supported (use \
+             secureClientPort); not opened",
             p.line, p.key
         ));
     }

@@ -643,7 +643,8 @@ async fn open_transport(
         return None;
     }
     let config = tls.context.server_config()?;
-    let rewound = Rewind::new(std::mem::take(buffer), stream);
+    let sniffed = std::mem::replace(buffer, BytesMut::with_capacity(4096));
+    let rewound = Rewind::new(sniffed, stream);
     let handshake = tokio_rustls::TlsAcceptor::from(config).accept(rewound);
     let stream = tokio::select! {
         biased;

@@ -5,8 +5,9 @@
 //! `FinalRequestProcessor`, and `AuthUtil.getUser` (protocol reference §9). `digest` and `ip`
 //! have providers, as in a default ZooKeeper; `x509` has one when [`Providers::x509`] is on
 //! (`X509AuthenticationProvider`: ids come from the transport, never from `addauth`); `sasl`
-//! ids are rejected by `fixup` and never match. Numbers are parsed as Java's `Integer.parseInt` does (optional sign, ASCII digits
-//! only: Java would also accept other Unicode decimal digits, which no client sends).
+//! ids are rejected by `fixup` and never match. Numbers are parsed as Java's `Integer.parseInt`
+//! does (optional sign, ASCII digits only: Java would also accept other Unicode decimal digits,
+//! which no client sends).
 
 use ::core::net::IpAddr;
 
