@@ -368,7 +368,9 @@ const CERT_RELOAD_POLL: Duration = Duration::from_secs(1);
 
 /// The client port's TLS, when a secure port or port unification asks for it: the stores are
 /// read here, so a bad store stops the start with a clear error.
-fn client_tls(config: &ServerConfig) -> Result<Option<Arc<ClientTls>>, ServerError> {
+fn client_tls(
+    config: &ServerConfig,
+) -> Result<Option<Arc<ClientTls>>, crate::runtime::tls::TlsError> {
     if config.secure_client_port.is_none() && !config.client_tls.port_unification {
         return Ok(None);
     }
