@@ -266,3 +266,25 @@ fn peer_address_check_uses_the_ip_sans() {
     assert!(verify_peer_address(&cert, "127.0.0.1".parse().unwrap()));
     assert!(!verify_peer_address(&cert, "10.1.2.3".parse().unwrap()));
 }
+
+#[tokio::test]
+async fn client_auth_want_lets_clients_without_a_certificate_in_unauthenticated() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("test ca");
+    let server_store = ca.leaf_cn("server").write_pem(dir.path(), "server.pem");
+    let trust = ca.write_trust_pem(dir.path(), "ca.pem");
+    let base = [
+        ("ssl.keyStore.location", server_store.to_str().unwrap()),
+        ("ssl.trustStore.location", trust.to_str().unwrap()),
+    ];
+    let want = [&base[..], &[("ssl.clientAuth", "want")]].concat();
+    let server = Arc::new(server_config(&settings(&want, "ssl.").unwrap()).unwrap());
+    let anonymous = [("ssl.trustStore.location", trust.to_str().unwrap())];
+    let client = Arc::new(client_config(&settings(&anonymous, "ssl.").unwrap()).unwrap());
+    let (_, subject) = handshake(server, client.clone()).await.unwrap();
+    assert_eq!(subject, None);
+    // clientAuth=none needs no trust store at all.
+    let none = [base[0], ("ssl.clientAuth", "none")];
+    let server = Arc::new(server_config(&settings(&none, "ssl.").unwrap()).unwrap());
+    assert!(handshake(server, client).await.is_ok());
+}
