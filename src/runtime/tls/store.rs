@@ -27,14 +27,12 @@ pub fn load_identity(spec: &StoreSpec) -> Result<Identity, TlsError> {
     let err = |message: String| TlsError::store(&spec.location, message);
     match spec.kind {
         StoreType::Pem => {
-            if contains(&bytes, b"ENCRYPTED PRIVATE KEY") {
-                return Err(err("encrypted PEM private keys are not supported; decrypt it with \
-                     `openssl pkcs8 -in KEY -out KEY.pem` (and protect the file's permissions)"
-                    .into()));
-            }
             let chain = pem_certificates(&bytes).map_err(err)?;
-            let key = PrivateKeyDer::from_pem_slice(&bytes)
-                .map_err(|e| err(format!("no private key found ({e})")))?;
+            let key = match encrypted_pem_key(&bytes, &spec.password).map_err(err)? {
+                Some(key) => key,
+                None => PrivateKeyDer::from_pem_slice(&bytes)
+                    .map_err(|e| err(format!("no private key found ({e})")))?,
+            };
             if chain.is_empty() {
                 return Err(err("no certificate found next to the private key".into()));
             }
@@ -108,8 +106,29 @@ fn pem_certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String
         .map_err(|e| format!("bad PEM certificate: {e}"))
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// The PKCS#8 key of an `ENCRYPTED PRIVATE KEY` section, decrypted with the store's password
+/// (ZK compat: `PemReader.loadPrivateKey` with the key store password); `None` without one.
+fn encrypted_pem_key(
+    bytes: &[u8],
+    password: &str,
+) -> Result<Option<PrivateKeyDer<'static>>, String> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let text = String::from_utf8_lossy(bytes);
+    let Some(start) = text.find(BEGIN) else { return Ok(None) };
+    let end = text[start..].find(END).ok_or("unterminated ENCRYPTED PRIVATE KEY")? + start;
+    let block = &text[start..end + END.len()];
+    let (_, document) = pkcs8::der::Document::from_pem(block)
+        .map_err(|e| format!("bad ENCRYPTED PRIVATE KEY: {e}"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(document.as_bytes())
+        .map_err(|e| format!("bad ENCRYPTED PRIVATE KEY: {e}"))?;
+    if password.is_empty() {
+        return Err("the private key is encrypted: set the key store's password".into());
+    }
+    let key = info
+        .decrypt(password)
+        .map_err(|e| format!("cannot decrypt the private key (wrong password?): {e}"))?;
+    Ok(Some(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.as_bytes().to_vec()))))
 }
 
 fn unsupported_type(spec: &StoreSpec) -> TlsError {

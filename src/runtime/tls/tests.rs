@@ -288,3 +288,46 @@ async fn client_auth_want_lets_clients_without_a_certificate_in_unauthenticated(
     let server = Arc::new(server_config(&settings(&none, "ssl.").unwrap()).unwrap());
     assert!(handshake(server, client).await.is_ok());
 }
+
+#[tokio::test]
+async fn an_encrypted_pem_key_is_decrypted_with_the_store_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("test ca");
+    let leaf = ca.leaf_cn("server");
+    let plain_key = dir.path().join("plain.key");
+    std::fs::write(&plain_key, &leaf.key_pem).unwrap();
+    let encrypted = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-passout", "pass:keypw", "-in"])
+        .arg(&plain_key)
+        .output();
+    let encrypted = match encrypted {
+        Ok(out) if out.status.success() => out.stdout,
+        _ => {
+            eprintln!("SKIPPED: the openssl CLI is needed to make an encrypted PKCS#8 key");
+            return;
+        }
+    };
+    let store = dir.path().join("server.pem");
+    std::fs::write(&store, [encrypted, leaf.cert_pem.into_bytes()].concat()).unwrap();
+    let location = store.to_str().unwrap();
+    let with = |password: &str| {
+        settings(
+            &[
+                ("ssl.keyStore.location", location),
+                ("ssl.keyStore.password", password),
+                ("ssl.clientAuth", "none"),
+            ],
+            "ssl.",
+        )
+        .unwrap()
+    };
+    let server = Arc::new(server_config(&with("keypw")).unwrap());
+    let trust = ca.write_trust_pem(dir.path(), "ca.pem");
+    let client = settings(&[("ssl.trustStore.location", trust.to_str().unwrap())], "ssl.");
+    let client = Arc::new(client_config(&client.unwrap()).unwrap());
+    assert_eq!(handshake(server, client).await.unwrap().0, leaf.cert_der);
+    let error = server_config(&with("wrong")).unwrap_err().to_string();
+    assert!(error.contains("cannot decrypt"), "{error}");
+    let error = server_config(&with("")).unwrap_err().to_string();
+    assert!(error.contains("set the key store's password"), "{error}");
+}
