@@ -619,9 +619,11 @@ impl Simulator {
                     return;
                 };
                 let input = match message {
-                    ClientWire::Open => {
-                        Input::ClientConnected { conn, addr: client_addr(client, conn) }
-                    }
+                    ClientWire::Open => Input::ClientConnected {
+                        conn,
+                        addr: client_addr(client, conn),
+                        auth: Vec::new(),
+                    },
                     ClientWire::Frame(frame) => match strip_length(&frame) {
                         Some(payload) => Input::ClientFrame { conn, frame: payload },
                         None => return,

@@ -122,6 +122,13 @@ enum Bench {
         /// Ensemble's getData figure on a 2-core machine; 2 matches this machine's cores.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Connect with TLS, presenting this key store (ZooKeeper's PEM: key and chain in one
+        /// file; or PKCS12 without a password). Needs `--tls-trust-store`.
+        #[arg(long, requires = "tls_trust_store")]
+        tls_key_store: Option<String>,
+        /// The CAs the servers' certificates must chain to (PEM bundle or PKCS12).
+        #[arg(long, requires = "tls_key_store")]
+        tls_trust_store: Option<String>,
     },
     /// RSS of each member of a 3-member loopback ensemble after creating N znodes.
     Memory {
@@ -281,7 +288,21 @@ fn main() -> Result<()> {
                 .map(|_| ())
             }
             .map(|_| ()),
-            Bench::Load { servers, clients, op, size, reads, duration, warmup, threads } => {
+            Bench::Load {
+                servers,
+                clients,
+                op,
+                size,
+                reads,
+                duration,
+                warmup,
+                threads,
+                tls_key_store,
+                tls_trust_store,
+            } => {
+                if let (Some(key_store), Some(trust_store)) = (tls_key_store, tls_trust_store) {
+                    bench::use_tls(&key_store, &trust_store)?;
+                }
                 bench::load(&bench::LoadOptions {
                     servers: bench::parse_servers(&servers)?,
                     clients,

@@ -8,6 +8,7 @@ use crate::core::ids::{ConnId, ServerId, WriteId, Zxid};
 use crate::core::snapshot::SnapshotImage;
 use crate::core::txn::Txn;
 use crate::core::zab::PeerMsg;
+use crate::wire::types::Id;
 
 /// Something the driver observed. Every input comes with the `Now` at which it was observed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub enum Input {
         conn: ConnId,
         /// The client's address (for `ip` ACLs and `cons`).
         addr: SocketAddr,
+        /// Ids the transport authenticated (a TLS client certificate's `x509` id, and `super`
+        /// for the x509 super user), held by the connection like `addauth` ids.
+        auth: Vec<Id>,
     },
     /// One complete frame (the payload after the 4-byte length prefix) from a client.
     /// May produce `SendClient`, `CloseClient` and `Write`.

@@ -80,7 +80,9 @@ impl Harness {
 
     fn open(&mut self, conn: u64) {
         let addr: SocketAddr = "127.0.0.1:40000".parse().expect("literal address");
-        assert!(self.step(Input::ClientConnected { conn: ConnId(conn), addr }).is_empty());
+        assert!(self
+            .step(Input::ClientConnected { conn: ConnId(conn), addr, auth: Vec::new() })
+            .is_empty());
     }
 
     fn send_frame(&mut self, conn: u64, framed: Bytes) -> Vec<Effect> {

@@ -210,7 +210,7 @@ impl Cluster {
     fn connect_with(&mut self, server: u64, conn: u64, request: &ConnectRequest) -> ConnId {
         let (sid, conn) = (ServerId(server), ConnId(conn));
         let addr: SocketAddr = "127.0.0.1:5000".parse().expect("literal");
-        self.queue.push_back((sid, Input::ClientConnected { conn, addr }));
+        self.queue.push_back((sid, Input::ClientConnected { conn, addr, auth: Vec::new() }));
         let frame = wire::encode_connect_request(request).slice(4..);
         self.queue.push_back((sid, Input::ClientFrame { conn, frame }));
         conn
@@ -287,7 +287,7 @@ impl Cluster {
     fn connect(&mut self, server: u64, conn: u64) -> ConnId {
         let (sid, conn) = (ServerId(server), ConnId(conn));
         let addr: SocketAddr = "127.0.0.1:5000".parse().expect("literal");
-        self.queue.push_back((sid, Input::ClientConnected { conn, addr }));
+        self.queue.push_back((sid, Input::ClientConnected { conn, addr, auth: Vec::new() }));
         let request = ConnectRequest::new_session(5_000);
         let frame = wire::encode_connect_request(&request).slice(4..);
         self.queue.push_back((sid, Input::ClientFrame { conn, frame }));
@@ -516,7 +516,8 @@ fn a_session_moves_between_members_and_keeps_its_ephemerals() {
     // The client resumes the same session on member 2.
     let moved = ConnId(2);
     let addr: SocketAddr = "127.0.0.1:5001".parse().expect("literal");
-    c.queue.push_back((ServerId(2), Input::ClientConnected { conn: moved, addr }));
+    c.queue
+        .push_back((ServerId(2), Input::ClientConnected { conn: moved, addr, auth: Vec::new() }));
     let request = ConnectRequest {
         protocol_version: 0,
         last_zxid_seen: c.node(1).zxid_applied().to_wire(),
@@ -746,7 +747,11 @@ fn a_waiting_connect_request_is_closed_in_time_if_the_member_does_not_serve() {
     node.step(now(0), Input::Tick, &mut effects);
     assert_eq!(node.mode(), Mode::Looking);
     let addr: SocketAddr = "127.0.0.1:5000".parse().expect("literal");
-    node.step(now(1), Input::ClientConnected { conn: ConnId(1), addr }, &mut effects);
+    node.step(
+        now(1),
+        Input::ClientConnected { conn: ConnId(1), addr, auth: Vec::new() },
+        &mut effects,
+    );
     let frame = wire::encode_connect_request(&ConnectRequest::new_session(6_000)).slice(4..);
     node.step(now(2), Input::ClientFrame { conn: ConnId(1), frame }, &mut effects);
     let closed = |effects: &[Effect]| {

@@ -19,6 +19,7 @@
 //! Parsing is pure (text in, value out); only [`ServerConfig::load`] touches the file system.
 
 mod auth;
+mod client_tls;
 pub mod jaas;
 mod limits;
 mod properties;
@@ -37,6 +38,7 @@ use crate::core::zab::{Membership, PeerRole};
 use crate::runtime::fourlw::{FourLetterWhitelist, FourLetterWord};
 
 pub use auth::AuthSettings;
+pub use client_tls::ClientTls;
 pub use limits::ClientLimits;
 use properties::Property;
 
@@ -97,6 +99,9 @@ pub enum ConfigError {
         /// The feature, e.g. "hierarchical quorums (group.*/weight.*)".
         feature: &'static str,
     },
+    /// The client TLS settings are wrong (`ssl.*`).
+    #[error("client TLS: {0}")]
+    Tls(#[from] crate::runtime::tls::TlsError),
     /// `myid` is not a server id.
     #[error("myid: expected a server id in 1..=255 on the first line, got '{}'", printable(.value))]
     BadMyid {
@@ -229,8 +234,12 @@ pub struct ServerConfig {
     pub client_port: Option<u16>,
     /// `clientPortAddress` (requires `clientPort`); all interfaces when absent.
     pub client_port_address: Option<String>,
-    /// `secureClientPort`: parsed, never opened (Ensemble has no TLS).
+    /// `secureClientPort`: a TLS-only client port.
     pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress` (requires `secureClientPort`); all interfaces when absent.
+    pub secure_client_port_address: Option<String>,
+    /// Client TLS (`ssl.*`, `client.portUnification`, `client.certReload`) and x509 auth.
+    pub client_tls: ClientTls,
     /// `clientPortListenBacklog` (-1 = OS default).
     pub client_port_listen_backlog: i32,
     /// `maxClientCnxns`: connections per client IP (0 = unlimited).
@@ -573,7 +582,8 @@ struct Draft {
     client_port: Option<(u16, usize)>,
     client_port_address: Option<(String, usize)>,
     secure_client_port: Option<u16>,
-    secure_client_port_address: Option<usize>,
+    secure_client_port_address: Option<(String, usize)>,
+    client_tls: ClientTls,
     client_port_listen_backlog: Option<i32>,
     max_client_cnxns: Option<u32>,
     session_timeout_min_ms: Option<(i32, usize)>,
@@ -624,11 +634,9 @@ impl Draft {
             "clientPortAddress" => self.client_port_address = Some((host(p)?, p.line)),
             "secureClientPort" => {
                 self.secure_client_port = Some(port(p)?);
-                self.warn(p, "secureClientPort is not supported (Ensemble has no TLS); not opened");
             }
             "secureClientPortAddress" => {
-                host(p)?;
-                self.secure_client_port_address = Some(p.line);
+                self.secure_client_port_address = Some((host(p)?, p.line));
             }
             "clientPortListenBacklog" => self.client_port_listen_backlog = Some(java_int(p)?),
             "maxClientCnxns" => self.max_client_cnxns = Some(non_negative_int(p)?),
@@ -723,12 +731,13 @@ impl Draft {
     /// would read only the first, as `zookeeper.snapCount`).
     fn apply_system_property(&mut self, p: &Property) -> Result<(), ConfigError> {
         let name = p.key.strip_prefix("zookeeper.").unwrap_or(&p.key);
+        // client_tls first: it takes the X509AuthenticationProvider `authProvider.N`.
+        if self.client_limits.apply(name, p)? || self.client_tls.apply(name, p, &mut self.notes)? {
+            return Ok(());
+        }
         let origin =
             self.sysprop_origin.clone().unwrap_or_else(|| format!("zoo.cfg line {}", p.line));
         if self.auth.apply(name, p, &origin)? {
-            return Ok(());
-        }
-        if self.client_limits.apply(name, p)? {
             return Ok(());
         }
         match name {
@@ -828,13 +837,24 @@ impl Draft {
                 message: "clientPortAddress is set but clientPort is not set".to_string(),
             });
         }
-        if let (Some(line), None) = (self.secure_client_port_address, self.secure_client_port) {
+        if let (Some((_, line)), None) = (&self.secure_client_port_address, self.secure_client_port)
+        {
+            let line = *line;
             return Err(ConfigError::Invalid {
                 line,
                 key: "secureClientPortAddress".to_string(),
                 message: "secureClientPortAddress is set but secureClientPort is not set"
                     .to_string(),
             });
+        }
+        if self.secure_client_port.is_some() || self.client_tls.port_unification {
+            let settings = self.client_tls.settings()?;
+            if settings.key_store.is_none() {
+                return Err(ConfigError::Missing {
+                    key: "ssl.keyStore.location",
+                    context: " (a key store is required to serve TLS clients)",
+                });
+            }
         }
         let snap_retain_count = match self.snap_retain_count {
             Some((count, line)) if count < SNAP_RETAIN_COUNT_MIN as i32 => {
@@ -851,7 +871,8 @@ impl Draft {
         if self.extended_types {
             self.check_extended_server_ids()?;
         }
-        let auth = std::mem::take(&mut self.auth).finish(self.secure_client_port.is_some())?;
+        let x509 = self.client_tls.x509_provider(self.secure_client_port.is_some());
+        let auth = std::mem::take(&mut self.auth).finish(x509)?;
         self.warnings.extend(auth.unknown_providers.iter().cloned());
         let config = ServerConfig {
             tick_time_ms: self.tick_time_ms.unwrap_or(TICK_TIME_DEFAULT_MS),
@@ -862,6 +883,8 @@ impl Draft {
             client_port: self.client_port.map(|(port, _)| port),
             client_port_address: self.client_port_address.map(|(host, _)| host),
             secure_client_port: self.secure_client_port,
+            secure_client_port_address: self.secure_client_port_address.map(|(host, _)| host),
+            client_tls: self.client_tls,
             client_port_listen_backlog: self.client_port_listen_backlog.unwrap_or(-1),
             max_client_cnxns: self.max_client_cnxns.unwrap_or(MAX_CLIENT_CNXNS_DEFAULT),
             session_timeout_min_ms,
@@ -1041,7 +1064,8 @@ fn server_spec(
     let client = client_part.map(|part| client_address(p, part)).transpose()?;
     if secure_part.is_some() {
         warnings.push(format!(
-            "line {}: {}: the secure client port is not supported (no TLS); not opened",
+            "line {}: {}: a secure client address on a server line is not supported (use \
+             secureClientPort); not opened",
             p.line, p.key
         ));
     }

@@ -396,8 +396,7 @@ pub fn conf(info: &RuntimeInfo<'_>) -> String {
     let config = info.config;
     let mut out = String::new();
     let _ = writeln!(out, "clientPort={}", info.client_port.map_or(-1, i32::from));
-    // Ensemble never opens the secure port, and ZooKeeper prints the port it listens on.
-    out.push_str("secureClientPort=-1\n");
+    let _ = writeln!(out, "secureClientPort={}", config.secure_client_port.map_or(-1, i32::from));
     let _ = writeln!(out, "dataDir={}", info.snap_dir);
     let _ = writeln!(out, "dataDirSize={}", info.snap_dir_bytes);
     let _ = writeln!(out, "dataLogDir={}", info.log_dir);

@@ -24,13 +24,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
@@ -41,7 +41,9 @@ use crate::core::io::Input;
 use crate::core::report::ServerReport;
 use crate::runtime::config::ClientLimits;
 use crate::runtime::fourlw::FourLetterWord;
+use crate::runtime::tls::{self, ClientStream, Rewind, TlsContext};
 use crate::wire::frame::FrameDecoder;
+use crate::wire::types::Id;
 
 mod throttle;
 
@@ -99,7 +101,7 @@ struct ConnOut {
 }
 
 struct OutState {
-    socket: WriteHalf<TcpStream>,
+    socket: WriteHalf<ClientStream>,
     /// Length-prefixed frames not yet written, in order.
     queued: BytesMut,
     /// The ConnectResponse went out: later frames are replies or notifications.
@@ -359,6 +361,29 @@ pub struct ClientPort {
     pub in_process: Arc<AtomicUsize>,
     /// Unsent reply bytes of every connection.
     pub unsent_total: Arc<AtomicUsize>,
+    /// The next connection id (shared by the plain and the secure listener).
+    pub next_conn: AtomicU64,
+    /// Open connections per client address, for `maxClientCnxns` (both listeners).
+    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// What a listener speaks.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain text only (`clientPort`).
+    Plain,
+    /// TLS only (`secureClientPort`).
+    Tls(Arc<ClientTls>),
+    /// Both, told apart by the first byte (`clientPort` with `client.portUnification`).
+    Unified(Arc<ClientTls>),
+}
+
+/// TLS on the client port.
+pub struct ClientTls {
+    /// The configs, reloaded when `client.certReload` is on.
+    pub context: Arc<TlsContext>,
+    /// `X509AuthenticationProvider.superUser`.
+    pub x509_super_user: Option<String>,
 }
 
 impl ClientPort {
@@ -388,9 +413,7 @@ enum Pause {
 }
 
 /// Accepts connections until the listener fails or the task is dropped.
-pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
-    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
-    let mut next_conn = 1u64;
+pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>, transport: Transport) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -401,7 +424,7 @@ pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
         };
         let accepted = Instant::now();
         if port.max_client_cnxns > 0 {
-            let mut counts = per_ip.lock().expect("per-ip table lock");
+            let mut counts = port.per_ip.lock().expect("per-ip table lock");
             let count = counts.entry(addr.ip()).or_default();
             if *count >= port.max_client_cnxns {
                 warn!(%addr, limit = port.max_client_cnxns, "too many connections from this address");
@@ -409,15 +432,14 @@ pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
             }
             *count += 1;
         }
-        let conn = ConnId(next_conn);
-        next_conn += 1;
+        let conn = ConnId(port.next_conn.fetch_add(1, Ordering::Relaxed));
         let _ = stream.set_nodelay(true);
         let port = port.clone();
-        let per_ip = per_ip.clone();
+        let transport = transport.clone();
         tokio::spawn(async move {
-            serve_connection(conn, stream, addr, accepted, &port).await;
+            serve_connection(conn, stream, addr, accepted, &port, &transport).await;
             if port.max_client_cnxns > 0 {
-                let mut counts = per_ip.lock().expect("per-ip table lock");
+                let mut counts = port.per_ip.lock().expect("per-ip table lock");
                 if let Some(count) = counts.get_mut(&addr.ip()) {
                     *count -= 1;
                     if *count == 0 {
@@ -430,8 +452,8 @@ pub async fn accept_loop(listener: TcpListener, port: Arc<ClientPort>) {
 }
 
 /// Reads until `buffer` holds `len` bytes; false on EOF or an error.
-async fn read_at_least(
-    reader: &mut tokio::io::ReadHalf<TcpStream>,
+async fn read_at_least<R: AsyncRead + Unpin>(
+    reader: &mut R,
     buffer: &mut BytesMut,
     len: usize,
 ) -> bool {
@@ -450,13 +472,20 @@ async fn serve_connection(
     addr: SocketAddr,
     accepted: Instant,
     port: &ClientPort,
+    transport: &Transport,
 ) {
     // ZK compat: NIOServerCnxnFactory expires a connection without a session after
     // `zookeeper.nio.sessionlessCnxnTimeout` (10 s). Ours runs from accept, whatever trickles
     // in, until the ConnectRequest has arrived whole; the core bounds the rest of the handshake.
+    // The TLS handshake counts against the same deadline.
     let handshake_deadline = accepted + port.handshake_timeout;
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buffer = BytesMut::with_capacity(4096);
+    let Some((stream, auth)) =
+        open_transport(conn, stream, addr, handshake_deadline, transport, &mut buffer).await
+    else {
+        return;
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
     // A new connection may open with a four-letter word instead of a frame length.
     let opened = tokio::select! {
         biased;
@@ -508,7 +537,8 @@ async fn serve_connection(
         server_reply_budget: port.limits.server_reply_budget_bytes,
     });
     port.writers.lock().expect("writer table lock").insert(conn, ConnWriter { out: out.clone() });
-    if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr })).await.is_err() {
+    if port.to_node.send(ToNode::Input(Input::ClientConnected { conn, addr, auth })).await.is_err()
+    {
         drop(port.writers.lock().expect("writer table lock").remove(&conn));
         return;
     }
@@ -574,6 +604,81 @@ async fn serve_connection(
     out.lock().forget_unanswered(&port.in_process);
     let _ = port.to_node.send(ToNode::Input(Input::ClientClosed { conn })).await;
     let _ = writer_task.await;
+}
+
+/// Starts the connection's transport: plain, or a TLS handshake when the listener takes TLS
+/// and the client opens with one. `None` when the connection is to close (each reason logged
+/// once). Returns the ids the handshake authenticated; bytes read while sniffing plain text
+/// are left in `buffer`.
+async fn open_transport(
+    conn: ConnId,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    deadline: Instant,
+    transport: &Transport,
+    buffer: &mut BytesMut,
+) -> Option<(ClientStream, Vec<Id>)> {
+    let (tls, unified) = match transport {
+        Transport::Plain => return Some((ClientStream::Plain(stream), Vec::new())),
+        Transport::Tls(tls) => (tls, false),
+        Transport::Unified(tls) => (tls, true),
+    };
+    let sniffed = tokio::select! {
+        biased;
+        read = read_at_least(&mut stream, buffer, 1) => read,
+        _ = tokio::time::sleep_until(deadline) => {
+            info!(%conn, %addr, "no handshake in time; closing connection");
+            return None;
+        }
+    };
+    if !sniffed {
+        return None;
+    }
+    if !tls::looks_like_tls(buffer[0]) {
+        if unified {
+            return Some((ClientStream::Plain(stream), Vec::new()));
+        }
+        // ZK compat: Netty's SslHandler fails the handshake on a record that is not TLS.
+        warn!(%conn, %addr, "plain-text client on the TLS-only port (secureClientPort); closing connection");
+        return None;
+    }
+    let config = tls.context.server_config()?;
+    let sniffed = std::mem::replace(buffer, BytesMut::with_capacity(4096));
+    let rewound = Rewind::new(sniffed, stream);
+    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(rewound);
+    let stream = tokio::select! {
+        biased;
+        done = handshake => match done {
+            Ok(stream) => stream,
+            Err(error) => {
+                // ZK compat: "Unsuccessful handshake" (NettyServerCnxnFactory.CertificateVerifier).
+                warn!(%conn, %addr, %error, "TLS handshake failed; closing connection");
+                return None;
+            }
+        },
+        _ = tokio::time::sleep_until(deadline) => {
+            info!(%conn, %addr, "TLS handshake not finished in time; closing connection");
+            return None;
+        }
+    };
+    let auth = x509_ids(tls::peer_subject(stream.get_ref().1), tls.x509_super_user.as_deref());
+    if let Some(id) = auth.last() {
+        debug!(%conn, %addr, id = %id.id, "authenticated by its TLS certificate (x509)");
+    }
+    Some((ClientStream::Tls(Box::new(stream)), auth))
+}
+
+/// The ids a verified client certificate gives a connection. ZK compat:
+/// `X509AuthenticationProvider.handleAuthentication`: `super:<dn>` first when the subject is
+/// the configured super user, then `x509:<dn>`.
+pub fn x509_ids(subject: Option<String>, super_user: Option<&str>) -> Vec<Id> {
+    let Some(dn) = subject else { return Vec::new() };
+    let mut ids = Vec::with_capacity(2);
+    if super_user == Some(dn.as_str()) {
+        ids.push(Id::new("super", &dn));
+    }
+    ids.push(Id::new("x509", &dn));
+    ids
 }
 
 /// Waits until the connection may hand `frame` (a request after the handshake) to the node,

@@ -30,7 +30,8 @@ use crate::runtime::config::ServerConfig;
 use crate::runtime::disk;
 use crate::runtime::fourlw;
 use crate::runtime::net::{
-    accept_loop, BlueThrottle, ClientPort, ConnWriter, FourLetterResponder, ToNode,
+    accept_loop, BlueThrottle, ClientPort, ClientTls, ConnWriter, FourLetterResponder, ToNode,
+    Transport,
 };
 use crate::runtime::peer::{
     PeerError, PeerEvent, PeerLinks, PeerNetwork, PeerNetworkConfig, PEER_EVENT_QUEUE_MAX,
@@ -68,6 +69,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The client TLS settings or stores could not be used.
+    #[error("client TLS: {0}")]
+    Tls(#[from] crate::runtime::tls::TlsError),
     /// The quorum port could not be bound.
     #[error("starting the peer links of server {server}: {source}")]
     Peers {
@@ -108,6 +112,8 @@ pub struct ServerHandle {
     pub server_id: ServerId,
     /// The bound client address.
     pub client_addr: SocketAddr,
+    /// The bound secure (TLS-only) client address, with `secureClientPort`.
+    pub secure_client_addr: Option<SocketAddr>,
     /// The bound quorum address of an ensemble member.
     pub peer_addr: Option<SocketAddr>,
     to_node: mpsc::Sender<ToNode>,
@@ -249,11 +255,32 @@ pub async fn start_with<F: disk::FileSystem>(
         "start-up: data read (files, checksums), tree rebuilt (snapshot decoded, log replayed)"
     );
 
+    let client_tls = client_tls(&config)?;
     let addr = client_socket_addr(&config, server_id);
     let listener =
         TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
     let client_addr = listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
-    info!(%client_addr, server = %server_id, "serving clients");
+    let transport = match &client_tls {
+        Some(tls) if config.client_tls.port_unification => Transport::Unified(tls.clone()),
+        _ => Transport::Plain,
+    };
+    let unified = matches!(transport, Transport::Unified(_));
+    info!(%client_addr, server = %server_id, tls = unified, "serving clients");
+    let secure = match (config.secure_client_port, &client_tls) {
+        (Some(port), Some(tls)) => {
+            let host = config.secure_client_port_address.as_deref().unwrap_or("0.0.0.0");
+            let addr = resolve(host, port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            let bound =
+                listener.local_addr().map_err(|source| ServerError::Bind { addr, source })?;
+            info!(secure_client_addr = %bound, server = %server_id, "serving TLS clients");
+            Some((listener, bound, Transport::Tls(tls.clone())))
+        }
+        _ => None,
+    };
+    let secure_client_addr = secure.as_ref().map(|(_, bound, _)| *bound);
 
     let (peer_tx, peer_events) = mpsc::channel(PEER_EVENT_QUEUE_MAX);
     let peers = match PeerNetworkConfig::from_server_config(&config, server_id) {
@@ -270,6 +297,7 @@ pub async fn start_with<F: disk::FileSystem>(
     let writers: Writers = Arc::default();
     let (disk_writer, persisted) = disk::spawn_writer(disk).map_err(disk_error)?;
     let limits = config.client_limits.clone();
+    let config_cert_reload = config.client_tls.cert_reload;
     let port = Arc::new(ClientPort {
         to_node: to_node.clone(),
         writers: writers.clone(),
@@ -282,6 +310,8 @@ pub async fn start_with<F: disk::FileSystem>(
         started: Instant::now(),
         in_process: Arc::default(),
         unsent_total: Arc::default(),
+        next_conn: 1.into(),
+        per_ip: Mutex::default(),
         four_letter: four_letter_responder(
             Arc::new(config),
             server_id,
@@ -290,7 +320,21 @@ pub async fn start_with<F: disk::FileSystem>(
             &disk_config,
         ),
     });
-    let acceptor = tokio::spawn(accept_loop(listener, port));
+    let reload = client_tls.filter(|_| config_cert_reload).map(|tls| tls.context.clone());
+    // One task for every listener (and the certificate reloader), so one abort stops them all.
+    let acceptor = tokio::spawn(async move {
+        let secure = async {
+            if let Some((listener, _, transport)) = secure {
+                accept_loop(listener, port.clone(), transport).await;
+            }
+        };
+        let reload = async {
+            if let Some(context) = reload {
+                context.watch(CERT_RELOAD_POLL).await;
+            }
+        };
+        tokio::join!(accept_loop(listener, port.clone(), transport), secure, reload);
+    });
     let stop_accepting = acceptor.abort_handle();
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     let node_loop = NodeLoop {
@@ -312,6 +356,7 @@ pub async fn start_with<F: disk::FileSystem>(
     Ok(ServerHandle {
         server_id,
         client_addr,
+        secure_client_addr,
         peer_addr,
         to_node,
         shutdown: Some(shutdown_tx),
@@ -319,6 +364,43 @@ pub async fn start_with<F: disk::FileSystem>(
         acceptor,
         peers,
     })
+}
+
+/// How often `client.certReload` looks at the store files.
+const CERT_RELOAD_POLL: Duration = Duration::from_secs(1);
+
+/// The client port's TLS, when a secure port or port unification asks for it: the stores are
+/// read here, so a bad store stops the start with a clear error.
+fn client_tls(
+    config: &ServerConfig,
+) -> Result<Option<Arc<ClientTls>>, crate::runtime::tls::TlsError> {
+    if config.secure_client_port.is_none() && !config.client_tls.port_unification {
+        return Ok(None);
+    }
+    let settings = config.client_tls.settings()?;
+    let context =
+        crate::runtime::tls::TlsContext::new(settings, crate::runtime::tls::Role::Server)?;
+    info!(
+        client_auth = ?context.settings().client_auth,
+        cert_reload = config.client_tls.cert_reload,
+        "client TLS ready (x509 auth provider on)"
+    );
+    Ok(Some(Arc::new(ClientTls {
+        context,
+        x509_super_user: config.client_tls.x509_super_user.clone(),
+    })))
+}
+
+/// `host:port` as a socket address (the first the name resolves to; all interfaces if none).
+fn resolve(host: &str, port: u16) -> SocketAddr {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port))),
+    }
 }
 
 /// Where to listen for clients: the configured address, or 127.0.0.1:2181.

@@ -10,6 +10,9 @@
 
 #![cfg(not(madsim))]
 
+/// Test certificates, shared with the unit tests.
+#[path = "../common/certs.rs"]
+mod certs;
 mod harness;
 mod raw;
 
@@ -23,6 +26,7 @@ mod multi;
 mod reaping;
 mod sasl;
 mod sessions;
+mod tls;
 mod watches;
 mod wire;
 

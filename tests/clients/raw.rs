@@ -8,8 +8,12 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// A byte stream the raw client can speak over: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
 
 /// Opcodes used by the tests (protocol doc §4.1).
 pub mod op {
@@ -327,7 +331,7 @@ pub enum Incoming {
 
 /// One TCP connection speaking the client protocol.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     next_xid: i32,
     /// Notifications received so far and not yet taken, in arrival order.
     pub events: Vec<Notification>,
@@ -341,7 +345,12 @@ impl Conn {
         let stream =
             TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_nodelay(true).expect("nodelay");
-        Conn { stream, next_xid: 1, events: Vec::new(), last_zxid: 0 }
+        Conn::over(stream)
+    }
+
+    /// A connection over an already open stream (e.g. TLS), without any handshake.
+    pub fn over(stream: impl Stream + 'static) -> Conn {
+        Conn { stream: Box::new(stream), next_xid: 1, events: Vec::new(), last_zxid: 0 }
     }
 
     /// Opens a connection and creates a new session with `timeout_ms`.

@@ -352,10 +352,34 @@ pub(crate) fn create_request(path: &str, data: Option<Bytes>, flags: i32) -> Req
     )
 }
 
+/// A bench connection's byte stream: TCP, or TLS over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for S {}
+
+/// TLS for every bench connection, once `bench load --tls-*` set it. Process-wide rather
+/// than threaded through every `Conn::open` caller (the failover and scale benches too): one
+/// bench process measures one transport.
+static TLS: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+
+/// Makes every later connection TLS, with ZooKeeper-style stores: `key_store` (PEM key and
+/// chain, or PKCS12 without a password) and `trust_store` (PEM bundle or PKCS12).
+pub fn use_tls(key_store: &str, trust_store: &str) -> Result<()> {
+    let props = [
+        ("ssl.keyStore.location".to_string(), key_store.to_string()),
+        ("ssl.trustStore.location".to_string(), trust_store.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let settings = ensemble::runtime::tls::TlsSettings::from_properties(&props, "ssl.")?;
+    let config = ensemble::runtime::tls::client_config(&settings)?;
+    let _ = TLS.set(std::sync::Arc::new(config));
+    Ok(())
+}
+
 /// One client connection and session.
 pub(crate) struct Conn {
     addr: SocketAddr,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     inbound: BytesMut,
     decoder: FrameDecoder,
     xid: i32,
@@ -376,6 +400,20 @@ impl Conn {
             .with_context(|| format!("connecting to {addr}: timed out"))?
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
+        let stream: Box<dyn Stream> = match TLS.get() {
+            None => Box::new(stream),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let connecting =
+                    tokio_rustls::TlsConnector::from(config.clone()).connect(name, stream);
+                Box::new(
+                    tokio::time::timeout(OP_TIMEOUT, connecting)
+                        .await
+                        .with_context(|| format!("TLS handshake with {addr}: timed out"))?
+                        .with_context(|| format!("TLS handshake with {addr}"))?,
+                )
+            }
+        };
         let mut conn = Conn {
             addr,
             stream,

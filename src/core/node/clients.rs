@@ -130,6 +130,7 @@ impl Node {
         &mut self,
         conn: ConnId,
         addr: SocketAddr,
+        auth: Vec<Id>,
         effects: &mut Vec<Effect>,
     ) {
         if !self.is_serving() && !self.may_serve_soon() {
@@ -147,7 +148,7 @@ impl Node {
             Conn {
                 addr,
                 state: ConnState::Handshake,
-                ids: vec![ip],
+                ids: std::iter::once(ip).chain(auth).collect(),
                 queue: VecDeque::new(),
                 held: VecDeque::new(),
                 timeout_ms: 0,

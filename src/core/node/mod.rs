@@ -371,7 +371,9 @@ impl Node {
         }
         match input {
             Input::Tick => self.on_tick(effects),
-            Input::ClientConnected { conn, addr } => self.on_client_connected(conn, addr, effects),
+            Input::ClientConnected { conn, addr, auth } => {
+                self.on_client_connected(conn, addr, auth, effects)
+            }
             Input::ClientFrame { conn, frame } => self.on_client_frame(conn, frame, effects),
             Input::ClientClosed { conn } => self.forget_conn(conn),
             Input::Persisted { up_to } => self.on_persisted(up_to, effects),

@@ -84,7 +84,7 @@ pub fn fixup(requested: &[Acl], ids: &[Id], auth: &AuthConfig) -> Result<Vec<Acl
             SASL if auth.providers.sasl && is_valid_kerberos_name(&acl.id.id) => {
                 fixed.push(acl.clone())
             }
-            X509 if auth.providers.x509 && !acl.id.id.is_empty() => fixed.push(acl.clone()),
+            X509 if auth.providers.x509 && is_valid_dn(&acl.id.id) => fixed.push(acl.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -145,7 +145,7 @@ pub fn mask_digests(acl: &[Acl]) -> Vec<Acl> {
 pub fn user_name(id: &Id) -> Option<&str> {
     match id.scheme.as_str() {
         DIGEST => Some(id.id.split(':').next().unwrap_or("")),
-        IP => Some(id.id.as_str()),
+        IP | X509 => Some(id.id.as_str()),
         _ => None,
     }
 }
@@ -203,6 +203,26 @@ fn is_authenticated_scheme(scheme: &str, auth: &AuthConfig) -> bool {
         X509 => auth.providers.x509,
         _ => false,
     }
+}
+
+/// A rough `new X500Principal(id)`: comma-separated `type=value` pairs (backslash escapes
+/// allowed), each with a type. ZK compat: `X509AuthenticationProvider.isValid`.
+fn is_valid_dn(id: &str) -> bool {
+    let mut parts = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in id.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' | '+' => {
+                parts.push(&id[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&id[start..]);
+    parts.iter().all(|part| part.split_once('=').is_some_and(|(kind, _)| !kind.trim().is_empty()))
 }
 
 /// ZK compat: `generateDigest`: the text before the first `:` (or all of it), `:`, and the
@@ -425,6 +445,27 @@ mod tests {
         let shared = vec![acl(perms::READ, "sasl", "anyone-sasl")];
         assert!(super::check(&shared, perms::READ, &eve, false, &any));
         assert!(!super::check(&shared, perms::READ, &eve, false, &auth));
+    }
+
+    #[test]
+    fn x509_ids_need_the_provider_and_match_exactly() {
+        let dn = "CN=alice,O=Acme\\, Inc.";
+        let entry = vec![acl(perms::ALL, "x509", dn)];
+        let caller = ids(&[("ip", "127.0.0.1"), ("x509", dn)]);
+        assert_eq!(fixup(&entry, &caller), Err(ErrorCode::InvalidAcl));
+        let mut on = AuthConfig::default();
+        on.providers.x509 = true;
+        assert_eq!(super::fixup(&entry, &caller, &on), Ok(entry.clone()));
+        assert_eq!(
+            super::fixup(&[acl(perms::ALL, "x509", "no dn")], &caller, &on),
+            Err(ErrorCode::InvalidAcl)
+        );
+        // `auth` expands into the x509 id too.
+        let expanded = super::fixup(&[acl(perms::READ, "auth", "")], &caller, &on);
+        assert_eq!(expanded, Ok(vec![acl(perms::READ, "x509", dn)]));
+        assert!(super::check(&entry, perms::READ, &caller, false, &on));
+        assert!(!super::check(&entry, perms::READ, &ids(&[("x509", "CN=bob")]), false, &on));
+        assert_eq!(user_name(&Id::new("x509", dn)), Some(dn));
     }
 
     #[test]

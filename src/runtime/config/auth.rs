@@ -136,9 +136,10 @@ impl AuthDraft {
     }
 
     /// ZK compat: `ProviderRegistry.initialize` and `AuthenticationHelper`'s checks.
-    /// `secure_client_port`: ZooKeeper registers the x509 provider by itself then.
-    pub(super) fn finish(self, secure_client_port: bool) -> Result<AuthSettings, ConfigError> {
-        let mut providers = Providers { sasl: false, x509: secure_client_port };
+    /// `x509`: the x509 provider is on by the TLS settings (ZooKeeper registers it by itself
+    /// with a secure client port or port unification, or an `authProvider.N` names it).
+    pub(super) fn finish(self, x509: bool) -> Result<AuthSettings, ConfigError> {
+        let mut providers = Providers { sasl: false, x509 };
         let mut unknown_providers = Vec::new();
         for (key, (class, _)) in &self.providers {
             match class.as_str() {

@@ -230,16 +230,53 @@ fn client_port_and_address() {
 }
 
 #[test]
-fn secure_client_port_is_parsed_and_warned_about() {
-    let config = parse_with("secureClientPort=2281");
+fn secure_client_port_and_client_tls_keys() {
+    let config = parse_with(
+        "secureClientPort=2281\nsecureClientPortAddress=127.0.0.1\n\
+         ssl.keyStore.location=/k/server.p12\nzookeeper.ssl.clientAuth=want\n\
+         ssl.quorum.keyStore.location=/k/quorum.p12\nclient.certReload=true\n\
+         serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+         X509AuthenticationProvider.superUser=CN=admin",
+    );
     assert_eq!(config.secure_client_port, Some(2281));
-    assert_eq!(config.warnings.len(), 1);
-    assert!(config.warnings[0].starts_with("line 2: secureClientPort"), "{:?}", config.warnings);
+    assert_eq!(config.secure_client_port_address.as_deref(), Some("127.0.0.1"));
+    // (ssl.quorum.* is the quorum settings' to read.)
+    assert!(config.warnings.iter().all(|w| w.contains("ssl.quorum.")), "{:?}", config.warnings);
+    assert!(config.notes.iter().any(|n| n.contains("serverCnxnFactory")), "{:?}", config.notes);
+    let tls = &config.client_tls;
+    assert!(tls.cert_reload && !tls.port_unification);
+    assert_eq!(tls.x509_super_user.as_deref(), Some("CN=admin"));
+    // ssl.quorum.* belongs to the quorum settings.
+    assert_eq!(tls.ssl.keys().collect::<Vec<_>>(), ["ssl.clientAuth", "ssl.keyStore.location"]);
+    assert_eq!(tls.settings().unwrap().client_auth, crate::runtime::tls::ClientAuth::Want);
+    // ZK compat: configureSSLAuth turns the x509 provider on with a secure port.
+    assert!(config.node_config(ServerId(0), 0).auth.providers.x509);
+    assert!(!parse_with("clientPort=2181").node_config(ServerId(0), 0).auth.providers.x509);
+    assert!(
+        parse_with("authProvider.1=org.apache.zookeeper.server.auth.X509AuthenticationProvider")
+            .node_config(ServerId(0), 0)
+            .auth
+            .providers
+            .x509
+    );
+
     assert!(matches!(
         error_with("secureClientPortAddress=0.0.0.0"),
         ConfigError::Invalid { ref key, .. } if key == "secureClientPortAddress"
     ));
     assert_eq!(bad_value_key(&error_with("secureClientPort=99999")), "secureClientPort");
+    // Serving TLS needs a key store; bad TLS values are refused up front.
+    let error = error_with("secureClientPort=2281");
+    assert!(error.to_string().contains("ssl.keyStore.location"), "{error}");
+    let error = error_with(
+        "client.portUnification=true\nssl.keyStore.location=/k/a.jks\nssl.enabledProtocols=TLSv1",
+    );
+    assert!(error.to_string().contains("TLSv1"), "{error}");
+    let error = error_with(
+        "secureClientPort=2281\nssl.keyStore.location=/k/a.p12\nssl.ciphersuites=TLS_FOO",
+    );
+    assert!(error.to_string().contains("TLS_FOO"), "{error}");
+    assert!(error_with("ssl.authProvider=custom").to_string().contains("ssl.authProvider"));
 }
 
 #[test]
