@@ -12,6 +12,9 @@ set -Eeuo pipefail
 trap 'echo "tls-check: failed at line $LINENO (exit $?)" >&2' ERR
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ensemble_bin="${ENSEMBLE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/ensemble}"
+if ! command -v openssl >/dev/null && [[ $(id -u) == 0 ]]; then
+  apt-get install -y -qq openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+fi
 for tool in openssl keytool java python3 timeout; do
   command -v "$tool" >/dev/null || { echo "tls-check: $tool not found" >&2; exit 2; }
 done

@@ -661,7 +661,17 @@ async fn open_transport(
             return None;
         }
     };
-    let auth = x509_ids(tls::peer_subject(stream.get_ref().1), tls.x509_super_user.as_deref());
+    let session = stream.get_ref().1;
+    if tls.context.settings().client_hostname_verification {
+        // ZK compat: ZKTrustManager checks the client's address against its certificate when
+        // `ssl.clientHostnameVerification` is on (off by default on the client port).
+        let cert = session.peer_certificates().and_then(|certs| certs.first());
+        if cert.is_some_and(|cert| !tls::verify_peer_address(cert, addr.ip())) {
+            warn!(%conn, %addr, "TLS client certificate is not valid for the client's address; closing connection");
+            return None;
+        }
+    }
+    let auth = x509_ids(tls::peer_subject(session), tls.x509_super_user.as_deref());
     if let Some(id) = auth.last() {
         debug!(%conn, %addr, id = %id.id, "authenticated by its TLS certificate (x509)");
     }

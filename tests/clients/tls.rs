@@ -238,6 +238,29 @@ async fn renewed_certificates_are_used_without_dropping_sessions() {
     kept.ping().await.ok("the session made with the old certificate goes on");
 }
 
+#[tokio::test]
+async fn client_hostname_verification_checks_the_client_address() {
+    if skip_unless_ensemble("TLS setup is Ensemble's zoo.cfg only") {
+        return;
+    }
+    let pki = Pki::new();
+    let secure = free_port();
+    let server = start(pki.lines(&[
+        format!("secureClientPort={secure}"),
+        "ssl.clientHostnameVerification=true".into(),
+    ]));
+    let ca_pem = pki.ca.pem();
+    let here = pki.ca.leaf_cn("here");
+    let elsewhere = pki.ca.leaf_at(&[(DnType::CommonName, "elsewhere")], "10.9.8.7");
+    let mut conn = tls_session(secure, client_config(&ca_pem, Some(&here))).await.expect("here");
+    conn.ping().await.ok("a certificate for 127.0.0.1 is accepted");
+    assert!(tls_session(secure, client_config(&ca_pem, Some(&elsewhere))).await.is_none());
+    eventually("the refusal is logged", Duration::from_secs(10), || async {
+        server_log_has(&server, "not valid for the client's address").then_some(())
+    })
+    .await;
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write");

@@ -48,8 +48,13 @@ impl TestCa {
     /// A leaf for `localhost` / 127.0.0.1 whose subject is `dn` (attributes in encoding
     /// order, e.g. `[(C, "US"), (O, "Acme"), (CN, "alice")]`).
     pub fn leaf(&self, dn: &[(DnType, &str)]) -> Leaf {
+        self.leaf_at(dn, "127.0.0.1")
+    }
+
+    /// A leaf for `localhost` and the address `ip`.
+    pub fn leaf_at(&self, dn: &[(DnType, &str)], ip: &str) -> Leaf {
         let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-        params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+        params.subject_alt_names.push(SanType::IpAddress(ip.parse().expect("ip")));
         // rcgen starts with a CN of its own, which would keep first place in the order.
         params.distinguished_name = DistinguishedName::new();
         for (kind, value) in dn {
