@@ -12,14 +12,15 @@
 //! `Integer.getInteger` property), we return a typed [`ConfigError`] instead: a typo should stop
 //! the server, not change its behaviour. Keys ZooKeeper knows but Ensemble does not implement
 //! are accepted with a warning or a note when ignoring them is harmless, and rejected when
-//! ignoring them would weaken what the operator asked for (hierarchical quorums, quorum TLS or
-//! SASL, dynamic config files, multiple addresses). Anything else unknown becomes a warning,
+//! ignoring them would weaken what the operator asked for (hierarchical quorums, dynamic config
+//! files, multiple addresses). The quorum port's TLS and SASL keys are in [`quorum`]. Anything else unknown becomes a warning,
 //! which the runtime logs with `tracing::warn!`.
 //!
 //! Parsing is pure (text in, value out); only [`ServerConfig::load`] touches the file system.
 
 mod limits;
 mod properties;
+mod quorum;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -35,6 +36,7 @@ use crate::runtime::fourlw::{FourLetterWhitelist, FourLetterWord};
 
 pub use limits::ClientLimits;
 use properties::Property;
+pub use quorum::{QuorumSasl, QuorumSecurity, SSL_QUORUM_PREFIX};
 
 /// A bad `zoo.cfg` or `myid`. Each variant names the key, the line and the offending value.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -258,6 +260,8 @@ pub struct ServerConfig {
     /// `ensemble.slowStepWarnMs` (an Ensemble key): a node-loop round or disk batch taking
     /// longer than this many ms is logged at WARN with what it did; 0 turns that off.
     pub slow_step_warn_ms: u64,
+    /// TLS and SASL between members (`sslQuorum`, `ssl.quorum.*`, `quorum.auth.*`).
+    pub quorum_security: QuorumSecurity,
     /// `server.N` lines by id.
     pub servers: BTreeMap<u64, ServerSpec>,
     /// `version` (hex): the membership version ZooKeeper writes with dynamic config.
@@ -496,12 +500,8 @@ const IGNORED_KEYS: &[&str] = &[
     "connectToLearnerMasterLimit",
     "localSessionsUpgradingEnabled",
     "quorum.cnxn.threads.size",
-    "sslQuorumReloadCertFiles",
     "multiAddress.reachabilityCheckEnabled",
     "multiAddress.reachabilityCheckTimeoutMs",
-    "quorum.auth.learner.saslLoginContext",
-    "quorum.auth.server.saslLoginContext",
-    "quorum.auth.kerberos.servicePrincipal",
     "jvm.pause.monitor",
     "jvm.pause.info-threshold.ms",
     "jvm.pause.warn-threshold.ms",
@@ -548,6 +548,7 @@ struct Draft {
     handshake_timeout_ms: Option<u64>,
     client_limits: ClientLimits,
     slow_step_warn_ms: Option<u64>,
+    quorum_security: QuorumSecurity,
     servers: BTreeMap<u64, (ServerSpec, usize)>,
     membership_version: u64,
     warnings: Vec<String>,
@@ -632,10 +633,6 @@ impl Draft {
         let enabled_unsupported = match p.key.as_str() {
             "dynamicConfigFile" => return Err(unsupported(p, "a dynamic config file")),
             "oraclePath" => return Err(unsupported(p, "the oracle quorum (oraclePath)")),
-            "sslQuorum" => Some("TLS between servers"),
-            "quorum.auth.enableSasl" => Some("SASL between servers"),
-            "quorum.auth.learnerRequireSasl" => Some("SASL between servers"),
-            "quorum.auth.serverRequireSasl" => Some("SASL between servers"),
             "multiAddress.enabled" => Some("multiple addresses per server"),
             _ => None,
         };
@@ -645,12 +642,10 @@ impl Draft {
             }
             return Ok(());
         }
+        if self.quorum_security.apply(p)? {
+            return Ok(());
+        }
         match p.key.as_str() {
-            "portUnification" => {
-                if boolean(p)? {
-                    self.warn(p, "portUnification: no TLS, the client port takes plain text only");
-                }
-            }
             "observerMasterPort" | "quorumListenOnAllIPs" => {
                 self.warn(p, &format!("{} is not supported; ignored", p.key));
             }
@@ -790,6 +785,7 @@ impl Draft {
         };
         let standalone_enabled = self.standalone_enabled.unwrap_or(true);
         self.check_quorum(standalone_enabled)?;
+        self.quorum_security.check()?;
         if self.extended_types {
             self.check_extended_server_ids()?;
         }
@@ -831,6 +827,7 @@ impl Draft {
             slow_step_warn_ms: self
                 .slow_step_warn_ms
                 .unwrap_or(crate::runtime::slow::SLOW_WARN_DEFAULT_MS),
+            quorum_security: self.quorum_security,
             servers: self.servers.into_iter().map(|(id, (spec, _))| (id, spec)).collect(),
             membership_version: self.membership_version,
             warnings: self.warnings,

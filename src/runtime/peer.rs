@@ -52,6 +52,11 @@ use crate::core::snapshot::SnapshotImage;
 use crate::core::zab::{PeerMsg, SnapBody};
 use crate::runtime::config::{ServerConfig, ServerSpec};
 
+pub mod auth;
+mod security;
+
+pub use auth::{AuthStatus, PeerSasl};
+
 /// The version byte of every frame. A peer speaking another version is dropped.
 pub const PEER_PROTOCOL_VERSION: u8 = 2;
 
@@ -74,9 +79,9 @@ const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// The frame length prefix.
 const LENGTH_BYTES: usize = 4;
 
-/// The largest handshake frame: a `Hello` is a few bytes, so a stranger cannot make us
-/// buffer a large frame before it has said who it is.
-const HELLO_FRAME_MAX_BYTES: usize = 1_024;
+/// The largest handshake frame: a `Hello` is a few bytes and a SASL token a few hundred, so a
+/// stranger cannot make us buffer a large frame before it has said who it is.
+const HELLO_FRAME_MAX_BYTES: usize = 4_096;
 
 /// Connections that may be in their handshake at once; more are dropped (a peer port open to
 /// strangers must not let them hold unbounded tasks and buffers).
@@ -111,6 +116,12 @@ pub enum PeerError {
     /// A `Hello` arrived after the handshake.
     #[error("unexpected hello after the handshake")]
     UnexpectedHello,
+    /// The quorum TLS or SASL configuration cannot be used (stores, JAAS file, flags).
+    #[error("quorum security: {0}")]
+    Security(String),
+    /// Quorum SASL refused the link (or the peer refused ours).
+    #[error("quorum authentication: {0}")]
+    Auth(String),
     /// The node's loop dropped the link (replaced or overflowing) or stopped.
     #[error("dropped by the node")]
     Dropped,
@@ -161,6 +172,14 @@ pub enum LinkFrame {
     /// chunks of at most [`SNAP_CHUNK_BYTES`] ahead of a `Snap` message whose own body is
     /// empty, so no frame grows with the tree (a million znodes make a 190 MB body).
     SnapChunk(Bytes),
+    /// A quorum SASL token, between the `Hello`s and the link going up (see [`auth`]); after
+    /// that only an `Error` may come, saying why the other side drops the link.
+    Auth {
+        /// Where the exchange stands.
+        status: AuthStatus,
+        /// The mechanism's token (the reason, for `Error`).
+        token: Bytes,
+    },
 }
 
 /// The largest piece of a SNAP body in one frame.
@@ -412,15 +431,25 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    /// Binds the quorum port and starts accepting and dialing. Events go to `events`.
+    /// Binds the quorum port and starts accepting and dialing, with no TLS or SASL. Events go
+    /// to `events`.
     pub async fn start(
         config: PeerNetworkConfig,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<PeerNetwork, PeerError> {
+        PeerNetwork::start_secured(config, PeerSecurity::default(), events).await
+    }
+
+    /// Like [`PeerNetwork::start`], with quorum TLS and SASL as `security` says.
+    pub async fn start_secured(
+        config: PeerNetworkConfig,
+        security: PeerSecurity,
         events: mpsc::Sender<PeerEvent>,
     ) -> Result<PeerNetwork, PeerError> {
         let listener = TcpListener::bind((config.listen.host.as_str(), config.listen.port))
             .await
             .map_err(|source| PeerError::Io { op: "binding the quorum port", source })?;
-        PeerNetwork::with_listener(config, listener, events)
+        PeerNetwork::with_listener_secured(config, security, listener, events)
     }
 
     /// Starts on an already bound listener (for a caller that picked a free port).
@@ -429,11 +458,21 @@ impl PeerNetwork {
         listener: TcpListener,
         events: mpsc::Sender<PeerEvent>,
     ) -> Result<PeerNetwork, PeerError> {
+        PeerNetwork::with_listener_secured(config, PeerSecurity::default(), listener, events)
+    }
+
+    /// Like [`PeerNetwork::with_listener`], with quorum TLS and SASL as `security` says.
+    pub fn with_listener_secured(
+        config: PeerNetworkConfig,
+        security: PeerSecurity,
+        listener: TcpListener,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<PeerNetwork, PeerError> {
         let local_addr = listener
             .local_addr()
             .map_err(|source| PeerError::Io { op: "reading the quorum address", source })?;
-        info!(me = %config.me, %local_addr, "listening for peers");
-        let shared = Arc::new(Shared { config, events, next_link: AtomicU64::new(1) });
+        info!(me = %config.me, %local_addr, ?security, "listening for peers");
+        let shared = Arc::new(Shared { config, security, events, next_link: AtomicU64::new(1) });
         let mut tasks = vec![tokio::spawn(accept_loop(shared.clone(), listener))];
         for (peer, address) in &shared.config.peers {
             if shared.config.dials(*peer) {
@@ -452,9 +491,28 @@ impl Drop for PeerNetwork {
     }
 }
 
+/// A peer connection after TLS (if any) is set up.
+pub(crate) type PeerStream = Box<dyn PeerIo>;
+
+/// What a peer connection is: plain TCP or TLS over it.
+pub(crate) trait PeerIo:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> PeerIo for T {}
+
+/// Quorum TLS and SASL as this member runs them (nothing by default).
+#[derive(Clone, Debug, Default)]
+pub struct PeerSecurity {
+    /// Quorum SASL; `None` when `quorum.auth.enableSasl` is false.
+    pub sasl: Option<PeerSasl>,
+}
+
 /// What every link task of one member shares.
 struct Shared {
     config: PeerNetworkConfig,
+    security: PeerSecurity,
     events: mpsc::Sender<PeerEvent>,
     next_link: AtomicU64,
 }
@@ -474,7 +532,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     drop(permit);
                     match handshake {
                         Ok((peer, stream, buffer)) => run_link(&shared, peer, stream, buffer).await,
-                        Err(error) => warn!(%addr, %error, "dropping a peer connection"),
+                        Err(error) => warn!(%addr, %error, "refusing a peer connection"),
                     }
                 });
             }
@@ -486,14 +544,16 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// Reads the dialer's `Hello`, checks it against the configuration and answers it.
+/// Reads the dialer's `Hello`, checks it against the configuration and answers it, then
+/// authenticates the dialer if quorum SASL is enabled.
 async fn accept_handshake(
     shared: &Shared,
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
-) -> Result<(ServerId, TcpStream, BytesMut), PeerError> {
+) -> Result<(ServerId, PeerStream, BytesMut), PeerError> {
     let _ = stream.set_nodelay(true);
     let config = &shared.config;
+    let mut stream: PeerStream = Box::new(stream);
     let mut buffer = BytesMut::with_capacity(256);
     let hello = read_frame(&mut stream, &mut buffer, config.timing.idle_timeout).await?;
     let LinkFrame::Hello { from, to } = hello else {
@@ -515,6 +575,17 @@ async fn accept_handshake(
         )));
     }
     write_frame(&mut stream, &LinkFrame::Hello { from: config.me, to: from }).await?;
+    if let Some(sasl) = &shared.security.sasl {
+        let timeout = config.timing.idle_timeout;
+        if let Some(first) = auth::serve(sasl, &mut stream, &mut buffer, from, timeout).await? {
+            // A dialer that does not authenticate may start with a message: keep it for the
+            // link, in front of whatever followed it.
+            let mut front = BytesMut::new();
+            encode_frame(&first, &mut front)?;
+            front.extend_from_slice(&buffer);
+            buffer = front;
+        }
+    }
     Ok((from, stream, buffer))
 }
 
@@ -530,6 +601,10 @@ async fn dial_loop(shared: Arc<Shared>, peer: ServerId, address: PeerAddress) {
                 warn!(%peer, %reason, "peer refused by handshake");
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
+            Err(PeerError::Auth(reason)) => {
+                warn!(%peer, %reason, "quorum authentication failed");
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
             Err(error) => {
                 debug!(%peer, %error, "dialing failed");
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -539,29 +614,36 @@ async fn dial_loop(shared: Arc<Shared>, peer: ServerId, address: PeerAddress) {
     }
 }
 
-/// Connects to `peer`, introduces ourselves and checks who answers.
+/// Connects to `peer`, introduces ourselves, checks who answers, and authenticates if quorum
+/// SASL requires it.
 async fn dial(
     shared: &Shared,
     peer: ServerId,
     address: &PeerAddress,
-) -> Result<(TcpStream, BytesMut), PeerError> {
+) -> Result<(PeerStream, BytesMut), PeerError> {
     let config = &shared.config;
+    let timeout = config.timing.idle_timeout;
     let connect = TcpStream::connect((address.host.as_str(), address.port));
-    let mut stream = tokio::time::timeout(config.timing.idle_timeout, connect)
+    let stream = tokio::time::timeout(timeout, connect)
         .await
-        .map_err(|_| PeerError::Idle(config.timing.idle_timeout))?
+        .map_err(|_| PeerError::Idle(timeout))?
         .map_err(|source| PeerError::Io { op: "connecting", source })?;
     let _ = stream.set_nodelay(true);
+    let mut stream: PeerStream = Box::new(stream);
     write_frame(&mut stream, &LinkFrame::Hello { from: config.me, to: peer }).await?;
     let mut buffer = BytesMut::with_capacity(256);
-    match read_frame(&mut stream, &mut buffer, config.timing.idle_timeout).await? {
-        LinkFrame::Hello { from, to } if from == peer && to == config.me => Ok((stream, buffer)),
-        LinkFrame::Hello { from, to } => Err(PeerError::Handshake(format!(
-            "expected server {peer} at {}:{}, found server {from} (which thinks we are {to})",
-            address.host, address.port
-        ))),
-        _ => Err(PeerError::Handshake("the answer is not a hello".into())),
+    match read_frame(&mut stream, &mut buffer, timeout).await? {
+        LinkFrame::Hello { from, to } if from == peer && to == config.me => {}
+        LinkFrame::Hello { from, to } => {
+            return Err(PeerError::Handshake(format!(
+                "expected server {peer} at {}:{}, found server {from} (which thinks we are {to})",
+                address.host, address.port
+            )))
+        }
+        _ => return Err(PeerError::Handshake("the answer is not a hello".into())),
     }
+    auth::learn(shared.security.sasl.as_ref(), &mut stream, &mut buffer, peer, timeout).await?;
+    Ok((stream, buffer))
 }
 
 /// Delay in [d/2, d], so members that lost a peer together do not redial in lockstep.
@@ -571,7 +653,7 @@ fn jittered(delay: Duration) -> Duration {
 }
 
 /// Reports the link up, carries it until it breaks, reports it down.
-async fn run_link(shared: &Shared, peer: ServerId, stream: TcpStream, buffer: BytesMut) {
+async fn run_link(shared: &Shared, peer: ServerId, stream: PeerStream, buffer: BytesMut) {
     let link = LinkId(shared.next_link.fetch_add(1, Ordering::Relaxed));
     let (queue, outgoing) = mpsc::channel(shared.config.timing.send_queue_max.max(1));
     let (close, closed) = oneshot::channel();
@@ -590,13 +672,18 @@ async fn run_link(shared: &Shared, peer: ServerId, stream: TcpStream, buffer: By
         end = write_messages(writer, outgoing, timing.heartbeat_interval) => end,
         _ = closed => PeerError::Dropped,
     };
-    info!(me = %shared.config.me, %peer, link = link.0, reason = %end, "peer link down");
+    match end {
+        PeerError::Auth(_) => {
+            warn!(me = %shared.config.me, %peer, link = link.0, reason = %end, "peer link down");
+        }
+        _ => info!(me = %shared.config.me, %peer, link = link.0, reason = %end, "peer link down"),
+    }
     let _ = shared.events.send(PeerEvent::Down { peer, link }).await;
 }
 
 /// Forwards messages to the node until the link breaks; returns why it broke.
 async fn read_messages(
-    mut reader: tokio::io::ReadHalf<TcpStream>,
+    mut reader: tokio::io::ReadHalf<PeerStream>,
     mut buffer: BytesMut,
     peer: ServerId,
     link: LinkId,
@@ -621,6 +708,18 @@ async fn read_messages(
                     }
                 }
                 Ok(Some(LinkFrame::Hello { .. })) => return PeerError::UnexpectedHello,
+                Ok(Some(LinkFrame::Auth { status: AuthStatus::Error, token })) => {
+                    let reason = String::from_utf8_lossy(&token);
+                    return PeerError::Auth(format!("server {peer} refused the link: {reason}"));
+                }
+                // Only a member with quorum SASL disabled lets a link up without reading the
+                // dialer's first frame; an `Auth` there means the dialer requires SASL.
+                Ok(Some(LinkFrame::Auth { .. })) => {
+                    return PeerError::Auth(format!(
+                        "server {peer} tried to authenticate, but quorum.auth.enableSasl is \
+                         false on this server"
+                    ));
+                }
                 Err(error) => return error.into(),
             }
         }
@@ -673,7 +772,7 @@ async fn encode_snap(image: SnapshotImage) -> Result<Bytes, PeerError> {
 
 /// Writes queued messages (batched) and heartbeats until the queue closes or a write fails.
 async fn write_messages(
-    mut writer: tokio::io::WriteHalf<TcpStream>,
+    mut writer: tokio::io::WriteHalf<PeerStream>,
     mut outgoing: mpsc::Receiver<PeerMsg>,
     heartbeat_interval: Duration,
 ) -> PeerError {
@@ -735,7 +834,10 @@ fn chunks(body: &Bytes, size: usize) -> impl Iterator<Item = Bytes> + '_ {
         .map(move |start| body.slice(start..(start + size).min(body.len())))
 }
 
-async fn write_frame(stream: &mut TcpStream, frame: &LinkFrame) -> Result<(), PeerError> {
+async fn write_frame(
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
+    frame: &LinkFrame,
+) -> Result<(), PeerError> {
     let mut out = BytesMut::new();
     encode_frame(frame, &mut out)?;
     write_flushed(stream, &out)
@@ -755,7 +857,7 @@ async fn write_flushed(
 
 /// Reads one handshake frame.
 async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
     buffer: &mut BytesMut,
     idle_timeout: Duration,
 ) -> Result<LinkFrame, PeerError> {
