@@ -24,7 +24,7 @@ pub const SERVER_LOGIN_CONTEXT_DEFAULT: &str = "QuorumServer";
 pub const KERBEROS_SERVICE_PRINCIPAL_DEFAULT: &str = "zkquorum/localhost";
 
 /// Security of the links between members.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QuorumSecurity {
     /// `sslQuorum`: members dial each other with TLS (and accept only TLS unless
     /// `portUnification`).
@@ -38,18 +38,6 @@ pub struct QuorumSecurity {
     pub ssl: BTreeMap<String, String>,
     /// `quorum.auth.*`.
     pub sasl: QuorumSasl,
-}
-
-impl Default for QuorumSecurity {
-    fn default() -> QuorumSecurity {
-        QuorumSecurity {
-            ssl_quorum: false,
-            port_unification: false,
-            reload_cert_files: false,
-            ssl: BTreeMap::new(),
-            sasl: QuorumSasl::default(),
-        }
-    }
 }
 
 impl QuorumSecurity {
