@@ -8,6 +8,7 @@ pub mod net;
 pub mod peer;
 pub mod server;
 pub mod slow;
+pub mod tls;
 
 pub use server::{
     start, start_with, Seams, ServerError, ServerFailure, ServerHandle, EXIT_DATA_DIR_UNUSABLE,
