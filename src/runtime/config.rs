@@ -18,6 +18,7 @@
 //!
 //! Parsing is pure (text in, value out); only [`ServerConfig::load`] touches the file system.
 
+pub mod jaas;
 mod limits;
 mod properties;
 mod quorum;
