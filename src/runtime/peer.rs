@@ -51,11 +51,15 @@ use crate::core::io::Input;
 use crate::core::snapshot::SnapshotImage;
 use crate::core::zab::{PeerMsg, SnapBody};
 use crate::runtime::config::{ServerConfig, ServerSpec};
+use crate::runtime::tls::TLS_HANDSHAKE_RECORD;
 
 pub mod auth;
+mod digest;
 mod security;
+pub mod tls;
 
 pub use auth::{AuthStatus, PeerSasl};
+pub use tls::PeerTls;
 
 /// The version byte of every frame. A peer speaking another version is dropped.
 pub const PEER_PROTOCOL_VERSION: u8 = 2;
@@ -72,6 +76,9 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
 /// Longest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How often the quorum key and trust stores are checked with `sslQuorumReloadCertFiles`.
+const CERT_RELOAD_POLL: Duration = Duration::from_secs(1);
 
 /// Bytes of queued messages a link writes in one go.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
@@ -116,6 +123,10 @@ pub enum PeerError {
     /// A `Hello` arrived after the handshake.
     #[error("unexpected hello after the handshake")]
     UnexpectedHello,
+    /// Quorum TLS refused the connection (handshake, certificate, plain text on a TLS-only
+    /// port).
+    #[error("quorum TLS: {0}")]
+    Tls(String),
     /// The quorum TLS or SASL configuration cannot be used (stores, JAAS file, flags).
     #[error("quorum security: {0}")]
     Security(String),
@@ -474,6 +485,9 @@ impl PeerNetwork {
         info!(me = %config.me, %local_addr, ?security, "listening for peers");
         let shared = Arc::new(Shared { config, security, events, next_link: AtomicU64::new(1) });
         let mut tasks = vec![tokio::spawn(accept_loop(shared.clone(), listener))];
+        if let Some(tls) = shared.security.tls.as_ref().filter(|tls| tls.reload) {
+            tasks.push(tokio::spawn(tls.context.clone().watch(CERT_RELOAD_POLL)));
+        }
         for (peer, address) in &shared.config.peers {
             if shared.config.dials(*peer) {
                 tasks.push(tokio::spawn(dial_loop(shared.clone(), *peer, address.clone())));
@@ -507,6 +521,8 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> PeerIo for 
 pub struct PeerSecurity {
     /// Quorum SASL; `None` when `quorum.auth.enableSasl` is false.
     pub sasl: Option<PeerSasl>,
+    /// Quorum TLS; `None` when neither `sslQuorum` nor `portUnification` is set.
+    pub tls: Option<PeerTls>,
 }
 
 /// What every link task of one member shares.
@@ -531,7 +547,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     let handshake = accept_handshake(&shared, stream, addr).await;
                     drop(permit);
                     match handshake {
-                        Ok((peer, stream, buffer)) => run_link(&shared, peer, stream, buffer).await,
+                        Ok((peer, stream, buffer, secure)) => {
+                            run_link(&shared, peer, stream, buffer, secure).await
+                        }
                         Err(error) => warn!(%addr, %error, "refusing a peer connection"),
                     }
                 });
@@ -550,12 +568,21 @@ async fn accept_handshake(
     shared: &Shared,
     stream: TcpStream,
     addr: SocketAddr,
-) -> Result<(ServerId, PeerStream, BytesMut), PeerError> {
+) -> Result<(ServerId, PeerStream, BytesMut, bool), PeerError> {
     let _ = stream.set_nodelay(true);
     let config = &shared.config;
-    let mut stream: PeerStream = Box::new(stream);
-    let mut buffer = BytesMut::with_capacity(256);
-    let hello = read_frame(&mut stream, &mut buffer, config.timing.idle_timeout).await?;
+    let timeout = config.timing.idle_timeout;
+    let (mut stream, mut buffer, secure) =
+        tls::accept(shared.security.tls.as_ref(), stream, addr, timeout).await?;
+    let hello = match read_frame(&mut stream, &mut buffer, timeout).await {
+        Err(PeerError::Frame(_)) if !secure && buffer.first() == Some(&TLS_HANDSHAKE_RECORD) => {
+            return Err(PeerError::Tls(format!(
+                "a TLS connection from {addr}, but this quorum port takes plain text only \
+                 (neither sslQuorum nor portUnification is set here)"
+            )));
+        }
+        hello => hello?,
+    };
     let LinkFrame::Hello { from, to } = hello else {
         return Err(PeerError::Handshake("the first frame is not a hello".into()));
     };
@@ -576,7 +603,6 @@ async fn accept_handshake(
     }
     write_frame(&mut stream, &LinkFrame::Hello { from: config.me, to: from }).await?;
     if let Some(sasl) = &shared.security.sasl {
-        let timeout = config.timing.idle_timeout;
         if let Some(first) = auth::serve(sasl, &mut stream, &mut buffer, from, timeout).await? {
             // A dialer that does not authenticate may start with a message: keep it for the
             // link, in front of whatever followed it.
@@ -586,16 +612,16 @@ async fn accept_handshake(
             buffer = front;
         }
     }
-    Ok((from, stream, buffer))
+    Ok((from, stream, buffer, secure))
 }
 
 async fn dial_loop(shared: Arc<Shared>, peer: ServerId, address: PeerAddress) {
     let mut backoff = BACKOFF_MIN;
     loop {
         match dial(&shared, peer, &address).await {
-            Ok((stream, buffer)) => {
+            Ok((stream, buffer, secure)) => {
                 backoff = BACKOFF_MIN;
-                run_link(&shared, peer, stream, buffer).await;
+                run_link(&shared, peer, stream, buffer, secure).await;
             }
             Err(PeerError::Handshake(reason)) => {
                 warn!(%peer, %reason, "peer refused by handshake");
@@ -603,6 +629,10 @@ async fn dial_loop(shared: Arc<Shared>, peer: ServerId, address: PeerAddress) {
             }
             Err(PeerError::Auth(reason)) => {
                 warn!(%peer, %reason, "quorum authentication failed");
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            Err(PeerError::Tls(reason)) => {
+                warn!(%peer, %reason, "quorum TLS failed");
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
             Err(error) => {
@@ -620,7 +650,7 @@ async fn dial(
     shared: &Shared,
     peer: ServerId,
     address: &PeerAddress,
-) -> Result<(PeerStream, BytesMut), PeerError> {
+) -> Result<(PeerStream, BytesMut, bool), PeerError> {
     let config = &shared.config;
     let timeout = config.timing.idle_timeout;
     let connect = TcpStream::connect((address.host.as_str(), address.port));
@@ -629,7 +659,8 @@ async fn dial(
         .map_err(|_| PeerError::Idle(timeout))?
         .map_err(|source| PeerError::Io { op: "connecting", source })?;
     let _ = stream.set_nodelay(true);
-    let mut stream: PeerStream = Box::new(stream);
+    let (mut stream, secure) =
+        tls::dial(shared.security.tls.as_ref(), stream, &address.host, timeout).await?;
     write_frame(&mut stream, &LinkFrame::Hello { from: config.me, to: peer }).await?;
     let mut buffer = BytesMut::with_capacity(256);
     match read_frame(&mut stream, &mut buffer, timeout).await? {
@@ -640,10 +671,16 @@ async fn dial(
                 address.host, address.port
             )))
         }
+        LinkFrame::Auth { status: AuthStatus::Error, token } => {
+            return Err(PeerError::Handshake(format!(
+                "server {peer} refused the connection: {}",
+                String::from_utf8_lossy(&token)
+            )))
+        }
         _ => return Err(PeerError::Handshake("the answer is not a hello".into())),
     }
     auth::learn(shared.security.sasl.as_ref(), &mut stream, &mut buffer, peer, timeout).await?;
-    Ok((stream, buffer))
+    Ok((stream, buffer, secure))
 }
 
 /// Delay in [d/2, d], so members that lost a peer together do not redial in lockstep.
@@ -653,7 +690,13 @@ fn jittered(delay: Duration) -> Duration {
 }
 
 /// Reports the link up, carries it until it breaks, reports it down.
-async fn run_link(shared: &Shared, peer: ServerId, stream: PeerStream, buffer: BytesMut) {
+async fn run_link(
+    shared: &Shared,
+    peer: ServerId,
+    stream: PeerStream,
+    buffer: BytesMut,
+    secure: bool,
+) {
     let link = LinkId(shared.next_link.fetch_add(1, Ordering::Relaxed));
     let (queue, outgoing) = mpsc::channel(shared.config.timing.send_queue_max.max(1));
     let (close, closed) = oneshot::channel();
@@ -661,7 +704,7 @@ async fn run_link(shared: &Shared, peer: ServerId, stream: PeerStream, buffer: B
     if shared.events.send(PeerEvent::Up { peer, sender }).await.is_err() {
         return;
     }
-    info!(me = %shared.config.me, %peer, link = link.0, "peer link up");
+    info!(me = %shared.config.me, %peer, link = link.0, tls = secure, "peer link up");
     let (reader, writer) = tokio::io::split(stream);
     let timing = shared.config.timing;
     // `biased` everywhere in the runtime: tokio's random branch order is seeded per process

@@ -257,7 +257,8 @@ pub async fn start_with<F: disk::FileSystem>(
     let peers = match PeerNetworkConfig::from_server_config(&config, server_id) {
         Some(peer_config) => {
             let peers_error = |source| ServerError::Peers { server: server_id, source };
-            let security = PeerSecurity::from_config(&config).map_err(peers_error)?;
+            // TODO(quorum): the JAAS path from the system properties (sasl's sysprops).
+            let security = PeerSecurity::from_config(&config, None).map_err(peers_error)?;
             Some(
                 PeerNetwork::start_secured(peer_config, security, peer_tx)
                     .await

@@ -261,4 +261,4 @@ fn error(reason: &str) -> LinkFrame {
 }
 
 #[cfg(all(test, not(madsim)))]
-mod tests;
+pub(crate) mod tests;

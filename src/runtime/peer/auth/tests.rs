@@ -77,7 +77,7 @@ impl SaslServer for ToyServer {
 }
 
 /// A member's quorum SASL: users `learner:secret`; this member's own password is `password`.
-fn sasl(learner_require: bool, server_require: bool, password: &str) -> PeerSasl {
+pub(crate) fn sasl(learner_require: bool, server_require: bool, password: &str) -> PeerSasl {
     let password = password.to_string();
     PeerSasl {
         learner_require,
@@ -193,31 +193,47 @@ async fn missing_credentials_are_refused_only_where_the_server_requires_sasl() {
 
 /// Two members started with `PeerNetwork`, the given SASL each; member 2 dials member 1.
 async fn pair(one: Option<PeerSasl>, two: Option<PeerSasl>) -> (PeerMember, PeerMember) {
-    let listeners = [
-        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-    ];
-    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect();
-    let [first, second] = listeners;
-    let one = PeerMember::start(1, &ports, one, first);
-    let two = PeerMember::start(2, &ports, two, second);
+    let listeners = PeerMember::listeners(2).await;
+    let ports = PeerMember::ports(&listeners);
+    let [first, second] = <[TcpListener; 2]>::try_from(listeners).ok().expect("two");
+    let one = PeerMember::start(1, &ports, PeerSecurity { sasl: one, tls: None }, first);
+    let two = PeerMember::start(2, &ports, PeerSecurity { sasl: two, tls: None }, second);
     (one, two)
 }
 
-struct PeerMember {
+/// A member running `PeerNetwork` on loopback, and what its node loop would see.
+pub(crate) struct PeerMember {
     _network: PeerNetwork,
-    events: tokio::sync::mpsc::Receiver<PeerEvent>,
-    links: PeerLinks,
-    inputs: std::collections::VecDeque<crate::core::io::Input>,
+    pub(crate) events: tokio::sync::mpsc::Receiver<PeerEvent>,
+    pub(crate) links: PeerLinks,
+    pub(crate) inputs: std::collections::VecDeque<crate::core::io::Input>,
 }
 
 impl PeerMember {
-    fn start(me: u64, ports: &[u16], sasl: Option<PeerSasl>, listener: TcpListener) -> Self {
+    pub(crate) async fn listeners(count: usize) -> Vec<TcpListener> {
+        let mut listeners = Vec::new();
+        for _ in 0..count {
+            listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+        }
+        listeners
+    }
+
+    pub(crate) fn ports(listeners: &[TcpListener]) -> Vec<u16> {
+        listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+    }
+
+    /// Member `me` of the members on `ports` (ids 1, 2, ... in order).
+    pub(crate) fn start(
+        me: u64,
+        ports: &[u16],
+        security: PeerSecurity,
+        listener: TcpListener,
+    ) -> Self {
         let address = |port: u16| PeerAddress { host: "127.0.0.1".into(), port };
         let config = PeerNetworkConfig {
             me: ServerId(me),
             listen: address(ports[me as usize - 1]),
-            peers: (1..=2u64)
+            peers: (1..=ports.len() as u64)
                 .filter(|id| *id != me)
                 .map(|id| (ServerId(id), address(ports[id as usize - 1])))
                 .collect(),
@@ -228,7 +244,6 @@ impl PeerMember {
             },
         };
         let (tx, events) = tokio::sync::mpsc::channel(PEER_EVENT_QUEUE_MAX);
-        let security = PeerSecurity { sasl };
         let network =
             PeerNetwork::with_listener_secured(config, security, listener, tx).expect("start");
         PeerMember {
@@ -239,7 +254,8 @@ impl PeerMember {
         }
     }
 
-    async fn input(&mut self) -> crate::core::io::Input {
+    /// The next input the node would see.
+    pub(crate) async fn input(&mut self) -> crate::core::io::Input {
         loop {
             if let Some(input) = self.inputs.pop_front() {
                 return input;
