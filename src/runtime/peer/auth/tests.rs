@@ -195,7 +195,7 @@ async fn missing_credentials_are_refused_only_where_the_server_requires_sasl() {
 async fn pair(one: Option<PeerSasl>, two: Option<PeerSasl>) -> (PeerMember, PeerMember) {
     let listeners = PeerMember::listeners(2).await;
     let ports = PeerMember::ports(&listeners);
-    let [first, second] = <[TcpListener; 2]>::try_from(listeners).ok().expect("two");
+    let [first, second] = <[TcpListener; 2]>::try_from(listeners).expect("two");
     let one = PeerMember::start(1, &ports, PeerSecurity { sasl: one, tls: None }, first);
     let two = PeerMember::start(2, &ports, PeerSecurity { sasl: two, tls: None }, second);
     (one, two)

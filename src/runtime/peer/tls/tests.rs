@@ -7,6 +7,8 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+// Also loaded by the TLS module's own tests; each test module gets its own copy.
+#[allow(clippy::duplicate_mod)]
 #[path = "../../../../tests/common/certs.rs"]
 mod certs;
 
