@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ensemble::core::report::Mode;
 use ensemble::core::ServerId;
+use ensemble::runtime::config::sysprops::SystemProperties;
 use ensemble::runtime::config::ServerConfig;
 use ensemble::runtime::ServerHandle;
 use tracing_subscriber::EnvFilter;
@@ -376,7 +377,13 @@ fn serve(config_path: Option<PathBuf>, threads: usize) -> Result<()> {
     let (config, server_id) = match &config_path {
         None => (ServerConfig::standalone_default(), ServerId(0)),
         Some(path) => {
-            ServerConfig::load(path).with_context(|| format!("loading {}", path.display()))?
+            // ZK compat: zkServer.sh passes SERVER_JVMFLAGS/JVMFLAGS (and the java.env beside
+            // zoo.cfg) to the JVM as system properties.
+            let system = SystemProperties::from_environment(path.parent())
+                .map_err(anyhow::Error::msg)
+                .context("reading java.env")?;
+            ServerConfig::load_with_system_properties(path, &system)
+                .with_context(|| format!("loading {}", path.display()))?
         }
     };
     server_runtime(threads)?.block_on(async move {

@@ -47,6 +47,8 @@ pub struct NodeConfig {
     pub init_limit: u32,
     /// `syncLimit`: ticks a member may go without hearing from its leader / its quorum.
     pub sync_limit: u32,
+    /// SASL users, optional auth providers, super users and `enforce.auth`.
+    pub auth: crate::core::auth::AuthConfig,
 }
 
 impl NodeConfig {
@@ -79,6 +81,7 @@ impl NodeConfig {
             zxid_counter_start: 0,
             init_limit: 10,
             sync_limit: 5,
+            auth: Default::default(),
         }
     }
 }

@@ -18,10 +18,12 @@
 //!
 //! Parsing is pure (text in, value out); only [`ServerConfig::load`] touches the file system.
 
+mod auth;
 pub mod jaas;
 mod limits;
 mod properties;
 mod quorum;
+pub mod sysprops;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -35,6 +37,7 @@ use crate::core::ids::ServerId;
 use crate::core::zab::{Membership, PeerRole};
 use crate::runtime::fourlw::{FourLetterWhitelist, FourLetterWord};
 
+pub use auth::AuthSettings;
 pub use limits::ClientLimits;
 use properties::Property;
 pub use quorum::{QuorumSasl, QuorumSecurity, SSL_QUORUM_PREFIX};
@@ -112,6 +115,24 @@ pub enum ConfigError {
         id: u64,
         /// The configured server ids.
         servers: Vec<u64>,
+    },
+    /// A `-D` system property (from `SERVER_JVMFLAGS`, `JVMFLAGS` or `java.env`) is invalid.
+    #[error("system property from {origin}: {message}")]
+    SystemProperty {
+        /// Where the flag came from.
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The JAAS file cannot be used.
+    #[error("JAAS file {path} (named by {origin}): {message}")]
+    Jaas {
+        /// The file.
+        path: PathBuf,
+        /// Where it was named.
+        origin: String,
+        /// What is wrong.
+        message: String,
     },
     /// Reading `zoo.cfg` or `myid` failed.
     #[error("{path}: {message}")]
@@ -267,6 +288,10 @@ pub struct ServerConfig {
     pub servers: BTreeMap<u64, ServerSpec>,
     /// `version` (hex): the membership version ZooKeeper writes with dynamic config.
     pub membership_version: u64,
+    /// SASL, authentication providers and `enforce.auth` (see [`auth`]).
+    pub auth: AuthSettings,
+    /// The system properties taken and where from, logged at startup.
+    pub system_properties: Vec<String>,
     /// Problems that do not stop the server; the runtime logs them with `tracing::warn!`.
     pub warnings: Vec<String>,
     /// Keys accepted and deliberately ignored; the runtime logs them with `tracing::info!`.
@@ -277,24 +302,47 @@ impl ServerConfig {
     /// Parses `zoo.cfg` text for a `--config` run. `dataDir` is required. `myid` is checked
     /// separately by [`ServerConfig::resolve_server_id`], as ZooKeeper reads it from `dataDir`.
     pub fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
+        Self::parse_with_system_properties(text, &sysprops::SystemProperties::default())
+    }
+
+    /// [`ServerConfig::parse`] for a JVM started with these system properties (`zoo.cfg` wins
+    /// where both set a key).
+    pub fn parse_with_system_properties(
+        text: &str,
+        system: &sysprops::SystemProperties,
+    ) -> Result<ServerConfig, ConfigError> {
         let properties = properties::parse(text)
             .map_err(|escape| ConfigError::MalformedEscape { line: escape.line })?;
         let mut draft = Draft::default();
+        let system_properties = sysprops::apply(&mut draft, system)?;
         for property in &properties {
             draft.apply(property)?;
         }
-        draft.finish()
+        let mut config = draft.finish()?;
+        config.system_properties = system_properties;
+        config.notes.extend(system.notes.iter().cloned());
+        Ok(config)
     }
 
     /// Reads `zoo.cfg` at `path`, then `myid` from its `dataDir` if that file exists, and
     /// returns the configuration with the server id this process runs as.
     pub fn load(path: &Path) -> Result<(ServerConfig, ServerId), ConfigError> {
+        Self::load_with_system_properties(path, &sysprops::SystemProperties::default())
+    }
+
+    /// [`ServerConfig::load`] with system properties; also reads the JAAS file they or
+    /// `zoo.cfg` name.
+    pub fn load_with_system_properties(
+        path: &Path,
+        system: &sysprops::SystemProperties,
+    ) -> Result<(ServerConfig, ServerId), ConfigError> {
         let io_error = |path: &Path, error: std::io::Error| ConfigError::Io {
             path: path.to_path_buf(),
             message: error.to_string(),
         };
         let text = std::fs::read_to_string(path).map_err(|error| io_error(path, error))?;
-        let mut config = ServerConfig::parse(&text)?;
+        let mut config = ServerConfig::parse_with_system_properties(&text, system)?;
+        config.auth.load_jaas(&mut config.notes)?;
         let myid_path = config.data_dir.join("myid");
         let myid = match std::fs::read_to_string(&myid_path) {
             Ok(text) => Some(parse_myid(&text)?),
@@ -420,6 +468,7 @@ impl ServerConfig {
             // Unset limits only happen in standalone mode, where they are never used.
             init_limit: if self.init_limit == 0 { 10 } else { self.init_limit },
             sync_limit: if self.sync_limit == 0 { 5 } else { self.sync_limit },
+            auth: self.auth.core.clone(),
         }
     }
 
@@ -552,6 +601,9 @@ struct Draft {
     quorum_security: QuorumSecurity,
     servers: BTreeMap<u64, (ServerSpec, usize)>,
     membership_version: u64,
+    auth: auth::AuthDraft,
+    /// Where the property being applied came from when it is a `-D` flag.
+    sysprop_origin: Option<String>,
     warnings: Vec<String>,
     notes: Vec<String>,
 }
@@ -666,6 +718,15 @@ impl Draft {
     /// would read only the first, as `zookeeper.snapCount`).
     fn apply_system_property(&mut self, p: &Property) -> Result<(), ConfigError> {
         let name = p.key.strip_prefix("zookeeper.").unwrap_or(&p.key);
+        let origin =
+            self.sysprop_origin.clone().unwrap_or_else(|| format!("zoo.cfg line {}", p.line));
+        if self.auth.apply(name, p, &origin)? {
+            return Ok(());
+        }
+        // `-Dzookeeper.ssl.quorum.*` flags (QuorumX509Util reads system properties too).
+        if name.starts_with(SSL_QUORUM_PREFIX) && self.quorum_security.apply(p)? {
+            return Ok(());
+        }
         if self.client_limits.apply(name, p)? {
             return Ok(());
         }
@@ -790,6 +851,8 @@ impl Draft {
         if self.extended_types {
             self.check_extended_server_ids()?;
         }
+        let auth = std::mem::take(&mut self.auth).finish(self.secure_client_port.is_some())?;
+        self.warnings.extend(auth.unknown_providers.iter().cloned());
         let config = ServerConfig {
             tick_time_ms: self.tick_time_ms.unwrap_or(TICK_TIME_DEFAULT_MS),
             init_limit: self.init_limit,
@@ -831,6 +894,8 @@ impl Draft {
             quorum_security: self.quorum_security,
             servers: self.servers.into_iter().map(|(id, (spec, _))| (id, spec)).collect(),
             membership_version: self.membership_version,
+            auth,
+            system_properties: Vec::new(),
             warnings: self.warnings,
             notes: self.notes,
         };

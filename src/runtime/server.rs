@@ -213,6 +213,9 @@ pub async fn start_with<F: disk::FileSystem>(
     for note in &config.notes {
         info!("{note}");
     }
+    for taken in &config.system_properties {
+        info!("{taken}");
+    }
     let slow_threshold = slow::threshold(config.slow_step_warn_ms);
     let mut disk_config = disk_config(&config);
     disk_config.slow_batch_warn = slow_threshold;
@@ -257,8 +260,8 @@ pub async fn start_with<F: disk::FileSystem>(
     let peers = match PeerNetworkConfig::from_server_config(&config, server_id) {
         Some(peer_config) => {
             let peers_error = |source| ServerError::Peers { server: server_id, source };
-            // TODO(quorum): the JAAS path from the system properties (sasl's sysprops).
-            let security = PeerSecurity::from_config(&config, None).map_err(peers_error)?;
+            let jaas = config.auth.jaas_file.as_ref().map(|(path, _)| path.as_path());
+            let security = PeerSecurity::from_config(&config, jaas).map_err(peers_error)?;
             Some(
                 PeerNetwork::start_secured(peer_config, security, peer_tx)
                     .await

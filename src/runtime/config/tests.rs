@@ -644,6 +644,7 @@ fn node_config_carries_every_core_value() {
             zxid_counter_start: 0,
             init_limit: 10,
             sync_limit: 5,
+            auth: Default::default(),
         }
     );
 }
@@ -1000,4 +1001,114 @@ fn quorum_sasl_flags_that_contradict_each_other_are_errors() {
     // The rolling switch's middle step: learners authenticate, servers do not insist yet.
     let config = parse_with("quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true");
     assert!(config.quorum_security.sasl.learner_require);
+}
+
+mod system_properties {
+    use super::*;
+    use crate::runtime::config::sysprops::SystemProperties;
+
+    #[test]
+    fn quorum_tls_keys_come_from_jvm_flags_too() {
+        let mut system = SystemProperties::default();
+        system.insert("zookeeper.ssl.quorum.keyStore.location", "/k.pem", "SERVER_JVMFLAGS");
+        let config =
+            ServerConfig::parse_with_system_properties(&with_data_dir("sslQuorum=true"), &system)
+                .expect("parse");
+        let ssl = &config.quorum_security.ssl;
+        assert_eq!(ssl.get("ssl.quorum.keyStore.location").map(String::as_str), Some("/k.pem"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    fn with(flags: &[(&str, &str)], text: &str) -> Result<ServerConfig, ConfigError> {
+        let mut system = SystemProperties::default();
+        for (k, v) in flags {
+            system.insert(k, v, "SERVER_JVMFLAGS");
+        }
+        ServerConfig::parse_with_system_properties(text, &system)
+    }
+
+    #[test]
+    fn jvm_flags_set_zookeeper_keys_and_zoo_cfg_wins() {
+        let c = with(&[("zookeeper.snapCount", "500"), ("jute.maxbuffer", "4096")], "dataDir=/d")
+            .unwrap();
+        assert_eq!((c.snap_count, c.frame_max_bytes), (500, 4096));
+        assert!(c.system_properties.iter().any(|l| l.contains("zookeeper.snapCount=500")));
+        let c = with(&[("zookeeper.snapCount", "500")], "dataDir=/d\nsnapCount=700").unwrap();
+        assert_eq!(c.snap_count, 700);
+    }
+
+    #[test]
+    fn a_bad_flag_names_its_origin() {
+        let e = with(&[("zookeeper.snapCount", "many")], "dataDir=/d").unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("SERVER_JVMFLAGS") && text.contains("snapCount"), "{text}");
+        assert!(!text.contains("line 0"), "{text}");
+    }
+
+    #[test]
+    fn sasl_keys_from_flags_or_zoo_cfg() {
+        let c = with(
+            &[
+                ("java.security.auth.login.config", "/etc/jaas.conf"),
+                (
+                    "zookeeper.authProvider.1",
+                    "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+                ),
+                ("zookeeper.superUser", "admin"),
+            ],
+            "dataDir=/d\nenforce.auth.enabled=true\nenforce.auth.schemes=sasl, digest",
+        )
+        .unwrap();
+        assert_eq!(
+            c.auth.jaas_file.as_ref().unwrap().0,
+            std::path::PathBuf::from("/etc/jaas.conf")
+        );
+        assert!(c.auth.core.providers.sasl);
+        assert_eq!(c.auth.core.super_users, ["admin"]);
+        assert_eq!(c.auth.core.enforce_schemes, ["sasl", "digest"]);
+        let node = c.node_config(ServerId(0), 1);
+        assert!(node.auth.providers.sasl);
+        // The zoo.cfg form of the JAAS path (an Ensemble extension).
+        let c = parse("dataDir=/d\njava.security.auth.login.config=/x/jaas.conf");
+        assert_eq!(c.auth.jaas_file.unwrap().1, "zoo.cfg line 2");
+    }
+
+    #[test]
+    fn enforce_auth_needs_available_schemes() {
+        let e = ServerConfig::parse("dataDir=/d\nenforce.auth.enabled=true").unwrap_err();
+        assert!(e.to_string().contains("enforce.auth.schemes"), "{e}");
+        let e =
+            ServerConfig::parse("dataDir=/d\nenforce.auth.enabled=true\nenforce.auth.schemes=sasl")
+                .unwrap_err();
+        assert!(e.to_string().contains("sasl is not available"), "{e}");
+        let c = ServerConfig::parse("dataDir=/d\nsessionRequireClientSASLAuth=true").unwrap();
+        assert_eq!(c.auth.core.enforce_schemes, ["sasl"]);
+    }
+
+    #[test]
+    fn jaas_file_users_are_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "Server {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n \
+             user_bob=\"pw\";\n};\n",
+        )
+        .unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(&cfg, format!("dataDir={}\n", dir.path().display())).unwrap();
+        let mut system = SystemProperties::default();
+        system.insert("java.security.auth.login.config", jaas.to_str().unwrap(), "JVMFLAGS");
+        let (c, _) = ServerConfig::load_with_system_properties(&cfg, &system).unwrap();
+        let sasl = c.auth.core.sasl.as_ref().unwrap();
+        assert_eq!(sasl.password_of("bob").as_deref(), Some("pw"));
+        // A Kerberos module is a clear error naming GSSAPI.
+        std::fs::write(
+            &jaas,
+            "Server {\n com.sun.security.auth.module.Krb5LoginModule required;\n};\n",
+        )
+        .unwrap();
+        let e = ServerConfig::load_with_system_properties(&cfg, &system).unwrap_err();
+        assert!(e.to_string().contains("GSSAPI") && e.to_string().contains("JVMFLAGS"), "{e}");
+    }
 }
