@@ -19,11 +19,22 @@
 //! - The frame codec: `u32` big-endian length, one version byte ([`PEER_PROTOCOL_VERSION`]),
 //!   then the bincode of a [`LinkFrame`]; frames over [`PEER_FRAME_MAX_BYTES`] are refused.
 //!
-//! Handshake: the dialer sends `Hello { from, to }`; the acceptor checks that `from` is a
-//! configured member with a larger id than its own and that `to` is its own id, answers with
-//! its own `Hello`, and only then do both sides report the link up. Anything else is dropped and
-//! logged with `tracing::warn`. There is no authentication (ZooKeeper's quorum SASL is not
-//! supported): peer ports belong on a trusted network.
+//! Handshake, in order (anything else is dropped and logged with `tracing::warn`):
+//! 1. TLS ([`tls`], quorum TLS): with `sslQuorum` the dialer runs a TLS handshake first, both
+//!    certificates verified. A port with `sslQuorum` or `portUnification` sniffs the first byte
+//!    (a TLS record or a frame's length prefix) and takes plain text only with
+//!    `portUnification`; a plain dialer refused there gets the reason as an `Auth { Error }`
+//!    frame in plain text.
+//! 2. `Hello`: the dialer sends `Hello { from, to }`; the acceptor checks that `from` is a
+//!    configured member with a larger id than its own and that `to` is its own id, and answers
+//!    with its own `Hello`.
+//! 3. SASL ([`auth`], quorum SASL): the dialer (ZooKeeper's learner) sends `Auth` tokens if it
+//!    requires SASL, or one `Heartbeat` to say it will not; an acceptor with SASL enabled reads
+//!    that first frame and authenticates or refuses as `quorum.auth.*` say. Only then do both
+//!    sides report the link up.
+//!
+//! The stream below the frames is a [`PeerStream`] (TCP, or TLS over it). Under madsim the
+//! same code runs over the simulated TCP; the madsim tests run without quorum TLS.
 //!
 //! Invariants, for each peer: at most one link is current in [`PeerLinks`]; `Input::PeerLinkUp`
 //! and `Input::PeerLinkDown` alternate, starting with up; every `Input::PeerMessage` from a peer
