@@ -34,7 +34,7 @@
 //!    sides report the link up.
 //!
 //! The stream below the frames is a [`PeerStream`] (TCP, or TLS over it). Under madsim the
-//! same code runs over the simulated TCP; the madsim tests run without quorum TLS.
+//! same code runs over the simulated TCP; the madsim tests use quorum SASL but not TLS.
 //!
 //! Invariants, for each peer: at most one link is current in [`PeerLinks`]; `Input::PeerLinkUp`
 //! and `Input::PeerLinkDown` alternate, starting with up; every `Input::PeerMessage` from a peer

@@ -139,6 +139,15 @@ fn three_members_under_chaos() {
     });
 }
 
+/// Quorum SASL (DIGEST-MD5 in every link handshake, nonces from madsim's seeded randomness)
+/// under the same faults: links come back up authenticated after every kill and partition.
+#[test]
+fn three_members_with_quorum_sasl_under_chaos() {
+    run_seeds("three_members_with_quorum_sasl_under_chaos", &[1, 2], || {
+        chaos::run(Scenario::new(3, Duration::from_secs(30)).with_quorum_sasl())
+    });
+}
+
 /// A core bug this harness found (seeds 3 and 102 of `three_members_under_chaos`, 524 of
 /// `five_members_under_chaos`): a learner that an established leader syncs logs the proposals
 /// the leader has not committed yet but never ACKs them (`log_synced` in
