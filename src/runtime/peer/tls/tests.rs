@@ -171,3 +171,25 @@ async fn a_certificate_from_another_ca_fails_the_handshake_on_both_sides() {
         other => panic!("{:?}", other.map(|(_, tls)| tls)),
     }
 }
+
+/// `sslQuorumReloadCertFiles`: a member whose certificate the others refuse gets a good one
+/// written over its key store, and its next dial succeeds without a restart.
+#[tokio::test]
+async fn a_replaced_key_store_is_used_for_the_next_connection() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = TestCa::new("quorum CA");
+    let stranger = TestCa::new("another CA");
+    let listeners = PeerMember::listeners(2).await;
+    let ports = PeerMember::ports(&listeners);
+    let mut listeners = listeners.into_iter();
+    let tls_one = member_tls(dir.path(), "one", &ca, &ca, true, false);
+    // Member 2 starts with a certificate member 1 does not trust.
+    let mut tls_two = member_tls(dir.path(), "two", &stranger, &ca, true, false);
+    tls_two.reload = true;
+    let mut one =
+        PeerMember::start(1, &ports, secured(Some(tls_one), false), listeners.next().unwrap());
+    let mut two =
+        PeerMember::start(2, &ports, secured(Some(tls_two), false), listeners.next().unwrap());
+    ca.leaf_cn("two").write_pem(dir.path(), "two.pem");
+    exchange(&mut one, &mut two).await;
+}
