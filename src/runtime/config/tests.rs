@@ -1011,11 +1011,13 @@ mod system_properties {
     fn quorum_tls_keys_come_from_jvm_flags_too() {
         let mut system = SystemProperties::default();
         system.insert("zookeeper.ssl.quorum.keyStore.location", "/k.pem", "SERVER_JVMFLAGS");
-        let config =
-            ServerConfig::parse_with_system_properties(&with_data_dir("sslQuorum=true"), &system)
-                .expect("parse");
+        system.insert("zookeeper.ssl.quorum.trustStore.location", "/flag.pem", "JVMFLAGS");
+        // ZK compat: a zoo.cfg line is set as a system property after the JVM's flags.
+        let text = with_data_dir("sslQuorum=true\nssl.quorum.trustStore.location=/cfg.pem");
+        let config = ServerConfig::parse_with_system_properties(&text, &system).expect("parse");
         let ssl = &config.quorum_security.ssl;
         assert_eq!(ssl.get("ssl.quorum.keyStore.location").map(String::as_str), Some("/k.pem"));
+        assert_eq!(ssl.get("ssl.quorum.trustStore.location").map(String::as_str), Some("/cfg.pem"));
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     }
 
