@@ -63,3 +63,69 @@ fn sasl(config: &ServerConfig, jaas: Option<&Path>) -> Result<PeerSasl, PeerErro
         server: digest::server(users),
     })
 }
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+
+    fn config(lines: &str) -> ServerConfig {
+        let text = format!(
+            "dataDir=/tmp/ensemble-unused\ntickTime=200\ninitLimit=5\nsyncLimit=2\n\
+             server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n{lines}"
+        );
+        ServerConfig::parse(&text).expect("parse")
+    }
+
+    fn error(config: &ServerConfig, jaas: Option<&Path>) -> String {
+        match PeerSecurity::from_config(config, jaas) {
+            Ok(security) => panic!("accepted: {security:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    const SASL: &str = "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true";
+
+    #[test]
+    fn nothing_asked_means_plain_links() {
+        let security = PeerSecurity::from_config(&config(""), None).expect("plain");
+        assert!(security.sasl.is_none() && security.tls.is_none());
+    }
+
+    #[test]
+    fn quorum_sasl_needs_a_jaas_file_with_both_sections() {
+        let sasl = config(SASL);
+        assert!(error(&sasl, None).contains("-Djava.security.auth.login.config=PATH"));
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("jaas.conf");
+        let server = "QuorumServer {\n org.apache.zookeeper.server.auth.DigestLoginModule \
+                      required\n user_q=\"s\";\n};\n";
+        std::fs::write(&path, server).expect("write");
+        let message = error(&sasl, Some(&path));
+        assert!(message.contains("QuorumLearner"), "{message}");
+        let learner = "QuorumLearner {\n org.apache.zookeeper.server.auth.DigestLoginModule \
+                       required\n username=\"q\"\n password=\"s\";\n};\n";
+        std::fs::write(&path, format!("{server}{learner}")).expect("write");
+        let security = PeerSecurity::from_config(&sasl, Some(&path)).expect("sasl");
+        let peer_sasl = security.sasl.expect("sasl on");
+        assert!(peer_sasl.learner_require && !peer_sasl.server_require);
+        // The sections are the ones named by the login-context keys.
+        let renamed = config(&format!("{SASL}\nquorum.auth.server.saslLoginContext=Other"));
+        assert!(error(&renamed, Some(&path)).contains("Other"));
+        // Kerberos is refused by name.
+        let kerberos = "QuorumServer {\n com.sun.security.auth.module.Krb5LoginModule \
+                        required;\n};\n";
+        std::fs::write(&path, format!("{kerberos}{learner}")).expect("write");
+        assert!(error(&sasl, Some(&path)).contains("GSSAPI"), "{}", error(&sasl, Some(&path)));
+    }
+
+    #[test]
+    fn quorum_tls_needs_usable_stores() {
+        let message = error(&config("sslQuorum=true"), None);
+        assert!(message.contains("ssl.quorum.keyStore.location"), "{message}");
+        let message = error(
+            &config("portUnification=true\nssl.quorum.keyStore.location=/nonexistent/q.pem"),
+            None,
+        );
+        assert!(message.contains("/nonexistent/q.pem"), "{message}");
+    }
+}
