@@ -13,8 +13,8 @@
 //! the server, not change its behaviour. Keys ZooKeeper knows but Ensemble does not implement
 //! are accepted with a warning or a note when ignoring them is harmless, and rejected when
 //! ignoring them would weaken what the operator asked for (hierarchical quorums, dynamic config
-//! files, multiple addresses). The quorum port's TLS and SASL keys are in [`quorum`]. Anything else unknown becomes a warning,
-//! which the runtime logs with `tracing::warn!`.
+//! files, multiple addresses). The quorum port's TLS and SASL keys are read in `quorum.rs`.
+//! Anything else unknown becomes a warning, which the runtime logs with `tracing::warn!`.
 //!
 //! Parsing is pure (text in, value out); only [`ServerConfig::load`] touches the file system.
 
