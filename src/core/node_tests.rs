@@ -398,3 +398,6 @@ fn recovery_from_snapshot_and_log_rebuilds_the_same_tree() {
         Node::recover(NodeConfig::standalone(), h.now, None, h.log.clone()).expect("replay");
     assert_eq!(from_log_only.tree().digest(), h.node.tree().digest());
 }
+
+#[path = "node_sasl_tests.rs"]
+mod sasl;

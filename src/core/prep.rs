@@ -247,7 +247,7 @@ impl Prep<'_> {
         if requested.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
-        let acl = acl::fixup(&request.acl, self.ids)?;
+        let acl = acl::fixup(&request.acl, self.ids, &self.config.auth)?;
         let parent_path = if last_slash == 0 { "/" } else { &requested[..last_slash] };
         let mut parent = self.view(layer, parent_path).ok_or(ErrorCode::NoNode)?;
         self.check_acl(&parent.acl, perms::CREATE)?;
@@ -344,7 +344,7 @@ impl Prep<'_> {
         version: i32,
     ) -> Result<TxnOp, ErrorCode> {
         path::validate_path(path).map_err(|_| ErrorCode::BadArguments)?;
-        let acl = acl::fixup(requested, self.ids)?;
+        let acl = acl::fixup(requested, self.ids, &self.config.auth)?;
         let mut node = self.view(layer, path).ok_or(ErrorCode::NoNode)?;
         self.check_acl(&node.acl, perms::ADMIN)?;
         let new_version = next_version(node.stat.aversion, version)?;
@@ -375,7 +375,7 @@ impl Prep<'_> {
     }
 
     fn check_acl(&self, node_acl: &[Acl], needed: i32) -> Result<(), ErrorCode> {
-        if acl::check(node_acl, needed, self.ids, self.config.skip_acl) {
+        if acl::check(node_acl, needed, self.ids, self.config.skip_acl, &self.config.auth) {
             Ok(())
         } else {
             Err(ErrorCode::NoAuth)

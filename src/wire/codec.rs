@@ -112,7 +112,7 @@ pub fn decode_request_header(frame: &Bytes) -> Result<(RequestHeader, Bytes), De
 }
 
 /// Decodes the body of a request with the given opcode. Opcodes that are not client requests
-/// this server serves (0, 10, reconfig 16, deleteContainer 20, sasl 102, ...) are
+/// this server serves (0, 10, reconfig 16, deleteContainer 20, ...) are
 /// `Unimplemented`; a body that does not parse as the opcode's record, or a multi with an
 /// unknown, mixed or invalid sub-op, is `Marshalling`. Trailing bytes are ignored.
 pub fn decode_request(opcode: i32, body: Bytes) -> Result<Request, RequestError> {

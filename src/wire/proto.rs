@@ -279,6 +279,11 @@ pub enum Request {
     WhoAmI,
     /// closeSession.
     CloseSession,
+    /// sasl (op 102): `GetSASLRequest`, one token of the SASL exchange.
+    Sasl {
+        /// The client's token (empty when the client sent a null buffer).
+        token: Bytes,
+    },
 }
 
 impl Request {
@@ -409,6 +414,11 @@ pub enum Response {
     AllChildrenNumber(i32),
     /// `WhoAmIResponse`: (scheme, user) pairs.
     WhoAmI(Vec<(String, String)>),
+    /// `SetSASLResponse`: the server's next token (null when there is none).
+    Sasl {
+        /// The token.
+        token: Option<Bytes>,
+    },
 }
 
 /// A watch notification. ZK compat: jute `WatcherEvent` (state is always SyncConnected).

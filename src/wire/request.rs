@@ -46,6 +46,7 @@ impl Request {
             Request::GetAllChildrenNumber { .. } => OpCode::GetAllChildrenNumber,
             Request::WhoAmI => OpCode::WhoAmI,
             Request::CloseSession => OpCode::CloseSession,
+            Request::Sasl { .. } => OpCode::Sasl,
         }
     }
 }
@@ -145,11 +146,11 @@ pub(crate) fn read_request(opcode: i32, r: &mut Reader) -> Result<Request, Reque
         OpCode::GetAllChildrenNumber => Request::GetAllChildrenNumber { path: r.read_string()? },
         OpCode::WhoAmI => Request::WhoAmI,
         OpCode::CloseSession => Request::CloseSession,
-        // Not requests a client may send to this server (reconfig and SASL are unsupported).
+        OpCode::Sasl => Request::Sasl { token: r.read_buffer()?.unwrap_or_default() },
+        // Not requests a client may send to this server (reconfig is unsupported).
         OpCode::Notification
         | OpCode::Reconfig
         | OpCode::DeleteContainer
-        | OpCode::Sasl
         | OpCode::CreateSession
         | OpCode::Error => return Err(RequestError::Unimplemented(opcode)),
     };
@@ -205,6 +206,7 @@ pub(crate) fn put_request(w: &mut Writer, request: &Request) {
             w.put_buffer(Some(auth));
         }
         Request::SetWatches(watches) => put_set_watches(w, watches),
+        Request::Sasl { token } => w.put_buffer(Some(token)),
         Request::AddWatch { path, mode: value }
         | Request::CheckWatches { path, watcher_type: value, .. } => {
             w.put_ustring(path);
@@ -245,6 +247,7 @@ pub(crate) fn request_len(request: &Request) -> usize {
             ops_len + MULTI_HEADER_LEN
         }
         Request::Auth { scheme, auth, .. } => 4 + ustring_len(scheme) + buffer_len(Some(auth)),
+        Request::Sasl { token } => buffer_len(Some(token)),
         Request::SetWatches(watches) => {
             let lists = [&watches.data, &watches.exist, &watches.child];
             let v2_lists = [&watches.persistent, &watches.persistent_recursive];
@@ -555,6 +558,7 @@ mod tests {
             path().prop_map(|prefix| Request::GetEphemerals { prefix }),
             path().prop_map(|path| Request::GetAllChildrenNumber { path }),
             Just(Request::WhoAmI),
+            data().prop_map(|token| Request::Sasl { token: token.unwrap_or_default() }),
             Just(Request::CloseSession),
         ]
     }
@@ -633,7 +637,7 @@ mod tests {
 
     #[test]
     fn unserved_opcodes_are_unimplemented() {
-        for opcode in [0, 10, 16, 20, 102, -10, -1, 23, 99, 108, i32::MIN, i32::MAX] {
+        for opcode in [0, 10, 16, 20, -10, -1, 23, 99, 108, i32::MIN, i32::MAX] {
             assert_eq!(
                 decode_request(opcode, Bytes::new()),
                 Err(RequestError::Unimplemented(opcode)),

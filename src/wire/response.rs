@@ -52,6 +52,7 @@ pub(crate) fn put_response(w: &mut Writer, response: &Response) {
             w.put_ustring(scheme);
             w.put_ustring(user);
         }),
+        Response::Sasl { token } => w.put_buffer(token.as_deref()),
     }
 }
 
@@ -79,6 +80,7 @@ pub(crate) fn response_len(response: &Response) -> usize {
                 .map(|(scheme, user)| ustring_len(scheme) + ustring_len(user))
                 .sum::<usize>()
         }
+        Response::Sasl { token } => buffer_len(token.as_deref()),
     }
 }
 
@@ -118,10 +120,10 @@ pub(crate) fn read_response(opcode: i32, r: &mut Reader) -> Result<Response, Dec
         OpCode::WhoAmI => Response::WhoAmI(
             r.read_vec(8, |r| Ok((r.read_string()?, r.read_ustring()?.unwrap_or_default())))?,
         ),
+        OpCode::Sasl => Response::Sasl { token: r.read_buffer()? },
         OpCode::Notification
         | OpCode::Reconfig
         | OpCode::DeleteContainer
-        | OpCode::Sasl
         | OpCode::CreateSession
         | OpCode::Error => return Err(no_record),
     };
@@ -278,6 +280,7 @@ mod tests {
             any::<i32>().prop_map(|total| (104, Response::AllChildrenNumber(total))),
             proptest::collection::vec((text(), text()), 0..3)
                 .prop_map(|infos| (107, Response::WhoAmI(infos))),
+            data().prop_map(|token| (102, Response::Sasl { token })),
         ]
     }
 
@@ -335,7 +338,7 @@ mod tests {
 
     #[test]
     fn opcodes_without_a_response_record_are_rejected() {
-        for opcode in [0, 10, 16, 20, 102, -10, -1, 1000] {
+        for opcode in [0, 10, 16, 20, -10, -1, 1000] {
             assert!(decode_response(opcode, Bytes::new()).is_err(), "opcode {opcode}");
         }
     }

@@ -151,6 +151,8 @@ int_enum! {
         NoWatcher = -121,
         /// Reconfig disabled.
         ReconfigDisabled = -123,
+        /// The server requires authentication (`enforce.auth`) and the connection has none.
+        SessionClosedRequireSaslAuth = -124,
         /// Quota exceeded.
         QuotaExceeded = -125,
         /// Request throttled.

@@ -257,7 +257,10 @@ impl Server {
                 cmd.arg("-Dzookeeper.admin.enableServer=false");
                 // Read by ZooKeeper without the `zookeeper.` prefix (ContainerManager).
                 for line in &self.options.extra {
-                    if line.starts_with("znode.container.") {
+                    // The JAAS file: a JVM flag for ZooKeeper (Ensemble also reads zoo.cfg).
+                    if line.starts_with("znode.container.")
+                        || line.starts_with("java.security.auth.login.config=")
+                    {
                         cmd.arg(format!("-D{line}"));
                     }
                 }

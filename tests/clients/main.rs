@@ -21,6 +21,7 @@ mod fourlw;
 mod limits;
 mod multi;
 mod reaping;
+mod sasl;
 mod sessions;
 mod watches;
 mod wire;

@@ -30,7 +30,14 @@ const MAX_RESPONSE: usize = 4096;
 /// Why a DIGEST-MD5 exchange failed. The text is what the server logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
-    /// A token arrived in the wrong step (replay, extra token, initial response).
+    /// The client's first token was not empty: DIGEST-MD5 has no initial response, but GSSAPI
+    /// (Kerberos) clients send one.
+    #[error(
+        "DIGEST-MD5: the client sent an initial response ({0} bytes); GSSAPI (Kerberos) \
+         clients do, and this server supports DIGEST-MD5 only"
+    )]
+    InitialResponse(usize),
+    /// A token arrived in the wrong step (replay, extra token).
     #[error("DIGEST-MD5: unexpected token in step {step}")]
     UnexpectedToken {
         /// The exchange step the machine was in.
@@ -328,7 +335,7 @@ impl DigestMd5Server {
         let result = match state {
             ServerState::Start => {
                 if !token.is_empty() {
-                    Err(DigestError::UnexpectedToken { step: "initial" })
+                    Err(DigestError::InitialResponse(token.len()))
                 } else {
                     let nonce = new_nonce(rng);
                     // ZK compat: Java's challenge; qop is left out because only `auth` is

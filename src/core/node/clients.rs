@@ -48,6 +48,8 @@ pub(super) struct Conn {
     pub(super) latency: Latency,
     /// When the handshake must be done by (while `state` is `Handshake`).
     pub(super) handshake_at: u64,
+    /// The SASL exchange in progress (see `node/sasl.rs`); `None` until a `sasl` request.
+    pub(super) sasl: Option<Box<crate::core::auth::DigestMd5Server>>,
 }
 
 impl Conn {
@@ -157,6 +159,7 @@ impl Node {
                 last_zxid: -1,
                 latency: Latency::default(),
                 handshake_at: deadline,
+                sasl: None,
             },
         );
     }
@@ -493,6 +496,13 @@ impl Node {
             self.close_conn(conn_id, effects);
             return;
         }
+        // ZK compat: `processPacket` checks enforce.auth on everything but auth and sasl.
+        let auth_opcodes = [OpCode::Auth.code(), OpCode::Sasl.code()];
+        if !auth_opcodes.contains(&header.opcode)
+            && !self.enforce_auth(conn_id, header.xid, effects)
+        {
+            return;
+        }
         if header.opcode == OpCode::Reconfig.code() {
             // ZK compat: PrepRequestProcessor refuses reconfig first when `reconfigEnabled` is
             // false (the default); otherwise a standalone server cannot reconfigure. Ensemble
@@ -549,6 +559,7 @@ impl Node {
             Ok(request) => request,
         };
         match request {
+            Request::Sasl { token } => self.on_sasl(conn_id, session, header.xid, &token, effects),
             Request::Ping => {
                 let reply =
                     ReplyHeader { xid: -2, zxid: self.tree.zxid_applied().to_wire(), err: 0 };
@@ -905,7 +916,7 @@ impl Node {
     ) -> Result<Response, ErrorCode> {
         let ids = self.conns.get(&conn_id).map(|c| c.ids.clone()).unwrap_or_default();
         let can = |acl: &[crate::wire::types::Acl], needed: i32| {
-            acl::check(acl, needed, &ids, self.config.skip_acl)
+            acl::check(acl, needed, &ids, self.config.skip_acl, &self.config.auth)
         };
         match request {
             Request::Exists { path, watch } => {
@@ -971,7 +982,10 @@ impl Node {
             Request::GetEphemerals { prefix } => {
                 Ok(Response::Ephemerals(self.tree.ephemerals_with_prefix(session, &prefix)))
             }
-            Request::WhoAmI => Ok(Response::WhoAmI(ids.iter().map(who_am_i).collect())),
+            Request::WhoAmI => {
+                let auth = &self.config.auth;
+                Ok(Response::WhoAmI(ids.iter().map(|id| who_am_i(id, auth)).collect()))
+            }
             Request::Sync { path } => Ok(Response::Sync { path }),
             Request::SetWatches(set) => {
                 let tree = &self.tree;
@@ -1038,7 +1052,7 @@ impl Node {
         let Some((node_acl, stat)) = self.tree.acl(path) else {
             return OpResult::Error { err: ErrorCode::NoNode.code() };
         };
-        if !acl::check(&node_acl, perms::READ, ids, self.config.skip_acl) {
+        if !acl::check(&node_acl, perms::READ, ids, self.config.skip_acl, &self.config.auth) {
             return OpResult::Error { err: ErrorCode::NoAuth.code() };
         }
         if is_data {
@@ -1176,11 +1190,13 @@ fn multi_results(shapes: &[MultiShape], outcomes: Vec<ApplyOutcome>) -> Vec<OpRe
         .collect()
 }
 
-fn who_am_i(id: &Id) -> (String, String) {
+/// ZK compat: `AuthUtil.getUser`: the provider's user name, empty (null) for a scheme without
+/// a registered provider (`super`, or `sasl` without `SASLAuthenticationProvider`).
+fn who_am_i(id: &Id, auth: &crate::core::auth::AuthConfig) -> (String, String) {
     let user = match id.scheme.as_str() {
         "digest" => id.id.split(':').next().unwrap_or_default().to_string(),
-        "super" => String::new(),
-        _ => id.id.clone(),
+        scheme if auth.providers.has(scheme) => id.id.clone(),
+        _ => String::new(),
     };
     (id.scheme.clone(), user)
 }

@@ -21,6 +21,7 @@
 mod clients;
 mod leader;
 mod learner;
+mod sasl;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -989,9 +990,10 @@ impl Node {
         }
         let mut out = Vec::new();
         let conns = &self.conns;
-        let skip_acl = self.config.skip_acl;
+        let (skip_acl, auth) = (self.config.skip_acl, &self.config.auth);
         let mut can_read = |conn: ConnId, node_acl: &[crate::wire::types::Acl]| {
-            conns.get(&conn).is_some_and(|c| acl::check(node_acl, perms::READ, &c.ids, skip_acl))
+            let ids = |c: &clients::Conn| acl::check(node_acl, perms::READ, &c.ids, skip_acl, auth);
+            conns.get(&conn).is_some_and(ids)
         };
         for event in events {
             self.watches.trigger(event, &mut can_read, &mut out);

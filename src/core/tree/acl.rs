@@ -2,9 +2,10 @@
 //!
 //! ZK compat: `ZooKeeperServer.checkACL`, `PrepRequestProcessor.fixupACL`/`removeDuplicates`,
 //! `DigestAuthenticationProvider`, `IPAuthenticationProvider`, the getACL masking of
-//! `FinalRequestProcessor`, and `AuthUtil.getUser` (protocol reference §9). Only `digest` and `ip`
-//! have providers, as in a default ZooKeeper; `sasl` and `x509` ids are rejected by `fixup` and
-//! never match. Numbers are parsed as Java's `Integer.parseInt` does (optional sign, ASCII digits
+//! `FinalRequestProcessor`, and `AuthUtil.getUser` (protocol reference §9). `digest` and `ip`
+//! always have providers; `sasl` (`SASLAuthenticationProvider`) and `x509`
+//! (`X509AuthenticationProvider`) only when [`AuthConfig::providers`] registers them, as
+//! `authProvider.N` does: otherwise their ids are rejected by `fixup` and never match. Numbers are parsed as Java's `Integer.parseInt` does (optional sign, ASCII digits
 //! only: Java would also accept other Unicode decimal digits, which no client sends).
 
 use ::core::net::IpAddr;
@@ -13,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
+use crate::core::auth::AuthConfig;
 use crate::wire::types::{Acl, ErrorCode, Id};
 
 /// Scheme names and the one `world` id.
@@ -29,18 +31,24 @@ pub mod schemes {
     pub const IP: &str = "ip";
     /// The super user: bypasses every check.
     pub const SUPER: &str = "super";
+    /// A SASL authorization id.
+    pub const SASL: &str = "sasl";
+    /// A client certificate's subject.
+    pub const X509: &str = "x509";
 }
 
-use schemes::{ANYONE, AUTH, DIGEST, IP, SUPER, WORLD};
+use schemes::{ANYONE, AUTH, DIGEST, IP, SASL, SUPER, WORLD, X509};
 
 /// Whether a caller holding `ids` may do something needing any bit of `needed` on a node with
 /// `acl`. An empty ACL allows everything; any `super` id allows everything; otherwise an entry
 /// with a needed bit must be `world:anyone`, or match one of the caller's ids of its scheme.
-pub fn check(acl: &[Acl], needed: i32, ids: &[Id], skip_acl: bool) -> bool {
+pub fn check(acl: &[Acl], needed: i32, ids: &[Id], skip_acl: bool, auth: &AuthConfig) -> bool {
     if skip_acl || acl.is_empty() || ids.iter().any(|id| id.scheme == SUPER) {
         return true;
     }
-    acl.iter().filter(|entry| entry.perms & needed != 0).any(|entry| entry_matches(&entry.id, ids))
+    acl.iter()
+        .filter(|entry| entry.perms & needed != 0)
+        .any(|entry| entry_matches(&entry.id, ids, auth))
 }
 
 /// Validates and expands a client's ACL for create or setACL.
@@ -50,7 +58,7 @@ pub fn check(acl: &[Acl], needed: i32, ids: &[Id], skip_acl: bool) -> bool {
 /// authenticated) with the entry's permissions, and is invalid if there is none; `digest` ids
 /// must split into exactly two parts on `:` as Java's `split` counts them; `ip` ids must parse.
 /// Anything else (including an empty list) is `InvalidAcl`. Permission bits are not validated.
-pub fn fixup(requested: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+pub fn fixup(requested: &[Acl], ids: &[Id], auth: &AuthConfig) -> Result<Vec<Acl>, ErrorCode> {
     // ZK compat: removeDuplicates compares with List.contains; a set keeps this linear-ish on
     // a hostile list of thousands of entries while keeping the first-occurrence order.
     let mut seen = std::collections::BTreeSet::new();
@@ -64,7 +72,8 @@ pub fn fixup(requested: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             WORLD if acl.id.id == ANYONE => fixed.push(acl.clone()),
             AUTH => {
                 let before = fixed.len();
-                let authenticated = ids.iter().filter(|id| is_authenticated_scheme(&id.scheme));
+                let authenticated =
+                    ids.iter().filter(|id| is_authenticated_scheme(&id.scheme, auth));
                 fixed.extend(authenticated.map(|id| Acl { perms: acl.perms, id: id.clone() }));
                 if fixed.len() == before {
                     return Err(ErrorCode::InvalidAcl);
@@ -72,6 +81,10 @@ pub fn fixup(requested: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             }
             DIGEST if is_valid_digest_id(&acl.id.id) => fixed.push(acl.clone()),
             IP if is_valid_ip_id(&acl.id.id) => fixed.push(acl.clone()),
+            SASL if auth.providers.sasl && is_valid_kerberos_name(&acl.id.id) => {
+                fixed.push(acl.clone())
+            }
+            X509 if auth.providers.x509 && !acl.id.id.is_empty() => fixed.push(acl.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -150,19 +163,46 @@ pub fn is_valid_digest_id(id: &str) -> bool {
     java_split_len(id, ':') == 2
 }
 
+/// Whether `id` is a valid `sasl` ACL id. ZK compat: `SASLAuthenticationProvider.isValid`
+/// accepts what `KerberosName` parses: a name without `@`, or `service[/host]@REALM` with no
+/// further `/` or `@`.
+pub fn is_valid_kerberos_name(id: &str) -> bool {
+    let Some((before, realm)) = id.split_once('@') else {
+        return true;
+    };
+    let (service, host) = before.split_once('/').unwrap_or((before, ""));
+    ![service, host, realm].iter().any(|part| part.contains(['/', '@']))
+}
+
 /// Whether the ACL entry id matches one of the caller's ids.
-fn entry_matches(acl_id: &Id, ids: &[Id]) -> bool {
+fn entry_matches(acl_id: &Id, ids: &[Id], auth: &AuthConfig) -> bool {
+    let of = |scheme: &'static str| ids.iter().filter(move |id| id.scheme == scheme);
     match acl_id.scheme.as_str() {
         WORLD => acl_id.id == ANYONE,
-        DIGEST => ids.iter().any(|id| id.scheme == DIGEST && id.id == acl_id.id),
-        IP => ids.iter().any(|id| id.scheme == IP && ip_matches(&id.id, &acl_id.id)),
+        DIGEST => of(DIGEST).any(|id| id.id == acl_id.id),
+        IP => of(IP).any(|id| ip_matches(&id.id, &acl_id.id)),
+        // ZK compat: `SASLAuthenticationProvider.matches`: a SASL user called `super` matches
+        // every `sasl` entry, and `zookeeper.letAnySaslUserDoX` names an entry every SASL
+        // user matches.
+        SASL if auth.providers.sasl => of(SASL).any(|id| {
+            id.id == "super"
+                || id.id == acl_id.id
+                || auth.let_any_sasl_user.as_deref() == Some(acl_id.id.as_str())
+        }),
+        X509 if auth.providers.x509 => of(X509).any(|id| id.id == acl_id.id),
         _ => false,
     }
 }
 
-/// Whether ids of `scheme` come from a provider that authenticates (expanded by `auth`).
-fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == DIGEST
+/// Whether ids of `scheme` come from a registered provider that authenticates (expanded by
+/// `auth`). ZK compat: `isAuthenticated()` is true for digest, sasl and x509, false for ip.
+fn is_authenticated_scheme(scheme: &str, auth: &AuthConfig) -> bool {
+    match scheme {
+        DIGEST => true,
+        SASL => auth.providers.sasl,
+        X509 => auth.providers.x509,
+        _ => false,
+    }
 }
 
 /// ZK compat: `generateDigest`: the text before the first `:` (or all of it), `:`, and the
@@ -346,6 +386,59 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// The checks without optional providers (a default ZooKeeper).
+    fn check(acl: &[Acl], needed: i32, ids: &[Id], skip_acl: bool) -> bool {
+        super::check(acl, needed, ids, skip_acl, &AuthConfig::default())
+    }
+
+    fn fixup(requested: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+        super::fixup(requested, ids, &AuthConfig::default())
+    }
+
+    fn with_sasl() -> AuthConfig {
+        let mut auth = AuthConfig::default();
+        auth.providers.sasl = true;
+        auth
+    }
+
+    #[test]
+    fn sasl_scheme_needs_its_provider() {
+        let bob = ids(&[("ip", "127.0.0.1"), ("sasl", "bob")]);
+        let only_bob = vec![acl(perms::ALL, "sasl", "bob")];
+        assert_eq!(fixup(&only_bob, &bob), Err(ErrorCode::InvalidAcl));
+        assert!(!check(&only_bob, perms::READ, &bob, false));
+        let auth = with_sasl();
+        assert_eq!(super::fixup(&only_bob, &bob, &auth), Ok(only_bob.clone()));
+        assert!(super::check(&only_bob, perms::READ, &bob, false, &auth));
+        let eve = ids(&[("sasl", "eve")]);
+        assert!(!super::check(&only_bob, perms::READ, &eve, false, &auth));
+        // A SASL user called super matches every sasl entry.
+        assert!(super::check(&only_bob, perms::READ, &ids(&[("sasl", "super")]), false, &auth));
+        // `auth` expands to the sasl id once the provider is registered.
+        let expanded = super::fixup(&[acl(perms::READ, "auth", "")], &bob, &auth);
+        assert_eq!(expanded, Ok(vec![acl(perms::READ, "sasl", "bob")]));
+        assert_eq!(fixup(&[acl(perms::READ, "auth", "")], &bob), Err(ErrorCode::InvalidAcl));
+        // letAnySaslUserDoX.
+        let mut any = with_sasl();
+        any.let_any_sasl_user = Some("anyone-sasl".into());
+        let shared = vec![acl(perms::READ, "sasl", "anyone-sasl")];
+        assert!(super::check(&shared, perms::READ, &eve, false, &any));
+        assert!(!super::check(&shared, perms::READ, &eve, false, &auth));
+    }
+
+    #[test]
+    fn kerberos_name_validity() {
+        for valid in ["bob", "zk/host@REALM", "zk@REALM", "a/b/c"] {
+            assert!(is_valid_kerberos_name(valid), "{valid}");
+        }
+        for invalid in ["a@b@c", "a/b/c@R"] {
+            assert!(!is_valid_kerberos_name(invalid), "{invalid}");
+        }
+        let auth = with_sasl();
+        let bad = vec![acl(perms::ALL, "sasl", "a@b@c")];
+        assert_eq!(super::fixup(&bad, &[], &auth), Err(ErrorCode::InvalidAcl));
+    }
     use crate::wire::types::perms;
 
     fn acl(perms: i32, scheme: &str, id: &str) -> Acl {

@@ -128,7 +128,8 @@ impl AuthDraft {
             key if key.starts_with("authProvider.") => {
                 self.providers.insert(key.to_string(), (p.value.clone(), p.line));
             }
-            "sasl.client" | "client.secure" | "sasl.clientconfig" => {}
+            // Client-side properties a shared JVMFLAGS may carry; nothing to do on a server.
+            "sasl.client" | "sasl.clientconfig" => {}
             _ => return Ok(false),
         }
         Ok(true)
@@ -168,19 +169,18 @@ impl AuthDraft {
                         .to_string(),
                 });
             }
-            if let Some(missing) = schemes.iter().find(|s| !providers.has(s)) {
-                return Err(ConfigError::Inconsistent {
-                    key: "enforce.auth.schemes",
-                    message: format!(
-                        "authentication scheme {missing} is not available (add its \
-                         authProvider.N)"
-                    ),
-                });
-            }
             schemes
         } else {
             Vec::new()
         };
+        if let Some(missing) = enforce_schemes.iter().find(|s| !providers.has(s)) {
+            return Err(ConfigError::Inconsistent {
+                key: "enforce.auth.schemes",
+                message: format!(
+                    "authentication scheme {missing} is not available (add its authProvider.N)"
+                ),
+            });
+        }
         Ok(AuthSettings {
             core: AuthConfig {
                 providers,

@@ -1083,7 +1083,13 @@ mod system_properties {
             ServerConfig::parse("dataDir=/d\nenforce.auth.enabled=true\nenforce.auth.schemes=sasl")
                 .unwrap_err();
         assert!(e.to_string().contains("sasl is not available"), "{e}");
-        let c = ServerConfig::parse("dataDir=/d\nsessionRequireClientSASLAuth=true").unwrap();
+        let e = ServerConfig::parse("dataDir=/d\nsessionRequireClientSASLAuth=true").unwrap_err();
+        assert!(e.to_string().contains("sasl is not available"), "{e}");
+        let c = ServerConfig::parse(
+            "dataDir=/d\nsessionRequireClientSASLAuth=true\n\
+             authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+        )
+        .unwrap();
         assert_eq!(c.auth.core.enforce_schemes, ["sasl"]);
     }
 
