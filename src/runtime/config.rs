@@ -12,9 +12,9 @@
 //! `Integer.getInteger` property), we return a typed [`ConfigError`] instead: a typo should stop
 //! the server, not change its behaviour. Keys ZooKeeper knows but Ensemble does not implement
 //! are accepted with a warning or a note when ignoring them is harmless, and rejected when
-//! ignoring them would weaken what the operator asked for (hierarchical quorums, quorum TLS or
-//! SASL, dynamic config files, multiple addresses). Anything else unknown becomes a warning,
-//! which the runtime logs with `tracing::warn!`.
+//! ignoring them would weaken what the operator asked for (hierarchical quorums, dynamic config
+//! files, multiple addresses). The quorum port's TLS and SASL keys are read in `quorum.rs`.
+//! Anything else unknown becomes a warning, which the runtime logs with `tracing::warn!`.
 //!
 //! Parsing is pure (text in, value out); only [`ServerConfig::load`] touches the file system.
 
@@ -23,6 +23,7 @@ mod client_tls;
 pub mod jaas;
 mod limits;
 mod properties;
+mod quorum;
 pub mod sysprops;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,7 @@ pub use auth::AuthSettings;
 pub use client_tls::ClientTls;
 pub use limits::ClientLimits;
 use properties::Property;
+pub use quorum::{QuorumSasl, QuorumSecurity, SSL_QUORUM_PREFIX};
 
 /// A bad `zoo.cfg` or `myid`. Each variant names the key, the line and the offending value.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -289,6 +291,8 @@ pub struct ServerConfig {
     /// `ensemble.slowStepWarnMs` (an Ensemble key): a node-loop round or disk batch taking
     /// longer than this many ms is logged at WARN with what it did; 0 turns that off.
     pub slow_step_warn_ms: u64,
+    /// TLS and SASL between members (`sslQuorum`, `ssl.quorum.*`, `quorum.auth.*`).
+    pub quorum_security: QuorumSecurity,
     /// `server.N` lines by id.
     pub servers: BTreeMap<u64, ServerSpec>,
     /// `version` (hex): the membership version ZooKeeper writes with dynamic config.
@@ -555,12 +559,8 @@ const IGNORED_KEYS: &[&str] = &[
     "connectToLearnerMasterLimit",
     "localSessionsUpgradingEnabled",
     "quorum.cnxn.threads.size",
-    "sslQuorumReloadCertFiles",
     "multiAddress.reachabilityCheckEnabled",
     "multiAddress.reachabilityCheckTimeoutMs",
-    "quorum.auth.learner.saslLoginContext",
-    "quorum.auth.server.saslLoginContext",
-    "quorum.auth.kerberos.servicePrincipal",
     "jvm.pause.monitor",
     "jvm.pause.info-threshold.ms",
     "jvm.pause.warn-threshold.ms",
@@ -608,6 +608,7 @@ struct Draft {
     handshake_timeout_ms: Option<u64>,
     client_limits: ClientLimits,
     slow_step_warn_ms: Option<u64>,
+    quorum_security: QuorumSecurity,
     servers: BTreeMap<u64, (ServerSpec, usize)>,
     membership_version: u64,
     auth: auth::AuthDraft,
@@ -693,10 +694,6 @@ impl Draft {
         let enabled_unsupported = match p.key.as_str() {
             "dynamicConfigFile" => return Err(unsupported(p, "a dynamic config file")),
             "oraclePath" => return Err(unsupported(p, "the oracle quorum (oraclePath)")),
-            "sslQuorum" => Some("TLS between servers"),
-            "quorum.auth.enableSasl" => Some("SASL between servers"),
-            "quorum.auth.learnerRequireSasl" => Some("SASL between servers"),
-            "quorum.auth.serverRequireSasl" => Some("SASL between servers"),
             "multiAddress.enabled" => Some("multiple addresses per server"),
             _ => None,
         };
@@ -706,12 +703,10 @@ impl Draft {
             }
             return Ok(());
         }
+        if self.quorum_security.apply(p)? {
+            return Ok(());
+        }
         match p.key.as_str() {
-            "portUnification" => {
-                if boolean(p)? {
-                    self.warn(p, "portUnification: no TLS, the client port takes plain text only");
-                }
-            }
             "observerMasterPort" | "quorumListenOnAllIPs" => {
                 self.warn(p, &format!("{} is not supported; ignored", p.key));
             }
@@ -738,6 +733,10 @@ impl Draft {
         let origin =
             self.sysprop_origin.clone().unwrap_or_else(|| format!("zoo.cfg line {}", p.line));
         if self.auth.apply(name, p, &origin)? {
+            return Ok(());
+        }
+        // `-Dzookeeper.ssl.quorum.*` flags (QuorumX509Util reads system properties too).
+        if name.starts_with(SSL_QUORUM_PREFIX) && self.quorum_security.apply(p)? {
             return Ok(());
         }
         match name {
@@ -868,6 +867,7 @@ impl Draft {
         };
         let standalone_enabled = self.standalone_enabled.unwrap_or(true);
         self.check_quorum(standalone_enabled)?;
+        self.quorum_security.check()?;
         if self.extended_types {
             self.check_extended_server_ids()?;
         }
@@ -914,6 +914,7 @@ impl Draft {
             slow_step_warn_ms: self
                 .slow_step_warn_ms
                 .unwrap_or(crate::runtime::slow::SLOW_WARN_DEFAULT_MS),
+            quorum_security: self.quorum_security,
             servers: self.servers.into_iter().map(|(id, (spec, _))| (id, spec)).collect(),
             membership_version: self.membership_version,
             auth,

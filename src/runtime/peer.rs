@@ -16,14 +16,26 @@
 //!   `Effect::SendPeer` into queued messages. A link's identity ([`LinkId`]) travels with every
 //!   event, so a message from a link the node was already told is down can never reach it, and
 //!   a message the node sends can only go to the link it was last told is up.
-//! - The frame codec: `u32` big-endian length, one version byte ([`PEER_PROTOCOL_VERSION`]),
-//!   then the bincode of a [`LinkFrame`]; frames over [`PEER_FRAME_MAX_BYTES`] are refused.
+//! - The frame codec (`frame`): `u32` big-endian length, one version byte
+//!   ([`PEER_PROTOCOL_VERSION`]), then the bincode of a [`LinkFrame`]; frames over
+//!   [`PEER_FRAME_MAX_BYTES`] are refused.
 //!
-//! Handshake: the dialer sends `Hello { from, to }`; the acceptor checks that `from` is a
-//! configured member with a larger id than its own and that `to` is its own id, answers with
-//! its own `Hello`, and only then do both sides report the link up. Anything else is dropped and
-//! logged with `tracing::warn`. There is no authentication (ZooKeeper's quorum SASL is not
-//! supported): peer ports belong on a trusted network.
+//! Handshake, in order (anything else is dropped and logged with `tracing::warn`):
+//! 1. TLS ([`tls`], quorum TLS): with `sslQuorum` the dialer runs a TLS handshake first, both
+//!    certificates verified. A port with `sslQuorum` or `portUnification` sniffs the first byte
+//!    (a TLS record or a frame's length prefix) and takes plain text only with
+//!    `portUnification`; a plain dialer refused there gets the reason as an `Auth { Error }`
+//!    frame in plain text.
+//! 2. `Hello`: the dialer sends `Hello { from, to }`; the acceptor checks that `from` is a
+//!    configured member with a larger id than its own and that `to` is its own id, and answers
+//!    with its own `Hello`.
+//! 3. SASL ([`auth`], quorum SASL): the dialer (ZooKeeper's learner) sends `Auth` tokens if it
+//!    requires SASL, or one `Heartbeat` to say it will not; an acceptor with SASL enabled reads
+//!    that first frame and authenticates or refuses as `quorum.auth.*` say. Only then do both
+//!    sides report the link up.
+//!
+//! The stream below the frames is a `PeerStream` (TCP, or TLS over it). Under madsim the
+//! same code runs over the simulated TCP; the madsim tests use quorum SASL but not TLS.
 //!
 //! Invariants, for each peer: at most one link is current in [`PeerLinks`]; `Input::PeerLinkUp`
 //! and `Input::PeerLinkDown` alternate, starting with up; every `Input::PeerMessage` from a peer
@@ -37,9 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bincode::Options as _;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -51,13 +61,21 @@ use crate::core::io::Input;
 use crate::core::snapshot::SnapshotImage;
 use crate::core::zab::{PeerMsg, SnapBody};
 use crate::runtime::config::{ServerConfig, ServerSpec};
+use crate::runtime::tls::TLS_HANDSHAKE_RECORD;
 
-/// The version byte of every frame. A peer speaking another version is dropped.
-pub const PEER_PROTOCOL_VERSION: u8 = 2;
+pub mod auth;
+mod digest;
+mod frame;
+mod security;
+pub mod tls;
 
-/// The largest frame accepted or sent (length prefix excluded). A SNAP carries the whole tree
-/// in one frame, so this bounds the size of a tree a learner can be synced with.
-pub const PEER_FRAME_MAX_BYTES: usize = 128 << 20;
+pub use auth::{AuthStatus, PeerSasl};
+use frame::decode_frame_within;
+pub use frame::{
+    decode_frame, encode_frame, FrameError, LinkFrame, PEER_FRAME_MAX_BYTES, PEER_PROTOCOL_VERSION,
+    SNAP_CHUNK_BYTES, SNAP_MAX_BYTES,
+};
+pub use tls::PeerTls;
 
 /// Events the links may queue for the node's loop before link tasks wait.
 pub const PEER_EVENT_QUEUE_MAX: usize = 8_192;
@@ -68,22 +86,19 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// How often the quorum key and trust stores are checked with `sslQuorumReloadCertFiles`.
+const CERT_RELOAD_POLL: Duration = Duration::from_secs(1);
+
 /// Bytes of queued messages a link writes in one go.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
 
-/// The frame length prefix.
-const LENGTH_BYTES: usize = 4;
-
-/// The largest handshake frame: a `Hello` is a few bytes, so a stranger cannot make us
-/// buffer a large frame before it has said who it is.
-const HELLO_FRAME_MAX_BYTES: usize = 1_024;
+/// The largest handshake frame: a `Hello` is a few bytes and a SASL token a few hundred, so a
+/// stranger cannot make us buffer a large frame before it has said who it is.
+const HELLO_FRAME_MAX_BYTES: usize = 4_096;
 
 /// Connections that may be in their handshake at once; more are dropped (a peer port open to
 /// strangers must not let them hold unbounded tasks and buffers).
 const HANDSHAKES_MAX: usize = 64;
-
-/// Buffer space reserved ahead for a frame still arriving; the rest grows as bytes come.
-const RESERVE_AHEAD_BYTES: usize = 1 << 20;
 
 /// Why a link could not be established or why it ended.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +126,16 @@ pub enum PeerError {
     /// A `Hello` arrived after the handshake.
     #[error("unexpected hello after the handshake")]
     UnexpectedHello,
+    /// Quorum TLS refused the connection (handshake, certificate, plain text on a TLS-only
+    /// port).
+    #[error("quorum TLS: {0}")]
+    Tls(String),
+    /// The quorum TLS or SASL configuration cannot be used (stores, JAAS file, flags).
+    #[error("quorum security: {0}")]
+    Security(String),
+    /// Quorum SASL refused the link (or the peer refused ours).
+    #[error("quorum authentication: {0}")]
+    Auth(String),
     /// The node's loop dropped the link (replaced or overflowing) or stopped.
     #[error("dropped by the node")]
     Dropped,
@@ -118,114 +143,6 @@ pub enum PeerError {
     /// new link.
     #[error("encoding a SNAP failed")]
     SnapEncode,
-}
-
-/// A frame that breaks the protocol. Never a panic: these bytes come from the network.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FrameError {
-    /// The length prefix is zero (no version byte).
-    #[error("empty frame")]
-    Empty,
-    /// The length prefix exceeds [`PEER_FRAME_MAX_BYTES`].
-    #[error("frame of {len} bytes exceeds the limit of {max}")]
-    TooLarge {
-        /// The announced (or encoded) length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The version byte is not [`PEER_PROTOCOL_VERSION`].
-    #[error("peer protocol version {0} (this server speaks {PEER_PROTOCOL_VERSION})")]
-    Version(u8),
-    /// The payload is not a valid bincode `LinkFrame`.
-    #[error("undecodable frame: {0}")]
-    Decode(String),
-}
-
-/// What travels in a frame.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LinkFrame {
-    /// The first frame each way: who speaks, and to whom it believes it speaks.
-    Hello {
-        /// The sender's id.
-        from: ServerId,
-        /// The id the sender expects at the other end.
-        to: ServerId,
-    },
-    /// Sent when a link has been quiet for a heartbeat interval, so the other side can tell a
-    /// quiet link from a dead one.
-    Heartbeat,
-    /// A message for the node.
-    Message(PeerMsg),
-    /// A piece of the encoded snapshot of the SNAP that follows: a SNAP's body is sent as
-    /// chunks of at most [`SNAP_CHUNK_BYTES`] ahead of a `Snap` message whose own body is
-    /// empty, so no frame grows with the tree (a million znodes make a 190 MB body).
-    SnapChunk(Bytes),
-}
-
-/// The largest piece of a SNAP body in one frame.
-pub const SNAP_CHUNK_BYTES: usize = 8 << 20;
-
-/// The largest SNAP body a link puts back together.
-pub const SNAP_MAX_BYTES: usize = 16 << 30;
-
-/// Appends one frame to `out`. Fails (appending nothing) if it would exceed
-/// [`PEER_FRAME_MAX_BYTES`].
-pub fn encode_frame(frame: &LinkFrame, out: &mut BytesMut) -> Result<(), FrameError> {
-    let options = encode_options();
-    let size = options.serialized_size(frame).map_err(|e| FrameError::Decode(e.to_string()))?;
-    let len = usize::try_from(size).unwrap_or(usize::MAX).saturating_add(1);
-    if len > PEER_FRAME_MAX_BYTES {
-        return Err(FrameError::TooLarge { len, max: PEER_FRAME_MAX_BYTES });
-    }
-    out.reserve(LENGTH_BYTES + len);
-    out.put_u32(u32::try_from(len).expect("len <= PEER_FRAME_MAX_BYTES fits in u32"));
-    out.put_u8(PEER_PROTOCOL_VERSION);
-    let mut writer = out.writer();
-    options.serialize_into(&mut writer, frame).map_err(|e| FrameError::Decode(e.to_string()))?;
-    Ok(())
-}
-
-/// Takes one complete frame off the front of `buffer`, if there is one. On an error the
-/// buffer's content is unspecified and the link must be closed.
-pub fn decode_frame(buffer: &mut BytesMut) -> Result<Option<LinkFrame>, FrameError> {
-    decode_frame_within(buffer, PEER_FRAME_MAX_BYTES)
-}
-
-fn decode_frame_within(buffer: &mut BytesMut, max: usize) -> Result<Option<LinkFrame>, FrameError> {
-    if buffer.len() < LENGTH_BYTES {
-        return Ok(None);
-    }
-    let len = u32::from_be_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]) as usize;
-    if len == 0 {
-        return Err(FrameError::Empty);
-    }
-    if len > max {
-        return Err(FrameError::TooLarge { len, max });
-    }
-    if buffer.len() < LENGTH_BYTES + len {
-        buffer.reserve((LENGTH_BYTES + len - buffer.len()).min(RESERVE_AHEAD_BYTES));
-        return Ok(None);
-    }
-    buffer.advance(LENGTH_BYTES);
-    let body = buffer.split_to(len);
-    if body[0] != PEER_PROTOCOL_VERSION {
-        return Err(FrameError::Version(body[0]));
-    }
-    decode_options()
-        .deserialize(&body[1..])
-        .map(Some)
-        .map_err(|e| FrameError::Decode(e.to_string()))
-}
-
-/// Varint bincode. Encoding is unbounded (the frame size is checked first); decoding never
-/// reads past the frame, and the whole frame must be one `LinkFrame`.
-fn encode_options() -> impl bincode::Options + Copy {
-    bincode::DefaultOptions::new().with_varint_encoding()
-}
-
-fn decode_options() -> impl bincode::Options + Copy {
-    encode_options().with_limit(PEER_FRAME_MAX_BYTES as u64).reject_trailing_bytes()
 }
 
 /// Timing and bounds of the links.
@@ -412,15 +329,25 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    /// Binds the quorum port and starts accepting and dialing. Events go to `events`.
+    /// Binds the quorum port and starts accepting and dialing, with no TLS or SASL. Events go
+    /// to `events`.
     pub async fn start(
         config: PeerNetworkConfig,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<PeerNetwork, PeerError> {
+        PeerNetwork::start_secured(config, PeerSecurity::default(), events).await
+    }
+
+    /// Like [`PeerNetwork::start`], with quorum TLS and SASL as `security` says.
+    pub async fn start_secured(
+        config: PeerNetworkConfig,
+        security: PeerSecurity,
         events: mpsc::Sender<PeerEvent>,
     ) -> Result<PeerNetwork, PeerError> {
         let listener = TcpListener::bind((config.listen.host.as_str(), config.listen.port))
             .await
             .map_err(|source| PeerError::Io { op: "binding the quorum port", source })?;
-        PeerNetwork::with_listener(config, listener, events)
+        PeerNetwork::with_listener_secured(config, security, listener, events)
     }
 
     /// Starts on an already bound listener (for a caller that picked a free port).
@@ -429,12 +356,25 @@ impl PeerNetwork {
         listener: TcpListener,
         events: mpsc::Sender<PeerEvent>,
     ) -> Result<PeerNetwork, PeerError> {
+        PeerNetwork::with_listener_secured(config, PeerSecurity::default(), listener, events)
+    }
+
+    /// Like [`PeerNetwork::with_listener`], with quorum TLS and SASL as `security` says.
+    pub fn with_listener_secured(
+        config: PeerNetworkConfig,
+        security: PeerSecurity,
+        listener: TcpListener,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<PeerNetwork, PeerError> {
         let local_addr = listener
             .local_addr()
             .map_err(|source| PeerError::Io { op: "reading the quorum address", source })?;
-        info!(me = %config.me, %local_addr, "listening for peers");
-        let shared = Arc::new(Shared { config, events, next_link: AtomicU64::new(1) });
+        info!(me = %config.me, %local_addr, ?security, "listening for peers");
+        let shared = Arc::new(Shared { config, security, events, next_link: AtomicU64::new(1) });
         let mut tasks = vec![tokio::spawn(accept_loop(shared.clone(), listener))];
+        if let Some(tls) = shared.security.tls.as_ref().filter(|tls| tls.reload) {
+            tasks.push(tokio::spawn(tls.context.clone().watch(CERT_RELOAD_POLL)));
+        }
         for (peer, address) in &shared.config.peers {
             if shared.config.dials(*peer) {
                 tasks.push(tokio::spawn(dial_loop(shared.clone(), *peer, address.clone())));
@@ -452,9 +392,30 @@ impl Drop for PeerNetwork {
     }
 }
 
+/// A peer connection after TLS (if any) is set up.
+pub(crate) type PeerStream = Box<dyn PeerIo>;
+
+/// What a peer connection is: plain TCP or TLS over it.
+pub(crate) trait PeerIo:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> PeerIo for T {}
+
+/// Quorum TLS and SASL as this member runs them (nothing by default).
+#[derive(Clone, Debug, Default)]
+pub struct PeerSecurity {
+    /// Quorum SASL; `None` when `quorum.auth.enableSasl` is false.
+    pub sasl: Option<PeerSasl>,
+    /// Quorum TLS; `None` when neither `sslQuorum` nor `portUnification` is set.
+    pub tls: Option<PeerTls>,
+}
+
 /// What every link task of one member shares.
 struct Shared {
     config: PeerNetworkConfig,
+    security: PeerSecurity,
     events: mpsc::Sender<PeerEvent>,
     next_link: AtomicU64,
 }
@@ -473,8 +434,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     let handshake = accept_handshake(&shared, stream, addr).await;
                     drop(permit);
                     match handshake {
-                        Ok((peer, stream, buffer)) => run_link(&shared, peer, stream, buffer).await,
-                        Err(error) => warn!(%addr, %error, "dropping a peer connection"),
+                        Ok((peer, stream, buffer, secure)) => {
+                            run_link(&shared, peer, stream, buffer, secure).await
+                        }
+                        Err(error) => warn!(%addr, %error, "refusing a peer connection"),
                     }
                 });
             }
@@ -486,16 +449,27 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// Reads the dialer's `Hello`, checks it against the configuration and answers it.
+/// Reads the dialer's `Hello`, checks it against the configuration and answers it, then
+/// authenticates the dialer if quorum SASL is enabled.
 async fn accept_handshake(
     shared: &Shared,
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
-) -> Result<(ServerId, TcpStream, BytesMut), PeerError> {
+) -> Result<(ServerId, PeerStream, BytesMut, bool), PeerError> {
     let _ = stream.set_nodelay(true);
     let config = &shared.config;
-    let mut buffer = BytesMut::with_capacity(256);
-    let hello = read_frame(&mut stream, &mut buffer, config.timing.idle_timeout).await?;
+    let timeout = config.timing.idle_timeout;
+    let (mut stream, mut buffer, secure) =
+        tls::accept(shared.security.tls.as_ref(), stream, addr, timeout).await?;
+    let hello = match read_frame(&mut stream, &mut buffer, timeout).await {
+        Err(PeerError::Frame(_)) if !secure && buffer.first() == Some(&TLS_HANDSHAKE_RECORD) => {
+            return Err(PeerError::Tls(format!(
+                "a TLS connection from {addr}, but this quorum port takes plain text only \
+                 (neither sslQuorum nor portUnification is set here)"
+            )));
+        }
+        hello => hello?,
+    };
     let LinkFrame::Hello { from, to } = hello else {
         return Err(PeerError::Handshake("the first frame is not a hello".into()));
     };
@@ -515,19 +489,37 @@ async fn accept_handshake(
         )));
     }
     write_frame(&mut stream, &LinkFrame::Hello { from: config.me, to: from }).await?;
-    Ok((from, stream, buffer))
+    if let Some(sasl) = &shared.security.sasl {
+        if let Some(first) = auth::serve(sasl, &mut stream, &mut buffer, from, timeout).await? {
+            // A dialer that does not authenticate may start with a message: keep it for the
+            // link, in front of whatever followed it.
+            let mut front = BytesMut::new();
+            encode_frame(&first, &mut front)?;
+            front.extend_from_slice(&buffer);
+            buffer = front;
+        }
+    }
+    Ok((from, stream, buffer, secure))
 }
 
 async fn dial_loop(shared: Arc<Shared>, peer: ServerId, address: PeerAddress) {
     let mut backoff = BACKOFF_MIN;
     loop {
         match dial(&shared, peer, &address).await {
-            Ok((stream, buffer)) => {
+            Ok((stream, buffer, secure)) => {
                 backoff = BACKOFF_MIN;
-                run_link(&shared, peer, stream, buffer).await;
+                run_link(&shared, peer, stream, buffer, secure).await;
             }
             Err(PeerError::Handshake(reason)) => {
                 warn!(%peer, %reason, "peer refused by handshake");
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            Err(PeerError::Auth(reason)) => {
+                warn!(%peer, %reason, "quorum authentication failed");
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            Err(PeerError::Tls(reason)) => {
+                warn!(%peer, %reason, "quorum TLS failed");
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
             Err(error) => {
@@ -539,29 +531,43 @@ async fn dial_loop(shared: Arc<Shared>, peer: ServerId, address: PeerAddress) {
     }
 }
 
-/// Connects to `peer`, introduces ourselves and checks who answers.
+/// Connects to `peer`, introduces ourselves, checks who answers, and authenticates if quorum
+/// SASL requires it.
 async fn dial(
     shared: &Shared,
     peer: ServerId,
     address: &PeerAddress,
-) -> Result<(TcpStream, BytesMut), PeerError> {
+) -> Result<(PeerStream, BytesMut, bool), PeerError> {
     let config = &shared.config;
+    let timeout = config.timing.idle_timeout;
     let connect = TcpStream::connect((address.host.as_str(), address.port));
-    let mut stream = tokio::time::timeout(config.timing.idle_timeout, connect)
+    let stream = tokio::time::timeout(timeout, connect)
         .await
-        .map_err(|_| PeerError::Idle(config.timing.idle_timeout))?
+        .map_err(|_| PeerError::Idle(timeout))?
         .map_err(|source| PeerError::Io { op: "connecting", source })?;
     let _ = stream.set_nodelay(true);
+    let (mut stream, secure) =
+        tls::dial(shared.security.tls.as_ref(), stream, &address.host, timeout).await?;
     write_frame(&mut stream, &LinkFrame::Hello { from: config.me, to: peer }).await?;
     let mut buffer = BytesMut::with_capacity(256);
-    match read_frame(&mut stream, &mut buffer, config.timing.idle_timeout).await? {
-        LinkFrame::Hello { from, to } if from == peer && to == config.me => Ok((stream, buffer)),
-        LinkFrame::Hello { from, to } => Err(PeerError::Handshake(format!(
-            "expected server {peer} at {}:{}, found server {from} (which thinks we are {to})",
-            address.host, address.port
-        ))),
-        _ => Err(PeerError::Handshake("the answer is not a hello".into())),
+    match read_frame(&mut stream, &mut buffer, timeout).await? {
+        LinkFrame::Hello { from, to } if from == peer && to == config.me => {}
+        LinkFrame::Hello { from, to } => {
+            return Err(PeerError::Handshake(format!(
+                "expected server {peer} at {}:{}, found server {from} (which thinks we are {to})",
+                address.host, address.port
+            )))
+        }
+        LinkFrame::Auth { status: AuthStatus::Error, token } => {
+            return Err(PeerError::Handshake(format!(
+                "server {peer} refused the connection: {}",
+                String::from_utf8_lossy(&token)
+            )))
+        }
+        _ => return Err(PeerError::Handshake("the answer is not a hello".into())),
     }
+    auth::learn(shared.security.sasl.as_ref(), &mut stream, &mut buffer, peer, timeout).await?;
+    Ok((stream, buffer, secure))
 }
 
 /// Delay in [d/2, d], so members that lost a peer together do not redial in lockstep.
@@ -571,7 +577,13 @@ fn jittered(delay: Duration) -> Duration {
 }
 
 /// Reports the link up, carries it until it breaks, reports it down.
-async fn run_link(shared: &Shared, peer: ServerId, stream: TcpStream, buffer: BytesMut) {
+async fn run_link(
+    shared: &Shared,
+    peer: ServerId,
+    stream: PeerStream,
+    buffer: BytesMut,
+    secure: bool,
+) {
     let link = LinkId(shared.next_link.fetch_add(1, Ordering::Relaxed));
     let (queue, outgoing) = mpsc::channel(shared.config.timing.send_queue_max.max(1));
     let (close, closed) = oneshot::channel();
@@ -579,7 +591,7 @@ async fn run_link(shared: &Shared, peer: ServerId, stream: TcpStream, buffer: By
     if shared.events.send(PeerEvent::Up { peer, sender }).await.is_err() {
         return;
     }
-    info!(me = %shared.config.me, %peer, link = link.0, "peer link up");
+    info!(me = %shared.config.me, %peer, link = link.0, tls = secure, "peer link up");
     let (reader, writer) = tokio::io::split(stream);
     let timing = shared.config.timing;
     // `biased` everywhere in the runtime: tokio's random branch order is seeded per process
@@ -590,13 +602,18 @@ async fn run_link(shared: &Shared, peer: ServerId, stream: TcpStream, buffer: By
         end = write_messages(writer, outgoing, timing.heartbeat_interval) => end,
         _ = closed => PeerError::Dropped,
     };
-    info!(me = %shared.config.me, %peer, link = link.0, reason = %end, "peer link down");
+    match end {
+        PeerError::Auth(_) => {
+            warn!(me = %shared.config.me, %peer, link = link.0, reason = %end, "peer link down");
+        }
+        _ => info!(me = %shared.config.me, %peer, link = link.0, reason = %end, "peer link down"),
+    }
     let _ = shared.events.send(PeerEvent::Down { peer, link }).await;
 }
 
 /// Forwards messages to the node until the link breaks; returns why it broke.
 async fn read_messages(
-    mut reader: tokio::io::ReadHalf<TcpStream>,
+    mut reader: tokio::io::ReadHalf<PeerStream>,
     mut buffer: BytesMut,
     peer: ServerId,
     link: LinkId,
@@ -621,6 +638,18 @@ async fn read_messages(
                     }
                 }
                 Ok(Some(LinkFrame::Hello { .. })) => return PeerError::UnexpectedHello,
+                Ok(Some(LinkFrame::Auth { status: AuthStatus::Error, token })) => {
+                    let reason = String::from_utf8_lossy(&token);
+                    return PeerError::Auth(format!("server {peer} refused the link: {reason}"));
+                }
+                // Only a member with quorum SASL disabled lets a link up without reading the
+                // dialer's first frame; an `Auth` there means the dialer requires SASL.
+                Ok(Some(LinkFrame::Auth { .. })) => {
+                    return PeerError::Auth(format!(
+                        "server {peer} tried to authenticate, but quorum.auth.enableSasl is \
+                         false on this server"
+                    ));
+                }
                 Err(error) => return error.into(),
             }
         }
@@ -673,7 +702,7 @@ async fn encode_snap(image: SnapshotImage) -> Result<Bytes, PeerError> {
 
 /// Writes queued messages (batched) and heartbeats until the queue closes or a write fails.
 async fn write_messages(
-    mut writer: tokio::io::WriteHalf<TcpStream>,
+    mut writer: tokio::io::WriteHalf<PeerStream>,
     mut outgoing: mpsc::Receiver<PeerMsg>,
     heartbeat_interval: Duration,
 ) -> PeerError {
@@ -735,7 +764,10 @@ fn chunks(body: &Bytes, size: usize) -> impl Iterator<Item = Bytes> + '_ {
         .map(move |start| body.slice(start..(start + size).min(body.len())))
 }
 
-async fn write_frame(stream: &mut TcpStream, frame: &LinkFrame) -> Result<(), PeerError> {
+async fn write_frame(
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
+    frame: &LinkFrame,
+) -> Result<(), PeerError> {
     let mut out = BytesMut::new();
     encode_frame(frame, &mut out)?;
     write_flushed(stream, &out)
@@ -755,7 +787,7 @@ async fn write_flushed(
 
 /// Reads one handshake frame.
 async fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
     buffer: &mut BytesMut,
     idle_timeout: Duration,
 ) -> Result<LinkFrame, PeerError> {

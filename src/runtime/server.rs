@@ -34,7 +34,8 @@ use crate::runtime::net::{
     Transport,
 };
 use crate::runtime::peer::{
-    PeerError, PeerEvent, PeerLinks, PeerNetwork, PeerNetworkConfig, PEER_EVENT_QUEUE_MAX,
+    PeerError, PeerEvent, PeerLinks, PeerNetwork, PeerNetworkConfig, PeerSecurity,
+    PEER_EVENT_QUEUE_MAX,
 };
 use crate::runtime::slow::{self, Ms, SlowWatch, Verdict};
 
@@ -284,11 +285,16 @@ pub async fn start_with<F: disk::FileSystem>(
 
     let (peer_tx, peer_events) = mpsc::channel(PEER_EVENT_QUEUE_MAX);
     let peers = match PeerNetworkConfig::from_server_config(&config, server_id) {
-        Some(peer_config) => Some(
-            PeerNetwork::start(peer_config, peer_tx)
-                .await
-                .map_err(|source| ServerError::Peers { server: server_id, source })?,
-        ),
+        Some(peer_config) => {
+            let peers_error = |source| ServerError::Peers { server: server_id, source };
+            let jaas = config.auth.jaas_file.as_ref().map(|(path, _)| path.as_path());
+            let security = PeerSecurity::from_config(&config, jaas).map_err(peers_error)?;
+            Some(
+                PeerNetwork::start_secured(peer_config, security, peer_tx)
+                    .await
+                    .map_err(peers_error)?,
+            )
+        }
         None => None,
     };
     let peer_addr = peers.as_ref().map(|peers| peers.local_addr);

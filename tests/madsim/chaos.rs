@@ -36,12 +36,19 @@ pub struct Scenario {
     pub fault_time: Duration,
     /// Deliberate protocol bugs switched on in every member (feature `canary`).
     pub canaries: Canaries,
+    /// Quorum SASL (DIGEST-MD5, required both ways) between the members.
+    pub quorum_sasl: bool,
 }
 
 impl Scenario {
     /// `members` under `fault_time` of faults, without canaries.
     pub const fn new(members: usize, fault_time: Duration) -> Scenario {
-        Scenario { members, fault_time, canaries: Canaries::NONE }
+        Scenario { members, fault_time, canaries: Canaries::NONE, quorum_sasl: false }
+    }
+
+    /// The same with quorum SASL required between the members.
+    pub const fn with_quorum_sasl(self) -> Scenario {
+        Scenario { quorum_sasl: true, ..self }
     }
 }
 
@@ -81,7 +88,8 @@ pub async fn run(scenario: Scenario) -> Report {
     let mut violations = Vec::new();
     let network = network_profile(&mut rng);
     events.push(format!("{} network: {network}", at()));
-    let mut cluster = Cluster::start(scenario.members, canaries(scenario.canaries));
+    let mut cluster =
+        Cluster::start_with(scenario.members, canaries(scenario.canaries), scenario.quorum_sasl);
 
     match cluster.converged(CONVERGE_WITHIN).await {
         Ok((leader, zxid)) => {

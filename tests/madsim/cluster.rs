@@ -84,15 +84,39 @@ pub fn zoo_cfg(members: usize) -> String {
     text
 }
 
+/// The JAAS sections quorum SASL reads.
+const QUORUM_JAAS: &str = "QuorumServer {\n  org.apache.zookeeper.server.auth.DigestLoginModule \
+    required\n  user_quorum=\"secret\";\n};\nQuorumLearner {\n  \
+    org.apache.zookeeper.server.auth.DigestLoginModule required\n  username=\"quorum\"\n  \
+    password=\"secret\";\n};\n";
+
+/// The `zoo.cfg` lines of quorum SASL, with the JAAS file they name written to the real temp
+/// dir (the members read it at start-up; madsim does not simulate the file system).
+fn quorum_sasl_cfg() -> String {
+    let path = std::env::temp_dir()
+        .join(format!("ensemble-madsim-quorum-jaas-{}.conf", std::process::id()));
+    std::fs::write(&path, QUORUM_JAAS).expect("write the JAAS file");
+    format!(
+        "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+         quorum.auth.serverRequireSasl=true\njava.security.auth.login.config={}\n",
+        path.display()
+    )
+}
+
 fn member_ip(position: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, position as u8 + 1))
 }
 
 impl Cluster {
-    /// Creates the member nodes (they start at once) and the client node.
-    pub fn start(members: usize, canaries: Canaries) -> Cluster {
+    /// Creates the member nodes (they start at once) and the client node. With `quorum_sasl`
+    /// the members require quorum SASL of each other (DIGEST-MD5, credentials from a JAAS file
+    /// written for the run).
+    pub fn start_with(members: usize, canaries: Canaries, quorum_sasl: bool) -> Cluster {
         let handle = Handle::current();
-        let config = zoo_cfg(members);
+        let mut config = zoo_cfg(members);
+        if quorum_sasl {
+            config.push_str(&quorum_sasl_cfg());
+        }
         let members = (0..members)
             .map(|position| {
                 let id = position as u64 + 1;

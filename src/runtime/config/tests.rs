@@ -425,9 +425,6 @@ fn unknown_keys_warn_and_ignored_keys_note() {
 #[test]
 fn unsupported_features_are_errors_when_enabled() {
     for line in [
-        "sslQuorum=true",
-        "quorum.auth.enableSasl=true",
-        "quorum.auth.serverRequireSasl=true",
         "multiAddress.enabled=true",
         "dynamicConfigFile=/etc/zk/zoo.cfg.dynamic",
         "oraclePath=/x",
@@ -967,9 +964,99 @@ fn client_limits_default_as_zookeeper_and_take_both_spellings() {
     }
 }
 
+#[test]
+fn quorum_tls_keys_are_read_under_either_spelling() {
+    let config = parse_with(
+        "sslQuorum=true\nportUnification=TRUE\nsslQuorumReloadCertFiles=true\n\
+         ssl.quorum.keyStore.location=/etc/zk/q.pem\n\
+         zookeeper.ssl.quorum.trustStore.location=/etc/zk/ca.pem\nssl.quorum.keyStore.type=PEM",
+    );
+    let quorum = &config.quorum_security;
+    assert!(quorum.ssl_quorum && quorum.port_unification && quorum.reload_cert_files);
+    assert!(quorum.accepts_tls());
+    let keys: Vec<(&str, &str)> =
+        quorum.ssl.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+    assert_eq!(
+        keys,
+        [
+            ("ssl.quorum.keyStore.location", "/etc/zk/q.pem"),
+            ("ssl.quorum.keyStore.type", "PEM"),
+            ("ssl.quorum.trustStore.location", "/etc/zk/ca.pem"),
+        ]
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let plain = parse_with("sslQuorum=false\nquorum.auth.enableSasl=false\nportUnification=false");
+    assert_eq!(plain.quorum_security, QuorumSecurity::default());
+    assert!(plain.warnings.is_empty());
+    assert!(matches!(error_with("sslQuorum=yes"), ConfigError::BadValue { line: 2, .. }));
+}
+
+#[test]
+fn quorum_sasl_keys_and_their_defaults() {
+    let sasl = parse_with("").quorum_security.sasl;
+    assert!(!sasl.enabled && !sasl.learner_require && !sasl.server_require);
+    assert_eq!(sasl.learner_login_context, "QuorumLearner");
+    assert_eq!(sasl.server_login_context, "QuorumServer");
+    assert_eq!(sasl.kerberos_service_principal, "zkquorum/localhost");
+    let sasl = parse_with(
+        "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+         quorum.auth.serverRequireSasl=true\nquorum.auth.learner.saslLoginContext=L\n\
+         quorum.auth.server.saslLoginContext=S\nquorum.auth.kerberos.servicePrincipal=zk/_HOST",
+    )
+    .quorum_security
+    .sasl;
+    assert!(sasl.enabled && sasl.learner_require && sasl.server_require);
+    assert_eq!(
+        (sasl.learner_login_context.as_str(), sasl.server_login_context.as_str()),
+        ("L", "S")
+    );
+    assert_eq!(sasl.kerberos_service_principal, "zk/_HOST");
+}
+
+/// ZK compat: `parseProperties` refuses each flag that would leave a member unable to join.
+#[test]
+fn quorum_sasl_flags_that_contradict_each_other_are_errors() {
+    for (lines, message) in [
+        (
+            "quorum.auth.serverRequireSasl=true",
+            "quorum.auth.serverRequireSasl: quorum.auth.enableSasl is disabled, so cannot enable \
+             quorum.auth.serverRequireSasl",
+        ),
+        (
+            "quorum.auth.learnerRequireSasl=true",
+            "quorum.auth.learnerRequireSasl: quorum.auth.enableSasl is disabled, so cannot enable \
+             quorum.auth.learnerRequireSasl",
+        ),
+        (
+            "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true",
+            "quorum.auth.serverRequireSasl: quorum.auth.learnerRequireSasl is disabled, so cannot \
+             enable quorum.auth.serverRequireSasl",
+        ),
+    ] {
+        assert_eq!(error_with(lines).to_string(), message, "{lines}");
+    }
+    // The rolling switch's middle step: learners authenticate, servers do not insist yet.
+    let config = parse_with("quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true");
+    assert!(config.quorum_security.sasl.learner_require);
+}
+
 mod system_properties {
     use super::*;
     use crate::runtime::config::sysprops::SystemProperties;
+
+    #[test]
+    fn quorum_tls_keys_come_from_jvm_flags_too() {
+        let mut system = SystemProperties::default();
+        system.insert("zookeeper.ssl.quorum.keyStore.location", "/k.pem", "SERVER_JVMFLAGS");
+        system.insert("zookeeper.ssl.quorum.trustStore.location", "/flag.pem", "JVMFLAGS");
+        // ZK compat: a zoo.cfg line is set as a system property after the JVM's flags.
+        let text = with_data_dir("sslQuorum=true\nssl.quorum.trustStore.location=/cfg.pem");
+        let config = ServerConfig::parse_with_system_properties(&text, &system).expect("parse");
+        let ssl = &config.quorum_security.ssl;
+        assert_eq!(ssl.get("ssl.quorum.keyStore.location").map(String::as_str), Some("/k.pem"));
+        assert_eq!(ssl.get("ssl.quorum.trustStore.location").map(String::as_str), Some("/cfg.pem"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
 
     fn with(flags: &[(&str, &str)], text: &str) -> Result<ServerConfig, ConfigError> {
         let mut system = SystemProperties::default();

@@ -1,0 +1,474 @@
+//! Quorum TLS and quorum SASL between real `ensemble server --config` processes on 127.0.0.1.
+//!
+//! Each member gets a temp dir with `zoo.cfg`, `myid`, its key store (a certificate for
+//! 127.0.0.1 signed by a test CA, made with rcgen at test time) and the CA as trust store; the
+//! JAAS file with the `QuorumServer` and `QuorumLearner` sections is shared (a stranger gets
+//! its own). Waits poll `srvr` every 50 ms up to a bound; nothing sleeps for a fixed time.
+
+#![cfg(not(madsim))]
+
+#[path = "common/certs.rs"]
+mod certs;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zookeeper_client as zk;
+
+use certs::TestCa;
+
+const PERSISTENT: zk::CreateOptions<'static> =
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+
+/// Bound on an election, a sync, a restart: generous for a loaded 2-core machine.
+const WAIT: Duration = Duration::from_secs(60);
+const OP_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(50);
+
+const JAAS: &str = r#"
+QuorumServer {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_quorum="quorum-secret";
+};
+QuorumLearner {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    username="quorum"
+    password="quorum-secret";
+};
+"#;
+
+/// What a member's `zoo.cfg` asks of the quorum port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quorum {
+    /// No TLS, no SASL.
+    Plain,
+    /// Rolling step 1: every port takes TLS and plain; members still dial plain.
+    PortUnification,
+    /// Rolling step 2: members dial TLS; ports still take plain.
+    SslAndPortUnification,
+    /// Rolling step 3 (and the target): TLS only.
+    Ssl,
+    /// TLS only, and SASL required both ways with the shared JAAS file.
+    SslAndSasl,
+    /// TLS only; SASL required, with the JAAS file of a member that has the wrong password.
+    SslAndWrongSasl,
+    /// TLS only; no quorum SASL at all.
+    SslWithoutSasl,
+}
+
+struct Member {
+    id: u64,
+    client_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Member {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = fs::File::create(self.log_path(self.starts)).expect("create log");
+        let err = log.try_clone().expect("clone log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+            .arg("server")
+            .arg("--config")
+            .arg(self.dir.join("zoo.cfg"))
+            .env("RUST_LOG", "info")
+            .env_remove("SERVER_JVMFLAGS")
+            .env_remove("JVMFLAGS")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("spawn ensemble server");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log_path(&self, start: u32) -> PathBuf {
+        self.dir.join(format!("server-{start}.log"))
+    }
+
+    /// Every log this member wrote, oldest first, without colours.
+    fn all_logs(&self) -> String {
+        (1..=self.starts).map(|start| self.log(start)).collect()
+    }
+
+    fn latest_log(&self) -> String {
+        self.log(self.starts)
+    }
+
+    /// The log of one start, without the terminal colour codes (`ESC [ ... m`).
+    fn log(&self, start: u32) -> String {
+        let text = fs::read_to_string(self.log_path(start)).unwrap_or_default();
+        let mut plain = String::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    }
+
+    fn mode(&self) -> Option<String> {
+        self.child.as_ref()?;
+        let srvr = four_letter(self.client_port, "srvr").ok()?;
+        srvr.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Ensemble {
+    members: Vec<Member>,
+    servers: String,
+    ca_pem: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Ensemble {
+    /// Three members with their certificates and the JAAS files; not started.
+    fn new() -> Ensemble {
+        let dir =
+            tempfile::Builder::new().prefix("ensemble-quorum-security-").tempdir().expect("tmp");
+        let ca = TestCa::new("Ensemble test quorum CA");
+        let ca_pem = ca.write_trust_pem(dir.path(), "ca.pem");
+        fs::write(dir.path().join("jaas.conf"), JAAS).expect("jaas");
+        fs::write(
+            dir.path().join("wrong-jaas.conf"),
+            JAAS.replace("password=\"quorum-secret\"", "password=\"guess\""),
+        )
+        .expect("jaas");
+        let ports = free_ports(9);
+        let mut servers = String::new();
+        for id in 1..=3usize {
+            let at = 3 * (id - 1);
+            servers.push_str(&format!(
+                "server.{id}=127.0.0.1:{}:{};127.0.0.1:{}\n",
+                ports[at + 1],
+                ports[at + 2],
+                ports[at]
+            ));
+        }
+        let mut members = Vec::new();
+        for id in 1..=3u64 {
+            let member_dir = dir.path().join(format!("member{id}"));
+            let data = member_dir.join("data");
+            fs::create_dir_all(&data).expect("mkdir");
+            fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
+            ca.leaf_cn(&format!("member{id}")).write_pem(&member_dir, "quorum.pem");
+            let client_port = ports[3 * (id as usize - 1)];
+            members.push(Member { id, client_port, dir: member_dir, child: None, starts: 0 });
+        }
+        Ensemble { members, servers, ca_pem, dir }
+    }
+
+    /// Writes member `id`'s `zoo.cfg` for `quorum`.
+    fn configure(&self, id: u64, quorum: Quorum) {
+        let member = &self.members[id as usize - 1];
+        let data = member.dir.join("data");
+        let mut config = format!(
+            "tickTime=200\ninitLimit=10\nsyncLimit=5\ndataDir={}\n4lw.commands.whitelist=*\n{}",
+            data.display(),
+            self.servers
+        );
+        let stores = format!(
+            "ssl.quorum.keyStore.location={}\nssl.quorum.trustStore.location={}\n",
+            member.dir.join("quorum.pem").display(),
+            self.ca_pem.display()
+        );
+        let sasl = |jaas: &str| {
+            format!(
+                "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+                 quorum.auth.serverRequireSasl=true\njava.security.auth.login.config={}\n",
+                self.dir.path().join(jaas).display()
+            )
+        };
+        let security = match quorum {
+            Quorum::Plain => String::new(),
+            Quorum::PortUnification => format!("{stores}portUnification=true\n"),
+            Quorum::SslAndPortUnification => {
+                format!("{stores}sslQuorum=true\nportUnification=true\n")
+            }
+            Quorum::Ssl | Quorum::SslWithoutSasl => format!("{stores}sslQuorum=true\n"),
+            Quorum::SslAndSasl => format!("{stores}sslQuorum=true\n{}", sasl("jaas.conf")),
+            Quorum::SslAndWrongSasl => {
+                format!("{stores}sslQuorum=true\n{}", sasl("wrong-jaas.conf"))
+            }
+        };
+        config.push_str(&security);
+        fs::write(member.dir.join("zoo.cfg"), config).expect("zoo.cfg");
+    }
+
+    fn member(&mut self, id: u64) -> &mut Member {
+        &mut self.members[id as usize - 1]
+    }
+
+    /// Waits until every member in `ids` serves and exactly one of them leads.
+    fn wait_for_leader_among(&mut self, ids: &[u64]) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let modes: Vec<(u64, Option<String>)> =
+                ids.iter().map(|id| (*id, self.members[*id as usize - 1].mode())).collect();
+            let leaders: Vec<u64> = modes
+                .iter()
+                .filter(|(_, mode)| mode.as_deref() == Some("leader"))
+                .map(|(id, _)| *id)
+                .collect();
+            if leaders.len() == 1 && modes.iter().all(|(_, mode)| mode.is_some()) {
+                return leaders[0];
+            }
+            for member in &mut self.members {
+                if let Some(status) =
+                    member.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+                {
+                    panic!("member {} exited: {status}\n{}", member.id, member.latest_log());
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("no leader among {ids:?} after {WAIT:?}: {modes:?}\n{}", self.logs());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn running(&self) -> Vec<u64> {
+        self.members.iter().filter(|m| m.child.is_some()).map(|m| m.id).collect()
+    }
+
+    /// Waits until the log of a member in `ids` (any start) contains `needle`.
+    fn wait_for_log(&self, ids: &[u64], needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !ids.iter().any(|id| self.members[*id as usize - 1].all_logs().contains(needle)) {
+            if Instant::now() > deadline {
+                panic!("no log of {ids:?} says {needle:?}\n{}", self.logs());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for member in &self.members {
+            let text = member.latest_log();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(25)..];
+            out.push_str(&format!("--- member {} ---\n{}\n", member.id, tail.join("\n")));
+        }
+        out
+    }
+}
+
+/// Ports below the kernel's ephemeral range, as in `ensemble_processes.rs`.
+fn free_ports(count: usize) -> Vec<u16> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 400) * 30;
+    let mut ports = Vec::with_capacity(count);
+    let mut held = Vec::with_capacity(count);
+    while ports.len() < count {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 12_000;
+        let port = (base + offset) as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+fn four_letter(port: u16, word: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(word.as_bytes())?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(OP_TIMEOUT, fut).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {OP_TIMEOUT:?}: {what}"),
+    }
+}
+
+async fn client(member: &Member) -> zk::Client {
+    let addr = member.addr();
+    let connector =
+        zk::Client::connector().with_session_timeout(Duration::from_secs(10)).connect(&addr);
+    within("connect", connector).await.unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// Creates `path` (data = the path) through `member`.
+async fn create(member: &Member, path: &str) {
+    let client = client(member).await;
+    within("create", client.create(path, path.as_bytes(), &PERSISTENT))
+        .await
+        .unwrap_or_else(|e| panic!("create {path} through member {}: {e}", member.id));
+}
+
+/// Every path exists on `member`, read after a `sync`.
+async fn assert_all_present(member: &Member, paths: &[String]) {
+    let client = client(member).await;
+    within("sync", client.sync("/")).await.expect("sync");
+    for path in paths {
+        let (data, _) = within("get", client.get_data(path))
+            .await
+            .unwrap_or_else(|e| panic!("{path} on member {}: {e}", member.id));
+        assert_eq!(data, path.as_bytes(), "{path} on member {}", member.id);
+    }
+}
+
+fn started(quorum: Quorum) -> Ensemble {
+    let mut ensemble = Ensemble::new();
+    for id in 1..=3 {
+        ensemble.configure(id, quorum);
+        ensemble.member(id).spawn();
+    }
+    ensemble
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_and_sasl_quorum_forms_survives_a_leader_kill_and_serves_clients() {
+    let mut ensemble = started(Quorum::SslAndSasl);
+    let first_leader = ensemble.wait_for_leader_among(&[1, 2, 3]);
+    let mut written = Vec::new();
+    for id in 1..=3u64 {
+        let path = format!("/before-{id}");
+        create(&ensemble.members[id as usize - 1], &path).await;
+        written.push(path);
+    }
+    // Every link is TLS and every dialer authenticated.
+    for member in &ensemble.members {
+        let log = member.latest_log();
+        assert!(!log.contains("tls=false"), "member {}:\n{log}", member.id);
+        assert!(log.contains("tls=true"), "member {}:\n{log}", member.id);
+    }
+    ensemble.wait_for_log(&[1, 2], "peer authenticated with quorum SASL");
+    ensemble.wait_for_log(&[2, 3], "authenticated to the peer with quorum SASL");
+
+    ensemble.member(first_leader).kill();
+    let survivors = ensemble.running();
+    let second_leader = ensemble.wait_for_leader_among(&survivors);
+    assert_ne!(second_leader, first_leader);
+    for id in &survivors {
+        let path = format!("/after-{id}");
+        create(&ensemble.members[*id as usize - 1], &path).await;
+        written.push(path);
+    }
+    for id in &survivors {
+        assert_all_present(&ensemble.members[*id as usize - 1], &written).await;
+    }
+
+    // The killed leader comes back through TLS and SASL and catches up.
+    ensemble.member(first_leader).spawn();
+    ensemble.wait_for_leader_among(&[1, 2, 3]);
+    assert_all_present(&ensemble.members[first_leader as usize - 1], &written).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_without_quorum_credentials_cannot_join_and_the_refusal_is_logged() {
+    let mut ensemble = Ensemble::new();
+    ensemble.configure(1, Quorum::SslAndSasl);
+    ensemble.configure(2, Quorum::SslAndSasl);
+    // Member 3 has the CA's certificate but the wrong quorum password. It has the largest
+    // id, so it dials both others and authenticates to them as a learner.
+    ensemble.configure(3, Quorum::SslAndWrongSasl);
+    for id in 1..=3 {
+        ensemble.member(id).spawn();
+    }
+    ensemble.wait_for_leader_among(&[1, 2]);
+    ensemble.wait_for_log(&[1, 2], "failed quorum SASL");
+    ensemble.wait_for_log(&[3], "refused our quorum credentials");
+    create(&ensemble.members[0], "/served-1").await;
+    assert_eq!(ensemble.member(3).mode(), None, "member 3 must not serve\n{}", ensemble.logs());
+
+    // Without any quorum SASL it is refused as well, for not authenticating.
+    ensemble.member(3).kill();
+    ensemble.configure(3, Quorum::SslWithoutSasl);
+    ensemble.member(3).spawn();
+    ensemble.wait_for_log(&[1, 2], "did not authenticate and quorum.auth.serverRequireSasl=true");
+    ensemble.wait_for_log(&[3], "requires quorum SASL");
+    create(&ensemble.members[1], "/served-2").await;
+    assert_all_present(&ensemble.members[0], &["/served-1".into(), "/served-2".into()]).await;
+    assert_eq!(ensemble.member(3).mode(), None, "member 3 must not serve\n{}", ensemble.logs());
+}
+
+/// ZooKeeper's three-step switch to quorum TLS with no downtime: each step is a rolling
+/// restart, and while any one member is down the other two keep a quorum that takes writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_switch_from_plain_to_quorum_tls_never_loses_the_quorum() {
+    let mut ensemble = started(Quorum::Plain);
+    ensemble.wait_for_leader_among(&[1, 2, 3]);
+    let mut written = Vec::new();
+    for (step, quorum) in [Quorum::PortUnification, Quorum::SslAndPortUnification, Quorum::Ssl]
+        .into_iter()
+        .enumerate()
+    {
+        for id in 1..=3u64 {
+            ensemble.member(id).kill();
+            let others: Vec<u64> = (1..=3).filter(|other| *other != id).collect();
+            ensemble.wait_for_leader_among(&others);
+            let path = format!("/step-{step}-without-{id}");
+            create(&ensemble.members[others[0] as usize - 1], &path).await;
+            written.push(path);
+            ensemble.configure(id, quorum);
+            ensemble.member(id).spawn();
+            ensemble.wait_for_leader_among(&[1, 2, 3]);
+        }
+    }
+    for id in 1..=3u64 {
+        assert_all_present(&ensemble.members[id as usize - 1], &written).await;
+    }
+    // After the last step every link is TLS: the last restarts each saw only TLS links come up.
+    for member in &ensemble.members {
+        let log = member.latest_log();
+        assert!(
+            log.contains("tls=true") && !log.contains("tls=false"),
+            "member {}:\n{log}",
+            member.id
+        );
+    }
+}
+
+/// The rolling steps matter: a plain member cannot join TLS-only members, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_member_cannot_join_tls_only_members_and_the_refusal_is_logged() {
+    let mut ensemble = Ensemble::new();
+    ensemble.configure(1, Quorum::Ssl);
+    ensemble.configure(2, Quorum::Ssl);
+    ensemble.configure(3, Quorum::Plain);
+    for id in 1..=3 {
+        ensemble.member(id).spawn();
+    }
+    ensemble.wait_for_leader_among(&[1, 2]);
+    ensemble.wait_for_log(&[1, 2], "refused: this quorum port takes TLS only");
+    ensemble.wait_for_log(&[3], "refused the connection: this quorum port takes TLS only");
+    create(&ensemble.members[0], "/served").await;
+    assert_eq!(ensemble.member(3).mode(), None, "member 3 must not serve\n{}", ensemble.logs());
+}
