@@ -8,81 +8,41 @@
 #![cfg(not(madsim))]
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::ops::{Deref, DerefMut};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use zookeeper_client as zk;
 
+#[path = "common/process.rs"]
+mod process;
+use process::{four_letter, free_ports, within, ServerProcess, POLL, WAIT};
+
 const PERSISTENT: zk::CreateOptions<'static> =
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-
-/// Bound on an election, a sync, a restart: generous for a loaded 2-core machine.
-const WAIT: Duration = Duration::from_secs(60);
-/// Bound on one client call.
-const OP_TIMEOUT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
 
 struct Member {
     id: u64,
     client_port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    starts: u32,
+    process: ServerProcess,
+}
+
+impl Deref for Member {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for Member {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
 }
 
 impl Member {
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.client_port)
-    }
-
-    fn spawn(&mut self) {
-        self.starts += 1;
-        let log = fs::File::create(self.log_path(self.starts)).expect("create log");
-        let err = log.try_clone().expect("clone log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-            .arg("server")
-            .arg("--config")
-            .arg(self.dir.join("zoo.cfg"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .expect("spawn ensemble server");
-        self.child = Some(child);
-    }
-
-    /// SIGKILL (`Child::kill`), then reap.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_path(&self, start: u32) -> PathBuf {
-        self.dir.join(format!("server-{start}.log"))
-    }
-
-    /// Freezes the process with SIGSTOP (kill(1)) and waits until Linux reports every one of
-    /// its threads stopped (a thread in the middle of an fsync stops only when it returns).
-    fn freeze(&self) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill").args(["-STOP", &pid]).status();
-        assert!(status.expect("run kill").success(), "kill -STOP {pid}");
-        let deadline = Instant::now() + WAIT;
-        let tasks = PathBuf::from(format!("/proc/{pid}/task"));
-        while !fs::read_dir(&tasks).expect("/proc/<pid>/task").flatten().all(|task| {
-            let stat = fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            // The state follows the parenthesized command name: `T` is stopped.
-            stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()) == Some('T')
-        }) {
-            assert!(Instant::now() < deadline, "member {} never stopped", self.id);
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
 
     /// Whether any file under the data dir contains `needle`.
@@ -98,7 +58,7 @@ impl Member {
                 bytes.windows(needle.len()).any(|window| window == needle)
             })
         }
-        walk(&self.dir.join("data"), needle)
+        walk(&self.process.dir.join("data"), needle)
     }
 
     fn srvr(&self) -> Option<String> {
@@ -110,12 +70,6 @@ impl Member {
     fn mode(&self) -> Option<String> {
         let srvr = self.srvr()?;
         srvr.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -158,7 +112,7 @@ impl Ensemble {
             );
             fs::write(member_dir.join("zoo.cfg"), config).expect("zoo.cfg");
             let client_port = ports[3 * (id as usize - 1)];
-            members.push(Member { id, client_port, dir: member_dir, child: None, starts: 0 });
+            members.push(Member { id, client_port, process: ServerProcess::new(&member_dir) });
         }
         for member in &mut members {
             member.spawn();
@@ -203,46 +157,9 @@ impl Ensemble {
     fn logs(&self) -> String {
         let mut out = String::new();
         for member in &self.members {
-            let text = fs::read_to_string(member.log_path(member.starts)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(25)..];
-            out.push_str(&format!("--- member {} ---\n{}\n", member.id, tail.join("\n")));
+            out.push_str(&format!("--- member {} ---\n{}\n", member.id, member.log_tail(25)));
         }
         out
-    }
-}
-
-/// Ports below the kernel's ephemeral range (32768+), so outgoing connections of concurrently
-/// running tests cannot take a port between our check and the member's bind.
-fn free_ports(count: usize) -> Vec<u16> {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = 20_000 + (std::process::id() % 400) * 30;
-    let mut ports = Vec::with_capacity(count);
-    let mut held = Vec::with_capacity(count);
-    while ports.len() < count {
-        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 12_000;
-        let port = (base + offset) as u16;
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
-            held.push(listener);
-            ports.push(port);
-        }
-    }
-    ports
-}
-
-fn four_letter(port: u16, word: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(word.as_bytes())?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    Ok(text)
-}
-
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(OP_TIMEOUT, fut).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out after {OP_TIMEOUT:?}: {what}"),
     }
 }
 
@@ -331,6 +248,9 @@ async fn a_sigkilled_leader_is_replaced_keeps_every_acknowledged_write_and_rejoi
     assert!(mntr.contains(&format!("zk_learner_{first_leader}_sync\t{sync}\n")), "{mntr}");
     assert!(mntr.contains("zk_synced_followers\t2\n"), "{mntr}");
     assert!(mntr.contains("zk_quorum_size\t3\n"), "{mntr}");
+    // A log file is not a terminal: no colour codes in it.
+    let log = ensemble.member(leader).latest_log();
+    assert!(log.contains("INFO") && !log.contains('\u{1b}'), "{log}");
 }
 
 /// The sync kind the leader reports for `learner` in `srvr`.
