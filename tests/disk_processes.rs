@@ -10,16 +10,16 @@
 #![cfg(not(madsim))]
 
 use std::fs;
-use std::net::TcpListener;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use zookeeper_client as zk;
 
-const WAIT: Duration = Duration::from_secs(60);
-const OP_TIMEOUT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
+#[path = "common/process.rs"]
+mod process;
+use process::{free_ports, ServerProcess, OP_TIMEOUT, POLL, WAIT};
 const EXIT_STORAGE_FAILURE: i32 = 10;
 const EXIT_DATA_DIR_UNUSABLE: i32 = 3;
 
@@ -28,47 +28,37 @@ const PERSISTENT: zk::CreateOptions<'static> =
 
 /// One standalone server process: its zoo.cfg and logs in `dir`, its data in `data_dir`.
 struct Server {
-    dir: PathBuf,
     port: u16,
-    child: Option<Child>,
-    starts: u32,
+    process: ServerProcess,
+}
+
+impl Deref for Server {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
 }
 
 impl Server {
     fn new(dir: &Path, data_dir: &Path, extra: &str) -> Server {
-        let port = free_port();
+        let port = free_ports(1)[0];
         let cfg = format!(
             "tickTime=2000\ndataDir={}\nclientPort={port}\n4lw.commands.whitelist=*\n{extra}",
             data_dir.display()
         );
         fs::create_dir_all(dir).expect("server dir");
         fs::write(dir.join("zoo.cfg"), cfg).expect("zoo.cfg");
-        Server { dir: dir.to_owned(), port, child: None, starts: 0 }
+        Server { port, process: ServerProcess::new(dir) }
     }
 
     fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log_path(&self) -> PathBuf {
-        self.dir.join(format!("server-{}.log", self.starts))
-    }
-
-    fn spawn(&mut self) {
-        self.starts += 1;
-        let log = fs::File::create(self.log_path()).expect("create log");
-        let err = log.try_clone().expect("clone log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-            .arg("server")
-            .arg("--config")
-            .arg(self.dir.join("zoo.cfg"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .expect("spawn ensemble server");
-        self.child = Some(child);
     }
 
     /// Starts the server and waits until it answers `ruok`.
@@ -76,7 +66,7 @@ impl Server {
         self.spawn();
         let deadline = Instant::now() + WAIT;
         while four_letter(self.port, "ruok").as_deref() != Some("imok") {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self.exited() {
                 panic!("the server exited with {status}:\n{}", self.log());
             }
             assert!(Instant::now() < deadline, "the server never answered:\n{}", self.log());
@@ -84,56 +74,14 @@ impl Server {
         }
     }
 
-    /// Waits (bounded) for the process to exit by itself.
-    fn exit_status(&mut self) -> ExitStatus {
-        let child = self.child.as_mut().expect("running");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.child = None;
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(POLL);
-        }
-    }
-
-    /// SIGKILL, then reap.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
     fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
+        self.latest_log()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
+/// A four-letter word's answer, `None` if the port does not answer.
 fn four_letter(port: u16, word: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(word.as_bytes()).ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    Some(text)
+    process::four_letter(port, word).ok()
 }
 
 async fn connect(server: &Server) -> zk::Client {
