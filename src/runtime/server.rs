@@ -492,6 +492,12 @@ struct Round {
     started: Option<std::time::Instant>,
     /// When the last `step` returned.
     stepped: Option<std::time::Instant>,
+    /// The loop thread's CPU time when the first input was taken. The drain has no `.await`,
+    /// so the steps run on one thread: a step that took far longer than its CPU time waited
+    /// for a core (or blocked in the kernel), it did not compute.
+    cpu_started: Duration,
+    /// The CPU time the steps of the drain took.
+    step_cpu: Duration,
     /// What was stepped or handled.
     inputs: InputKinds,
     /// What was carried out.
@@ -588,6 +594,8 @@ impl EffectKinds {
 struct RoundTimes {
     /// The `step` calls (and the polling of the input channels between them).
     step: Duration,
+    /// Of `step`, the loop thread's CPU time; the rest it waited for a core or in the kernel.
+    step_cpu: Duration,
     /// Carrying out the effects, including any wait for room in the disk queue.
     effects: Duration,
     /// Of `effects`, the wait for room in the disk writer's queue.
@@ -657,9 +665,11 @@ impl NodeLoop {
         let mut effects = Vec::new();
         // A fresh node may owe a snapshot (after replaying a log): give it a first tick.
         self.round.started = Some(std::time::Instant::now());
+        self.round.cpu_started = thread_cpu();
         self.round.inputs.tick += 1;
         self.node.step(self.clock.now(), Input::Tick, &mut effects);
         self.round.stepped = Some(std::time::Instant::now());
+        self.round.step_cpu = thread_cpu().saturating_sub(self.round.cpu_started);
         loop {
             if let Err(error) = self.carry_out(&mut effects).await {
                 return Err(ServerFailure::Storage(error));
@@ -676,6 +686,7 @@ impl NodeLoop {
             // One clock reading per drain: the inputs of a drain arrive within microseconds of
             // each other, and the clock (two `clock_gettime`s) was a visible cost per input.
             self.round.started = Some(std::time::Instant::now());
+            self.round.cpu_started = thread_cpu();
             let now = self.clock.now();
             self.round.inputs.count(&input);
             self.node.step(now, input, &mut effects);
@@ -696,6 +707,7 @@ impl NodeLoop {
                 self.node.step(now, input, &mut effects);
             }
             self.round.stepped = Some(std::time::Instant::now());
+            self.round.step_cpu = thread_cpu().saturating_sub(self.round.cpu_started);
         }
     }
 
@@ -843,6 +855,7 @@ impl NodeLoop {
         let stepped = self.round.stepped.unwrap_or(started);
         let times = RoundTimes {
             step: stepped.saturating_duration_since(started),
+            step_cpu: self.round.step_cpu,
             effects: effects_done.saturating_duration_since(stepped),
             disk_wait: self.disk_writer.take_blocked(),
             flush: ended.saturating_duration_since(effects_done),
@@ -855,6 +868,13 @@ impl NodeLoop {
     }
 }
 
+/// CPU time of the calling thread (zero where the clock is missing): the slow-round warning
+/// tells computing from waiting with it.
+fn thread_cpu() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec.clamp(0, 999_999_999) as u32)
+}
+
 /// The warning for a round that took longer than the threshold.
 fn warn_slow_round(round: &Round, times: &RoundTimes, suppressed: u64) {
     let effects = &round.effects;
@@ -862,6 +882,7 @@ fn warn_slow_round(round: &Round, times: &RoundTimes, suppressed: u64) {
         took_ms = %Ms(times.total()),
         slowest = times.slowest_phase(),
         step_ms = %Ms(times.step),
+        step_cpu_ms = %Ms(times.step_cpu),
         effects_ms = %Ms(times.effects),
         disk_wait_ms = %Ms(times.disk_wait),
         flush_ms = %Ms(times.flush),
@@ -927,6 +948,7 @@ mod tests {
     fn the_warning_names_the_phase_that_took_the_time() {
         let times = |step, effects, disk_wait, flush| RoundTimes {
             step: ms(step),
+            step_cpu: ms(step),
             effects: ms(effects),
             disk_wait: ms(disk_wait),
             flush: ms(flush),

@@ -72,6 +72,25 @@ pub enum OrderViolation {
     },
 }
 
+/// What a zxid arrived in; written out only for a violation (most entries are fine).
+enum What {
+    Reply(OpId),
+    Ping,
+    Notify(u32),
+}
+
+impl What {
+    fn describe(&self, history: &History) -> String {
+        match self {
+            What::Reply(id) => format!("reply to op #{}", id.0),
+            What::Ping => "ping reply".to_string(),
+            What::Notify(index) => {
+                format!("notification {}", history.notifications[*index as usize].event.path)
+            }
+        }
+    }
+}
+
 /// Checks every session's zxids and every recorded anomaly.
 pub fn check(history: &History) -> Vec<OrderViolation> {
     let mut violations = Vec::new();
@@ -88,22 +107,14 @@ pub fn check(history: &History) -> Vec<OrderViolation> {
                     _ => continue,
                 };
                 let write = op.is_write().then_some(*id);
-                (
-                    op.client,
-                    op.session,
-                    op.conn,
-                    zxid,
-                    Some(write),
-                    format!("reply to op #{}", id.0),
-                )
+                (op.client, op.session, op.conn, zxid, Some(write), What::Reply(*id))
             }
             Entry::Pong { client, session, conn, zxid } => {
-                (*client, *session, *conn, *zxid, None, "ping reply".to_string())
+                (*client, *session, *conn, *zxid, None, What::Ping)
             }
             Entry::Notify(index) => {
                 let n = &history.notifications[*index as usize];
-                let what = format!("notification {}", n.event.path);
-                (n.client, n.session, n.conn, n.zxid, None, what)
+                (n.client, n.session, n.conn, n.zxid, None, What::Notify(*index))
             }
             Entry::Anomaly(index) => {
                 let a = &history.anomalies[*index as usize];
@@ -124,6 +135,7 @@ pub fn check(history: &History) -> Vec<OrderViolation> {
         let conn_last = on_conn.get(&conn).copied().unwrap_or(0);
         let previous = session_floor.max(conn_last);
         if zxid < previous {
+            let what = what.describe(history);
             let violation = match set_by {
                 Some(write) if zxid < session_floor && reply.is_some() => {
                     OrderViolation::StaleAfterOwnWrite {
