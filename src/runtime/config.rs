@@ -553,6 +553,9 @@ const IGNORED_KEYS: &[&str] = &[
     "jvm.pause.info-threshold.ms",
     "jvm.pause.warn-threshold.ms",
     "jvm.pause.sleep.time.ms",
+    // No ZooKeeper-compatible tree digest: `hash` prints the empty history of a ZooKeeper
+    // with `digest.enabled=false`.
+    "digest.enabled",
 ];
 
 /// Key prefixes accepted and ignored (the HTTP admin server, JMX-style metrics providers).

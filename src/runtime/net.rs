@@ -65,6 +65,9 @@ pub enum ToNode {
     Report(oneshot::Sender<ServerReport>),
     /// Reset counters (`crst`, `srst`).
     ResetStats(StatsReset),
+    /// A four-letter word arrived (`true`) or its answer was written (`false`): counted in
+    /// the server's packets as ZooKeeper does.
+    FourLetterPacket(bool),
 }
 
 /// The connection's unsent replies would pass its reply budget: the client does not read
@@ -522,6 +525,7 @@ async fn serve_connection(
                 argument = Some(i64::from_be_bytes(mask));
             }
         }
+        let _ = port.to_node.send(ToNode::FourLetterPacket(true)).await;
         let (tx, rx) = oneshot::channel();
         let report = match port.to_node.send(ToNode::Report(tx)).await {
             Ok(()) => rx.await.ok(),
@@ -536,6 +540,11 @@ async fn serve_connection(
         // `flush` is a no-op on a real socket; madsim's socket delivers on it.
         if writer.write_all(text.as_bytes()).await.is_ok() {
             let _ = writer.flush().await;
+            // Counted before the close, so a client that reads to the end and asks again
+            // sees it. ZK compat: an empty answer sends nothing.
+            if !text.is_empty() {
+                let _ = port.to_node.send(ToNode::FourLetterPacket(false)).await;
+            }
         }
         let _ = writer.shutdown().await;
         return;

@@ -742,6 +742,10 @@ impl NodeLoop {
                 self.node.reset_stats(which);
                 Some(Next::Again)
             }
+            Ok(ToNode::FourLetterPacket(received)) => {
+                self.node.count_four_letter_packet(received);
+                Some(Next::Again)
+            }
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => Some(Next::Stop),
         }
@@ -777,6 +781,10 @@ impl NodeLoop {
                 }
                 Some(ToNode::ResetStats(which)) => {
                     self.node.reset_stats(which);
+                    Next::Again
+                }
+                Some(ToNode::FourLetterPacket(received)) => {
+                    self.node.count_four_letter_packet(received);
                     Next::Again
                 }
                 None => Next::Stop,

@@ -545,6 +545,17 @@ impl Node {
         }
     }
 
+    /// Counts a four-letter word (`received`) or its answer in the server's packets. ZK
+    /// compat: `NIOServerCnxn.checkFourLetterWord` calls `packetReceived(4)`, and writing the
+    /// answer counts a packet sent.
+    pub fn count_four_letter_packet(&mut self, received: bool) {
+        if received {
+            self.stats.received += 1;
+        } else {
+            self.stats.sent += 1;
+        }
+    }
+
     fn session_of(&self, conn: ConnId) -> Option<SessionId> {
         self.conns.get(&conn).and_then(|c| c.session())
     }
