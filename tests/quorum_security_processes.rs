@@ -455,7 +455,11 @@ async fn a_rolling_switch_from_plain_to_quorum_tls_never_loses_the_quorum() {
     // After the last step every link is TLS: the last restarts each saw only TLS links come up.
     for member in &ensemble.members {
         let log = member.latest_log();
-        assert!(links_up(&log, true) && !links_up(&log, false), "member {}:\n{log}", member.id);
+        assert!(
+            links_up(&log, true) && !links_up(&log, false),
+            "member {}:\n{log}",
+            member.id
+        );
     }
 }
 
