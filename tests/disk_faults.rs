@@ -235,3 +235,23 @@ async fn a_server_whose_log_cannot_be_synced_stops() {
     // Its client port is closed.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "still accepting");
 }
+
+/// `forceSync=no` (`DiskConfig.fsync == false`) skips the log's `fdatasync`, and only then:
+/// the default syncs every batch.
+#[test]
+fn the_log_is_fdatasynced_unless_force_sync_is_off() {
+    let log_syncs = |fsync: bool| {
+        let plan = Arc::new(Mutex::new(Plan::default()));
+        let fs = Faulty { inner: MemDisk::new(), plan: plan.clone() };
+        let mut config = DiskConfig::new("/d", "/l");
+        config.fsync = fsync;
+        let (mut disk, _) = Disk::open(config, fs).expect("open");
+        for counter in 1..=3 {
+            disk.write(&append(counter)).expect("append");
+            disk.sync().expect("sync");
+        }
+        syncs_of(&plan, "/l/log.")
+    };
+    assert_eq!(log_syncs(true), 3, "one fdatasync per batch by default");
+    assert_eq!(log_syncs(false), 0, "forceSync=no never fdatasyncs the log");
+}

@@ -143,3 +143,13 @@ pub struct ServerReport {
     /// Data watches by path (`wchp`), sorted.
     pub watches_by_path: Vec<(String, Vec<SessionId>)>,
 }
+
+/// Counters a four-letter word resets. ZK compat: `crst` (`ServerCnxn.resetStats` on every
+/// connection) and `srst` (`ServerStats.reset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsReset {
+    /// Every connection's packets, latencies and last operation (`crst`).
+    Connections,
+    /// The server's packets and latencies (`srst`).
+    Server,
+}

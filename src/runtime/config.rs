@@ -36,7 +36,7 @@ use thiserror::Error;
 use crate::core::config::NodeConfig;
 use crate::core::ids::ServerId;
 use crate::core::zab::{Membership, PeerRole};
-use crate::runtime::fourlw::{FourLetterWhitelist, FourLetterWord};
+use crate::runtime::fourlw::FourLetterWhitelist;
 
 pub use auth::AuthSettings;
 pub use client_tls::ClientTls;
@@ -260,6 +260,8 @@ pub struct ServerConfig {
     pub pre_alloc_size_bytes: u64,
     /// `4lw.commands.whitelist`.
     pub four_letter_words: FourLetterWhitelist,
+    /// `forceSync`: false only for `forceSync=no`, which stops the txn log's `fdatasync`.
+    pub force_sync: bool,
     /// `standaloneEnabled`: with false, even one server runs as a quorum.
     pub standalone_enabled: bool,
     /// `reconfigEnabled`.
@@ -373,7 +375,7 @@ impl ServerConfig {
             data_dir: Some(PathBuf::from("./ensemble-data")),
             client_port: Some((2181, 0)),
             client_port_address: Some(("127.0.0.1".to_string(), 0)),
-            four_letter_words: Some(FourLetterWhitelist::from_words(DEV_WORDS)),
+            four_letter_words: Some(FourLetterWhitelist::all()),
             ..Draft::default()
         };
         draft.finish().expect("the built-in defaults are a valid standalone configuration")
@@ -528,20 +530,6 @@ pub const SERVER_ID_MAX: u64 = 255;
 /// The largest server id with `extendedTypesEnabled` (ZK compat: `EphemeralType`).
 pub const SERVER_ID_EXTENDED_MAX: u64 = 254;
 
-/// The four-letter words of [`ServerConfig::standalone_default`].
-const DEV_WORDS: &[FourLetterWord] = &[
-    FourLetterWord::Ruok,
-    FourLetterWord::Srvr,
-    FourLetterWord::Stat,
-    FourLetterWord::Mntr,
-    FourLetterWord::Conf,
-    FourLetterWord::Cons,
-    FourLetterWord::Envi,
-    FourLetterWord::Wchs,
-    FourLetterWord::Dump,
-    FourLetterWord::Isro,
-];
-
 const TICK_TIME_DEFAULT_MS: u32 = 3000;
 const MAX_CLIENT_CNXNS_DEFAULT: u32 = 60;
 const SNAP_RETAIN_COUNT_MIN: u32 = 3;
@@ -565,6 +553,9 @@ const IGNORED_KEYS: &[&str] = &[
     "jvm.pause.info-threshold.ms",
     "jvm.pause.warn-threshold.ms",
     "jvm.pause.sleep.time.ms",
+    // No ZooKeeper-compatible tree digest: `hash` prints the empty history of a ZooKeeper
+    // with `digest.enabled=false`.
+    "digest.enabled",
 ];
 
 /// Key prefixes accepted and ignored (the HTTP admin server, JMX-style metrics providers).
@@ -593,6 +584,7 @@ struct Draft {
     snap_count: Option<u64>,
     pre_alloc_size_kib: Option<u64>,
     four_letter_words: Option<FourLetterWhitelist>,
+    force_sync: Option<bool>,
     standalone_enabled: Option<bool>,
     reconfig_enabled: bool,
     peer_type: PeerType,
@@ -787,6 +779,17 @@ impl Draft {
                 self.container_never_used_ms =
                     u64::try_from(ms).map_err(|_| bad(p, "a non-negative number of ms"))?;
             }
+            // ZK compat: `FileTxnLog` syncs unless the property is exactly `no`.
+            "forceSync" => {
+                self.force_sync = Some(p.value != "no");
+                if p.value == "no" {
+                    self.warn(
+                        p,
+                        "forceSync=no: the txn log is never fdatasync'ed; a power failure or \
+                         OS crash can lose acknowledged writes",
+                    );
+                }
+            }
             "nio.sessionlessCnxnTimeout" => {
                 self.handshake_timeout_ms = Some(u64::from(positive_decoded(p)?));
             }
@@ -895,6 +898,7 @@ impl Draft {
             pre_alloc_size_bytes: self.pre_alloc_size_kib.unwrap_or(PRE_ALLOC_SIZE_DEFAULT_KIB)
                 * 1024,
             four_letter_words: self.four_letter_words.unwrap_or_default(),
+            force_sync: self.force_sync.unwrap_or(true),
             standalone_enabled,
             reconfig_enabled: self.reconfig_enabled,
             peer_type: self.peer_type,

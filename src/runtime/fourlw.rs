@@ -22,8 +22,11 @@
 //!   property;
 //! - `mntr` prints the gauges Ensemble has, in the order ZooKeeper 3.8 prints them, and none
 //!   of the hundreds of processor-pipeline summaries;
-//! - `crst`, `srst`, `stmk`, `gtmk`, `wchc`, `wchp` and `hash` are known (so the whitelist
-//!   refusal is exact) but answer that Ensemble does not support them.
+//! - `hash` prints an empty digest history, as ZooKeeper with `zookeeper.digest.enabled=false`
+//!   (Ensemble keeps no ZooKeeper-compatible tree digest);
+//! - `gtmk`/`stmk` keep and print the trace mask, which Ensemble's logging does not consult.
+//!
+//! `crst`, `srst`, `gtmk`, `stmk` and `hash` live in [`control`].
 //!
 //! Additions, on quorum members only (a standalone server answers exactly as ZooKeeper):
 //! - `srvr` and `stat` end with `Epoch: N` and, on the leader, `Learners: N` and one
@@ -64,7 +67,7 @@ pub enum FourLetterWord {
     Conf,
     /// Connections in detail.
     Cons,
-    /// Reset connection statistics (not supported).
+    /// Reset connection statistics.
     Crst,
     /// Data and log directory sizes.
     Dirs,
@@ -72,21 +75,21 @@ pub enum FourLetterWord {
     Dump,
     /// Environment.
     Envi,
-    /// Get the trace mask (not supported).
+    /// Get the trace mask.
     Gtmk,
     /// `imok`.
     Ruok,
-    /// Set the trace mask (not supported).
+    /// Set the trace mask (followed by 8 bytes: the mask).
     Stmk,
     /// Server summary.
     Srvr,
-    /// Reset server statistics (not supported).
+    /// Reset server statistics.
     Srst,
     /// Server summary with connections.
     Stat,
-    /// Watches by session (not supported).
+    /// Watches by session.
     Wchc,
-    /// Watches by path (not supported).
+    /// Watches by path.
     Wchp,
     /// Watch summary.
     Wchs,
@@ -94,7 +97,7 @@ pub enum FourLetterWord {
     Mntr,
     /// Read-only or read-write.
     Isro,
-    /// Digest history (not supported).
+    /// Digest history (empty: see [`control`]).
     Hash,
 }
 
@@ -263,6 +266,10 @@ pub struct RuntimeInfo<'a> {
     pub requester: Option<SocketAddr>,
     /// Facts for `envi`.
     pub host: &'a HostEnvironment,
+    /// The trace mask `gtmk` prints.
+    pub trace_mask: i64,
+    /// The 8-byte argument that followed `stmk`, if it arrived.
+    pub argument: Option<i64>,
 }
 
 /// The answer to the four bytes `word` sent on a new connection. The runtime writes it and
@@ -278,12 +285,31 @@ pub fn respond(
     report: Option<&ServerReport>,
     info: &RuntimeInfo<'_>,
 ) -> String {
+    answer(word, whitelist, report, info).text
+}
+
+/// [`respond`] with what the runtime must do besides writing the text: reset counters
+/// (`crst`, `srst`) or change the trace mask (`stmk`).
+pub fn answer(
+    word: [u8; 4],
+    whitelist: &FourLetterWhitelist,
+    report: Option<&ServerReport>,
+    info: &RuntimeInfo<'_>,
+) -> FourLetterAnswer {
     let Some(word) = FourLetterWord::from_bytes(word) else {
-        return String::new();
+        return FourLetterAnswer::text(String::new());
     };
     if !whitelist.contains(word) {
-        return not_whitelisted(word);
+        return FourLetterAnswer::text(not_whitelisted(word));
     }
+    if let Some(answer) = control::control(word, report, info) {
+        return answer;
+    }
+    FourLetterAnswer::text(describe(word, report, info))
+}
+
+/// The words that only describe the server.
+fn describe(word: FourLetterWord, report: Option<&ServerReport>, info: &RuntimeInfo<'_>) -> String {
     let answer: fn(&ServerReport, &RuntimeInfo<'_>) -> String = match word {
         FourLetterWord::Ruok => return "imok".to_string(),
         FourLetterWord::Isro => {
@@ -295,9 +321,7 @@ pub fn respond(
         | FourLetterWord::Srst
         | FourLetterWord::Stmk
         | FourLetterWord::Gtmk
-        | FourLetterWord::Hash => {
-            return format!("{} is not supported by Ensemble\n", word.as_str());
-        }
+        | FourLetterWord::Hash => return String::new(),
         FourLetterWord::Srvr => |report, info| stat(report, info, false),
         FourLetterWord::Stat => |report, info| stat(report, info, true),
         FourLetterWord::Cons => cons,
@@ -398,9 +422,10 @@ pub fn conf(info: &RuntimeInfo<'_>) -> String {
     let _ = writeln!(out, "clientPort={}", info.client_port.map_or(-1, i32::from));
     let _ = writeln!(out, "secureClientPort={}", config.secure_client_port.map_or(-1, i32::from));
     let _ = writeln!(out, "dataDir={}", info.snap_dir);
-    let _ = writeln!(out, "dataDirSize={}", info.snap_dir_bytes);
+    // ZK compat: the sizes are swapped as in `dirs`.
+    let _ = writeln!(out, "dataDirSize={}", info.log_dir_bytes);
     let _ = writeln!(out, "dataLogDir={}", info.log_dir);
-    let _ = writeln!(out, "dataLogSize={}", info.log_dir_bytes);
+    let _ = writeln!(out, "dataLogSize={}", info.snap_dir_bytes);
     let _ = writeln!(out, "tickTime={}", config.tick_time_ms);
     let _ = writeln!(out, "maxClientCnxns={}", config.max_client_cnxns);
     let _ = writeln!(out, "minSessionTimeout={}", config.session_timeout_min_ms);
@@ -533,7 +558,8 @@ fn push_quorum_gauges(out: &mut String, report: &ServerReport, config: &ServerCo
     }
 }
 
-/// `wchc`: data watches by session. ZK compat: `WatchManager.dumpWatches(byPath = false)`.
+/// `wchc`: data watches by session. ZK compat: `WatchManager.dumpWatches(byPath = false)`
+/// plus the empty line `WatchCommand` prints after it.
 pub fn wchc(report: &ServerReport) -> String {
     let mut out = String::new();
     for (session, paths) in &report.watches_by_session {
@@ -542,10 +568,12 @@ pub fn wchc(report: &ServerReport) -> String {
             out.push_str(&format!("\t{path}\n"));
         }
     }
+    out.push('\n');
     out
 }
 
-/// `wchp`: data watches by path. ZK compat: `WatchManager.dumpWatches(byPath = true)`.
+/// `wchp`: data watches by path. ZK compat: `WatchManager.dumpWatches(byPath = true)` plus
+/// the empty line `WatchCommand` prints after it.
 pub fn wchp(report: &ServerReport) -> String {
     let mut out = String::new();
     for (path, sessions) in &report.watches_by_path {
@@ -555,6 +583,7 @@ pub fn wchp(report: &ServerReport) -> String {
             out.push_str(&format!("\t0x{:x}\n", session.0));
         }
     }
+    out.push('\n');
     out
 }
 
@@ -604,9 +633,12 @@ pub fn dump(report: &ServerReport, info: &RuntimeInfo<'_>) -> String {
     out
 }
 
-/// `dirs`. ZK compat: `DirsCommand`.
+/// `dirs`. ZK compat: `DirsCommand`, with `ZooKeeperServer.getDataDirSize` measuring the
+/// txn-log directory (`FileTxnSnapLog.getDataDir`) and `getLogDirSize` the snapshot directory
+/// (`getSnapDir`): the names are swapped in ZooKeeper, and scripts see ZooKeeper's numbers.
+/// Equal whenever `dataLogDir` is not set.
 pub fn dirs(info: &RuntimeInfo<'_>) -> String {
-    format!("datadir_size: {}\nlogdir_size: {}\n", info.snap_dir_bytes, info.log_dir_bytes)
+    format!("datadir_size: {}\nlogdir_size: {}\n", info.log_dir_bytes, info.snap_dir_bytes)
 }
 
 /// `envi`. ZK compat: `EnvCommand` and `Environment.list` (3.9 key names).
@@ -835,6 +867,10 @@ pub fn dir_size(path: &Path) -> u64 {
         })
         .sum()
 }
+
+mod control;
+
+pub use control::{FourLetterAnswer, TRACE_MASK_DEFAULT};
 
 #[cfg(test)]
 mod tests;

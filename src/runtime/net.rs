@@ -38,9 +38,9 @@ use tracing::{debug, info, warn};
 
 use crate::core::ids::ConnId;
 use crate::core::io::Input;
-use crate::core::report::ServerReport;
+use crate::core::report::{ServerReport, StatsReset};
 use crate::runtime::config::ClientLimits;
-use crate::runtime::fourlw::FourLetterWord;
+use crate::runtime::fourlw::{FourLetterAnswer, FourLetterWord};
 use crate::runtime::tls::{self, ClientStream, Rewind, TlsContext};
 use crate::wire::frame::FrameDecoder;
 use crate::wire::types::Id;
@@ -49,9 +49,13 @@ mod throttle;
 
 pub use throttle::BlueThrottle;
 
-/// Answers a four-letter word from a report and the asking address.
-pub type FourLetterResponder =
-    Arc<dyn Fn(&[u8; 4], Option<ServerReport>, SocketAddr) -> String + Send + Sync>;
+/// Answers a four-letter word (with `stmk`'s 8-byte argument) from a report and the asking
+/// address.
+pub type FourLetterResponder = Arc<
+    dyn Fn(&[u8; 4], Option<i64>, Option<ServerReport>, SocketAddr) -> FourLetterAnswer
+        + Send
+        + Sync,
+>;
 
 /// What connection tasks send to the node's loop.
 pub enum ToNode {
@@ -59,6 +63,11 @@ pub enum ToNode {
     Input(Input),
     /// A request for a report (four-letter words).
     Report(oneshot::Sender<ServerReport>),
+    /// Reset counters (`crst`, `srst`).
+    ResetStats(StatsReset),
+    /// A four-letter word arrived (`true`) or its answer was written (`false`): counted in
+    /// the server's packets as ZooKeeper does.
+    FourLetterPacket(bool),
 }
 
 /// The connection's unsent replies would pass its reply budget: the client does not read
@@ -501,16 +510,41 @@ async fn serve_connection(
         }
     }
     let first: [u8; 4] = [buffer[0], buffer[1], buffer[2], buffer[3]];
-    if FourLetterWord::from_bytes(first).is_some() {
+    if let Some(word) = FourLetterWord::from_bytes(first) {
+        // ZK compat: `stmk` is followed by the new mask, a big-endian long.
+        let mut argument = None;
+        if word == FourLetterWord::Stmk {
+            let arrived = tokio::select! {
+                biased;
+                arrived = read_at_least(&mut reader, &mut buffer, 12) => arrived,
+                _ = tokio::time::sleep_until(handshake_deadline) => false,
+            };
+            if arrived {
+                let mut mask = [0u8; 8];
+                mask.copy_from_slice(&buffer[4..12]);
+                argument = Some(i64::from_be_bytes(mask));
+            }
+        }
+        let _ = port.to_node.send(ToNode::FourLetterPacket(true)).await;
         let (tx, rx) = oneshot::channel();
         let report = match port.to_node.send(ToNode::Report(tx)).await {
             Ok(()) => rx.await.ok(),
             Err(_) => None,
         };
-        let text = (port.four_letter)(&first, report, addr);
+        let FourLetterAnswer { text, reset, .. } =
+            (port.four_letter)(&first, argument, report, addr);
+        if let Some(which) = reset {
+            // Queued before the answer is written, so whatever the client asks next sees it.
+            let _ = port.to_node.send(ToNode::ResetStats(which)).await;
+        }
         // `flush` is a no-op on a real socket; madsim's socket delivers on it.
         if writer.write_all(text.as_bytes()).await.is_ok() {
             let _ = writer.flush().await;
+            // Counted before the close, so a client that reads to the end and asks again
+            // sees it. ZK compat: an empty answer sends nothing.
+            if !text.is_empty() {
+                let _ = port.to_node.send(ToNode::FourLetterPacket(false)).await;
+            }
         }
         let _ = writer.shutdown().await;
         return;

@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -434,7 +435,9 @@ fn four_letter_responder(
     let host = Arc::new(fourlw::HostEnvironment::detect());
     let snap_dir = absolute(&disk.data_dir);
     let log_dir = absolute(&disk.data_log_dir);
-    Arc::new(move |word, report, requester| {
+    // ZK compat: `ZooTrace`'s mask is process-wide state that only `stmk` changes.
+    let trace_mask = Arc::new(AtomicI64::new(fourlw::TRACE_MASK_DEFAULT));
+    Arc::new(move |word, argument, report, requester| {
         let now = clock.now();
         let info = fourlw::RuntimeInfo {
             config: &config,
@@ -450,8 +453,14 @@ fn four_letter_responder(
             max_fds: fourlw::max_fd_count(),
             requester: Some(requester),
             host: &host,
+            trace_mask: trace_mask.load(Ordering::Relaxed),
+            argument,
         };
-        fourlw::respond(*word, &config.four_letter_words, report.as_ref(), &info)
+        let answer = fourlw::answer(*word, &config.four_letter_words, report.as_ref(), &info);
+        if let Some(mask) = answer.trace_mask {
+            trace_mask.store(mask, Ordering::Relaxed);
+        }
+        answer
     })
 }
 
@@ -741,6 +750,14 @@ impl NodeLoop {
                 let _ = reply.send(self.node.report());
                 Some(Next::Again)
             }
+            Ok(ToNode::ResetStats(which)) => {
+                self.node.reset_stats(which);
+                Some(Next::Again)
+            }
+            Ok(ToNode::FourLetterPacket(received)) => {
+                self.node.count_four_letter_packet(received);
+                Some(Next::Again)
+            }
             Err(mpsc::error::TryRecvError::Empty) => None,
             Err(mpsc::error::TryRecvError::Disconnected) => Some(Next::Stop),
         }
@@ -772,6 +789,14 @@ impl NodeLoop {
                 Some(ToNode::Input(input)) => Next::Step(input),
                 Some(ToNode::Report(reply)) => {
                     let _ = reply.send(self.node.report());
+                    Next::Again
+                }
+                Some(ToNode::ResetStats(which)) => {
+                    self.node.reset_stats(which);
+                    Next::Again
+                }
+                Some(ToNode::FourLetterPacket(received)) => {
+                    self.node.count_four_letter_packet(received);
                     Next::Again
                 }
                 None => Next::Stop,
@@ -922,6 +947,7 @@ fn disk_config(config: &ServerConfig) -> disk::DiskConfig {
     disk.purge_interval = (config.purge_interval_hours > 0)
         .then(|| Duration::from_secs(3600 * u64::from(config.purge_interval_hours)));
     disk.preallocate_bytes = config.pre_alloc_size_bytes;
+    disk.fsync = config.force_sync;
     disk
 }
 
@@ -931,6 +957,18 @@ mod tests {
 
     fn ms(ms: u64) -> Duration {
         Duration::from_millis(ms)
+    }
+
+    /// `forceSync=no`, and only it, turns the txn log's `fdatasync` off.
+    #[test]
+    fn force_sync_reaches_the_disk_writer() {
+        let config = |line: &str| {
+            let text = format!("dataDir=/tmp/d\nclientPort=2181\n{line}\n");
+            ServerConfig::parse(&text).expect("valid")
+        };
+        assert!(disk_config(&config("")).fsync);
+        assert!(disk_config(&config("forceSync=yes")).fsync);
+        assert!(!disk_config(&config("forceSync=no")).fsync);
     }
 
     #[test]

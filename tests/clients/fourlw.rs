@@ -163,3 +163,120 @@ async fn default_whitelist_allows_only_srvr() {
     assert!(listed.four_letter("srvr").starts_with("Zookeeper version: "), "srvr always allowed");
     assert!(listed.four_letter("conf").contains("not in the whitelist"));
 }
+
+/// Every word ZooKeeper 3.8 knows is answered under `*`, none as "not in the whitelist".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_word_is_known() {
+    let server = Server::start();
+    for word in [
+        "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "srvr", "srst", "stat",
+        "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+    ] {
+        let answer = server.four_letter(word);
+        assert!(!answer.contains("whitelist"), "{word}: {answer}");
+        assert!(!answer.contains("not supported"), "{word}: {answer}");
+    }
+}
+
+/// `crst` resets every connection's counters and `srst` the server's: the next `cons` and
+/// `srvr` show them reset, byte for byte as ZooKeeper (only the address, session id and
+/// establishment time masked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crst_and_srst_reset_the_counters() {
+    let server = Server::start();
+    let (mut conn, session) = Conn::session(&server.addr(), 30_000).await;
+    conn.create("/c", b"x", 0).await;
+    conn.exists("/c", false).await;
+    conn.ping().await.ok("ping");
+    let sid = format!("sid=0x{:x}", session.session_id);
+    let ours = |cons: &str| -> String {
+        let line = cons.lines().find(|line| line.contains(&sid));
+        let line = line.unwrap_or_else(|| panic!("no {sid} in cons:\n{cons}")).to_string();
+        // Mask the address and the establishment time, which differ from run to run.
+        let (_, rest) = line.split_once('[').unwrap_or_else(|| panic!("{line}"));
+        let (head, tail) = rest.split_once(",est=").unwrap_or_else(|| panic!("{line}"));
+        let tail = tail.split_once(',').map_or("", |(_, tail)| tail);
+        format!("[{head},est=*,{tail}")
+    };
+
+    let before = ours(&server.four_letter("cons"));
+    assert!(before.contains("lop=PING"), "{before}");
+    assert!(!before.contains("recved=0,"), "{before}");
+    assert_eq!(server.four_letter("crst"), "Connection stats reset.\n");
+    let after = ours(&server.four_letter("cons"));
+    assert_eq!(
+        after,
+        format!(
+            "[1](queued=0,recved=0,sent=0,{sid},lop=NA,est=*,to=30000,\
+             lzxid=0xffffffffffffffff,lresp=0,llat=0,minlat=0,avglat=0,maxlat=0)"
+        )
+    );
+
+    let srvr = server.four_letter("srvr");
+    let received = |srvr: &str| -> u64 {
+        line_with(srvr, "Received: ").trim_start_matches("Received: ").parse().expect("count")
+    };
+    assert!(received(&srvr) >= 3, "{srvr}");
+    assert_eq!(server.four_letter("srst"), "Server stats reset.\n");
+    let srvr = server.four_letter("srvr");
+    assert_eq!(line_with(&srvr, "Latency min/avg/max: "), "Latency min/avg/max: 0/0.0/0");
+    // Four-letter words count as packets: `srvr` itself received, `srst`'s answer sent.
+    assert_eq!(line_with(&srvr, "Received: "), "Received: 1", "{srvr}");
+    assert_eq!(line_with(&srvr, "Sent: "), "Sent: 1", "{srvr}");
+    // The session is untouched by the resets.
+    conn.ping().await.ok("ping after the resets");
+}
+
+/// `wchc` and `wchp` byte for byte as ZooKeeper, including `WatchCommand`'s last empty line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wchc_and_wchp_bytes() {
+    let server = Server::start();
+    assert_eq!(server.four_letter("wchc"), "\n");
+    assert_eq!(server.four_letter("wchp"), "\n");
+    let (mut conn, session) = Conn::session(&server.addr(), 30_000).await;
+    conn.create("/w", b"", 0).await;
+    conn.exists("/w", true).await;
+    let sid = format!("0x{:x}", session.session_id);
+    assert_eq!(server.four_letter("wchc"), format!("{sid}\n\t/w\n\n"));
+    assert_eq!(server.four_letter("wchp"), format!("/w\n\t{sid}\n\n"));
+}
+
+/// `dirs`: two lines of byte counts, the same numbers `conf` prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dirs_prints_sizes_in_bytes() {
+    let server = Server::start();
+    let (mut conn, _) = Conn::session(&server.addr(), 30_000).await;
+    conn.create("/d", &[7; 100], 0).await;
+    let dirs = server.four_letter("dirs");
+    let lines: Vec<&str> = dirs.lines().collect();
+    assert_eq!(lines.len(), 2, "{dirs:?}");
+    assert!(dirs.ends_with('\n'), "{dirs:?}");
+    let data = lines[0].strip_prefix("datadir_size: ").expect("datadir_size first");
+    let log = lines[1].strip_prefix("logdir_size: ").expect("logdir_size second");
+    let (data, log): (u64, u64) = (data.parse().expect("bytes"), log.parse().expect("bytes"));
+    assert!(data > 100 && log > 0, "{dirs}");
+    let conf = server.four_letter("conf");
+    assert_eq!(line_with(&conf, "dataDirSize="), format!("dataDirSize={data}"));
+    assert_eq!(line_with(&conf, "dataLogSize="), format!("dataLogSize={log}"));
+}
+
+/// `hash` with ZooKeeper's digest off prints the empty history; Ensemble always does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_without_digest_is_empty() {
+    let server = Server::start_with(Options::with_lines(&["digest.enabled=false"]));
+    let (mut conn, _) = Conn::session(&server.addr(), 30_000).await;
+    conn.create("/h", b"", 0).await;
+    assert_eq!(server.four_letter("hash"), "");
+}
+
+/// `gtmk` prints ZooKeeper's initial trace mask; `stmk` sets it from the 8 bytes after it and
+/// echoes it; both without a newline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtmk_and_stmk() {
+    let server = Server::start();
+    assert_eq!(server.four_letter("gtmk"), "306");
+    let mut request = b"stmk".to_vec();
+    request.extend_from_slice(&511_i64.to_be_bytes());
+    assert_eq!(server.four_letter_bytes(&request), "511");
+    assert_eq!(server.four_letter("gtmk"), "511");
+}

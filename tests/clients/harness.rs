@@ -205,6 +205,11 @@ impl Server {
         four_letter(self.port, word).unwrap_or_else(|err| panic!("4lw {word}: {err}"))
     }
 
+    /// Sends arbitrary bytes as a four-letter request (`stmk` with its mask).
+    pub fn four_letter_bytes(&self, bytes: &[u8]) -> String {
+        four_letter_bytes(self.port, bytes).unwrap_or_else(|err| panic!("4lw {bytes:?}: {err}"))
+    }
+
     /// The start and the end of the server's output, for failure messages.
     pub fn log_tail(&self) -> String {
         let path = self.log_path();
@@ -332,9 +337,14 @@ impl Drop for Server {
 
 /// Sends a four-letter word to 127.0.0.1:`port` and reads the answer until the server closes.
 pub fn four_letter(port: u16, word: &str) -> std::io::Result<String> {
+    four_letter_bytes(port, word.as_bytes())
+}
+
+/// [`four_letter`] with arbitrary bytes (`stmk` and its 8-byte mask).
+pub fn four_letter_bytes(port: u16, bytes: &[u8]) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    stream.write_all(word.as_bytes())?;
+    stream.write_all(bytes)?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
     Ok(String::from_utf8_lossy(&answer).into_owned())

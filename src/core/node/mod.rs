@@ -34,7 +34,7 @@ use crate::core::config::NodeConfig;
 use crate::core::ids::{ConnId, ServerId, SessionId, WriteId, Zxid};
 use crate::core::io::{DurableWrite, Effect, Input};
 use crate::core::prep::Speculative;
-use crate::core::report::{ConnectionReport, Mode, ServerReport, SessionReport};
+use crate::core::report::{ConnectionReport, Mode, ServerReport, SessionReport, StatsReset};
 use crate::core::session::SessionTable;
 use crate::core::snapshot::{self, SnapshotError, SnapshotImage};
 use crate::core::time::Now;
@@ -523,6 +523,36 @@ impl Node {
             },
             watches_by_session: self.watches_by_session(),
             watches_by_path: self.watches_by_path(),
+        }
+    }
+
+    /// Resets the counters `crst` or `srst` name. Counters only: no state the protocol
+    /// depends on. ZK compat: `ServerCnxn.resetStats` (packets, latencies, `lop=NA`,
+    /// `lcxid`/`lzxid` -1) and `ServerStats.reset` (packets, latencies).
+    pub fn reset_stats(&mut self, which: StatsReset) {
+        match which {
+            StatsReset::Connections => {
+                for conn in self.conns.values_mut() {
+                    conn.received = 0;
+                    conn.sent = 0;
+                    conn.latency = Latency::default();
+                    conn.last_op = "NA";
+                    conn.last_cxid = -1;
+                    conn.last_zxid = -1;
+                }
+            }
+            StatsReset::Server => self.stats = Stats::default(),
+        }
+    }
+
+    /// Counts a four-letter word (`received`) or its answer in the server's packets. ZK
+    /// compat: `NIOServerCnxn.checkFourLetterWord` calls `packetReceived(4)`, and writing the
+    /// answer counts a packet sent.
+    pub fn count_four_letter_packet(&mut self, received: bool) {
+        if received {
+            self.stats.received += 1;
+        } else {
+            self.stats.sent += 1;
         }
     }
 

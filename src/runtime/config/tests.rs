@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::runtime::fourlw::FourLetterWord;
 
 /// `/etc/zookeeper/conf/zoo.cfg` as the Debian `zookeeper` 3.8.0 package installs it.
 const DEBIAN_ZOO_CFG: &str = "\
@@ -319,6 +320,22 @@ fn snap_count_and_pre_alloc_size() {
     assert_eq!(bad_value_key(&error_with("preAllocSize=64M")), "preAllocSize");
 }
 
+/// ZK compat: `FileTxnLog.forceSync` is off only for exactly `no`; Ensemble warns at start-up.
+#[test]
+fn force_sync() {
+    assert!(parse_with("").force_sync);
+    let config = parse_with("forceSync=no");
+    assert!(!config.force_sync);
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(config.warnings[0].starts_with("line 2: forceSync=no: "), "{:?}", config.warnings);
+    assert!(!parse_with("zookeeper.forceSync=no").force_sync);
+    for value in ["yes", "true", "false", "No"] {
+        let config = parse_with(&format!("forceSync={value}"));
+        assert!(config.force_sync, "{value}");
+        assert!(config.warnings.is_empty(), "{value}: {:?}", config.warnings);
+    }
+}
+
 #[test]
 fn four_letter_word_whitelist() {
     let config = parse_with("4lw.commands.whitelist=stat, ruok,conf");
@@ -414,10 +431,10 @@ fn system_property_values_are_checked() {
 #[test]
 fn unknown_keys_warn_and_ignored_keys_note() {
     let config = parse_with(
-        "forceSync=no\nadmin.serverPort=8080\nadmin.enableServer=false\n\
+        "fastSync=no\nadmin.serverPort=8080\nadmin.enableServer=false\n\
                              metricsProvider.httpPort=7000\nsyncEnabled=true",
     );
-    assert_eq!(config.warnings, vec!["line 2: unknown key 'forceSync'; ignored"]);
+    assert_eq!(config.warnings, vec!["line 2: unknown key 'fastSync'; ignored"]);
     assert_eq!(config.notes.len(), 4, "{:?}", config.notes);
     assert_eq!(config.notes[0], "line 3: admin.serverPort is not used by Ensemble; ignored");
 }
@@ -640,10 +657,10 @@ fn standalone_default() {
     );
     assert_eq!((config.session_timeout_min_ms, config.session_timeout_max_ms), (4000, 40000));
     let words: Vec<_> = config.four_letter_words.words().map(FourLetterWord::as_str).collect();
-    assert_eq!(
-        words,
-        vec!["conf", "cons", "dump", "envi", "ruok", "srvr", "stat", "wchs", "mntr", "isro"]
-    );
+    // Every word, as the README says `ensemble server` answers.
+    assert_eq!(config.four_letter_words, FourLetterWhitelist::all());
+    assert_eq!(words.len(), FourLetterWord::ALL.len());
+    assert!(config.force_sync);
     assert!(config.warnings.is_empty());
     // The core's standalone defaults agree with ours, except the seed.
     assert_eq!(config.node_config(ServerId(0), 0), NodeConfig::standalone());

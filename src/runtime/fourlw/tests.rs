@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::core::ids::{ConnId, SessionId, Zxid};
-use crate::core::report::{LearnerReport, SessionReport};
+use crate::core::report::{LearnerReport, SessionReport, StatsReset};
 use crate::runtime::config::ServerConfig;
 
 const SID: i64 = 0x0100_0006_5735_0000;
@@ -93,6 +93,8 @@ fn info<'a>(config: &'a ServerConfig, host: &'a HostEnvironment) -> RuntimeInfo<
         max_fds: Some(20000),
         requester: Some("127.0.0.1:57456".parse().expect("literal")),
         host,
+        trace_mask: TRACE_MASK_DEFAULT,
+        argument: None,
     }
 }
 
@@ -330,7 +332,68 @@ fn whitelist_refusal_is_exact() {
         respond(*b"gtmk", &default, Some(&report()), &info),
         "gtmk is not executed because it is not in the whitelist.\n"
     );
-    assert_eq!(ask("gtmk", Some(&report()), &info), "gtmk is not supported by Ensemble\n");
+    assert_eq!(ask("gtmk", Some(&report()), &info), "306");
+}
+
+/// The control words, byte for byte as ZooKeeper 3.8 answers them.
+#[test]
+fn control_words() {
+    let (config, host) = (standalone_config(), host());
+    let mut info = info(&config, &host);
+    let all = FourLetterWhitelist::all();
+    let serving = report();
+    let reset = |word: &[u8; 4], info: &RuntimeInfo<'_>| answer(*word, &all, Some(&serving), info);
+
+    let crst = reset(b"crst", &info);
+    assert_eq!(crst.text, "Connection stats reset.\n");
+    assert_eq!(crst.reset, Some(StatsReset::Connections));
+    let srst = reset(b"srst", &info);
+    assert_eq!(srst.text, "Server stats reset.\n");
+    assert_eq!(srst.reset, Some(StatsReset::Server));
+    // Off the whitelist or not serving: nothing is reset.
+    let refused = answer(*b"crst", &FourLetterWhitelist::default(), Some(&serving), &info);
+    assert_eq!(refused.reset, None);
+    for word in [b"crst", b"srst"] {
+        let idle = answer(*word, &all, None, &info);
+        assert_eq!((idle.text.as_str(), idle.reset), (NOT_SERVING, None));
+    }
+
+    // `hash`: the empty history of ZooKeeper with the digest disabled; not serving, the
+    // message without a newline.
+    assert_eq!(ask("hash", Some(&serving), &info), "");
+    assert_eq!(ask("hash", None, &info), NOT_SERVING.trim_end());
+
+    // gtmk/stmk: the mask as a Java long, no newline, serving or not.
+    assert_eq!(ask("gtmk", None, &info), "306");
+    info.argument = Some(-2);
+    let stmk = answer(*b"stmk", &all, None, &info);
+    assert_eq!((stmk.text.as_str(), stmk.trace_mask), ("-2", Some(-2)));
+    info.argument = None;
+    assert_eq!(answer(*b"stmk", &all, None, &info), FourLetterAnswer::text(String::new()));
+    assert_eq!(answer(*b"ruok", &all, None, &info).trace_mask, None);
+}
+
+/// `wchc` and `wchp` end with the empty line of `WatchCommand`; `dirs` prints ZooKeeper's
+/// swapped sizes (txn-log directory first).
+#[test]
+fn watches_and_dirs_as_zookeeper() {
+    let (config, host) = (standalone_config(), host());
+    let mut info = info(&config, &host);
+    let mut report = report();
+    report.watches_by_session = vec![(SessionId(0x1000), vec!["/a".into(), "/b".into()])];
+    report.watches_by_path = vec![("/a".into(), vec![SessionId(0x1000), SessionId(0x2000)])];
+    assert_eq!(ask("wchc", Some(&report), &info), "0x1000\n\t/a\n\t/b\n\n");
+    assert_eq!(ask("wchp", Some(&report), &info), "/a\n\t0x1000\n\t0x2000\n\n");
+    report.watches_by_session.clear();
+    report.watches_by_path.clear();
+    assert_eq!(ask("wchc", Some(&report), &info), "\n");
+    assert_eq!(ask("wchp", Some(&report), &info), "\n");
+
+    info.snap_dir_bytes = 100;
+    info.log_dir_bytes = 7;
+    assert_eq!(ask("dirs", Some(&report), &info), "datadir_size: 7\nlogdir_size: 100\n");
+    let conf = ask("conf", Some(&report), &info);
+    assert!(conf.contains("dataDirSize=7\n") && conf.contains("dataLogSize=100\n"), "{conf}");
 }
 
 #[test]
