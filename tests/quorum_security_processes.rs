@@ -4,22 +4,36 @@
 //! 127.0.0.1 signed by a test CA, made with rcgen at test time) and the CA as trust store; the
 //! JAAS file with the `QuorumServer` and `QuorumLearner` sections is shared (a stranger gets
 //! its own). Waits poll `srvr` every 50 ms up to a bound; nothing sleeps for a fixed time.
+//!
+//! With [`Quorum::SslAndSasl`] every member also has a secure client port (the same key store,
+//! the same CA) and client SASL (the JAAS `Server` section, named with the SASL provider in
+//! `java.env` as an operator would): the full set of docs/operations.md's "Complete example".
+//! Those clients speak the raw protocol (tests/clients/raw.rs) over tokio-rustls.
 
 #![cfg(not(madsim))]
 
 #[path = "common/certs.rs"]
 mod certs;
+#[allow(dead_code)] // Only some of the raw client is used here.
+#[path = "clients/raw.rs"]
+mod raw;
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ensemble::core::auth::digest_md5::{DigestMd5Client, CLIENT_SERVER_NAME, CLIENT_SERVICE};
+use rand::SeedableRng;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use zookeeper_client as zk;
 
-use certs::TestCa;
+use certs::{Leaf, TestCa};
+use raw::{err, op, Conn, ConnectRequest, Jute};
 
 const PERSISTENT: zk::CreateOptions<'static> =
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
@@ -30,6 +44,10 @@ const OP_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
 
 const JAAS: &str = r#"
+Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_bob="bob-secret";
+};
 QuorumServer {
     org.apache.zookeeper.server.auth.DigestLoginModule required
     user_quorum="quorum-secret";
@@ -63,6 +81,7 @@ enum Quorum {
 struct Member {
     id: u64,
     client_port: u16,
+    secure_client_port: u16,
     dir: PathBuf,
     child: Option<Child>,
     starts: u32,
@@ -148,6 +167,8 @@ struct Ensemble {
     members: Vec<Member>,
     servers: String,
     ca_pem: PathBuf,
+    /// What a TLS client presents and trusts: a certificate from the members' CA.
+    client_tls: Arc<rustls::ClientConfig>,
     dir: tempfile::TempDir,
 }
 
@@ -164,10 +185,10 @@ impl Ensemble {
             JAAS.replace("password=\"quorum-secret\"", "password=\"guess\""),
         )
         .expect("jaas");
-        let ports = free_ports(9);
+        let ports = free_ports(12);
         let mut servers = String::new();
         for id in 1..=3usize {
-            let at = 3 * (id - 1);
+            let at = 4 * (id - 1);
             servers.push_str(&format!(
                 "server.{id}=127.0.0.1:{}:{};127.0.0.1:{}\n",
                 ports[at + 1],
@@ -182,10 +203,19 @@ impl Ensemble {
             fs::create_dir_all(&data).expect("mkdir");
             fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
             ca.leaf_cn(&format!("member{id}")).write_pem(&member_dir, "quorum.pem");
-            let client_port = ports[3 * (id as usize - 1)];
-            members.push(Member { id, client_port, dir: member_dir, child: None, starts: 0 });
+            let client_port = ports[4 * (id as usize - 1)];
+            let secure_client_port = ports[4 * (id as usize - 1) + 3];
+            members.push(Member {
+                id,
+                client_port,
+                secure_client_port,
+                dir: member_dir,
+                child: None,
+                starts: 0,
+            });
         }
-        Ensemble { members, servers, ca_pem, dir }
+        let client_tls = tls_client_config(&ca, &ca.leaf_cn("client"));
+        Ensemble { members, servers, ca_pem, client_tls, dir }
     }
 
     /// Writes member `id`'s `zoo.cfg` for `quorum`.
@@ -216,13 +246,38 @@ impl Ensemble {
                 format!("{stores}sslQuorum=true\nportUnification=true\n")
             }
             Quorum::Ssl | Quorum::SslWithoutSasl => format!("{stores}sslQuorum=true\n"),
-            Quorum::SslAndSasl => format!("{stores}sslQuorum=true\n{}", sasl("jaas.conf")),
+            Quorum::SslAndSasl => {
+                // Client TLS from the same stores; the JAAS file and the client SASL provider
+                // come from `java.env` (below), the quorum SASL keys from zoo.cfg.
+                let tls = format!(
+                    "secureClientPort={}\nssl.keyStore.location={}\nssl.trustStore.location={}\n",
+                    member.secure_client_port,
+                    member.dir.join("quorum.pem").display(),
+                    self.ca_pem.display()
+                );
+                let quorum_sasl =
+                    "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\n\
+                                   quorum.auth.serverRequireSasl=true\n";
+                format!("{stores}sslQuorum=true\n{quorum_sasl}{tls}")
+            }
             Quorum::SslAndWrongSasl => {
                 format!("{stores}sslQuorum=true\n{}", sasl("wrong-jaas.conf"))
             }
         };
         config.push_str(&security);
         fs::write(member.dir.join("zoo.cfg"), config).expect("zoo.cfg");
+        let java_env = member.dir.join("java.env");
+        if quorum == Quorum::SslAndSasl {
+            let flags = format!(
+                "SERVER_JVMFLAGS=\"-Djava.security.auth.login.config={} \
+                 -Dzookeeper.authProvider.1=\
+                 org.apache.zookeeper.server.auth.SASLAuthenticationProvider\"\n",
+                self.dir.path().join("jaas.conf").display()
+            );
+            fs::write(&java_env, flags).expect("java.env");
+        } else if java_env.exists() {
+            fs::remove_file(&java_env).expect("remove java.env");
+        }
     }
 
     fn member(&mut self, id: u64) -> &mut Member {
@@ -344,6 +399,97 @@ async fn assert_all_present(member: &Member, paths: &[String]) {
     }
 }
 
+/// A rustls client trusting `ca` and presenting `leaf` (the members ask for a client
+/// certificate: `ssl.clientAuth` defaults to `need`).
+fn tls_client_config(ca: &TestCa, leaf: &Leaf) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+        roots.add(cert.expect("ca pem")).expect("root");
+    }
+    #[allow(deprecated)] // ring's provider: see runtime/tls/settings.rs.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from(leaf.cert_der.clone())],
+            PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key"),
+        )
+        .expect("client cert");
+    Arc::new(config)
+}
+
+/// A new session over TLS on `member`'s secure client port.
+async fn tls_session(ensemble: &Ensemble, id: u64) -> Conn {
+    let port = ensemble.members[id as usize - 1].secure_client_port;
+    let connecting = async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let name = ServerName::try_from("localhost").expect("name");
+        tokio_rustls::TlsConnector::from(ensemble.client_tls.clone()).connect(name, tcp).await
+    };
+    let stream = within("TLS connect", connecting)
+        .await
+        .unwrap_or_else(|e| panic!("TLS handshake with member {id} on port {port}: {e}"));
+    let mut conn = Conn::over(stream);
+    let session = within("session", conn.handshake(&ConnectRequest::new_session(10_000))).await;
+    assert_ne!(session.session_id, 0, "member {id} refused a TLS session: {session:?}");
+    conn
+}
+
+/// Creates `path` (data = the path) through a TLS client of member `id`.
+async fn tls_create(ensemble: &Ensemble, id: u64, path: &str) {
+    let mut conn = tls_session(ensemble, id).await;
+    let reply =
+        within("create", conn.call(op::CREATE, &raw::create_body(path, Some(path.as_bytes()), 0)))
+            .await;
+    assert_eq!(reply.err, err::OK, "create {path} over TLS through member {id}");
+}
+
+/// Every path exists on member `id`, read by a TLS client after a `sync`.
+async fn tls_assert_all_present(ensemble: &Ensemble, id: u64, paths: &[String]) {
+    let mut conn = tls_session(ensemble, id).await;
+    within("sync", conn.call(op::SYNC, &raw::path_body("/"))).await.ok("sync over TLS");
+    for path in paths {
+        let reply =
+            within("get", conn.call(op::GET_DATA, &raw::path_watch_body(path, false))).await;
+        assert_eq!(reply.err, err::OK, "{path} on member {id} over TLS");
+        assert_eq!(
+            reply.reader().buffer().as_deref(),
+            Some(path.as_bytes()),
+            "{path} on member {id}"
+        );
+    }
+}
+
+/// Client SASL (DIGEST-MD5, the JAAS `Server` section) on `conn`; returns the error code of
+/// the reply that ended the exchange (0 when the server's rspauth checked out).
+async fn sasl_authenticate(conn: &mut Conn, user: &str, password: &str) -> i32 {
+    const SASL: i32 = 102;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+    let mut client = DigestMd5Client::new(CLIENT_SERVICE, CLIENT_SERVER_NAME, user, password, None);
+    let mut token = client.initial_response();
+    loop {
+        let reply =
+            within("sasl", conn.call(SASL, &Jute::new().buffer(Some(&token)).bytes())).await;
+        if reply.err != err::OK {
+            return reply.err;
+        }
+        let server_token = reply.reader().buffer().unwrap_or_default();
+        match client.evaluate(&server_token, &mut rng).expect("a valid server token") {
+            Some(next) => token = next,
+            None => return err::OK,
+        }
+    }
+}
+
+/// The `(scheme, id)` pairs `whoAmI` reports for `conn`.
+async fn who_am_i(conn: &mut Conn) -> Vec<(String, String)> {
+    let reply = within("whoAmI", conn.call(op::WHO_AM_I, &[])).await.ok("whoAmI");
+    let mut r = reply.reader();
+    (0..r.int()).map(|_| (r.ustring(), r.ustring())).collect()
+}
+
 /// Whether `log` has a `peer link up` line with `tls=<tls>` (the client listener's line also
 /// says `tls=`, about the client port).
 fn links_up(log: &str, tls: bool) -> bool {
@@ -367,9 +513,23 @@ async fn a_tls_and_sasl_quorum_forms_survives_a_leader_kill_and_serves_clients()
     let mut written = Vec::new();
     for id in 1..=3u64 {
         let path = format!("/before-{id}");
-        create(&ensemble.members[id as usize - 1], &path).await;
+        tls_create(&ensemble, id, &path).await;
         written.push(path);
     }
+    // Client SASL over TLS: bob (JAAS `Server` section) authenticates, and a znode only bob
+    // may read is written through the leader-to-be-killed.
+    let mut bob = tls_session(&ensemble, first_leader).await;
+    assert_eq!(sasl_authenticate(&mut bob, "bob", "bob-secret").await, err::OK);
+    let ids = who_am_i(&mut bob).await;
+    assert!(ids.contains(&("sasl".into(), "bob".into())), "whoAmI over TLS + SASL: {ids:?}");
+    let only_bob = Jute::new()
+        .ustring("/bob")
+        .buffer(Some(b"bob's"))
+        .acls(&[(31, "sasl", "bob")])
+        .int(0)
+        .bytes();
+    within("create /bob", bob.call(op::CREATE, &only_bob)).await.ok("create with a sasl ACL");
+    drop(bob);
     // Every link is TLS and every dialer authenticated.
     for member in &ensemble.members {
         let log = member.latest_log();
@@ -385,17 +545,29 @@ async fn a_tls_and_sasl_quorum_forms_survives_a_leader_kill_and_serves_clients()
     assert_ne!(second_leader, first_leader);
     for id in &survivors {
         let path = format!("/after-{id}");
-        create(&ensemble.members[*id as usize - 1], &path).await;
+        tls_create(&ensemble, *id, &path).await;
         written.push(path);
     }
     for id in &survivors {
-        assert_all_present(&ensemble.members[*id as usize - 1], &written).await;
+        tls_assert_all_present(&ensemble, *id, &written).await;
     }
+    // On the new leader, bob's znode is bob's: a TLS client without SASL is refused, bob
+    // (authenticated again, over TLS) reads it.
+    let mut anonymous = tls_session(&ensemble, second_leader).await;
+    let denied =
+        within("get /bob", anonymous.call(op::GET_DATA, &raw::path_watch_body("/bob", false)))
+            .await;
+    assert_eq!(denied.err, err::NO_AUTH, "/bob without SASL");
+    let mut bob = tls_session(&ensemble, second_leader).await;
+    assert_eq!(sasl_authenticate(&mut bob, "bob", "bob-secret").await, err::OK);
+    let reply =
+        within("get /bob", bob.call(op::GET_DATA, &raw::path_watch_body("/bob", false))).await;
+    assert_eq!(reply.ok("bob reads /bob").reader().buffer().as_deref(), Some(&b"bob's"[..]));
 
     // The killed leader comes back through TLS and SASL and catches up.
     ensemble.member(first_leader).spawn();
     ensemble.wait_for_leader_among(&[1, 2, 3]);
-    assert_all_present(&ensemble.members[first_leader as usize - 1], &written).await;
+    tls_assert_all_present(&ensemble, first_leader, &written).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
