@@ -18,11 +18,13 @@ mod certs;
 #[path = "clients/raw.rs"]
 mod raw;
 
+#[path = "common/process.rs"]
+mod process;
+use process::{four_letter, free_ports, within, ServerProcess, POLL, WAIT};
+
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,9 +41,6 @@ const PERSISTENT: zk::CreateOptions<'static> =
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
 
 /// Bound on an election, a sync, a restart: generous for a loaded 2-core machine.
-const WAIT: Duration = Duration::from_secs(60);
-const OP_TIMEOUT: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
 
 const JAAS: &str = r#"
 Server {
@@ -82,9 +81,20 @@ struct Member {
     id: u64,
     client_port: u16,
     secure_client_port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    starts: u32,
+    process: ServerProcess,
+}
+
+impl Deref for Member {
+    type Target = ServerProcess;
+    fn deref(&self) -> &ServerProcess {
+        &self.process
+    }
+}
+
+impl DerefMut for Member {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
 }
 
 impl Member {
@@ -92,74 +102,10 @@ impl Member {
         format!("127.0.0.1:{}", self.client_port)
     }
 
-    fn spawn(&mut self) {
-        self.starts += 1;
-        let log = fs::File::create(self.log_path(self.starts)).expect("create log");
-        let err = log.try_clone().expect("clone log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-            .arg("server")
-            .arg("--config")
-            .arg(self.dir.join("zoo.cfg"))
-            .env("RUST_LOG", "info")
-            .env_remove("SERVER_JVMFLAGS")
-            .env_remove("JVMFLAGS")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .expect("spawn ensemble server");
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log_path(&self, start: u32) -> PathBuf {
-        self.dir.join(format!("server-{start}.log"))
-    }
-
-    /// Every log this member wrote, oldest first, without colours.
-    fn all_logs(&self) -> String {
-        (1..=self.starts).map(|start| self.log(start)).collect()
-    }
-
-    fn latest_log(&self) -> String {
-        self.log(self.starts)
-    }
-
-    /// The log of one start, without the terminal colour codes (`ESC [ ... m`).
-    fn log(&self, start: u32) -> String {
-        let text = fs::read_to_string(self.log_path(start)).unwrap_or_default();
-        let mut plain = String::with_capacity(text.len());
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                for c in chars.by_ref() {
-                    if c == 'm' {
-                        break;
-                    }
-                }
-            } else {
-                plain.push(c);
-            }
-        }
-        plain
-    }
-
     fn mode(&self) -> Option<String> {
         self.child.as_ref()?;
         let srvr = four_letter(self.client_port, "srvr").ok()?;
         srvr.lines().find_map(|l| l.strip_prefix("Mode: ")).map(str::to_string)
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -205,14 +151,8 @@ impl Ensemble {
             ca.leaf_cn(&format!("member{id}")).write_pem(&member_dir, "quorum.pem");
             let client_port = ports[4 * (id as usize - 1)];
             let secure_client_port = ports[4 * (id as usize - 1) + 3];
-            members.push(Member {
-                id,
-                client_port,
-                secure_client_port,
-                dir: member_dir,
-                child: None,
-                starts: 0,
-            });
+            let process = ServerProcess::new(&member_dir);
+            members.push(Member { id, client_port, secure_client_port, process });
         }
         let client_tls = tls_client_config(&ca, &ca.leaf_cn("client"));
         Ensemble { members, servers, ca_pem, client_tls, dir }
@@ -330,45 +270,9 @@ impl Ensemble {
     fn logs(&self) -> String {
         let mut out = String::new();
         for member in &self.members {
-            let text = member.latest_log();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(25)..];
-            out.push_str(&format!("--- member {} ---\n{}\n", member.id, tail.join("\n")));
+            out.push_str(&format!("--- member {} ---\n{}\n", member.id, member.log_tail(25)));
         }
         out
-    }
-}
-
-/// Ports below the kernel's ephemeral range, as in `ensemble_processes.rs`.
-fn free_ports(count: usize) -> Vec<u16> {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = 20_000 + (std::process::id() % 400) * 30;
-    let mut ports = Vec::with_capacity(count);
-    let mut held = Vec::with_capacity(count);
-    while ports.len() < count {
-        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 12_000;
-        let port = (base + offset) as u16;
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
-            held.push(listener);
-            ports.push(port);
-        }
-    }
-    ports
-}
-
-fn four_letter(port: u16, word: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(word.as_bytes())?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    Ok(text)
-}
-
-async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(OP_TIMEOUT, fut).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out after {OP_TIMEOUT:?}: {what}"),
     }
 }
 
