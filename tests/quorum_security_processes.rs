@@ -40,8 +40,6 @@ use raw::{err, op, Conn, ConnectRequest, Jute};
 const PERSISTENT: zk::CreateOptions<'static> =
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
 
-/// Bound on an election, a sync, a restart: generous for a loaded 2-core machine.
-
 const JAAS: &str = r#"
 Server {
     org.apache.zookeeper.server.auth.DigestLoginModule required
