@@ -18,10 +18,15 @@
 //! Files: `clients.rs` (the client protocol), `leader.rs` (discovery, sync planning, broadcast
 //! as leader), `learner.rs` (the same from a follower's or observer's side).
 
+mod broadcast;
 mod clients;
+mod discovery;
 mod leader;
 mod learner;
+mod reads;
 mod sasl;
+mod sync;
+mod writes;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
