@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use crate::core::canary::Canary;
 use crate::core::ids::{ServerId, SessionId, Zxid};
 use crate::core::io::Effect;
-use crate::core::node::{AfterPersist, Node};
+use crate::core::node::{AfterPersist, Node, Wanted};
 use crate::core::txn::{Txn, TxnOp};
 use crate::core::zab::PeerMsg;
 
@@ -93,7 +93,9 @@ impl Node {
             warn!(%from, %zxid, proposed = %self.zxid_proposed, "ACK of a zxid never proposed");
             return;
         }
-        let Some(leader) = self.leader_mut() else { return };
+        let Some(leader) = self.leader_mut() else {
+            return self.wrong_role("leader_on_ack", Wanted::Leading);
+        };
         if let Some(acks) = leader.outstanding.get_mut(&zxid) {
             acks.insert(from);
         }
@@ -106,7 +108,9 @@ impl Node {
     /// Commits, in order, every oldest outstanding proposal that has a quorum of ACKs.
     pub(super) fn leader_commit_ready(&mut self, effects: &mut Vec<Effect>) {
         loop {
-            let Some(leader) = self.leader_ref() else { return };
+            let Some(leader) = self.leader_ref() else {
+                return self.wrong_role("leader_commit_ready", Wanted::Leading);
+            };
             let Some((&first, acks)) = leader.outstanding.first_key_value() else { return };
             if !self.is_quorum(acks) {
                 return;
@@ -145,7 +149,9 @@ impl Node {
         }
         self.apply_committed(zxid, effects);
         loop {
-            let Some(leader) = self.leader_mut() else { return };
+            let Some(leader) = self.leader_mut() else {
+                return self.wrong_role("leader_commit", Wanted::Leading);
+            };
             match leader.pending_syncs.front() {
                 Some((at, ..)) if *at <= zxid => {}
                 _ => return,
@@ -166,7 +172,9 @@ impl Node {
         effects: &mut Vec<Effect>,
     ) {
         let proposed = self.zxid_proposed;
-        let Some(leader) = self.leader_mut() else { return };
+        let Some(leader) = self.leader_mut() else {
+            return self.wrong_role("leader_sync", Wanted::Leading);
+        };
         if leader.outstanding.is_empty() {
             self.leader_sync_done(from, session, cxid, effects);
         } else {

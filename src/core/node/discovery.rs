@@ -14,7 +14,7 @@ use crate::core::ids::{ServerId, Zxid};
 use crate::core::io::{DurableWrite, Effect};
 use crate::core::node::leader::{LearnerInfo, Phase};
 use crate::core::node::learner::Phase as LearnerPhase;
-use crate::core::node::{AfterPersist, Node};
+use crate::core::node::{AfterPersist, Node, Wanted};
 use crate::core::zab::PeerMsg;
 
 impl Node {
@@ -29,7 +29,9 @@ impl Node {
     ) {
         let observer = observer || !self.config.membership.is_voter(from);
         let now = self.now.mono_ms;
-        let Some(leader) = self.leader_mut() else { return };
+        let Some(leader) = self.leader_mut() else {
+            return self.wrong_role("leader_on_follower_info", Wanted::Leading);
+        };
         // Learners resend FOLLOWERINFO until LEADERINFO arrives, so a copy may cross our
         // answer; it still finds the learner in `Info` (links are FIFO and the learner sends
         // ACKEPOCH only after the answer, so every copy arrives before it) and is answered
@@ -70,7 +72,9 @@ impl Node {
     pub(super) fn leader_maybe_choose_epoch(&mut self, effects: &mut Vec<Effect>) {
         let me = self.config.server_id;
         let own_accepted = self.epoch_accepted;
-        let Some(leader) = self.leader_ref() else { return };
+        let Some(leader) = self.leader_ref() else {
+            return self.wrong_role("leader_maybe_choose_epoch", Wanted::Leading);
+        };
         if leader.epoch.is_some() {
             return;
         }
@@ -103,7 +107,9 @@ impl Node {
     /// Our acceptedEpoch is durable: send LEADERINFO to everyone connected.
     pub(super) fn leader_epoch_accepted(&mut self, effects: &mut Vec<Effect>) {
         let me = self.config.server_id;
-        let Some(leader) = self.leader_mut() else { return };
+        let Some(leader) = self.leader_mut() else {
+            return self.wrong_role("leader_epoch_accepted", Wanted::Leading);
+        };
         let Some(epoch) = leader.epoch else { return };
         leader.epoch_durable = true;
         leader.acked_epoch.insert(me);
@@ -131,7 +137,9 @@ impl Node {
             self.become_looking("a learner has a newer history", effects);
             return;
         }
-        let Some(leader) = self.leader_mut() else { return };
+        let Some(leader) = self.leader_mut() else {
+            return self.wrong_role("leader_on_ack_epoch", Wanted::Leading);
+        };
         let Some(learner) = leader.learners.get_mut(&from) else { return };
         if learner.phase != Phase::Info {
             return;
@@ -153,7 +161,9 @@ impl Node {
     pub(super) fn learner_send_info(&mut self, effects: &mut Vec<Effect>) {
         // The leader drops a FOLLOWERINFO that arrives before it has decided, so resend soon.
         let resend = self.now.mono_ms + (self.config.tick_time_ms as u64).clamp(1, 50);
-        let Some(learner) = self.learner_mut() else { return };
+        let Some(learner) = self.learner_mut() else {
+            return self.wrong_role("learner_send_info", Wanted::Learning);
+        };
         learner.resend_at_ms = resend;
         let observer = learner.observer;
         let msg = PeerMsg::FollowerInfo {

@@ -17,7 +17,7 @@ use tracing::{debug, info};
 use crate::core::canary::Canary;
 use crate::core::ids::{ServerId, SessionId, Zxid};
 use crate::core::io::Effect;
-use crate::core::node::{Node, Role};
+use crate::core::node::{Node, Role, Wanted};
 use crate::core::report::LearnerReport;
 use crate::core::zab::PeerMsg;
 
@@ -250,7 +250,9 @@ impl Node {
         let sync_ms = self.sync_limit_ms();
         let tick_ms = self.config.tick_time_ms.max(2) as u64;
         let me = self.config.server_id;
-        let Some(leader) = self.leader_ref() else { return };
+        let Some(leader) = self.leader_ref() else {
+            return self.wrong_role("leader_tick", Wanted::Leading);
+        };
         if leader.standalone {
             return;
         }
@@ -274,7 +276,9 @@ impl Node {
                 leader.learners.remove(&id);
             }
         }
-        let Some(leader) = self.leader_ref() else { return };
+        let Some(leader) = self.leader_ref() else {
+            return self.wrong_role("leader_tick", Wanted::Leading);
+        };
         if now < leader.ping_at_ms {
             return;
         }
@@ -299,7 +303,9 @@ impl Node {
                 return;
             }
         }
-        let Some(leader) = self.leader_mut() else { return };
+        let Some(leader) = self.leader_mut() else {
+            return self.wrong_role("leader_tick", Wanted::Leading);
+        };
         leader.ping_at_ms = now + tick_ms / 2;
         for (id, learner) in &leader.learners {
             if learner.phase >= Phase::Syncing {
@@ -435,6 +441,39 @@ mod tests {
         let revalidate = PeerMsg::Revalidate { session: SessionId(5), timeout_ms: 4_000 };
         node.leader_on_message(ServerId(2), revalidate, &mut effects);
         assert_eq!(effects, Vec::new());
+    }
+
+    #[test]
+    fn a_leader_step_on_a_node_that_does_not_lead_is_dropped() {
+        use crate::core::report::Mode;
+        let mut node = voter(1);
+        assert_eq!(node.mode(), Mode::Looking);
+        let mut effects = Vec::new();
+        node.leader_epoch_accepted(&mut effects);
+        node.leader_tick(&mut effects);
+        node.leader_on_ack(ServerId(2), Zxid::ZERO, &mut effects);
+        node.leader_sync(Some(ServerId(2)), SessionId(5), 7, &mut effects);
+        node.leader_sync_learner(ServerId(2), &mut effects);
+        node.leader_on_ack_new_leader(ServerId(2), &mut effects);
+        assert_eq!(effects, Vec::new());
+        assert_eq!(node.mode(), Mode::Looking);
+        assert!(node.leader_ref().is_none());
+    }
+
+    #[test]
+    fn a_learner_step_on_a_leader_is_dropped() {
+        use crate::core::io::Input;
+        use crate::core::report::Mode;
+        let mut node = Node::new(NodeConfig::standalone(), Now::default());
+        let mut effects = Vec::new();
+        node.step(Now::default(), Input::Tick, &mut effects);
+        assert_eq!(node.mode(), Mode::Standalone);
+        effects.clear();
+        node.learner_tick(&mut effects);
+        node.learner_on_message(PeerMsg::Ping { sessions: Vec::new() }, &mut effects);
+        node.learner_send_info(&mut effects);
+        assert_eq!(effects, Vec::new());
+        assert_eq!(node.mode(), Mode::Standalone);
     }
 
     fn zxids(txns: &[Txn]) -> Vec<(u32, u32)> {

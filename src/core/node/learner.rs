@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use crate::core::ids::ServerId;
 use crate::core::io::{DurableWrite, Effect};
-use crate::core::node::{AfterPersist, Node, Role};
+use crate::core::node::{AfterPersist, Node, Role, Wanted};
 use crate::core::txn::Txn;
 use crate::core::zab::PeerMsg;
 
@@ -122,7 +122,9 @@ impl Node {
     pub(super) fn learner_tick(&mut self, effects: &mut Vec<Effect>) {
         let now = self.now.mono_ms;
         let sync_ms = self.sync_limit_ms();
-        let Some(learner) = self.learner_ref() else { return };
+        let Some(learner) = self.learner_ref() else {
+            return self.wrong_role("learner_tick", Wanted::Learning);
+        };
         match learner.phase {
             Phase::Broadcast if now.saturating_sub(learner.last_heard_ms) > sync_ms => {
                 self.become_looking("the leader went quiet for syncLimit", effects)
@@ -138,7 +140,9 @@ impl Node {
 
     pub(super) fn learner_on_message(&mut self, msg: PeerMsg, effects: &mut Vec<Effect>) {
         let now = self.now.mono_ms;
-        let Some(learner) = self.learner_mut() else { return };
+        let Some(learner) = self.learner_mut() else {
+            return self.wrong_role("learner_on_message", Wanted::Learning);
+        };
         learner.last_heard_ms = now;
         let phase = learner.phase;
         if let Some(txn) = learner.receiving.take() {

@@ -122,6 +122,15 @@ enum Role {
     Learning(Box<Learner>),
 }
 
+/// The role a role-specific step needs (see `Node::wrong_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wanted {
+    /// `Role::Leading`.
+    Leading,
+    /// `Role::Learning`.
+    Learning,
+}
+
 /// The txns this node has logged but not applied, and the recent ones it applied.
 #[derive(Default)]
 struct Log {
@@ -610,6 +619,14 @@ impl Node {
     }
 
     // ---------------------------------------------------------------- roles
+
+    /// The decision for a role-specific step (a peer message, a durable write completing, a
+    /// tick) that finds this node in another role: it left the role since the step was set off
+    /// (an election, a clock jump, a lost quorum), so the step belongs to a role that is over
+    /// and is dropped. Logged at debug so that a dropped step is visible in a trace.
+    fn wrong_role(&self, step: &'static str, wanted: Wanted) {
+        debug!(server = %self.config.server_id, step, ?wanted, mode = ?self.mode(), "step for another role dropped");
+    }
 
     fn start(&mut self, effects: &mut Vec<Effect>) {
         if self.config.is_standalone() {

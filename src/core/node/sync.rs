@@ -14,7 +14,7 @@ use crate::core::ids::{ServerId, Zxid};
 use crate::core::io::{DurableWrite, Effect};
 use crate::core::node::leader::Phase;
 use crate::core::node::learner::Phase as LearnerPhase;
-use crate::core::node::{AfterPersist, Node};
+use crate::core::node::{AfterPersist, Node, Wanted};
 use crate::core::txn::Txn;
 use crate::core::zab::{PeerMsg, SnapBody};
 
@@ -29,7 +29,9 @@ pub(super) enum SyncPlan {
 impl Node {
     /// A quorum acknowledged the new epoch: adopt it as current and sync every learner.
     pub(super) fn leader_maybe_start_sync(&mut self, effects: &mut Vec<Effect>) {
-        let Some(leader) = self.leader_ref() else { return };
+        let Some(leader) = self.leader_ref() else {
+            return self.wrong_role("leader_maybe_start_sync", Wanted::Leading);
+        };
         let Some(epoch) = leader.epoch else { return };
         if leader.syncing_started || !leader.epoch_durable || !self.is_quorum(&leader.acked_epoch) {
             return;
@@ -91,7 +93,9 @@ impl Node {
     }
 
     pub(super) fn leader_sync_learner(&mut self, id: ServerId, effects: &mut Vec<Effect>) {
-        let Some(leader) = self.leader_ref() else { return };
+        let Some(leader) = self.leader_ref() else {
+            return self.wrong_role("leader_sync_learner", Wanted::Leading);
+        };
         let Some(epoch) = leader.epoch else { return };
         let Some(learner) = leader.learners.get(&id).cloned() else { return };
         // Before the leader is established its whole log is about to be committed; after, only
@@ -131,7 +135,9 @@ impl Node {
 
     pub(super) fn leader_on_ack_new_leader(&mut self, from: ServerId, effects: &mut Vec<Effect>) {
         let me = self.config.server_id;
-        let Some(leader) = self.leader_mut() else { return };
+        let Some(leader) = self.leader_mut() else {
+            return self.wrong_role("leader_on_ack_new_leader", Wanted::Leading);
+        };
         if from != me {
             let Some(learner) = leader.learners.get_mut(&from) else { return };
             if learner.phase != Phase::Syncing {
