@@ -203,7 +203,7 @@ impl Node {
                     .map(|(id, _)| *id)
                     .collect()
             }
-            None => return,
+            None => return self.wrong_role("leader_establish", Wanted::Leading),
         };
         for id in synced {
             self.leader_send_up_to_date(id, effects);
@@ -313,7 +313,10 @@ impl Node {
                 learner.phase = LearnerPhase::Broadcast;
                 learner.leader
             }
-            None => return Ok(()),
+            None => {
+                self.wrong_role("learner_on_up_to_date", Wanted::Learning);
+                return Ok(());
+            }
         };
         info!(server = %self.config.server_id, %leader, zxid = %self.tree.zxid_applied(), "serving");
         self.serve_waiting_connections(effects);
