@@ -1,6 +1,6 @@
 //! The client protocol of a node: connections, handshakes, sessions, request dispatch, reads
-//! and replies. Writes go to `leader.rs` (prep and propose) or are forwarded to the leader by
-//! `learner.rs`; replies to writes leave from `Node::apply` through `answer_write`.
+//! and replies. Writes are in `writes.rs` (prepared and proposed on the leader, forwarded to it
+//! by a learner; replies leave from `Node::apply` through `answer_write`), reads in `reads.rs`.
 
 use std::collections::VecDeque;
 

@@ -15,8 +15,11 @@
 //! Replies to one connection leave in request order: a read that arrives while an earlier write
 //! of the same connection is in flight waits behind it, as in ZooKeeper's `CommitProcessor`.
 //!
-//! Files: `clients.rs` (the client protocol), `leader.rs` (discovery, sync planning, broadcast
-//! as leader), `learner.rs` (the same from a follower's or observer's side).
+//! Files: `clients.rs` (connections, sessions, request dispatch), `writes.rs` (a write from
+//! request to txn to reply; session expiry, reaping), `reads.rs`; the Zab phases, both sides of
+//! each, in `discovery.rs`, `sync.rs` and `broadcast.rs`; `leader.rs` and `learner.rs` hold the
+//! role state, its message dispatch and ticks. A step that finds the node in another role goes
+//! through `Node::wrong_role`.
 
 mod broadcast;
 mod clients;
