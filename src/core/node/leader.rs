@@ -12,22 +12,18 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::core::canary::Canary;
 use crate::core::ids::{ServerId, SessionId, Zxid};
-use crate::core::io::{DurableWrite, Effect};
-use crate::core::node::{AfterPersist, Node, Role};
-use crate::core::prep::{Prep, Write};
+use crate::core::io::Effect;
+use crate::core::node::{Node, Role, Wanted};
 use crate::core::report::LearnerReport;
-use crate::core::txn::{Txn, TxnOp};
-use crate::core::zab::{Forwarded, PeerMsg, SnapBody};
-use crate::wire;
-use crate::wire::types::Id;
+use crate::core::zab::PeerMsg;
 
 /// Where a learner is in its leader's eyes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
+pub(super) enum Phase {
     /// Sent FOLLOWERINFO; waiting for the epoch.
     Info,
     /// Acknowledged the new epoch.
@@ -41,16 +37,16 @@ enum Phase {
 }
 
 #[derive(Clone, Debug)]
-struct LearnerInfo {
-    observer: bool,
-    accepted_epoch: u32,
-    zxid_logged: Zxid,
-    zxid_applied: Zxid,
-    phase: Phase,
-    sync: &'static str,
-    last_heard_ms: u64,
+pub(super) struct LearnerInfo {
+    pub(super) observer: bool,
+    pub(super) accepted_epoch: u32,
+    pub(super) zxid_logged: Zxid,
+    pub(super) zxid_applied: Zxid,
+    pub(super) phase: Phase,
+    pub(super) sync: &'static str,
+    pub(super) last_heard_ms: u64,
     /// When its FOLLOWERINFO started this handshake: it must be synced within initLimit.
-    since_ms: u64,
+    pub(super) since_ms: u64,
 }
 
 impl LearnerInfo {
@@ -64,26 +60,18 @@ impl LearnerInfo {
 pub(super) struct Leader {
     pub(super) standalone: bool,
     pub(super) established: bool,
-    init_deadline_ms: u64,
-    epoch: Option<u32>,
-    epoch_durable: bool,
-    syncing_started: bool,
-    learners: BTreeMap<ServerId, LearnerInfo>,
-    acked_epoch: BTreeSet<ServerId>,
-    acked_new_leader: BTreeSet<ServerId>,
+    pub(super) init_deadline_ms: u64,
+    pub(super) epoch: Option<u32>,
+    pub(super) epoch_durable: bool,
+    pub(super) syncing_started: bool,
+    pub(super) learners: BTreeMap<ServerId, LearnerInfo>,
+    pub(super) acked_epoch: BTreeSet<ServerId>,
+    pub(super) acked_new_leader: BTreeSet<ServerId>,
     /// Proposals not committed yet, with the members that ACKed them.
     pub(super) outstanding: BTreeMap<Zxid, BTreeSet<ServerId>>,
     /// Syncs waiting for everything proposed before them to commit: (zxid, learner or local).
-    pending_syncs: VecDeque<(Zxid, Option<ServerId>, SessionId, i32)>,
-    ping_at_ms: u64,
-}
-
-/// How to bring a learner up to date.
-#[derive(Debug, PartialEq, Eq)]
-enum SyncPlan {
-    Diff(Vec<Txn>),
-    Trunc(Zxid, Vec<Txn>),
-    Snap,
+    pub(super) pending_syncs: VecDeque<(Zxid, Option<ServerId>, SessionId, i32)>,
+    pub(super) ping_at_ms: u64,
 }
 
 impl Leader {
@@ -137,27 +125,27 @@ impl Leader {
             .collect()
     }
 
-    fn forwarding(&self) -> impl Iterator<Item = (ServerId, &LearnerInfo)> + '_ {
+    pub(super) fn forwarding(&self) -> impl Iterator<Item = (ServerId, &LearnerInfo)> + '_ {
         self.learners.iter().filter(|(_, l)| l.forwarding()).map(|(id, l)| (*id, l))
     }
 }
 
 impl Node {
-    fn leader_mut(&mut self) -> Option<&mut Leader> {
+    pub(super) fn leader_mut(&mut self) -> Option<&mut Leader> {
         match &mut self.role {
             Role::Leading(leader) => Some(leader),
             _ => None,
         }
     }
 
-    fn leader_ref(&self) -> Option<&Leader> {
+    pub(super) fn leader_ref(&self) -> Option<&Leader> {
         match &self.role {
             Role::Leading(leader) => Some(leader),
             _ => None,
         }
     }
 
-    fn is_quorum(&self, ids: &BTreeSet<ServerId>) -> bool {
+    pub(super) fn is_quorum(&self, ids: &BTreeSet<ServerId>) -> bool {
         if self.canary(Canary::CommitWithoutQuorum) && ids.contains(&self.config.server_id) {
             return true;
         }
@@ -248,326 +236,6 @@ impl Node {
         }
     }
 
-    fn leader_on_follower_info(
-        &mut self,
-        from: ServerId,
-        accepted_epoch: u32,
-        zxid_logged: Zxid,
-        zxid_applied: Zxid,
-        observer: bool,
-        effects: &mut Vec<Effect>,
-    ) {
-        let observer = observer || !self.config.membership.is_voter(from);
-        let now = self.now.mono_ms;
-        let Some(leader) = self.leader_mut() else { return };
-        // Learners resend FOLLOWERINFO until LEADERINFO arrives, so a copy may cross our
-        // answer; it still finds the learner in `Info` (links are FIFO and the learner sends
-        // ACKEPOCH only after the answer, so every copy arrives before it) and is answered
-        // again, which the learner ignores. A FOLLOWERINFO from a learner past `Info` is
-        // therefore no copy: the learner left its role (a clock jump, a quiet syncLimit, an
-        // unexpected message) and came back on a link that stayed up. ZK compat: it connects
-        // anew and gets a fresh `LearnerHandler`, so it starts over here too (sim seed 0x4ca:
-        // ignoring it kept the learner out for good while the leader went on pinging it).
-        let since_ms = match leader.learners.get(&from) {
-            Some(old) if old.phase > Phase::Info => {
-                info!(learner = %from, phase = ?old.phase, "learner restarted its handshake");
-                now
-            }
-            Some(old) => old.since_ms,
-            None => now,
-        };
-        let info = LearnerInfo {
-            observer,
-            accepted_epoch,
-            zxid_logged,
-            zxid_applied,
-            phase: Phase::Info,
-            sync: "-",
-            last_heard_ms: now,
-            since_ms,
-        };
-        leader.learners.insert(from, info);
-        match (leader.epoch, leader.epoch_durable) {
-            (Some(epoch), true) => {
-                effects.push(Effect::SendPeer { to: from, msg: PeerMsg::LeaderInfo { epoch } })
-            }
-            _ => self.leader_maybe_choose_epoch(effects),
-        }
-    }
-
-    /// Once a quorum (us included) has connected, the new epoch is one above every accepted
-    /// epoch we heard of. ZK compat: `Leader.getEpochToPropose`.
-    fn leader_maybe_choose_epoch(&mut self, effects: &mut Vec<Effect>) {
-        let me = self.config.server_id;
-        let own_accepted = self.epoch_accepted;
-        let Some(leader) = self.leader_ref() else { return };
-        if leader.epoch.is_some() {
-            return;
-        }
-        let mut connected: BTreeSet<ServerId> =
-            leader.learners.iter().filter(|(_, l)| !l.observer).map(|(id, _)| *id).collect();
-        connected.insert(me);
-        if !self.config.membership.is_quorum(&connected) {
-            return;
-        }
-        let highest = leader.learners.values().map(|l| l.accepted_epoch).max().unwrap_or(0);
-        let epoch = highest.max(own_accepted) + 1;
-        info!(%me, epoch, "proposing a new epoch");
-        if let Some(leader) = self.leader_mut() {
-            leader.epoch = Some(epoch);
-        }
-        self.epoch_accepted = epoch;
-        let term = self.term;
-        if self.canary(Canary::AckEpochBeforeDurable) {
-            self.write(DurableWrite::AcceptedEpoch(epoch), AfterPersist::Nothing, effects);
-            self.leader_epoch_accepted(effects);
-            return;
-        }
-        self.write(
-            DurableWrite::AcceptedEpoch(epoch),
-            AfterPersist::EpochAccepted { term },
-            effects,
-        );
-    }
-
-    /// Our acceptedEpoch is durable: send LEADERINFO to everyone connected.
-    pub(super) fn leader_epoch_accepted(&mut self, effects: &mut Vec<Effect>) {
-        let me = self.config.server_id;
-        let Some(leader) = self.leader_mut() else { return };
-        let Some(epoch) = leader.epoch else { return };
-        leader.epoch_durable = true;
-        leader.acked_epoch.insert(me);
-        for (id, learner) in &leader.learners {
-            if learner.phase == Phase::Info {
-                effects.push(Effect::SendPeer { to: *id, msg: PeerMsg::LeaderInfo { epoch } });
-            }
-        }
-        self.leader_maybe_start_sync(effects);
-    }
-
-    fn leader_on_ack_epoch(
-        &mut self,
-        from: ServerId,
-        current_epoch: u32,
-        zxid_logged: Zxid,
-        counts: bool,
-        effects: &mut Vec<Effect>,
-    ) {
-        let ours = (self.epoch_current, self.log.zxid_logged);
-        if (current_epoch, zxid_logged) > ours {
-            // ZK compat: Leader.waitForEpochAck — a learner with a newer history than ours
-            // means we should not lead.
-            warn!(%from, current_epoch, %zxid_logged, "a learner is ahead of the leader");
-            self.become_looking("a learner has a newer history", effects);
-            return;
-        }
-        let Some(leader) = self.leader_mut() else { return };
-        let Some(learner) = leader.learners.get_mut(&from) else { return };
-        if learner.phase != Phase::Info {
-            return;
-        }
-        learner.phase = Phase::AckedEpoch;
-        learner.zxid_logged = zxid_logged;
-        // ZK compat: `Leader.waitForEpochAck` counts a voter only if its ACKEPOCH carries an
-        // epoch (not -1, "accepted before").
-        if counts && !learner.observer {
-            leader.acked_epoch.insert(from);
-        }
-        if leader.syncing_started {
-            self.leader_sync_learner(from, effects);
-        } else {
-            self.leader_maybe_start_sync(effects);
-        }
-    }
-
-    /// A quorum acknowledged the new epoch: adopt it as current and sync every learner.
-    fn leader_maybe_start_sync(&mut self, effects: &mut Vec<Effect>) {
-        let Some(leader) = self.leader_ref() else { return };
-        let Some(epoch) = leader.epoch else { return };
-        if leader.syncing_started || !leader.epoch_durable || !self.is_quorum(&leader.acked_epoch) {
-            return;
-        }
-        let waiting: Vec<ServerId> = leader
-            .learners
-            .iter()
-            .filter(|(_, l)| l.phase == Phase::AckedEpoch)
-            .map(|(id, _)| *id)
-            .collect();
-        if let Some(leader) = self.leader_mut() {
-            leader.syncing_started = true;
-        }
-        self.epoch_current = epoch;
-        self.zxid_proposed = Zxid::new(epoch, self.config.zxid_counter_start);
-        let term = self.term;
-        self.write(
-            DurableWrite::CurrentEpoch(epoch),
-            AfterPersist::OwnNewLeaderAck { term },
-            effects,
-        );
-        for id in waiting {
-            self.leader_sync_learner(id, effects);
-        }
-    }
-
-    /// Chooses DIFF, TRUNC (+DIFF) or SNAP for a learner from its last logged and applied zxids.
-    /// ZK compat: `LearnerHandler.syncFollower`.
-    fn plan_sync(&self, logged: Zxid, applied: Zxid) -> SyncPlan {
-        let last = self.log.zxid_logged;
-        if logged == last {
-            return SyncPlan::Diff(Vec::new());
-        }
-        if self.canary(Canary::WrongTrunc) && logged >= self.log.history_base {
-            // The bug: never truncate; send whatever we have after the learner's zxid.
-            let after = self.log.history.iter().chain(self.log.tail.iter());
-            return SyncPlan::Diff(after.filter(|t| t.zxid > logged).cloned().collect());
-        }
-        if logged > last {
-            return if applied <= last {
-                SyncPlan::Trunc(last, Vec::new())
-            } else {
-                SyncPlan::Snap
-            };
-        }
-        if let Some(txns) = self.log.after(logged) {
-            return SyncPlan::Diff(txns);
-        }
-        if logged < self.log.history_base {
-            return SyncPlan::Snap;
-        }
-        // The learner has a tail we never had (a proposal of a leader that died before
-        // committing it): cut back to the last zxid we share, then DIFF from there.
-        let common = self.log.last_before(logged);
-        match self.log.after(common) {
-            Some(txns) if applied <= common => SyncPlan::Trunc(common, txns),
-            _ => SyncPlan::Snap,
-        }
-    }
-
-    fn leader_sync_learner(&mut self, id: ServerId, effects: &mut Vec<Effect>) {
-        let Some(leader) = self.leader_ref() else { return };
-        let Some(epoch) = leader.epoch else { return };
-        let Some(learner) = leader.learners.get(&id).cloned() else { return };
-        // Before the leader is established its whole log is about to be committed; after, only
-        // what is committed is, and observers must get nothing else (they get INFORMs later).
-        let committed =
-            if leader.established { self.tree.zxid_applied() } else { self.log.zxid_logged };
-        let keep = |txns: Vec<Txn>| -> Vec<Txn> {
-            if learner.observer {
-                txns.into_iter().filter(|t| t.zxid <= committed).collect()
-            } else {
-                txns
-            }
-        };
-        let plan = self.plan_sync(learner.zxid_logged, learner.zxid_applied);
-        let (msg, name) = match plan {
-            SyncPlan::Diff(txns) => (PeerMsg::Diff { txns: keep(txns), committed }, "DIFF"),
-            SyncPlan::Trunc(zxid, txns) => {
-                (PeerMsg::Trunc { zxid, txns: keep(txns), committed }, "TRUNC")
-            }
-            SyncPlan::Snap => {
-                let zxid = self.tree.zxid_applied();
-                let txns: Vec<Txn> = keep(self.log.tail.iter().cloned().collect());
-                let body = SnapBody::Image(self.snapshot_image());
-                (PeerMsg::Snap { zxid, body, txns, committed }, "SNAP")
-            }
-        };
-        info!(learner = %id, sync = name, learner_zxid = %learner.zxid_logged, leader_zxid = %self.log.zxid_logged, "syncing");
-        effects.push(Effect::SendPeer { to: id, msg });
-        effects.push(Effect::SendPeer { to: id, msg: PeerMsg::NewLeader { epoch } });
-        let synced_to = self.log.zxid_logged;
-        if let Some(learner) = self.leader_mut().and_then(|l| l.learners.get_mut(&id)) {
-            learner.phase = Phase::Syncing;
-            learner.sync = name;
-            learner.zxid_logged = synced_to;
-        }
-    }
-
-    pub(super) fn leader_on_ack_new_leader(&mut self, from: ServerId, effects: &mut Vec<Effect>) {
-        let me = self.config.server_id;
-        let Some(leader) = self.leader_mut() else { return };
-        if from != me {
-            let Some(learner) = leader.learners.get_mut(&from) else { return };
-            if learner.phase != Phase::Syncing {
-                return;
-            }
-            learner.phase = Phase::Synced;
-            if learner.observer {
-                if leader.established {
-                    self.leader_send_up_to_date(from, effects);
-                }
-                return;
-            }
-            // Its ACK of NEWLEADER says its log durably holds our history up to the point it
-            // was synced to, so it acknowledges every proposal outstanding up to there (it will
-            // never ACK them individually: they came inside the sync, or before a reconnect).
-            let synced_to = learner.zxid_logged;
-            for (_, acks) in leader.outstanding.range_mut(..=synced_to) {
-                acks.insert(from);
-            }
-            let established = leader.established;
-            if established {
-                leader.acked_new_leader.insert(from);
-                self.leader_send_up_to_date(from, effects);
-                self.leader_commit_ready(effects);
-                return;
-            }
-        }
-        leader.acked_new_leader.insert(from);
-        if leader.established {
-            self.leader_send_up_to_date(from, effects);
-            return;
-        }
-        let ready = leader.acked_new_leader.contains(&me)
-            && self.is_quorum(
-                &self.leader_ref().map(|l| l.acked_new_leader.clone()).unwrap_or_default(),
-            );
-        if ready {
-            self.leader_establish(effects);
-        }
-    }
-
-    /// A quorum has the new history durably: commit it all and start serving.
-    fn leader_establish(&mut self, effects: &mut Vec<Effect>) {
-        let last = self.log.zxid_logged;
-        info!(server = %self.config.server_id, epoch = self.epoch_current, zxid = %last, "leader established");
-        let observers: Vec<ServerId> = self
-            .leader_ref()
-            .map(|l| l.forwarding().filter(|(_, i)| i.observer).map(|(id, _)| id).collect())
-            .unwrap_or_default();
-        for txn in self.log.tail.iter() {
-            for id in &observers {
-                effects.push(Effect::SendPeer { to: *id, msg: PeerMsg::Inform(txn.clone()) });
-            }
-        }
-        self.apply_committed(last, effects);
-        let synced: Vec<ServerId> = match self.leader_mut() {
-            Some(leader) => {
-                leader.established = true;
-                leader
-                    .learners
-                    .iter()
-                    .filter(|(_, l)| l.phase == Phase::Synced)
-                    .map(|(id, _)| *id)
-                    .collect()
-            }
-            None => return,
-        };
-        for id in synced {
-            self.leader_send_up_to_date(id, effects);
-        }
-        self.restart_session_timers();
-        self.reap_at_ms = self.now.mono_ms + self.config.container_check_interval_ms;
-        self.serve_waiting_connections(effects);
-    }
-
-    fn leader_send_up_to_date(&mut self, id: ServerId, effects: &mut Vec<Effect>) {
-        let committed = self.tree.zxid_applied();
-        if let Some(learner) = self.leader_mut().and_then(|l| l.learners.get_mut(&id)) {
-            learner.phase = Phase::UpToDate;
-            effects.push(Effect::SendPeer { to: id, msg: PeerMsg::UpToDate { committed } });
-        }
-    }
-
     /// A learner's link broke: forget it (it will come back through FOLLOWERINFO).
     pub(super) fn leader_lost_learner(&mut self, id: ServerId, _effects: &mut Vec<Effect>) {
         if let Some(leader) = self.leader_mut() {
@@ -582,7 +250,9 @@ impl Node {
         let sync_ms = self.sync_limit_ms();
         let tick_ms = self.config.tick_time_ms.max(2) as u64;
         let me = self.config.server_id;
-        let Some(leader) = self.leader_ref() else { return };
+        let Some(leader) = self.leader_ref() else {
+            return self.wrong_role("leader_tick", Wanted::Leading);
+        };
         if leader.standalone {
             return;
         }
@@ -606,7 +276,9 @@ impl Node {
                 leader.learners.remove(&id);
             }
         }
-        let Some(leader) = self.leader_ref() else { return };
+        let Some(leader) = self.leader_ref() else {
+            return self.wrong_role("leader_tick", Wanted::Leading);
+        };
         if now < leader.ping_at_ms {
             return;
         }
@@ -631,7 +303,9 @@ impl Node {
                 return;
             }
         }
-        let Some(leader) = self.leader_mut() else { return };
+        let Some(leader) = self.leader_mut() else {
+            return self.wrong_role("leader_tick", Wanted::Leading);
+        };
         leader.ping_at_ms = now + tick_ms / 2;
         for (id, learner) in &leader.learners {
             if learner.phase >= Phase::Syncing {
@@ -642,273 +316,16 @@ impl Node {
             }
         }
     }
-
-    // ---------------------------------------------------------------- broadcast
-
-    /// Whether this epoch's zxid counter is used up. ZK compat: `Leader.propose` never
-    /// proposes a counter of 0xffffffff; it forces a re-election instead (ZOOKEEPER-1277),
-    /// which the next ping tick does here.
-    pub(super) fn zxid_exhausted(&self) -> bool {
-        self.zxid_proposed.counter() >= u32::MAX - 1 && !self.canary(Canary::ZxidRollover)
-    }
-
-    /// The zxid of the next proposal; `None` once the counter is used up: the request is
-    /// dropped, and the leader steps down at its next tick, closing every connection.
-    pub(super) fn next_zxid(&mut self) -> Option<Zxid> {
-        if self.zxid_exhausted() {
-            return None;
-        }
-        let zxid = Zxid(self.zxid_proposed.0 + 1);
-        if !self.canary(Canary::ZxidRollover) {
-            assert!(zxid.counter() != 0, "zxid counter overflow at {}", self.zxid_proposed);
-        }
-        assert!(
-            zxid > self.log.zxid_logged,
-            "proposing {zxid} after logging {}",
-            self.log.zxid_logged
-        );
-        self.zxid_proposed = zxid;
-        Some(zxid)
-    }
-
-    /// Proposes a txn with the next zxid.
-    pub(super) fn leader_propose(
-        &mut self,
-        session: SessionId,
-        cxid: i32,
-        op: TxnOp,
-        effects: &mut Vec<Effect>,
-    ) {
-        let Some(zxid) = self.next_zxid() else { return };
-        self.leader_propose_at(zxid, session, cxid, op, effects);
-    }
-
-    /// Logs a prepared txn and sends it to the followers.
-    pub(super) fn leader_propose_at(
-        &mut self,
-        zxid: Zxid,
-        session: SessionId,
-        cxid: i32,
-        op: TxnOp,
-        effects: &mut Vec<Effect>,
-    ) {
-        if !self.canary(Canary::ZxidRollover) {
-            assert_eq!(zxid.epoch(), self.epoch_current, "proposing {zxid} in another epoch");
-        }
-        let txn = Txn { zxid, session, cxid, time_ms: self.now.wall_ms, op };
-        if let Some(leader) = self.leader_mut() {
-            leader.outstanding.insert(zxid, BTreeSet::new());
-            for (id, learner) in leader.forwarding() {
-                if !learner.observer {
-                    effects.push(Effect::SendPeer { to: id, msg: PeerMsg::Proposal(txn.clone()) });
-                }
-            }
-        }
-        if self.canary(Canary::AckBeforeFsync) {
-            self.log_txn(txn, AfterPersist::Nothing, effects);
-            self.leader_on_ack(self.config.server_id, zxid, effects);
-            return;
-        }
-        self.log_txn(txn, AfterPersist::OwnAck(zxid), effects);
-    }
-
-    /// Counts an ACK and commits every proposal, in order, that now has a quorum.
-    pub(super) fn leader_on_ack(&mut self, from: ServerId, zxid: Zxid, effects: &mut Vec<Effect>) {
-        if zxid > self.zxid_proposed {
-            // ZK compat: `Leader.processAck` ignores an ACK of a "future proposal". Counted,
-            // it would also raise what the leader believes the learner has logged.
-            warn!(%from, %zxid, proposed = %self.zxid_proposed, "ACK of a zxid never proposed");
-            return;
-        }
-        let Some(leader) = self.leader_mut() else { return };
-        if let Some(acks) = leader.outstanding.get_mut(&zxid) {
-            acks.insert(from);
-        }
-        if let Some(learner) = leader.learners.get_mut(&from) {
-            learner.zxid_logged = learner.zxid_logged.max(zxid);
-        }
-        self.leader_commit_ready(effects);
-    }
-
-    /// Commits, in order, every oldest outstanding proposal that has a quorum of ACKs.
-    fn leader_commit_ready(&mut self, effects: &mut Vec<Effect>) {
-        loop {
-            let Some(leader) = self.leader_ref() else { return };
-            let Some((&first, acks)) = leader.outstanding.first_key_value() else { return };
-            if !self.is_quorum(acks) {
-                return;
-            }
-            if let Some(leader) = self.leader_mut() {
-                leader.outstanding.remove(&first);
-            }
-            self.leader_commit(first, effects);
-        }
-    }
-
-    fn leader_commit(&mut self, zxid: Zxid, effects: &mut Vec<Effect>) {
-        // Commits come from `outstanding`, which only our own proposals of this epoch enter,
-        // oldest first: anything else is our bug.
-        assert!(zxid <= self.zxid_proposed, "committing {zxid}, never proposed");
-        assert!(zxid > self.tree.zxid_applied(), "committing {zxid} out of order or twice");
-        if !self.canary(Canary::ZxidRollover) {
-            assert_eq!(zxid.epoch(), self.epoch_current, "committing {zxid} of another epoch");
-        }
-        let txn = self.log.tail.front().filter(|t| t.zxid == zxid).cloned();
-        let Some(txn) = txn else {
-            panic!(
-                "committing {zxid} but the log tail starts at {:?}",
-                self.log.tail.front().map(|t| t.zxid)
-            );
-        };
-        if let Some(leader) = self.leader_ref() {
-            for (id, learner) in leader.forwarding() {
-                let msg = if learner.observer {
-                    PeerMsg::Inform(txn.clone())
-                } else {
-                    PeerMsg::Commit { zxid }
-                };
-                effects.push(Effect::SendPeer { to: id, msg });
-            }
-        }
-        self.apply_committed(zxid, effects);
-        loop {
-            let Some(leader) = self.leader_mut() else { return };
-            match leader.pending_syncs.front() {
-                Some((at, ..)) if *at <= zxid => {}
-                _ => return,
-            }
-            let Some((_, learner, session, cxid)) = leader.pending_syncs.pop_front() else {
-                return;
-            };
-            self.leader_sync_done(learner, session, cxid, effects);
-        }
-    }
-
-    /// A `sync` is answered once everything proposed before it has committed.
-    pub(super) fn leader_sync(
-        &mut self,
-        from: Option<ServerId>,
-        session: SessionId,
-        cxid: i32,
-        effects: &mut Vec<Effect>,
-    ) {
-        let proposed = self.zxid_proposed;
-        let Some(leader) = self.leader_mut() else { return };
-        if leader.outstanding.is_empty() {
-            self.leader_sync_done(from, session, cxid, effects);
-        } else {
-            leader.pending_syncs.push_back((proposed, from, session, cxid));
-        }
-    }
-
-    fn leader_sync_done(
-        &mut self,
-        learner: Option<ServerId>,
-        session: SessionId,
-        cxid: i32,
-        effects: &mut Vec<Effect>,
-    ) {
-        match learner {
-            None => self.answer_sync(session, cxid, effects),
-            Some(to) => {
-                effects.push(Effect::SendPeer { to, msg: PeerMsg::SyncDone { session, cxid } })
-            }
-        }
-    }
-
-    fn leader_on_request(
-        &mut self,
-        from: ServerId,
-        session: SessionId,
-        cxid: i32,
-        op: Forwarded,
-        effects: &mut Vec<Effect>,
-    ) {
-        if !self.is_leader_established() {
-            debug!(%from, "request before the leader is established");
-            return;
-        }
-        match op {
-            Forwarded::CreateSession { timeout_ms, password } => {
-                self.sessions.add(session, timeout_ms, password, self.session_now());
-                self.leader_propose(
-                    session,
-                    0,
-                    TxnOp::CreateSession { timeout_ms, password },
-                    effects,
-                );
-            }
-            Forwarded::Sync => self.leader_sync(Some(from), session, cxid, effects),
-            Forwarded::Write { frame, ids } => {
-                let request = wire::decode_request_header(&frame)
-                    .ok()
-                    .and_then(|(header, body)| wire::decode_request(header.opcode, body).ok());
-                match request {
-                    Some(request) => self.leader_write(session, cxid, &request, &ids, effects),
-                    None => {
-                        // The follower decoded it; a leader that cannot is not a reason to
-                        // stall the client: the request fails like any undecodable one.
-                        let code = crate::wire::types::ErrorCode::MarshallingError.code();
-                        self.leader_propose(session, cxid, TxnOp::Error { code }, effects);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Request preparation against the applied tree and the pending changes.
-    pub(super) fn prep<'a>(
-        &'a mut self,
-        session: SessionId,
-        ids: &'a [Id],
-        zxid: Zxid,
-    ) -> Prep<'a> {
-        Prep {
-            tree: &self.tree,
-            speculative: &mut self.speculative,
-            config: &self.config,
-            session,
-            ids,
-            zxid,
-            time_ms: self.now.wall_ms,
-        }
-    }
-
-    /// Session expiry on the leader: a closeSession txn for it.
-    pub(super) fn expire(&mut self, session: SessionId, effects: &mut Vec<Effect>) {
-        let Some(zxid) = self.next_zxid() else { return };
-        let mut prep = self.prep(session, &[], zxid);
-        let op = prep.close_session();
-        self.leader_propose_at(zxid, session, 0, op, effects);
-    }
-
-    /// Deletes empty containers and expired TTL nodes. ZK compat: `ContainerManager`.
-    pub(super) fn reap(&mut self, effects: &mut Vec<Effect>) {
-        let candidates =
-            self.tree.reap_candidates(self.now.wall_ms, self.config.container_never_used_ms);
-        let super_ids = [crate::wire::types::Id::new("super", "")];
-        for path in candidates {
-            if self.zxid_exhausted() {
-                return;
-            }
-            let zxid = Zxid(self.zxid_proposed.0 + 1);
-            let mut prep = self.prep(SessionId(0), &super_ids, zxid);
-            let op = prep.write(Write::Delete { path: &path, version: -1 });
-            if matches!(op, TxnOp::Error { .. }) {
-                continue; // it gained a child or went away meanwhile
-            }
-            debug!(%path, "reaping");
-            let Some(zxid) = self.next_zxid() else { return };
-            self.leader_propose_at(zxid, SessionId(0), 0, op, effects);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::config::NodeConfig;
+    use crate::core::io::DurableWrite;
+    use crate::core::node::sync::SyncPlan;
     use crate::core::time::Now;
+    use crate::core::txn::{Txn, TxnOp};
 
     fn txn(epoch: u32, counter: u32) -> Txn {
         Txn {
@@ -1024,6 +441,39 @@ mod tests {
         let revalidate = PeerMsg::Revalidate { session: SessionId(5), timeout_ms: 4_000 };
         node.leader_on_message(ServerId(2), revalidate, &mut effects);
         assert_eq!(effects, Vec::new());
+    }
+
+    #[test]
+    fn a_leader_step_on_a_node_that_does_not_lead_is_dropped() {
+        use crate::core::report::Mode;
+        let mut node = voter(1);
+        assert_eq!(node.mode(), Mode::Looking);
+        let mut effects = Vec::new();
+        node.leader_epoch_accepted(&mut effects);
+        node.leader_tick(&mut effects);
+        node.leader_on_ack(ServerId(2), Zxid::ZERO, &mut effects);
+        node.leader_sync(Some(ServerId(2)), SessionId(5), 7, &mut effects);
+        node.leader_sync_learner(ServerId(2), &mut effects);
+        node.leader_on_ack_new_leader(ServerId(2), &mut effects);
+        assert_eq!(effects, Vec::new());
+        assert_eq!(node.mode(), Mode::Looking);
+        assert!(node.leader_ref().is_none());
+    }
+
+    #[test]
+    fn a_learner_step_on_a_leader_is_dropped() {
+        use crate::core::io::Input;
+        use crate::core::report::Mode;
+        let mut node = Node::new(NodeConfig::standalone(), Now::default());
+        let mut effects = Vec::new();
+        node.step(Now::default(), Input::Tick, &mut effects);
+        assert_eq!(node.mode(), Mode::Standalone);
+        effects.clear();
+        node.learner_tick(&mut effects);
+        node.learner_on_message(PeerMsg::Ping { sessions: Vec::new() }, &mut effects);
+        node.learner_send_info(&mut effects);
+        assert_eq!(effects, Vec::new());
+        assert_eq!(node.mode(), Mode::Standalone);
     }
 
     fn zxids(txns: &[Txn]) -> Vec<(u32, u32)> {

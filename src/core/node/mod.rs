@@ -15,13 +15,21 @@
 //! Replies to one connection leave in request order: a read that arrives while an earlier write
 //! of the same connection is in flight waits behind it, as in ZooKeeper's `CommitProcessor`.
 //!
-//! Files: `clients.rs` (the client protocol), `leader.rs` (discovery, sync planning, broadcast
-//! as leader), `learner.rs` (the same from a follower's or observer's side).
+//! Files: `clients.rs` (connections, sessions, request dispatch), `writes.rs` (a write from
+//! request to txn to reply; session expiry, reaping), `reads.rs`; the Zab phases, both sides of
+//! each, in `discovery.rs`, `sync.rs` and `broadcast.rs`; `leader.rs` and `learner.rs` hold the
+//! role state, its message dispatch and ticks. A step that finds the node in another role goes
+//! through `Node::wrong_role`.
 
+mod broadcast;
 mod clients;
+mod discovery;
 mod leader;
 mod learner;
+mod reads;
 mod sasl;
+mod sync;
+mod writes;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -115,6 +123,15 @@ enum Role {
     Leading(Box<Leader>),
     /// Following or observing.
     Learning(Box<Learner>),
+}
+
+/// The role a role-specific step needs (see `Node::wrong_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wanted {
+    /// `Role::Leading`.
+    Leading,
+    /// `Role::Learning`.
+    Learning,
 }
 
 /// The txns this node has logged but not applied, and the recent ones it applied.
@@ -635,6 +652,14 @@ impl Node {
     }
 
     // ---------------------------------------------------------------- roles
+
+    /// The decision for a role-specific step (a peer message, a durable write completing, a
+    /// tick) that finds this node in another role: it left the role since the step was set off
+    /// (an election, a clock jump, a lost quorum), so the step belongs to a role that is over
+    /// and is dropped. Logged at debug so that a dropped step is visible in a trace.
+    fn wrong_role(&self, step: &'static str, wanted: Wanted) {
+        debug!(server = %self.config.server_id, step, ?wanted, mode = ?self.mode(), "step for another role dropped");
+    }
 
     fn start(&mut self, effects: &mut Vec<Effect>) {
         if self.config.is_standalone() {
