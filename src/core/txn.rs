@@ -17,7 +17,7 @@ use crate::core::ids::{SessionId, Zxid};
 use crate::wire::types::Acl;
 
 /// A fixed-up ACL list as a txn carries it. Shared, not copied: a txn is cloned several times
-/// on its way (proposal, log, commit, apply) and each `Vec<Acl>` copy cost an allocation per
+/// between preparation and apply, and each `Vec<Acl>` copy cost an allocation per
 /// id string. Serialised exactly as a `Vec<Acl>` (serde's `rc` feature), so logs, snapshots
 /// and peer messages keep their bytes.
 pub type AclList = Arc<[Acl]>;
