@@ -113,7 +113,7 @@ fn append(counter: u32) -> DurableWrite {
         op: TxnOp::Create {
             path: format!("/n{counter}"),
             data: Some(Bytes::from_static(b"data")),
-            acl: Vec::new(),
+            acl: Vec::new().into(),
             ephemeral_owner: 0,
         },
     })

@@ -28,7 +28,7 @@ fn txn(epoch: u32, counter: u32) -> Txn {
         op: TxnOp::Create {
             path: format!("/node{counter:010}"),
             data: Some(Bytes::from(vec![counter as u8; 40])),
-            acl: Vec::new(),
+            acl: Vec::new().into(),
             ephemeral_owner: 0,
         },
     }
@@ -71,7 +71,7 @@ fn files(dir: &Path, prefix: &str) -> Vec<String> {
 fn image(zxid: Zxid) -> SnapshotImage {
     let mut tree = DataTree::new();
     let path = format!("/at-{zxid}");
-    let op = TxnOp::Create { path, data: None, acl: Acl::open_unsafe(), ephemeral_owner: 0 };
+    let op = TxnOp::Create { path, data: None, acl: Acl::open_unsafe().into(), ephemeral_owner: 0 };
     tree.apply(&Txn { zxid, session: SessionId(1), cxid: 0, time_ms: 0, op }, &mut Vec::new());
     SnapshotImage::new(zxid, &tree, Vec::new())
 }

@@ -53,8 +53,12 @@ fn hundred_thousand_znodes_fit_the_budget() {
     let mut counter = 0u32;
     let mut apply = |tree: &mut DataTree, path: String, data: Bytes| {
         counter += 1;
-        let op =
-            TxnOp::Create { path, data: Some(data), acl: Acl::open_unsafe(), ephemeral_owner: 0 };
+        let op = TxnOp::Create {
+            path,
+            data: Some(data),
+            acl: Acl::open_unsafe().into(),
+            ephemeral_owner: 0,
+        };
         let txn =
             Txn { zxid: Zxid::new(1, counter), session: SessionId(1), cxid: 0, time_ms: 0, op };
         events.clear();

@@ -288,8 +288,8 @@ impl Prep<'_> {
             ephemeral_owner,
             pzxid: zxid,
         };
-        let acl_shared: Arc<[Acl]> = acl.clone().into();
-        layer.insert(path.clone(), Some(NodeView { stat, num_children: 0, acl: acl_shared }));
+        let acl: Arc<[Acl]> = acl.into();
+        layer.insert(path.clone(), Some(NodeView { stat, num_children: 0, acl: acl.clone() }));
         Ok(TxnOp::Create { path, data: request.data.clone(), acl, ephemeral_owner })
     }
 
@@ -349,7 +349,8 @@ impl Prep<'_> {
         self.check_acl(&node.acl, perms::ADMIN)?;
         let new_version = next_version(node.stat.aversion, version)?;
         node.stat.aversion = new_version;
-        node.acl = acl.clone().into();
+        let acl: Arc<[Acl]> = acl.into();
+        node.acl = acl.clone();
         layer.insert(path.to_string(), Some(node));
         Ok(TxnOp::SetAcl { path: path.to_string(), acl, version: new_version })
     }

@@ -222,7 +222,7 @@ mod tests {
             let op = TxnOp::Create {
                 path: path.into(),
                 data: Some(Bytes::from_static(b"data")),
-                acl: Acl::open_unsafe(),
+                acl: Acl::open_unsafe().into(),
                 ephemeral_owner: 0,
             };
             let txn = Txn { zxid: Zxid(zxid), session: SessionId(7), cxid: 1, time_ms: 5, op };

@@ -8,11 +8,19 @@
 //! ZK compat: `TxnHeader` + `CreateTxn`/`DeleteTxn`/`SetDataTxn`/`SetACLTxn`/`CreateSessionTxn`/
 //! `CloseSessionTxn`/`ErrorTxn`/`MultiTxn` of `zookeeper.jute`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::core::ids::{SessionId, Zxid};
 use crate::wire::types::Acl;
+
+/// A fixed-up ACL list as a txn carries it. Shared, not copied: a txn is cloned several times
+/// between preparation and apply, and each `Vec<Acl>` copy cost an allocation per
+/// id string. Serialised exactly as a `Vec<Acl>` (serde's `rc` feature), so logs, snapshots
+/// and peer messages keep their bytes.
+pub type AclList = Arc<[Acl]>;
 
 /// One replicated transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +56,7 @@ pub enum TxnOp {
         /// Its data; `None` is ZooKeeper's null data.
         data: Option<Bytes>,
         /// Its ACL (already fixed up: `auth` ids expanded).
-        acl: Vec<Acl>,
+        acl: AclList,
         /// Raw ephemeral owner: session id, `EPHEMERAL_CONTAINER`, or `TTL_MARKER | ttl`, or 0.
         ephemeral_owner: i64,
     },
@@ -71,7 +79,7 @@ pub enum TxnOp {
         /// Full path.
         path: String,
         /// New ACL (fixed up).
-        acl: Vec<Acl>,
+        acl: AclList,
         /// The aversion after this change.
         version: i32,
     },
@@ -110,10 +118,10 @@ fn deserialize_sub_ops<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec
 enum SubOp {
     CreateSession { timeout_ms: i32, password: [u8; 16] },
     CloseSession,
-    Create { path: String, data: Option<Bytes>, acl: Vec<Acl>, ephemeral_owner: i64 },
+    Create { path: String, data: Option<Bytes>, acl: AclList, ephemeral_owner: i64 },
     Delete { path: String },
     SetData { path: String, data: Option<Bytes>, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    SetAcl { path: String, acl: AclList, version: i32 },
     Check { path: String },
     Multi(NestedMulti),
     Error { code: i32 },
@@ -222,12 +230,12 @@ mod tests {
             TxnOp::Create {
                 path: "/a".into(),
                 data: Some(Bytes::from_static(b"x")),
-                acl: acl.clone(),
+                acl: acl.clone().into(),
                 ephemeral_owner: TTL_MARKER | 5,
             },
             TxnOp::Delete { path: "/b".into() },
             TxnOp::SetData { path: "/c".into(), data: None, version: 3 },
-            TxnOp::SetAcl { path: "/d".into(), acl, version: 4 },
+            TxnOp::SetAcl { path: "/d".into(), acl: acl.into(), version: 4 },
             TxnOp::Check { path: "/e".into() },
             TxnOp::Error { code: -101 },
         ];

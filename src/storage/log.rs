@@ -385,7 +385,7 @@ pub(crate) mod tests {
         let path = "(/[a-z]{1,6}){1,3}";
         let data = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40));
         let acl = (any::<i32>(), "[a-z]{1,5}", "[a-z:]{1,8}")
-            .prop_map(|(perms, scheme, id)| vec![Acl { perms, id: Id { scheme, id } }]);
+            .prop_map(|(perms, scheme, id)| vec![Acl { perms, id: Id { scheme, id } }].into());
         let leaf = prop_oneof![
             (any::<i32>(), any::<[u8; 16]>()).prop_map(|(timeout_ms, password)| {
                 TxnOp::CreateSession { timeout_ms, password }

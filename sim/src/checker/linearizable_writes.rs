@@ -1101,7 +1101,12 @@ mod tests {
     }
 
     fn multi_create_txn(path: &str) -> TxnOp {
-        TxnOp::Create { path: path.into(), data: None, acl: Acl::open_unsafe(), ephemeral_owner: 0 }
+        TxnOp::Create {
+            path: path.into(),
+            data: None,
+            acl: Acl::open_unsafe().into(),
+            ephemeral_owner: 0,
+        }
     }
 
     #[test]

@@ -328,7 +328,7 @@ pub(crate) mod fixtures {
             TxnOp::Create {
                 path: path.into(),
                 data: Some(Bytes::copy_from_slice(data.as_bytes())),
-                acl: Acl::open_unsafe(),
+                acl: Acl::open_unsafe().into(),
                 ephemeral_owner: 0,
             },
         )

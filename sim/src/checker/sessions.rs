@@ -533,7 +533,7 @@ mod tests {
         let create = TxnOp::Create {
             path: "/e".into(),
             data: Some(Bytes::from_static(b"x")),
-            acl: Acl::open_unsafe(),
+            acl: Acl::open_unsafe().into(),
             ephemeral_owner: session(0).0,
         };
         Committed::new(vec![
@@ -739,7 +739,7 @@ mod tests {
             let create = |rng: &mut ChaCha8Rng| TxnOp::Create {
                 path: PATHS[rng.gen_range(0..PATHS.len())].into(),
                 data: Some(Bytes::from_static(b"x")),
-                acl: Acl::open_unsafe(),
+                acl: Acl::open_unsafe().into(),
                 ephemeral_owner: if rng.gen_bool(0.8) { session(rng.gen_range(0..3)).0 } else { 0 },
             };
             let delete = |rng: &mut ChaCha8Rng| TxnOp::Delete {

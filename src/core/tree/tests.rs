@@ -59,7 +59,7 @@ fn create_op(path: &str, data: Option<&[u8]>, owner: i64) -> TxnOp {
     TxnOp::Create {
         path: path.to_string(),
         data: data.map(Bytes::copy_from_slice),
-        acl: Acl::open_unsafe(),
+        acl: Acl::open_unsafe().into(),
         ephemeral_owner: owner,
     }
 }
@@ -173,7 +173,8 @@ fn set_data_and_set_acl() {
     assert_eq!(h.tree.data("/n").expect("/n").0.as_deref(), Some(&b"three"[..]));
 
     let alice = vec![Acl { perms: perms::ALL, id: Id::new("digest", "alice:x") }];
-    let outcome = h.apply(TxnOp::SetAcl { path: "/n".into(), acl: alice.clone(), version: 1 });
+    let outcome =
+        h.apply(TxnOp::SetAcl { path: "/n".into(), acl: alice.clone().into(), version: 1 });
     let ApplyOutcome::AclSet(after) = outcome else { panic!("{outcome:?}") };
     assert_eq!(after, Stat { aversion: 1, ..stat }, "only aversion changes");
     assert!(h.events.is_empty(), "setACL fires no watch");
@@ -285,7 +286,7 @@ fn events_carry_the_deciding_acl() {
     h.apply(TxnOp::Create {
         path: "/s".into(),
         data: None,
-        acl: secret.clone(),
+        acl: secret.clone().into(),
         ephemeral_owner: 0,
     });
     assert_eq!(&*h.events[0].acl, secret.as_slice(), "NodeCreated: the node's ACL");
@@ -321,7 +322,10 @@ fn inconsistent_txns_are_errors_that_change_nothing() {
         (delete_op("/zookeeper/config"), ErrorCode::BadArguments),
         (delete_op(""), ErrorCode::NoNode),
         (set_data_op("/missing", b"", 1), ErrorCode::NoNode),
-        (TxnOp::SetAcl { path: "/missing".into(), acl: vec![], version: 1 }, ErrorCode::NoNode),
+        (
+            TxnOp::SetAcl { path: "/missing".into(), acl: Vec::new().into(), version: 1 },
+            ErrorCode::NoNode,
+        ),
         (TxnOp::Check { path: "/missing".into() }, ErrorCode::NoNode),
         (TxnOp::Error { code: ErrorCode::BadVersion.code() }, ErrorCode::BadVersion),
         (TxnOp::Error { code: 12345 }, ErrorCode::RuntimeInconsistency),
@@ -485,9 +489,9 @@ fn acl_lists_are_shared_and_released() {
     assert!(Arc::ptr_eq(&open, &h.tree.acl("/n99").expect("/n99").0));
     drop(open);
     let private = vec![Acl { perms: perms::READ, id: Id::new("ip", "10.0.0.1") }];
-    h.apply(TxnOp::SetAcl { path: "/n5".into(), acl: private.clone(), version: 1 });
+    h.apply(TxnOp::SetAcl { path: "/n5".into(), acl: private.clone().into(), version: 1 });
     assert_eq!(h.tree.acl_list_count(), 3);
-    h.apply(TxnOp::SetAcl { path: "/n5".into(), acl: Acl::open_unsafe(), version: 2 });
+    h.apply(TxnOp::SetAcl { path: "/n5".into(), acl: Acl::open_unsafe().into(), version: 2 });
     assert_eq!(h.tree.acl_list_count(), 2, "unused list dropped");
 }
 
@@ -500,7 +504,7 @@ fn snapshot_round_trip_and_order() {
     h.apply(create_op("/c", Some(b""), EPHEMERAL_CONTAINER));
     h.apply(create_op("/t", Some(b"x"), TTL_MARKER | 99));
     let secret = vec![Acl { perms: perms::READ, id: Id::new("digest", "u:h") }];
-    h.apply(TxnOp::SetAcl { path: "/b".into(), acl: secret, version: 1 });
+    h.apply(TxnOp::SetAcl { path: "/b".into(), acl: secret.into(), version: 1 });
     let image = h.tree.encode_snapshot();
     let decoded = DataTree::decode_snapshot(&image).expect("own snapshot decodes");
     decoded.check_invariants();
@@ -546,7 +550,7 @@ fn an_image_stays_as_it_was_taken_while_the_tree_goes_on() {
     }
     h.apply(create_op("/n7/e", Some(b"eph"), SESSION.0));
     let secret = vec![Acl { perms: perms::READ, id: Id::new("digest", "u:h") }];
-    h.apply(TxnOp::SetAcl { path: "/n9".into(), acl: secret, version: 0 });
+    h.apply(TxnOp::SetAcl { path: "/n9".into(), acl: secret.into(), version: 0 });
     let at_image = DataTree::decode_snapshot(&h.tree.encode_snapshot()).expect("decodes");
     let image = h.tree.image();
 
@@ -563,7 +567,7 @@ fn an_image_stays_as_it_was_taken_while_the_tree_goes_on() {
             h.apply(TxnOp::Delete { path: format!("/n{i}") });
         }
     }
-    h.apply(TxnOp::SetAcl { path: "/n9".into(), acl: Acl::open_unsafe(), version: 1 });
+    h.apply(TxnOp::SetAcl { path: "/n9".into(), acl: Acl::open_unsafe().into(), version: 1 });
     h.apply(TxnOp::Delete { path: "/n7/e".into() });
     h.create("/late", b"late");
     h.tree.check_invariants();
@@ -892,7 +896,7 @@ fn resolve(step: &Step, model: &Model) -> TxnOp {
                 _ => 0,
             };
             let data = data.as_deref().map(Bytes::copy_from_slice);
-            TxnOp::Create { path, data, acl: Acl::open_unsafe(), ephemeral_owner }
+            TxnOp::Create { path, data, acl: Acl::open_unsafe().into(), ephemeral_owner }
         }
         Step::Delete { target } => TxnOp::Delete { path: pick(*target) },
         Step::SetData { target, data } => {
@@ -904,7 +908,7 @@ fn resolve(step: &Step, model: &Model) -> TxnOp {
             let path = pick(*target);
             let version = model.nodes[&path].aversion + 1;
             let acl = vec![Acl { perms: perms::ALL, id: Id::new("ip", "10.0.0.0/8") }];
-            TxnOp::SetAcl { path, acl, version }
+            TxnOp::SetAcl { path, acl: acl.into(), version }
         }
         Step::CloseSession { .. } => TxnOp::CloseSession,
         Step::Multi(steps) => TxnOp::Multi(

@@ -394,7 +394,7 @@ mod sockets {
             let op = TxnOp::Create {
                 path: format!("/n{counter}"),
                 data: Some(Bytes::from(vec![counter as u8; 1 << 20])),
-                acl: Acl::open_unsafe(),
+                acl: Acl::open_unsafe().into(),
                 ephemeral_owner: 0,
             };
             let txn =
