@@ -31,20 +31,12 @@ trap cleanup EXIT
 
 # --- certificates
 c="$work/certs"
-mkdir -p "$c"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$c/ca.key" -out "$c/ca.pem" -subj "/CN=Ensemble CI CA" 2>/dev/null
-leaf() { # name subject
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$c/$1.key" -out "$c/$1.csr" -subj "$2" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' >"$c/$1.ext"
-  openssl x509 -req -in "$c/$1.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" -CAcreateserial -days 2 \
-    -out "$c/$1.crt" -extfile "$c/$1.ext" 2>/dev/null
-}
-leaf server "/CN=server"
-leaf kazoo "/O=Ensemble/CN=kazoo"
-leaf zkcli "/O=Ensemble/CN=zkcli"
-cat "$c/server.key" "$c/server.crt" >"$c/server.pem"   # ZooKeeper's PEM key store: key + chain
+# shellcheck source=../scripts/test-ca.sh
+source "$root/scripts/test-ca.sh"
+test_ca "$c" "/CN=Ensemble CI CA"
+test_leaf "$c" server "/CN=server"   # server.pem: ZooKeeper's PEM key store, key + chain
+test_leaf "$c" kazoo "/O=Ensemble/CN=kazoo"
+test_leaf "$c" zkcli "/O=Ensemble/CN=zkcli"
 openssl pkcs12 -export -in "$c/zkcli.crt" -inkey "$c/zkcli.key" -out "$c/zkcli.p12" \
   -passout pass:clipass -name zkcli
 keytool -importcert -noprompt -alias ca -file "$c/ca.pem" -keystore "$c/trust.p12" \

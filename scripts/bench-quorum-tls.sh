@@ -30,18 +30,9 @@ stop_all() {
 trap 'stop_all; rm -rf "$work"' EXIT
 
 c="$work/tls"
-mkdir -p "$c"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$c/ca.key" -out "$c/ca.pem" -subj "/CN=bench CA" 2>/dev/null
-for n in 1 2 3; do
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$c/zk$n.key" -out "$c/zk$n.csr" -subj "/CN=zk$n" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' \
-    >"$c/zk$n.ext"
-  openssl x509 -req -in "$c/zk$n.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" -CAcreateserial \
-    -days 2 -out "$c/zk$n.crt" -extfile "$c/zk$n.ext" 2>/dev/null
-  cat "$c/zk$n.key" "$c/zk$n.crt" >"$c/zk$n.pem"
-done
+source "$root/scripts/test-ca.sh"
+test_ca "$c" "/CN=bench CA"
+for n in 1 2 3; do test_leaf "$c" "zk$n" "/CN=zk$n"; done
 
 base=$((22000 + $$ % 300 * 20))
 port() { echo $((base + 10 * $1 + $2)); } # member, 0 client / 1 quorum / 2 election

@@ -31,17 +31,9 @@ cleanup() {
 trap cleanup EXIT
 
 c="$work/certs"
-mkdir -p "$c"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$c/ca.key" -out "$c/ca.pem" -subj "/CN=bench CA" 2>/dev/null
-for name in server client; do
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$c/$name.key" -out "$c/$name.csr" -subj "/CN=$name" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$c/$name.ext"
-  openssl x509 -req -in "$c/$name.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" -CAcreateserial \
-    -days 2 -out "$c/$name.crt" -extfile "$c/$name.ext" 2>/dev/null
-  cat "$c/$name.key" "$c/$name.crt" >"$c/$name.pem"
-done
+source scripts/test-ca.sh
+test_ca "$c" "/CN=bench CA"
+for name in server client; do test_leaf "$c" "$name" "/CN=$name"; done
 openssl pkcs12 -export -in "$c/server.crt" -inkey "$c/server.key" -out "$c/server.p12" \
   -passout pass:benchpw -name server
 keytool -importcert -noprompt -alias ca -file "$c/ca.pem" -keystore "$c/trust.p12" \

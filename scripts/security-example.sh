@@ -37,18 +37,10 @@ EOF
 
 # --- certificates: one per member (key + chain, ZooKeeper's PEM key store), one for kazoo
 c="$work/tls"
-mkdir -p "$c"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -keyout "$c/ca.key" -out "$c/ca.pem" -subj "/CN=Example CA" 2>/dev/null
-leaf() { # name
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-    -keyout "$c/$1.key" -out "$c/$1.csr" -subj "/CN=$1" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' >"$c/$1.ext"
-  openssl x509 -req -in "$c/$1.csr" -CA "$c/ca.pem" -CAkey "$c/ca.key" -CAcreateserial -days 2 \
-    -out "$c/$1.crt" -extfile "$c/$1.ext" 2>/dev/null
-}
-for n in 1 2 3; do leaf "zk$n"; cat "$c/zk$n.key" "$c/zk$n.crt" >"$c/zk$n.pem"; done
-leaf client
+source "$root/scripts/test-ca.sh"
+test_ca "$c" "/CN=Example CA"
+for n in 1 2 3; do test_leaf "$c" "zk$n" "/CN=zk$n"; done
+test_leaf "$c" client "/CN=client"
 
 # --- member n: the doc's files with this host's ports and paths
 base=$((21000 + $$ % 400 * 20))
